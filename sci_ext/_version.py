@@ -1,0 +1,3 @@
+"""The version of sci_ext (single source, read by hatchling)."""
+
+__version__ = "0.1.0"

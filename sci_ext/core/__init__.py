@@ -1,0 +1,71 @@
+"""sci_ext's library: everything a script or pipeline can use without Jupyter.
+
+Names are imported lazily (PEP 562) so that ``import sci_ext`` stays cheap; the
+heavy parts (tenacity, diskcache, cryptography, redis) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> module that defines it.  One line per name keeps merges simple.
+_EXPORTS: dict[str, str] = {
+    "SciExtError": "errors",
+    "ConfigError": "errors",
+    "SecurityError": "errors",
+    "VaultLockedError": "errors",
+    "AuthenticationError": "errors",
+    "RateLimitExceeded": "errors",
+    "TransientError": "errors",
+    "PermanentError": "errors",
+    "CircuitOpenError": "errors",
+    "CacheError": "errors",
+    "Config": "config",
+    "ConfigManager": "config",
+    "get_config_manager": "config",
+    "get_config": "config",
+    "get_core_config": "config",
+    "get_rag_config": "config",
+    "register_section": "config",
+    "setting": "config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import (  # noqa: F401
+        Config,
+        ConfigManager,
+        get_config,
+        get_config_manager,
+        get_core_config,
+        get_rag_config,
+        register_section,
+        setting,
+    )
+    from .errors import (  # noqa: F401
+        AuthenticationError,
+        CacheError,
+        CircuitOpenError,
+        ConfigError,
+        PermanentError,
+        RateLimitExceeded,
+        SciExtError,
+        SecurityError,
+        TransientError,
+        VaultLockedError,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sci_ext.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

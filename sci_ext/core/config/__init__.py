@@ -1,0 +1,99 @@
+"""Typed, layered, validated configuration (SPEC section 2).
+
+>>> from sci_ext.core import get_rag_config
+>>> get_rag_config().chunk_size
+1000
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .manager import (
+    LAYERS,
+    SCHEMA_VERSION,
+    Config,
+    ConfigEvent,
+    ConfigManager,
+    Source,
+    find_project_file,
+    register_section,
+    registered_sections,
+    user_config_path,
+)
+from .sections import (
+    BreakerConfig,
+    CacheConfig,
+    CoreConfig,
+    MonitoringConfig,
+    RAGConfig,
+    RetryConfig,
+    SecurityConfig,
+    setting,
+)
+
+__all__ = [
+    "LAYERS",
+    "SCHEMA_VERSION",
+    "Config",
+    "ConfigEvent",
+    "ConfigManager",
+    "Source",
+    "setting",
+    "find_project_file",
+    "register_section",
+    "registered_sections",
+    "user_config_path",
+    "get_config_manager",
+    "set_config_manager",
+    "get_config",
+    "get_core_config",
+    "get_rag_config",
+    "CoreConfig",
+    "CacheConfig",
+    "RetryConfig",
+    "BreakerConfig",
+    "SecurityConfig",
+    "MonitoringConfig",
+    "RAGConfig",
+]
+
+_manager: ConfigManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_config_manager() -> ConfigManager:
+    """The process-wide :class:`ConfigManager`, created on first use."""
+    global _manager
+    if _manager is None:
+        with _manager_lock:
+            if _manager is None:
+                _manager = ConfigManager()
+    return _manager
+
+
+def set_config_manager(manager: ConfigManager | None) -> None:
+    """Replace the process-wide manager (``None``: create a fresh one on next use)."""
+    global _manager
+    with _manager_lock:
+        if _manager is not None and _manager is not manager:
+            _manager.stop_watching()
+        _manager = manager
+
+
+def get_config() -> Config:
+    """The current merged configuration."""
+    return get_config_manager().config
+
+
+def get_core_config() -> CoreConfig:
+    """The ``core`` section."""
+    section: Any = get_config().core
+    return section  # type: ignore[no-any-return]
+
+
+def get_rag_config() -> RAGConfig:
+    """The ``rag`` section (chunking and retrieval settings)."""
+    section: Any = get_config().rag
+    return section  # type: ignore[no-any-return]

@@ -1,0 +1,141 @@
+"""Reading and writing config files: TOML parsing with locations, atomic writes.
+
+Writes go through ``tomlkit`` so that comments and layout of an existing file are
+kept; the file is replaced atomically (temp file, fsync, rename) under a file lock,
+so a failed or concurrent write never leaves a half-written config behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["read_toml", "flatten_table", "find_key_line", "atomic_write_text", "update_toml_text"]
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """Parse ``path``; return the table and the text. Errors name the file and line."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a TOML file", path=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the file (permission denied)", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})", path=str(path)) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        where = f"{path} line {line}" if line else str(path)
+        raise ConfigError(f"{where}: invalid TOML: {reason}", path=str(path), line=line) from None
+
+
+def flatten_table(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and scalars are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_table(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def find_key_line(text: str, dotted: str) -> int | None:
+    """Line (1-based) where ``dotted`` (``section.sub.key``) is set in TOML ``text``.
+
+    A best effort for error messages: it understands ``[table]`` headers and
+    ``key = value`` lines, which is what config files are made of.
+    """
+    *tables, key = dotted.split(".")
+    current: list[str] = []
+    key_re = re.compile(rf"^\s*(?:\"{re.escape(key)}\"|{re.escape(key)})\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$", line)
+        if header:
+            current = [part.strip().strip('"') for part in header.group(1).split(".")]
+            continue
+        if current == tables and key_re.match(line):
+            return number
+        if current == [] and tables and re.match(
+            rf"^\s*{re.escape('.'.join(tables + [key]))}\s*=", line
+        ):
+            return number
+    return None
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``text`` atomically; the old file stays if anything fails."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=30):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        try:  # make the rename itself durable
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+        except OSError:  # pragma: no cover - platforms without directory fds
+            return
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def update_toml_text(text: str, values: dict[str, Any], remove: tuple[str, ...] = ()) -> str:
+    """Set dotted ``values`` in TOML ``text``, keeping its comments and layout.
+
+    ``None`` removes a key (TOML has no null).  Keys in ``remove`` are deleted.
+    """
+    import tomlkit
+
+    doc = tomlkit.parse(text) if text.strip() else tomlkit.document()
+    for dotted in remove:
+        *tables, key = dotted.split(".")
+        container: Any = doc
+        for name in tables:
+            if name not in container:
+                container = None
+                break
+            container = container[name]
+        if container is not None and key in container:
+            del container[key]
+    for dotted, value in values.items():
+        *tables, key = dotted.split(".")
+        container = doc
+        for name in tables:
+            if name not in container:
+                container[name] = tomlkit.table()
+            container = container[name]
+        if value is None:
+            if key in container:
+                del container[key]
+        else:
+            container[key] = value
+    return tomlkit.dumps(doc)

@@ -1,0 +1,77 @@
+"""The one error hierarchy of sci_ext (SPEC section 1).
+
+Every exception sci_ext raises on purpose derives from :class:`SciExtError`, so a
+user can catch all of them with one ``except`` clause and tell them apart by class.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SciExtError",
+    "ConfigError",
+    "SecurityError",
+    "VaultLockedError",
+    "AuthenticationError",
+    "RateLimitExceeded",
+    "TransientError",
+    "PermanentError",
+    "CircuitOpenError",
+    "CacheError",
+]
+
+
+class SciExtError(Exception):
+    """Base class of every error sci_ext raises on purpose."""
+
+
+class ConfigError(SciExtError, ValueError):
+    """A configuration value, file or command is invalid.
+
+    The message names where the problem is (file, line, section and key) and,
+    when possible, what was probably meant.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        path: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.path = path
+        self.line = line
+
+
+class SecurityError(SciExtError):
+    """Base class of vault, API-key and authentication errors."""
+
+
+class VaultLockedError(SecurityError):
+    """The vault is locked or its master key is not available."""
+
+
+class AuthenticationError(SecurityError):
+    """A credential (API key, passphrase) was rejected."""
+
+
+class RateLimitExceeded(SecurityError):
+    """A client made too many requests or failed validations and is locked out."""
+
+
+class TransientError(SciExtError):
+    """A failure that may succeed when retried (network blip, 429, 5xx)."""
+
+
+class PermanentError(SciExtError):
+    """A failure that will fail again when retried (bad request, 4xx)."""
+
+
+class CircuitOpenError(SciExtError):
+    """A circuit breaker is open and refuses calls until it may try again."""
+
+
+class CacheError(SciExtError):
+    """A cache entry could not be stored, read or keyed."""

@@ -1,0 +1,37 @@
+"""The IPython side of sci_ext: magics and kernel hooks.
+
+Each feature lives in its own module with a ``register(ipython, state)`` function;
+:data:`FEATURE_MODULES` lists them.  Magics of features that have not landed yet
+are registered by :mod:`.unavailable`, which says so plainly instead of faking them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .state import KernelState
+
+__all__ = ["FEATURE_MODULES", "load", "unload", "KernelState"]
+
+#: One module per feature; each defines ``register(ipython, state)``.
+FEATURE_MODULES: list[str] = [
+    "sci_ext.kernel.config_magics",
+    "sci_ext.kernel.unavailable",
+]
+
+
+def load(ipython: Any) -> None:
+    """Register every feature's magics and hooks on ``ipython`` (idempotent)."""
+    state = KernelState.get(ipython)
+    if state.loaded:
+        return
+    for name in FEATURE_MODULES:
+        importlib.import_module(name).register(ipython, state)
+    state.loaded = True
+
+
+def unload(ipython: Any) -> None:
+    """Undo :func:`load`: unregister hooks and stop background work."""
+    state = KernelState.get(ipython)
+    state.close()

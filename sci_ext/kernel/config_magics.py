@@ -1,0 +1,155 @@
+"""``%sci_config``: show, change, validate, reload, save and migrate the configuration."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from ..core.config import ConfigEvent, get_config_manager
+from ..core.errors import ConfigError
+from .state import KernelState
+from .tables import Table
+
+__all__ = ["ConfigMagics", "register"]
+
+
+@magics_class
+class ConfigMagics(Magics):
+    """The ``%sci_config`` magic."""
+
+    @magic_arguments()
+    @argument("items", nargs="*", help="SECTION, KEY (section.key) or KEY=VALUE ...; none: every setting")
+    @argument("--reset", nargs="?", const="", metavar="KEY", help="drop the runtime override of KEY (all without KEY)")
+    @argument("--validate", action="store_true", help="check files, environment and overrides")
+    @argument("--reload", action="store_true", help="re-read the config files and environment now")
+    @argument("--save", choices=("user", "project"), help="write runtime overrides into the user or project file")
+    @argument("--migrate", metavar="PATH", help="migrate a bfts_config.yaml or older sci_ext file")
+    @argument("--dry-run", action="store_true", help="with --migrate: print the diff, write nothing")
+    @argument("--to", metavar="FILE", help="with --migrate: the TOML file to write (default: project file)")
+    @line_magic
+    def sci_config(self, line: str = "") -> None:
+        """Show and change sci_ext's configuration.
+
+        Examples::
+
+            %sci_config                      # every setting: value, type, source
+            %sci_config cache                # one section
+            %sci_config cache.ttl_seconds    # one setting
+            %sci_config cache.ttl_seconds=600 retry.max_attempts=5
+            %sci_config --reset cache.ttl_seconds
+            %sci_config --validate
+            %sci_config --save project
+            %sci_config --migrate bfts_config.yaml --dry-run
+        """
+        args = parse_argstring(self.sci_config, line)
+        try:
+            self._run(args)
+        except ConfigError as exc:
+            raise UsageError(f"ConfigError: {exc}") from None
+
+    def _run(self, args: Any) -> None:
+        manager = get_config_manager()
+        if args.migrate:
+            self._migrate(args)
+            return
+        if args.dry_run or args.to:
+            raise UsageError("--dry-run and --to only go with --migrate PATH")
+        if args.validate:
+            self._validate()
+            return
+        if args.reload:
+            changed = manager.reload()
+            print("config reloaded: " + ("changed" if changed else "no change"))
+            return
+        if args.reset is not None:
+            manager.reset(args.reset or None)
+            print(f"reset {args.reset or 'all runtime overrides'}")
+            return
+        if args.save:
+            path = manager.save(args.save)
+            print(f"saved to {path}")
+            return
+        assignments = [item for item in args.items if "=" in item]
+        lookups = [item for item in args.items if "=" not in item]
+        if assignments and lookups:
+            raise UsageError("mix of KEY=VALUE and lookups: give either assignments or one SECTION/KEY")
+        if assignments:
+            updates = {}
+            for item in assignments:
+                key, _, value = item.partition("=")
+                if not key.strip():
+                    raise UsageError(f"missing key in {item!r}; expected KEY=VALUE")
+                updates[key.strip()] = value
+            config = manager.set_many(updates)
+            for key in updates:
+                print(f"{key} = {_short(config[key])}  (runtime)")
+            return
+        if len(lookups) > 1:
+            raise UsageError("give at most one SECTION or KEY to show")
+        prefix = lookups[0] if lookups else None
+        config = manager.config
+        if prefix is not None and prefix not in config:
+            raise UsageError(f"ConfigError: {manager._unknown_key(prefix, config._specs) if '.' in prefix else f'unknown section {prefix!r}'}")
+        rows = [(k, v, t, s) for k, v, t, s in config.rows(prefix)]
+        display(Table(["key", "value", "type", "source"], rows, title=f"sci_ext config{': ' + prefix if prefix else ''}"))
+
+    def _validate(self) -> None:
+        manager = get_config_manager()
+        problems = manager.validate()
+        if not problems:
+            files = [str(p) for p in (manager.user_path, manager.project_path) if p is not None and p.exists()]
+            print("config valid" + (f" ({', '.join(files)})" if files else " (defaults and environment only)"))
+            return
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        raise UsageError(f"ConfigError: {len(problems)} problem(s), first: {problems[0]}; the current config is unchanged")
+
+    def _migrate(self, args: Any) -> None:
+        from pathlib import Path
+
+        from ..core.config.migrate import migrate
+
+        result = migrate(Path(args.migrate), target=args.to, dry_run=args.dry_run)
+        print(result.summary())
+        if result.dry_run and result.diff:
+            print(result.diff, end="")
+        if result.changed and not result.dry_run:
+            get_config_manager().reload(raise_errors=False)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def register(ipython: Any, state: KernelState) -> None:
+    """Register ``%sci_config`` and start hot reload of the config files."""
+    ipython.register_magics(ConfigMagics)
+    manager = get_config_manager()
+    pending: list[str] = []
+
+    def on_event(event: ConfigEvent) -> None:
+        # Reloads happen in a watcher thread; report them at the next cell, in its output.
+        if event.origin != "reload":
+            return
+        if event.kind == "rejected":
+            pending.append(f"sci_ext: config change rejected, keeping the previous config: {event.error}")
+        else:
+            pending.append(f"sci_ext: config reloaded ({', '.join(event.changed[:5])}{' ...' if len(event.changed) > 5 else ''})")
+
+    def report(*_: Any) -> None:
+        while pending:
+            print(pending.pop(0), file=sys.stderr)
+
+    state.on_close(manager.subscribe(on_event))
+    state.add_event("pre_run_cell", report)
+    if manager.config.core.hot_reload:
+        manager.start_watching()
+        state.on_close(manager.stop_watching)
+    if manager.last_error:
+        print(f"sci_ext: config invalid, using defaults: {manager.last_error}", file=sys.stderr)

@@ -1,0 +1,123 @@
+"""A real IPython kernel driven through jupyter_client, for tests.
+
+``KernelSession.run(code)`` executes one cell and returns what a notebook would
+show: stdout, stderr, display data, the execute result and the error, if any.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CellResult:
+    """Everything one cell produced."""
+
+    stdout: str = ""
+    stderr: str = ""
+    displays: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def text(self) -> str:
+        """stdout, stderr and text/plain of results and displays, in order."""
+        parts = []
+        for out in self.outputs:
+            if out["type"] == "stream":
+                parts.append(out["text"])
+            elif "data" in out:
+                parts.append(out["data"].get("text/plain", ""))
+            elif out["type"] == "error":
+                parts.append(f"{out['ename']}: {out['evalue']}")
+        return "".join(parts)
+
+    def check(self) -> CellResult:
+        """Raise with the kernel's traceback if the cell failed."""
+        if self.error is not None:
+            raise AssertionError("cell failed:\n" + "\n".join(self.error["traceback"]))
+        return self
+
+
+class KernelSession:
+    """One running kernel with the sci_ext extension loaded."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, load_extension: bool = True) -> None:
+        self.km = KernelManager(kernel_name="python3")
+        # Run the kernel with this interpreter so it sees the same packages.
+        self.km.kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        self.km.start_kernel(env=env, cwd=str(cwd))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        if load_extension:
+            self.run("%load_ext sci_ext").check()
+
+    def run(self, code: str, timeout: float = 120) -> CellResult:
+        """Execute ``code`` as one cell and collect its outputs."""
+        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False)
+        res = CellResult()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"cell did not finish in {timeout}s: {code[:80]!r}")
+            try:
+                msg = self.kc.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    res.stdout += content["text"]
+                else:
+                    res.stderr += content["text"]
+                res.outputs.append({"type": "stream", "name": content["name"], "text": content["text"]})
+            elif kind == "display_data":
+                res.displays.append(content["data"])
+                res.outputs.append({"type": "display_data", "data": content["data"]})
+            elif kind == "execute_result":
+                res.result = content["data"]
+                res.outputs.append({"type": "execute_result", "data": content["data"]})
+            elif kind == "error":
+                res.error = content
+                res.outputs.append({"type": "error", **content})
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        return res
+
+    def interrupt(self) -> None:
+        """Send SIGINT, as the notebook's stop button does."""
+        self.km.interrupt_kernel()
+
+    def close(self) -> None:
+        """Stop the kernel and its channels."""
+        try:
+            self.kc.stop_channels()
+        finally:
+            self.km.shutdown_kernel(now=False)
+
+
+def kernel_env(base: dict[str, str]) -> dict[str, str]:
+    """The environment of a test kernel: ``base`` plus this checkout on sys.path."""
+    env = dict(base)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    return env
