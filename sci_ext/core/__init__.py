@@ -29,6 +29,13 @@ _EXPORTS: dict[str, str] = {
     "get_rag_config": "config",
     "register_section": "config",
     "setting": "config",
+    "handle_errors": "resilience",
+    "retry_with_backoff": "resilience",
+    "circuit_breaker": "resilience",
+    "CircuitBreaker": "resilience",
+    "classify_error": "resilience",
+    "ErrorCategory": "resilience",
+    "RateLimiter": "resilience",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -55,6 +62,15 @@ if TYPE_CHECKING:  # pragma: no cover
         SecurityError,
         TransientError,
         VaultLockedError,
+    )
+    from .resilience import (  # noqa: F401
+        CircuitBreaker,
+        ErrorCategory,
+        RateLimiter,
+        circuit_breaker,
+        classify_error,
+        handle_errors,
+        retry_with_backoff,
     )
 
 
