@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 
 import pytest
 
@@ -138,7 +139,13 @@ def test_retry_after_is_honoured_and_capped(monkeypatch):
 
 def test_total_time_is_bounded(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(retry_module.time, "sleep", slept.append)
+    real_monotonic = time.monotonic
+
+    def fake_sleep(seconds: float) -> None:  # a clock that advances by the slept time
+        slept.append(seconds)
+
+    monkeypatch.setattr(retry_module.time, "sleep", fake_sleep)
+    monkeypatch.setattr(retry_module.time, "monotonic", lambda: real_monotonic() + sum(slept))
     flaky = Flaky(*(TransientError() for _ in range(10)))
     with pytest.raises(TransientError):
         retry_with_backoff(max_attempts=10, initial_wait=1, multiplier=2, jitter=0, max_wait=100, timeout=5)(flaky)()
