@@ -23,7 +23,7 @@ C = ErrorCategory
         (ConnectionRefusedError(), C.TRANSIENT),
         (BrokenPipeError(), C.TRANSIENT),
         (TimeoutError(), C.TIMEOUT),
-        (socket.timeout(), C.TIMEOUT),
+        (TimeoutError(), C.TIMEOUT),
         (OSError(errno.ETIMEDOUT, "timed out"), C.TIMEOUT),
         (OSError(errno.ENETUNREACH, "network unreachable"), C.TRANSIENT),
         (OSError(errno.EHOSTUNREACH, "no route"), C.TRANSIENT),

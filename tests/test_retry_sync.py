@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from sci_ext.core import get_config_manager
+from sci_ext.core import get_config_manager, resilience
 from sci_ext.core.errors import CircuitOpenError, PermanentError, TransientError
 from sci_ext.core.resilience import RetryEvent, RetryPolicy, is_testing, on_retry, retry_with_backoff, set_testing
-from sci_ext.core import resilience
 from sci_ext.core.resilience import retry as retry_module
 
 

@@ -12,11 +12,12 @@ from typing import Any
 
 from .state import KernelState
 
-__all__ = ["FEATURE_MODULES", "load", "unload", "KernelState"]
+__all__ = ["FEATURE_MODULES", "KernelState", "load", "unload"]
 
 #: One module per feature; each defines ``register(ipython, state)``.
 FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.config_magics",
+    "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.unavailable",
 ]
 

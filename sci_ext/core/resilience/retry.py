@@ -268,7 +268,9 @@ class RetryPolicy:
             if asked is not None:
                 return min(asked, settings.max_retry_after)
         backoff = settings.initial_wait * settings.multiplier ** (attempt - 1)
-        backoff += random.uniform(0, settings.jitter)  # noqa: S311 - jitter, not crypto
+        # Jitter of up to `jitter` seconds, but never more than the backoff itself, so
+        # that initial_wait=0 really means "no wait" and tiny waits stay tiny.
+        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311 - jitter, not crypto
         return min(settings.max_wait, backoff)
 
     # -- tenacity plumbing, used only after a first failure
@@ -471,10 +473,11 @@ def retry_with_backoff(
     ``max_attempts`` counts every attempt, the first included (default
     ``retry.max_attempts``, 3).  ``on`` picks what is retried (classes, category
     names such as ``"timeout"``, or a predicate); by default the transient
-    categories.  Waits: ``initial_wait * multiplier**(n-1)`` plus up to ``jitter``
-    seconds, at most ``max_wait``; a ``Retry-After`` from the server replaces the
-    computed wait (capped by ``max_retry_after``).  No wait starts that would end
-    past ``timeout`` seconds after the first call.  After the last attempt the
+    categories.  Waits: ``initial_wait * multiplier**(n-1)`` plus a random jitter of
+    up to ``jitter`` seconds (and at most the wait itself), capped at ``max_wait``;
+    a ``Retry-After`` from the server replaces the computed wait (capped by
+    ``max_retry_after``).  No wait starts that would end past ``timeout`` seconds
+    after the first call.  After the last attempt the
     original exception propagates.
 
     >>> @retry_with_backoff(max_attempts=3)
