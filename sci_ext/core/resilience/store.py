@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 __all__ = ["DiskStore", "MemoryStore", "Record", "RedisStore", "StateStore", "resolve_store"]
 
@@ -120,6 +121,9 @@ class RedisStore:
 
     #: Seconds between two "Redis unreachable" warnings.
     WARN_INTERVAL = 60.0
+    #: After a connection error, seconds to use the fallback without trying Redis
+    #: (so an unreachable host does not add a connect timeout to every call).
+    RETRY_INTERVAL = 5.0
 
     def __init__(self, url: str, prefix: str, fallback: StateStore) -> None:
         import redis
@@ -127,8 +131,9 @@ class RedisStore:
         self.url = url
         self.prefix = prefix
         self.fallback = fallback
-        host = url.rsplit("@", maxsplit=1)[-1]  # never show credentials embedded in the URL
-        self.description = f"redis ({host})"
+        parts = urlsplit(url)
+        host = parts.netloc.rsplit("@", maxsplit=1)[-1]  # never show credentials embedded in the URL
+        self.description = f"redis ({host}{parts.path})"
         self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._errors: tuple[type[BaseException], ...] = (
             redis.exceptions.ConnectionError,
@@ -136,15 +141,22 @@ class RedisStore:
         )
         self._watch_error = redis.exceptions.WatchError
         self._last_warning = 0.0
+        self._down_until = 0.0
+
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._down_until
 
     def _degraded(self, exc: BaseException) -> None:
         now = time.monotonic()
+        self._down_until = now + self.RETRY_INTERVAL
         if now - self._last_warning > self.WARN_INTERVAL:
             self._last_warning = now
             _log.warning("Redis at %s unreachable (%s); using local state until it is back", self.description, exc)
 
     def load(self, key: str) -> Record | None:
         """The record under ``key`` (one ``GET``)."""
+        if self._is_down():
+            return self.fallback.load(key)
         try:
             raw = self._client.get(self.prefix + key)
         except self._errors as exc:
@@ -155,6 +167,8 @@ class RedisStore:
     def update(self, key: str, change: Change) -> Record | None:
         """Apply ``change`` in a ``WATCH``/``MULTI`` transaction, retried on conflict."""
         full = self.prefix + key
+        if self._is_down():
+            return self.fallback.update(key, change)
         try:
             with self._client.pipeline() as pipe:
                 while True:
@@ -178,6 +192,9 @@ class RedisStore:
 
     def delete(self, key: str) -> None:
         """Forget ``key``."""
+        if self._is_down():
+            self.fallback.delete(key)
+            return
         try:
             self._client.delete(self.prefix + key)
         except self._errors as exc:
