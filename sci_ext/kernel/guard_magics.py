@@ -134,6 +134,7 @@ class GuardMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._compiled = {}
+        self._parsed: dict[str, tuple[Any, str | None]] = {}
 
     @property
     def ip(self) -> Any:
@@ -172,8 +173,15 @@ class GuardMagics(Magics):
         the last option; the error is bound to ``_sci_error`` while it runs.
         """
         __tracebackhide__ = True
-        line, fallback = split_fallback(line)
-        args = parse_argstring(self.guarded, line)
+        parsed = self._parsed.get(line)
+        if parsed is None:
+            # Parsing is pure, and argparse is half the magic's own cost: parse a line once.
+            options, fallback = split_fallback(line)
+            parsed = (parse_argstring(self.guarded, options), fallback)
+            if len(self._parsed) > 256:
+                self._parsed.clear()
+            self._parsed[line] = parsed
+        args, fallback = parsed
         error = self._run(args, cell, fallback)
         if error is not None:
             raise error  # outside any except block: the user's exception keeps its own chain
