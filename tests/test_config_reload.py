@@ -29,7 +29,7 @@ def test_reload_applies_changes_and_notifies(sci_env):
     touch_later(project, "[rag]\ntop_k = 4\n")
     assert manager.check_files() is True
     assert manager.config.rag.top_k == 4
-    assert events[-1].kind == "changed" and events[-1].changed == ("rag.top_k",) and events[-1].origin == "reload"
+    assert events[-1].kind == "changed" and events[-1].changed == ("rag.top_k",) and events[-1].origin == "watch"
     unsubscribe()
     touch_later(project, "[rag]\ntop_k = 5\n")
     manager.check_files()

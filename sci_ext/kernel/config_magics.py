@@ -140,7 +140,7 @@ def register(ipython: Any, state: KernelState) -> None:
 
     def on_event(event: ConfigEvent) -> None:
         # Reloads happen in a watcher thread; report them at the next cell, in its output.
-        if event.origin != "reload":
+        if event.origin != "watch":
             return
         if event.kind == "rejected":
             pending.append(f"sci_ext: config change rejected, keeping the previous config: {event.error}")

@@ -214,7 +214,7 @@ class ConfigEvent:
     config: Config
     changed: tuple[str, ...] = ()
     error: str | None = None
-    origin: str = "runtime"  # "runtime" (set/reset/save) or "reload" (files, environment)
+    origin: str = "runtime"  # "runtime" (set/reset/save), "reload" (asked for) or "watch" (file changed)
 
 
 Subscriber = Callable[[ConfigEvent], None]
@@ -467,11 +467,12 @@ class ConfigManager:
             self._runtime = candidate
             return self._apply(new)
 
-    def reload(self, *, raise_errors: bool = True) -> bool:
+    def reload(self, *, raise_errors: bool = True, origin: str = "reload") -> bool:
         """Re-read files and environment. Returns whether anything changed.
 
         An invalid result keeps the current config, notifies subscribers with a
         ``rejected`` event and (by default) raises :class:`ConfigError`.
+        ``origin`` is passed to subscribers (the file watcher uses ``"watch"``).
         """
         with self._lock:
             self._stamps = self._file_stamps()
@@ -480,13 +481,13 @@ class ConfigManager:
             except ConfigError as exc:
                 self.last_error = str(exc)
                 log.warning("config reload rejected, keeping the previous config: %s", exc)
-                self._notify(ConfigEvent("rejected", self._config, error=str(exc), origin="reload"))
+                self._notify(ConfigEvent("rejected", self._config, error=str(exc), origin=origin))
                 if raise_errors:
                     raise
                 return False
             self.last_error = None
             old = self._config
-            self._apply(new, origin="reload")
+            self._apply(new, origin=origin)
             return new != old
 
     def validate(self) -> list[str]:
@@ -542,7 +543,8 @@ class ConfigManager:
             probe.write_text(text, encoding="utf-8")
             layers = [layer for layer in self._layers({}) if layer.name != target]
             file_layer = self._file_layer(target, probe)
-            assert file_layer is not None
+            if file_layer is None:  # pragma: no cover - the probe file was just written
+                raise ConfigError(f"{path}: could not check the new content")
             file_layer.location = str(path)
             index = 1 if target == "user" else len([la for la in layers if la.name in ("default", "user")])
             layers.insert(index, file_layer)
@@ -565,7 +567,7 @@ class ConfigManager:
         """Reload if a config file changed since the last look; returns whether it did."""
         if self._file_stamps() == self._stamps:
             return False
-        self.reload(raise_errors=False)
+        self.reload(raise_errors=False, origin="watch")
         return True
 
     def start_watching(self, interval: float | None = None) -> None:
