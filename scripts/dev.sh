@@ -28,7 +28,9 @@ case "$cmd" in
             # Run the quickstart top to bottom without a browser and print its outputs.
             exec "$VENV/bin/python" scripts/run_notebook.py notebooks/01_quickstart.ipynb
         fi
-        exec "$VENV/bin/jupyter" lab notebooks/01_quickstart.ipynb "$@"
+        root_flag=""
+        [ "$(id -u)" -eq 0 ] && root_flag="--allow-root"  # containers often run as root
+        exec "$VENV/bin/jupyter" lab notebooks/01_quickstart.ipynb $root_flag "$@"
         ;;
     test)
         setup
