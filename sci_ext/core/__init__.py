@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimiter": "resilience",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import (  # noqa: F401
