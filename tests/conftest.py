@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kernel_harness import KernelSession, kernel_env
 from guard_fixtures import *  # noqa: F403
+from kernel_harness import KernelSession, kernel_env
 
 ISOLATED_VARS = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")
 
