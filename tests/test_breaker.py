@@ -269,3 +269,19 @@ def test_two_processes_share_a_breaker_through_the_state_dir():
     assert run("look").startswith("refused:")
     # ... and this process (same XDG_STATE_HOME) sees it too.
     assert CircuitBreaker("shared").state == OPEN
+
+
+def test_a_trial_that_never_finishes_stops_blocking_after_trial_timeout():
+    breaker = CircuitBreaker("stale", fail_max=1, reset_timeout=0.01, trial_timeout=0.1, store="memory")
+    with pytest.raises(TransientError):
+        breaker.call(fail)
+    time.sleep(0.02)
+    token = breaker.before_call()  # a trial starts, and its kernel dies: no verdict ever comes
+    assert token is not None
+    with pytest.raises(CircuitOpenError, match="half-open and a trial call is in progress"):
+        breaker.before_call()
+    time.sleep(0.11)
+    assert breaker.call(ok) == "ok"  # the lease ran out: a new trial went through and closed it
+    assert breaker.state == CLOSED
+    breaker.on_success(token)  # the lost trial's late verdict changes nothing
+    assert breaker.state == CLOSED

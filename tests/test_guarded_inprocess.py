@@ -102,3 +102,20 @@ def test_rate_option_and_usage_errors(ip, capsys, no_waits):
         result = ip.run_cell(f"%%guarded {line}\nx = 3")
         assert isinstance(result.error_in_exec, UsageError) and message in str(result.error_in_exec)
     assert ip.user_ns["x"] == 2
+
+
+def test_timeout_bounds_the_retrying(ip, capsys):
+    # With 0.2 s waits and a 0.3 s budget, the second wait would end past it: 2 attempts.
+    ip.user_ns["n"] = 0
+    result = ip.run_cell(
+        "%%guarded --retries 10 --wait-initial 0.2 --wait-max 0.2 --timeout 0.3\nn += 1\nraise TimeoutError(n)"
+    )
+    assert isinstance(result.error_in_exec, TimeoutError)
+    assert ip.user_ns["n"] == 2
+    assert "gave up after 2 attempt(s)" in capsys.readouterr().err
+
+
+def test_top_level_await_is_a_clear_usage_error(ip):
+    result = ip.run_cell("%%guarded\nimport asyncio\nawait asyncio.sleep(0)")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "cannot re-run top-level await" in str(result.error_in_exec)

@@ -218,14 +218,22 @@ class GuardMagics(Magics):
             return cached
         source = shell.transform_cell(cell)
         filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
-        tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
-        body, last = tree.body, None
-        if body and isinstance(body[-1], ast.Expr):
-            body, last = body[:-1], body[-1]
-        flags = shell.compile.flags
-        head = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, True) if body else None
-        # 'single' mode sends the last expression's value to the displayhook (Out[n]).
-        tail = compile(ast.Interactive(body=[last]), filename, "single", flags, True) if last else None
+        try:
+            tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+            body, last = tree.body, None
+            if body and isinstance(body[-1], ast.Expr):
+                body, last = body[:-1], body[-1]
+            flags = shell.compile.flags
+            head = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, True) if body else None
+            # 'single' mode sends the last expression's value to the displayhook (Out[n]).
+            tail = compile(ast.Interactive(body=[last]), filename, "single", flags, True) if last else None
+        except SyntaxError as exc:
+            if "await" in str(exc.msg):
+                raise UsageError(
+                    "%%guarded cannot re-run top-level await; put the awaits in an async function "
+                    "decorated with sci_ext.core.retry_with_backoff"
+                ) from None
+            raise
         if len(self._compiled) > 64:
             self._compiled.clear()
         self._compiled[key] = (filename, head, tail)
