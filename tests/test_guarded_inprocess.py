@@ -119,3 +119,15 @@ def test_top_level_await_is_a_clear_usage_error(ip):
     result = ip.run_cell("%%guarded\nimport asyncio\nawait asyncio.sleep(0)")
     assert isinstance(result.error_in_exec, UsageError)
     assert "cannot re-run top-level await" in str(result.error_in_exec)
+
+
+def test_breaker_opening_mid_cell_shows_what_opened_it(ip, no_waits, capsys):
+    from sci_ext.core import get_config_manager
+
+    get_config_manager().set("breaker.fail_max", 2)
+    ip.user_ns["n"] = 0
+    result = ip.run_cell("%%guarded --breaker midcell --retries 5\nn += 1\nraise ConnectionResetError(f'reset {n}')")
+    error = result.error_in_exec
+    assert type(error).__name__ == "CircuitOpenError" and ip.user_ns["n"] == 2
+    assert isinstance(error.__context__, ConnectionResetError) and str(error.__context__) == "reset 2"
+    assert "is open after 2 consecutive failures" in capsys.readouterr().err

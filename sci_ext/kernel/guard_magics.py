@@ -252,6 +252,7 @@ class GuardMagics(Magics):
         user_global_ns = self.ip.user_global_ns
         limiter, breaker = options["limiter"], options["breaker"]
         attempts = 0
+        failures: list[Exception] = []
 
         def run_cell_code() -> None:
             __tracebackhide__ = True
@@ -267,11 +268,21 @@ class GuardMagics(Magics):
                 limiter.acquire(
                     on_wait=lambda s: _say(f"guarded {label}: rate limit {limiter.rate_text}, waiting {s:.2f} s")
                 )
-            attempts += 1
             if breaker is None:
+                attempts += 1
                 run_cell_code()
-            else:
-                breaker.call(run_cell_code)
+                return
+            try:
+                breaker.call(run_cell_code)  # raises CircuitOpenError before running when open
+            except CircuitOpenError as exc:
+                if failures and exc.__context__ is None:
+                    exc.__context__ = failures[-1]  # show what opened it, in the traceback
+                raise
+            except Exception as exc:
+                attempts += 1
+                failures.append(exc)
+                raise
+            attempts += 1
 
         user_on = options["on"]
 
