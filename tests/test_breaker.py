@@ -68,27 +68,27 @@ def test_a_success_resets_the_count(store):
 
 
 def test_half_open_trial_closes_or_reopens(store):
-    breaker = CircuitBreaker(f"trial-{store}", fail_max=1, reset_timeout=0.05, store=store)
+    breaker = CircuitBreaker(f"trial-{store}", fail_max=1, reset_timeout=0.3, store=store)
     with pytest.raises(TransientError):
         breaker.call(fail)
     assert breaker.state == OPEN
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert breaker.state == HALF_OPEN
     with pytest.raises(TransientError):
         breaker.call(fail)  # the trial fails: open again, with a fresh timeout
     assert breaker.state == OPEN
     with pytest.raises(CircuitOpenError):
         breaker.call(ok)
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert breaker.call(ok) == "ok"
     assert breaker.state == CLOSED and breaker.failures == 0
 
 
 def test_half_open_lets_exactly_one_trial_through_concurrently(store):
-    breaker = CircuitBreaker(f"one-{store}", fail_max=1, reset_timeout=0.05, store=store)
+    breaker = CircuitBreaker(f"one-{store}", fail_max=1, reset_timeout=0.3, store=store)
     with pytest.raises(TransientError):
         breaker.call(fail)
-    time.sleep(0.06)
+    time.sleep(0.35)
     started = threading.Event()
     release = threading.Event()
     ran: list[int] = []
@@ -136,7 +136,7 @@ def test_closed_breaker_runs_calls_concurrently(store):
 
 
 def test_keyboard_interrupt_and_non_counting_errors_are_not_failures():
-    breaker = CircuitBreaker("ki", fail_max=1, reset_timeout=0.05, store="memory")
+    breaker = CircuitBreaker("ki", fail_max=1, reset_timeout=0.3, store="memory")
 
     def interrupted() -> None:
         raise KeyboardInterrupt
@@ -148,7 +148,7 @@ def test_keyboard_interrupt_and_non_counting_errors_are_not_failures():
     assert breaker.state == CLOSED and breaker.failures == 0
     with pytest.raises(TransientError):
         breaker.call(fail)
-    time.sleep(0.06)
+    time.sleep(0.35)
     with pytest.raises(KeyboardInterrupt):
         breaker.call(interrupted)  # the interrupted trial is released, not failed
     assert breaker.state == HALF_OPEN
@@ -163,13 +163,13 @@ def test_listeners_see_every_transition():
     seen: list[tuple[str, str, str]] = []
     mine: list[BreakerEvent] = []
     remove = on_breaker_change.add(lambda e: seen.append((e.name, e.old_state, e.new_state)))
-    breaker = CircuitBreaker("watched", fail_max=2, reset_timeout=0.05, store="memory")
+    breaker = CircuitBreaker("watched", fail_max=2, reset_timeout=0.3, store="memory")
     breaker.add_listener(mine.append)
     try:
         for _ in range(2):
             with pytest.raises(TransientError):
                 breaker.call(fail)
-        time.sleep(0.06)
+        time.sleep(0.35)
         breaker.call(ok)
         breaker.trip()
         breaker.reset()
@@ -272,7 +272,7 @@ def test_two_processes_share_a_breaker_through_the_state_dir():
 
 
 def test_a_trial_that_never_finishes_stops_blocking_after_trial_timeout():
-    breaker = CircuitBreaker("stale", fail_max=1, reset_timeout=0.01, trial_timeout=0.1, store="memory")
+    breaker = CircuitBreaker("stale", fail_max=1, reset_timeout=0.01, trial_timeout=0.6, store="memory")
     with pytest.raises(TransientError):
         breaker.call(fail)
     time.sleep(0.02)
@@ -280,7 +280,7 @@ def test_a_trial_that_never_finishes_stops_blocking_after_trial_timeout():
     assert token is not None
     with pytest.raises(CircuitOpenError, match="half-open and a trial call is in progress"):
         breaker.before_call()
-    time.sleep(0.11)
+    time.sleep(0.65)
     assert breaker.call(ok) == "ok"  # the lease ran out: a new trial went through and closed it
     assert breaker.state == CLOSED
     breaker.on_success(token)  # the lost trial's late verdict changes nothing

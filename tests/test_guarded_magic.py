@@ -140,10 +140,10 @@ def test_interrupt_during_an_attempt_is_not_a_breaker_failure(kernel, fault_serv
 
 def test_rate_limited_loop_prints_wait_lines(kernel):
     res = kernel.run(
-        "for i in range(3):\n    get_ipython().run_cell_magic('guarded', 'tick --rate 20/second', 'print(\"tick\", i)')"
+        "for i in range(3):\n    get_ipython().run_cell_magic('guarded', 'tick --rate 4/second', 'print(\"tick\", i)')"
     ).check()
     assert res.stdout.count("tick") == 3
-    assert res.stderr.count("guarded tick: rate limit 20/second, waiting") == 2
+    assert res.stderr.count("guarded tick: rate limit 4/second, waiting") == 2
 
 
 def test_last_expression_magics_and_shell_escapes_inside(kernel):

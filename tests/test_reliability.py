@@ -75,13 +75,13 @@ def test_permanent_errors_are_not_retried_at_all(no_waits):
 
 @pytest.mark.parametrize("fail_max", [1, 3, 7])
 def test_breaker_opens_after_exactly_fail_max_and_admits_one_trial(fail_max):
-    breaker = CircuitBreaker(f"exact-{fail_max}", fail_max=fail_max, reset_timeout=0.05, store="memory")
+    breaker = CircuitBreaker(f"exact-{fail_max}", fail_max=fail_max, reset_timeout=0.3, store="memory")
     for n in range(1, fail_max + 1):
         assert breaker.state != OPEN, f"opened after {n - 1} failures"
         with pytest.raises(TransientError):
             breaker.call(lambda: (_ for _ in ()).throw(TransientError("down")))
     assert breaker.state == OPEN
-    time.sleep(0.06)
+    time.sleep(0.35)
     admitted = []
     gate = threading.Event()
 
