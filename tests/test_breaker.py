@@ -36,6 +36,28 @@ def ok() -> str:
     return "ok"
 
 
+class FakeClock:
+    """Stands in for the breaker module's ``time``: ``time()`` moves only on ``advance``."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    from sci_ext.core.resilience import breaker as breaker_module
+
+    fake = FakeClock()
+    monkeypatch.setattr(breaker_module, "time", fake)
+    return fake
+
+
 @pytest.fixture(params=["memory", "disk"])
 def store(request) -> str:
     return request.param
@@ -67,28 +89,28 @@ def test_a_success_resets_the_count(store):
     assert breaker.state == CLOSED
 
 
-def test_half_open_trial_closes_or_reopens(store):
-    breaker = CircuitBreaker(f"trial-{store}", fail_max=1, reset_timeout=0.3, store=store)
+def test_half_open_trial_closes_or_reopens(store, clock):
+    breaker = CircuitBreaker(f"trial-{store}", fail_max=1, reset_timeout=60, store=store)
     with pytest.raises(TransientError):
         breaker.call(fail)
     assert breaker.state == OPEN
-    time.sleep(0.35)
+    clock.advance(61)
     assert breaker.state == HALF_OPEN
     with pytest.raises(TransientError):
         breaker.call(fail)  # the trial fails: open again, with a fresh timeout
     assert breaker.state == OPEN
     with pytest.raises(CircuitOpenError):
         breaker.call(ok)
-    time.sleep(0.35)
+    clock.advance(61)
     assert breaker.call(ok) == "ok"
     assert breaker.state == CLOSED and breaker.failures == 0
 
 
-def test_half_open_lets_exactly_one_trial_through_concurrently(store):
-    breaker = CircuitBreaker(f"one-{store}", fail_max=1, reset_timeout=0.3, store=store)
+def test_half_open_lets_exactly_one_trial_through_concurrently(store, clock):
+    breaker = CircuitBreaker(f"one-{store}", fail_max=1, reset_timeout=60, store=store)
     with pytest.raises(TransientError):
         breaker.call(fail)
-    time.sleep(0.35)
+    clock.advance(61)
     started = threading.Event()
     release = threading.Event()
     ran: list[int] = []
@@ -110,7 +132,9 @@ def test_half_open_lets_exactly_one_trial_through_concurrently(store):
     for thread in threads:
         thread.start()
     assert started.wait(5)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while len(refused) < 7 and time.monotonic() < deadline:  # hold the trial until the others tried
+        time.sleep(0.005)
     release.set()
     for thread in threads:
         thread.join()
@@ -135,8 +159,8 @@ def test_closed_breaker_runs_calls_concurrently(store):
     assert results == ["ok"] * 4
 
 
-def test_keyboard_interrupt_and_non_counting_errors_are_not_failures():
-    breaker = CircuitBreaker("ki", fail_max=1, reset_timeout=0.3, store="memory")
+def test_keyboard_interrupt_and_non_counting_errors_are_not_failures(clock):
+    breaker = CircuitBreaker("ki", fail_max=1, reset_timeout=60, store="memory")
 
     def interrupted() -> None:
         raise KeyboardInterrupt
@@ -148,7 +172,7 @@ def test_keyboard_interrupt_and_non_counting_errors_are_not_failures():
     assert breaker.state == CLOSED and breaker.failures == 0
     with pytest.raises(TransientError):
         breaker.call(fail)
-    time.sleep(0.35)
+    clock.advance(61)
     with pytest.raises(KeyboardInterrupt):
         breaker.call(interrupted)  # the interrupted trial is released, not failed
     assert breaker.state == HALF_OPEN
@@ -159,17 +183,17 @@ def test_keyboard_interrupt_and_non_counting_errors_are_not_failures():
     assert counting.state == OPEN
 
 
-def test_listeners_see_every_transition():
+def test_listeners_see_every_transition(clock):
     seen: list[tuple[str, str, str]] = []
     mine: list[BreakerEvent] = []
     remove = on_breaker_change.add(lambda e: seen.append((e.name, e.old_state, e.new_state)))
-    breaker = CircuitBreaker("watched", fail_max=2, reset_timeout=0.3, store="memory")
+    breaker = CircuitBreaker("watched", fail_max=2, reset_timeout=60, store="memory")
     breaker.add_listener(mine.append)
     try:
         for _ in range(2):
             with pytest.raises(TransientError):
                 breaker.call(fail)
-        time.sleep(0.35)
+        clock.advance(61)
         breaker.call(ok)
         breaker.trip()
         breaker.reset()
@@ -271,16 +295,16 @@ def test_two_processes_share_a_breaker_through_the_state_dir():
     assert CircuitBreaker("shared").state == OPEN
 
 
-def test_a_trial_that_never_finishes_stops_blocking_after_trial_timeout():
-    breaker = CircuitBreaker("stale", fail_max=1, reset_timeout=0.01, trial_timeout=0.6, store="memory")
+def test_a_trial_that_never_finishes_stops_blocking_after_trial_timeout(clock):
+    breaker = CircuitBreaker("stale", fail_max=1, reset_timeout=1, trial_timeout=120, store="memory")
     with pytest.raises(TransientError):
         breaker.call(fail)
-    time.sleep(0.02)
+    clock.advance(2)
     token = breaker.before_call()  # a trial starts, and its kernel dies: no verdict ever comes
     assert token is not None
     with pytest.raises(CircuitOpenError, match="half-open and a trial call is in progress"):
         breaker.before_call()
-    time.sleep(0.65)
+    clock.advance(121)
     assert breaker.call(ok) == "ok"  # the lease ran out: a new trial went through and closed it
     assert breaker.state == CLOSED
     breaker.on_success(token)  # the lost trial's late verdict changes nothing

@@ -131,3 +131,10 @@ def test_breaker_opening_mid_cell_shows_what_opened_it(ip, no_waits, capsys):
     assert type(error).__name__ == "CircuitOpenError" and ip.user_ns["n"] == 2
     assert isinstance(error.__context__, ConnectionResetError) and str(error.__context__) == "reset 2"
     assert "is open after 2 consecutive failures" in capsys.readouterr().err
+
+
+def test_trailing_semicolon_suppresses_the_display_as_in_a_plain_cell(ip):
+    assert ip.run_cell("%%guarded\n6 * 7").result == 42
+    result = ip.run_cell("%%guarded\nz = 6 * 7\nz;  # quiet")
+    assert result.error_in_exec is None and result.result is None
+    assert ip.user_ns["z"] == 42

@@ -74,14 +74,18 @@ def test_permanent_errors_are_not_retried_at_all(no_waits):
 
 
 @pytest.mark.parametrize("fail_max", [1, 3, 7])
-def test_breaker_opens_after_exactly_fail_max_and_admits_one_trial(fail_max):
-    breaker = CircuitBreaker(f"exact-{fail_max}", fail_max=fail_max, reset_timeout=0.3, store="memory")
+def test_breaker_opens_after_exactly_fail_max_and_admits_one_trial(fail_max, monkeypatch):
+    from sci_ext.core.resilience import breaker as breaker_module
+
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(breaker_module, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))
+    breaker = CircuitBreaker(f"exact-{fail_max}", fail_max=fail_max, reset_timeout=60, store="memory")
     for n in range(1, fail_max + 1):
         assert breaker.state != OPEN, f"opened after {n - 1} failures"
         with pytest.raises(TransientError):
             breaker.call(lambda: (_ for _ in ()).throw(TransientError("down")))
     assert breaker.state == OPEN
-    time.sleep(0.35)
+    now[0] += 61  # the reset timeout passes (a fake clock: no sleeping, no flakiness)
     admitted = []
     gate = threading.Event()
 
@@ -100,7 +104,9 @@ def test_breaker_opens_after_exactly_fail_max_and_admits_one_trial(fail_max):
     threads = [threading.Thread(target=caller) for _ in range(10)]
     for thread in threads:
         thread.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while len(refused) < 9 and time.monotonic() < deadline:  # hold the trial until the others tried
+        time.sleep(0.005)
     gate.set()
     for thread in threads:
         thread.join()

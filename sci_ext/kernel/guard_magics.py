@@ -221,7 +221,9 @@ class GuardMagics(Magics):
         try:
             tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
             body, last = tree.body, None
-            if body and isinstance(body[-1], ast.Expr):
+            # As in a plain cell: the last expression is displayed unless it ends with ';'.
+            quiet = shell.displayhook.semicolon_at_end_of_expression(source)
+            if body and isinstance(body[-1], ast.Expr) and not quiet:
                 body, last = body[:-1], body[-1]
             flags = shell.compile.flags
             head = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, True) if body else None
