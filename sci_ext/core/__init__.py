@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "get_rag_config": "config",
     "register_section": "config",
     "setting": "config",
+    "get_security_manager": "security",
+    "SecurityManager": "security",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
         register_section,
         setting,
     )
+    from .security import SecurityManager, get_security_manager  # noqa: F401
     from .errors import (  # noqa: F401
         AuthenticationError,
         CacheError,

@@ -19,7 +19,6 @@ PENDING: dict[str, tuple[str, str]] = {
     "cached": ("cell", "restart-proof cell cache"),
     "sci_cache": ("line", "cell cache management"),
     "guarded": ("cell", "retries, circuit breakers and rate limits"),
-    "sci_secret": ("line", "the encrypted secret vault"),
 }
 
 
