@@ -130,8 +130,13 @@ def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
     full = {**os.environ, **(env or {})}
     full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), full.get("PYTHONPATH", "")]))
     return subprocess.run(
-        [sys.executable, "-m", "sci_ext", *args], input=stdin, capture_output=True, text=True,
-        env=full, cwd=cwd, timeout=120,
+        [sys.executable, "-m", "sci_ext", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        timeout=120,
     )
 
 

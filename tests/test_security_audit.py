@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from security_fixtures import cli
 
 from sci_ext.core.security.audit import AuditLog, verify_audit_log

@@ -129,8 +129,14 @@ def test_terminal_ipython_streams_are_redacted(tmp_path) -> None:
         f"print('after unload', type(sys.stdout).__name__)\n"
     )
     repo = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**__import__("os").environ, "PYTHONPATH": str(repo)}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(repo)},
+        timeout=60,
+    )
     assert "[REDACTED:K]" in out.stdout, out.stderr
     assert SECRET not in out.stdout + out.stderr
     assert "after unload" in out.stdout and "RedactingStream" not in out.stdout

@@ -11,12 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from security_fixtures import FAST_KDF_N, TEST_PASSPHRASE
 
 from sci_ext.core.errors import AuthenticationError, SecurityError, VaultLockedError
-from sci_ext.core.security import Vault, get_security_manager
-from sci_ext.core.security import masterkey
+from sci_ext.core.security import Vault, get_security_manager, masterkey
 
 REPO = Path(__file__).resolve().parents[1]
 KDF = (FAST_KDF_N, 8, 1)
@@ -88,7 +86,9 @@ def test_flipped_header_is_detected_at_unlock(vault: Vault, field: str) -> None:
         doc["key"]["n"] = FAST_KDF_N * 2
     vault.path.write_text(json.dumps(doc))
     before = vault.path.read_bytes()
-    with pytest.raises(AuthenticationError, match="wrong passphrase, or the vault header was modified; nothing was changed"):
+    with pytest.raises(
+        AuthenticationError, match="wrong passphrase, or the vault header was modified; nothing was changed"
+    ):
         fresh(vault).get("HF_TOKEN")
     with pytest.raises(AuthenticationError):
         fresh(vault).set("NEW", "value-1234")
@@ -178,7 +178,9 @@ def test_kdf_cost_below_minimum_is_refused(fast_vault) -> None:
     with pytest.raises(ConfigError):
         get_config_manager().set("security.kdf_n", 2**13)
     assert get_config_manager().config.security.kdf_n == FAST_KDF_N
-    assert masterkey.derive_scrypt("x", b"s" * 16, FAST_KDF_N, 8, 1) != masterkey.derive_scrypt("y", b"s" * 16, FAST_KDF_N, 8, 1)
+    assert masterkey.derive_scrypt("x", b"s" * 16, FAST_KDF_N, 8, 1) != masterkey.derive_scrypt(
+        "y", b"s" * 16, FAST_KDF_N, 8, 1
+    )
     with pytest.raises(SecurityError, match="at least 2\\*\\*14"):
         masterkey.derive_scrypt("x", b"s" * 16, 2**13, 8, 1)
 
@@ -318,7 +320,9 @@ CRASH_SCRIPT = textwrap.dedent(
 
 def _crash(path: Path, action: str, where: str) -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SCI_EXT_VAULT_PASSPHRASE": TEST_PASSPHRASE}
-    return subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path), action, where], env=env, timeout=60).returncode
+    return subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(path), action, where], env=env, timeout=60
+    ).returncode
 
 
 @pytest.mark.parametrize("where", ["rename", "write"])
@@ -349,7 +353,9 @@ WRITER = textwrap.dedent(
 def test_two_processes_writing_different_secrets_keep_both(vault: Vault) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SCI_EXT_VAULT_PASSPHRASE": TEST_PASSPHRASE}
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(vault.path), who, "15"], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(vault.path), who, "15"], env=env, stdout=subprocess.PIPE, text=True
+        )
         for who in ("ALPHA", "BETA")
     ]
     for proc in procs:
@@ -391,7 +397,15 @@ def test_manager_uses_config_and_audits(fast_vault) -> None:
     sm.delete_secret("OPENAI_API_KEY")
     assert sm.list_secrets() == []
     events = [r["event"] for r in sm.audit_log.records()]
-    for event in ("vault.create", "secret.set", "secret.read", "secret.export", "vault.rotate", "vault.lock", "secret.delete"):
+    for event in (
+        "vault.create",
+        "secret.set",
+        "secret.read",
+        "secret.export",
+        "vault.rotate",
+        "vault.lock",
+        "secret.delete",
+    ):
         assert event in events
     assert sm.verify_audit().ok
     from security_fixtures import scan_for

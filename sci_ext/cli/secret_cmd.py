@@ -63,10 +63,15 @@ def read_value(prompt: str) -> str:
 
 
 def _set(args: argparse.Namespace) -> int:
+    from ..core.errors import SecurityError
     from ..core.security import get_security_manager
     from ..core.security.vault import validate_name
+    from . import UsageFailure
 
-    validate_name(args.name)
+    try:
+        validate_name(args.name)
+    except SecurityError as exc:
+        raise UsageFailure(str(exc)) from None
     value = read_value(f"Value of {args.name}: ")
     manager = get_security_manager()
     manager.set_secret(args.name, value)
