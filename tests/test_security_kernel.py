@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
-
 from security_fixtures import run_with_input, scan_for
 
 pytestmark = pytest.mark.kernel
@@ -173,7 +171,8 @@ def test_notebook_executed_by_nbclient_contains_no_secret(fast_vault, tmp_path: 
         "from IPython.display import HTML, Markdown, JSON, display\n"
         "display(HTML(f'<code>{key}</code>'))\ndisplay(Markdown(f'`{key}`'))\ndisplay(JSON({'key': key}))",
         "key",
-        f"import logging\nhandler = logging.FileHandler({str(log_file)!r})\nlog = logging.getLogger('sci_ext.notebook')\n"
+        f"import logging\nhandler = logging.FileHandler({str(log_file)!r})\n"
+        "log = logging.getLogger('sci_ext.notebook')\n"
         "log.addHandler(handler)\nlog.warning('calling the API with %s', key)\nhandler.flush()",
         "raise RuntimeError(f'the API rejected {key}')",
         "%sci_secret export DEMO_API_KEY",
