@@ -197,3 +197,13 @@ def test_notebook_executed_by_nbclient_contains_no_secret(fast_vault, tmp_path: 
     assert "[REDACTED:DEMO_API_KEY]" in log_file.read_text()
     kinds = {k for o in outputs for k in o.get("data", {})}
     assert {"text/html", "text/markdown", "application/json", "text/plain"} <= kinds
+
+
+def test_sci_config_migrate_dotenv_in_a_kernel(fast_vault, kernel) -> None:
+    dotenv = fast_vault["project"] / ".env"
+    dotenv.write_text(f"OPENAI_API_KEY={DEMO}\nSCI_EXT_CACHE__TTL_SECONDS=60\n")
+    res = kernel.run(f"%sci_config --migrate {dotenv}").check()
+    assert "1 credential(s) into the vault: OPENAI_API_KEY" in res.stdout and DEMO not in res.text
+    assert DEMO not in dotenv.read_text()
+    res = kernel.run("%sci_config cache.ttl_seconds").check()
+    assert "60" in res.text

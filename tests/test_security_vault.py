@@ -411,3 +411,18 @@ def test_manager_uses_config_and_audits(fast_vault) -> None:
     from security_fixtures import scan_for
 
     assert scan_for("sk-manager-0123456789", fast_vault["XDG_STATE_HOME"], fast_vault["XDG_DATA_HOME"]) == []
+
+
+def test_redaction_can_be_turned_off(fast_vault) -> None:
+    from sci_ext.core.config import get_config_manager
+    from sci_ext.core.security import get_redactor
+
+    get_config_manager().set("security.redact_outputs", False)
+    sm = get_security_manager()
+    sm.set_secret("PLAIN", "shown-as-is-123")
+    assert sm.get_secret("PLAIN") == "shown-as-is-123"
+    assert get_redactor().redact("shown-as-is-123") == "shown-as-is-123"
+    get_config_manager().set("security.redact_outputs", True)
+    assert get_security_manager() is not sm  # rebuilt for the new settings
+    get_security_manager().get_secret("PLAIN")
+    assert get_redactor().redact("shown-as-is-123") == "[REDACTED:PLAIN]"
