@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "SecurityManager": "security",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import (  # noqa: F401
