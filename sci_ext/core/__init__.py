@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
         register_section,
         setting,
     )
-    from .security import SecurityManager, get_security_manager  # noqa: F401
     from .errors import (  # noqa: F401
         AuthenticationError,
         CacheError,
@@ -59,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TransientError,
         VaultLockedError,
     )
+    from .security import SecurityManager, get_security_manager  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

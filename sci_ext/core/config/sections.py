@@ -144,9 +144,7 @@ class SecurityConfig:
     key_dir: str = setting(
         default_factory=default_key_dir, doc="Directory of generated vault key files (never the vault's)."
     )
-    audit_path: str | None = setting(
-        None, doc="Audit log (JSON lines); none: core.state_dir/audit/audit.jsonl."
-    )
+    audit_path: str | None = setting(None, doc="Audit log (JSON lines); none: core.state_dir/audit/audit.jsonl.")
 
 
 @dataclass
