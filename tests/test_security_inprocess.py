@@ -123,3 +123,26 @@ def test_sci_secret_in_process(shell, monkeypatch, capsys) -> None:
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err
     assert "stored INPROC_KEY" in out.out and "vault locked" in out.out
+
+
+def test_tail_of_an_earlier_cell_goes_out_at_the_next_status(wire) -> None:
+    from sci_ext.kernel.redaction import SessionRedactor
+
+    session, out, inp = wire
+    redactor = Redactor()
+    redactor.add("K", SECRET)
+    hook = SessionRedactor(session, redactor)
+    hook.install()
+    old = session.msg("execute_request", {"code": "thread"})
+    new = session.msg("execute_request", {"code": "next"})
+    session.send(out, "stream", {"name": "stderr", "text": "background sk-"}, parent=old)
+    session.send(out, "status", {"execution_state": "busy"}, parent=new)
+    msgs = received(session, inp)
+    assert [(m["msg_type"], m["content"].get("text")) for m in msgs] == [
+        ("stream", "background "),
+        ("stream", "sk-"),
+        ("status", None),
+    ]
+    assert msgs[1]["parent_header"]["msg_id"] == old["header"]["msg_id"]
+    assert hook._parents == {}
+    hook.uninstall()

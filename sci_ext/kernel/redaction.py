@@ -82,7 +82,9 @@ class SessionRedactor:
                     return None  # all of it held back until the rest arrives
                 new_body: Any = {**body, "text": text}
         else:
-            if msg_type in _FLUSH_BEFORE:
+            if msg_type == "status":
+                self._drain(None)  # also tails of earlier cells' background threads
+            elif msg_type in _FLUSH_BEFORE:
                 self._drain(parent_id)
             new_body = self.redactor.redact_data(body) if body is not None else body
         if new_body != body:
@@ -91,17 +93,19 @@ class SessionRedactor:
             return self.original(stream, {**msg_or_type, "content": new_body}, content, parent, *args, **kwargs)
         return self.original(stream, msg_or_type, new_body, parent, *args, **kwargs)
 
-    def _drain(self, parent_id: str) -> None:
-        """Send what the streams of one cell hold back (it can no longer be completed)."""
+    def _drain(self, parent_id: str | None) -> None:
+        """Send what the streams of one cell (None: of every cell) hold back."""
         with self._lock:
-            keys = [k for k in self._streams if k[0] == parent_id]
-            pending = [(k[1], self._streams.pop(k).drain()) for k in keys]
+            keys = [k for k in self._streams if parent_id is None or k[0] == parent_id]
+            pending = [(k[0], k[1], self._streams.pop(k).drain()) for k in keys]
             iopub = self._iopub
-            parent_header = self._parents.pop(parent_id, {})
-        for name, text in pending:
+            headers = {pid: self._parents.get(pid, {}) for pid, _, _ in pending}
+            live = {k[0] for k in self._streams}
+            self._parents = {pid: h for pid, h in self._parents.items() if pid in live}
+        for pid, name, text in pending:
             if text and iopub is not None:
                 msg = self.session.msg("stream", {"name": name, "text": text})
-                msg["parent_header"] = parent_header
+                msg["parent_header"] = headers[pid]
                 self.original(iopub, msg, ident=f"stream.{name}".encode())
 
 
