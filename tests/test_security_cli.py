@@ -106,3 +106,63 @@ def test_in_process_cli_main(fast_vault, capsys, monkeypatch) -> None:
     assert main(["audit", "show"]) == 0
     out = capsys.readouterr()
     assert "in-process-value-1" not in out.out + out.err
+
+
+def _pty_run(
+    argv: list[str], env: dict[str, str], answers: dict[bytes, bytes], timeout: float = 60
+) -> tuple[int, bytes]:
+    """Run ``argv`` on a real pseudo-terminal, answering prompts; return (status, everything shown)."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execve(sys.executable, [sys.executable, *argv], env)
+    shown = b""
+    pending = dict(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        for prompt in list(pending):
+            if shown.endswith(prompt) or shown.rstrip().endswith(prompt.rstrip()):
+                os.write(fd, pending.pop(prompt) + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown
+
+
+def test_set_on_a_terminal_uses_hidden_prompts(fast_vault) -> None:
+    """The real getpass on a pseudo-terminal: value and passphrase are never echoed."""
+    import os
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "SCI_EXT_VAULT_PASSPHRASE"}
+    env["PYTHONPATH"] = str(repo)
+    status, shown = _pty_run(
+        ["-m", "sci_ext", "secret", "set", "TTY_KEY"],
+        env,
+        {
+            b"Value of TTY_KEY: ": VALUE.encode(),
+            b"New vault passphrase: ": b"typed on a terminal",
+            b"Repeat the passphrase: ": b"typed on a terminal",
+        },
+    )
+    assert status == 0, shown
+    assert b"stored TTY_KEY" in shown
+    assert VALUE.encode() not in shown and b"typed on a terminal" not in shown
+    from sci_ext.core.security import Vault
+
+    os.environ["SCI_EXT_VAULT_PASSPHRASE"] = "typed on a terminal"
+    assert Vault(fast_vault["XDG_DATA_HOME"] / "sci_ext" / "vault.json").get("TTY_KEY") == VALUE
