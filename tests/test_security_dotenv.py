@@ -107,6 +107,13 @@ def test_migration_moves_credentials_and_settings(dotenv: Path, fast_vault) -> N
     assert not again.changed and dotenv.read_text() == new
 
 
+def test_existing_vault_value_is_replaced_and_said(dotenv: Path) -> None:
+    get_security_manager().set_secret("HF_TOKEN", "older-token-value")
+    result = migrate(dotenv)
+    assert "replaced the vault's previous value of: HF_TOKEN" in result.summary()
+    assert get_security_manager().get_secret("HF_TOKEN") == "hf_dotenv_abcdefghijkl"
+
+
 def test_bad_setting_stops_before_anything_is_written(dotenv: Path) -> None:
     dotenv.write_text(DOTENV + "SCI_EXT_CACHE__TTL_SECOND=5\n")
     with pytest.raises(ConfigError, match=r"\.env line 9: unknown config key 'cache.ttl_second'"):

@@ -241,6 +241,11 @@ def test_key_file_fallback(fast_vault, tmp_path: Path, monkeypatch) -> None:
         v.rotate()
     assert not key_file.exists()  # the old key went once the new vault was durable
     assert Vault(v.path, kdf=KDF, key_dir=key_dir).get("K") == "value-in-keyfile-vault"
+    monkeypatch.setenv("SCI_EXT_VAULT_PASSPHRASE", TEST_PASSPHRASE)  # as the warning advises
+    v.rotate()
+    assert json.loads(v.path.read_text())["key"]["source"] == "passphrase"
+    assert list(key_dir.iterdir()) == []
+    assert Vault(v.path, kdf=KDF).get("K") == "value-in-keyfile-vault"
 
 
 def test_key_file_is_created_exclusively(tmp_path: Path) -> None:

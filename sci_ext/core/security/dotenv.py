@@ -181,6 +181,8 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
     from .manager import get_security_manager
 
     manager = get_security_manager()
+    existing = set(manager.vault.names())
+    replaced = [e.key for e in credentials if e.key in existing and manager.vault.get(e.key) != e.value]
     for entry in credentials:
         manager.set_secret(entry.key, entry.value)
     for entry in credentials:  # read back: the plaintext goes only once the vault holds every value
@@ -207,6 +209,8 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
         write_with_backup(target, old_toml, toml, False)
     atomic_write_text(source, new_text, mode=source.stat().st_mode & 0o777)
     manager.audit("dotenv.migrate", source=str(source), names=[e.key for e in credentials], settings=sorted(settings))
+    if replaced:
+        notes.append(f"replaced the vault's previous value of: {', '.join(replaced)}")
     notes.append(
         f"encrypted backup of the original: {backup} (restore: sci_ext.core.security.dotenv.restore_dotenv_backup)"
     )

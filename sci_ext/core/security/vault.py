@@ -383,7 +383,10 @@ class Vault:
                 name: self._open(old_key, entry, self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
                 for name, entry in doc["secrets"].items()
             }
-            source = doc["key"].get("source", "auto") if self.key_source == "auto" else self.key_source
+            source = self.key_source
+            if source == "auto" and doc["key"].get("source") != "keyfile":
+                # keep the vault's source; a key-file vault moves up to a keyring or passphrase when one exists now
+                source = doc["key"].get("source", "auto")
             vault_id = secrets.token_hex(16)
             key, spec = new_master_key(
                 vault_id,
