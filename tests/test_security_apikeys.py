@@ -166,6 +166,30 @@ def test_failures_spread_over_time_refill_the_bucket(sm: SecurityManager, clock:
     assert not sm.lockout.is_locked("slow")
 
 
+def test_process_wide_hooks_survive_a_manager_rebuild(fast_vault) -> None:
+    from sci_ext.core.config import get_config_manager
+    from sci_ext.core.security import add_auth_failure_hook, add_lockout_hook
+
+    failures, lockouts = [], []
+    undo = [
+        add_auth_failure_hook(lambda c, r: failures.append((c, r))),
+        add_lockout_hook(lambda c, s: lockouts.append(c)),
+    ]
+    try:
+        get_config_manager().set("security.max_auth_failures_per_minute", 1)
+        sm = get_security_manager()
+        for _ in range(2):
+            with pytest.raises(AuthenticationError):
+                sm.validate_api_key("bad", client="scraper")
+        assert failures == [("scraper", "invalid")] * 2 and lockouts == ["scraper"]
+    finally:
+        for u in undo:
+            u()
+    with pytest.raises(RateLimitExceeded):
+        sm.validate_api_key("bad", client="scraper")
+    assert len(failures) == 2
+
+
 def test_token_bucket() -> None:
     bucket = TokenBucket(capacity=2, rate=1.0)
     assert bucket.take(10.0) and bucket.take(10.0) and not bucket.take(10.0)

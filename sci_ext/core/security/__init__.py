@@ -17,7 +17,13 @@ from . import dotenv
 from .apikeys import ApiKeyInfo, ApiKeyStore
 from .audit import AuditLog, AuditVerification, verify_audit_log
 from .lockout import Lockout, TokenBucket
-from .manager import SecurityManager, get_security_manager, set_security_manager
+from .manager import (
+    SecurityManager,
+    add_auth_failure_hook,
+    add_lockout_hook,
+    get_security_manager,
+    set_security_manager,
+)
 from .redact import Redactor, StreamRedactor, get_redactor
 from .vault import SecretInfo, Vault
 
@@ -33,6 +39,8 @@ __all__ = [
     "StreamRedactor",
     "TokenBucket",
     "Vault",
+    "add_auth_failure_hook",
+    "add_lockout_hook",
     "get_redactor",
     "get_security_manager",
     "set_security_manager",

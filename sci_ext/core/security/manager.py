@@ -23,10 +23,32 @@ from .masterkey import Prompt, default_prompt
 from .redact import get_redactor, install_log_redaction
 from .vault import SecretInfo, Vault
 
-__all__ = ["SecurityManager", "get_security_manager", "set_security_manager"]
+__all__ = [
+    "SecurityManager",
+    "add_auth_failure_hook",
+    "add_lockout_hook",
+    "get_security_manager",
+    "set_security_manager",
+]
 
 AuthFailureHook = Callable[[str, str], None]
 LockoutHook = Callable[[str, float], None]
+
+# Process-wide hooks survive the manager being rebuilt after a config change (metrics, alerts).
+_AUTH_FAILURE_HOOKS: list[AuthFailureHook] = []
+_LOCKOUT_HOOKS: list[LockoutHook] = []
+
+
+def add_auth_failure_hook(hook: AuthFailureHook) -> Callable[[], None]:
+    """Call ``hook(client, reason)`` on every failed API-key validation; returns an undo."""
+    _AUTH_FAILURE_HOOKS.append(hook)
+    return lambda: _AUTH_FAILURE_HOOKS.remove(hook) if hook in _AUTH_FAILURE_HOOKS else None
+
+
+def add_lockout_hook(hook: LockoutHook) -> Callable[[], None]:
+    """Call ``hook(client, seconds)`` whenever a client gets locked out; returns an undo."""
+    _LOCKOUT_HOOKS.append(hook)
+    return lambda: _LOCKOUT_HOOKS.remove(hook) if hook in _LOCKOUT_HOOKS else None
 
 
 class SecurityManager:
@@ -210,13 +232,13 @@ class SecurityManager:
         with self._lock:
             self.auth_failures_total += 1
         self.audit("auth.failure", client=client, reason=reason, key_id=key_id)
-        for hook in list(self._auth_failure_hooks):
+        for hook in [*_AUTH_FAILURE_HOOKS, *self._auth_failure_hooks]:
             hook(client, reason)
         self.lockout.failure(client)
 
     def _locked_out(self, client: str, seconds: float) -> None:
         self.audit("auth.lockout", client=client, seconds=seconds)
-        for hook in list(self._lockout_hooks):
+        for hook in [*_LOCKOUT_HOOKS, *self._lockout_hooks]:
             hook(client, seconds)
 
 
