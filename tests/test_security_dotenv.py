@@ -99,7 +99,8 @@ def test_migration_moves_credentials_and_settings(dotenv: Path, fast_vault) -> N
     assert oct(backup.stat().st_mode & 0o777) == "0o600"
     assert OPENAI.encode() not in backup.read_bytes() and AWS.encode() not in backup.read_bytes()
     assert restore_dotenv_backup(backup) == DOTENV
-    assert "left in .env (not sci_ext settings): MODEL_NAME" in result.summary()
+    assert "copied into [dotenv] of sci_ext.toml (also kept in .env): MODEL_NAME" in result.summary()
+    assert ConfigManager().config.dotenv.extra == {"MODEL_NAME": "gpt-4o"}
     assert scan_for(OPENAI, fast_vault["project"], fast_vault["XDG_DATA_HOME"], fast_vault["XDG_STATE_HOME"]) == []
     events = [r["event"] for r in sm.audit_log.records()]
     assert "dotenv.migrate" in events
@@ -129,3 +130,15 @@ def test_cli_config_migrate_dotenv(dotenv: Path, fast_vault) -> None:
     assert res.returncode == 0, res.stderr
     assert "4 credential(s) into the vault" in res.stdout and OPENAI not in res.stdout
     assert get_security_manager().vault.get("OPENAI_API_KEY") == OPENAI
+
+
+def test_plain_keys_only_go_into_config_without_touching_the_env_file(sci_env) -> None:
+    path = sci_env["project"] / ".env"
+    path.write_text("MODEL_NAME=gpt-4o\nNUM_WORKERS=4\n")
+    result = migrate(path)
+    assert result.changed and result.backup is None
+    assert path.read_text() == "MODEL_NAME=gpt-4o\nNUM_WORKERS=4\n"
+    from sci_ext.core.config import ConfigManager
+
+    assert ConfigManager().config.dotenv.extra == {"MODEL_NAME": "gpt-4o", "NUM_WORKERS": "4"}
+    assert not migrate(path).changed

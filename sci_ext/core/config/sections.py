@@ -186,6 +186,15 @@ class RAGConfig:
             )
 
 
+@dataclass
+class DotenvConfig:
+    """Plain (non-credential) keys migrated from a ``.env`` file, kept as strings."""
+
+    __sci_allow_extra__ = True
+
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"doc": "KEY -> value from the .env file."})
+
+
 BUILTIN_SECTIONS: dict[str, type] = {
     "core": CoreConfig,
     "cache": CacheConfig,
@@ -194,4 +203,5 @@ BUILTIN_SECTIONS: dict[str, type] = {
     "security": SecurityConfig,
     "monitoring": MonitoringConfig,
     "rag": RAGConfig,
+    "dotenv": DotenvConfig,
 }

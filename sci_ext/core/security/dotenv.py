@@ -6,8 +6,9 @@
   ``*PASSWORD*``, ``AWS_ACCESS_KEY_ID``, ...) are stored in the vault;
 * ``SCI_EXT_<SECTION>__<KEY>`` settings go into the project file ``sci_ext.toml``
   (typed and checked like any config value);
-* other keys are not sci_ext settings and stay in the ``.env`` file untouched
-  (other tools read them), which the summary says.
+* every other key is copied into the ``[dotenv]`` section of the same file (read
+  back as ``get_config().dotenv.extra``) and also stays in the ``.env`` file, because
+  other tools read it there and it holds nothing secret.
 
 Order of writes: vault first (fsynced and read back), then an *encrypted* backup of
 the original file (sealed with the vault key: a plaintext backup of secrets would
@@ -147,8 +148,20 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
         dotted = _setting_key(entry.key)
         if dotted is not None:
             settings[dotted] = (_check_setting(dotted, entry.value, f"{source} line {entry.line}"), entry)
-    others = [e.key for e in entries if not is_credential(e.key) and _setting_key(e.key) is None]
+    others = {e.key: e.value for e in entries if not is_credential(e.key) and _setting_key(e.key) is None}
     target = target or default_target(source.parent)
+    old_toml = target.read_text(encoding="utf-8") if target.exists() else None
+    from ..config.manager import SCHEMA_VERSION
+
+    toml = update_toml_text(
+        old_toml or "",
+        {
+            "schema_version": SCHEMA_VERSION,
+            **{d: v for d, (v, _) in settings.items()},
+            **{f"dotenv.{k}": v for k, v in others.items()},
+        },
+    )
+    toml_changes = toml != (old_toml or "") and bool(settings or others)
     moved = {e.line: f"# {e.key}: moved to the sci_ext vault" for e in credentials}
     moved.update({e.line: f"# {e.key}: moved to {target.name} ({d})" for d, (_, e) in settings.items()})
     new_lines = [moved.get(n, line) for n, line in enumerate(lines, start=1)]
@@ -160,8 +173,8 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
     if settings:
         notes.append(f"{len(settings)} setting(s) into {target}: {', '.join(settings)}")
     if others:
-        notes.append(f"left in {source.name} (not sci_ext settings): {', '.join(others)}")
-    changed = bool(credentials or settings)
+        notes.append(f"copied into [dotenv] of {target.name} (also kept in {source.name}): {', '.join(others)}")
+    changed = bool(credentials or settings or toml_changes)
     secret_lines = {e.line for e in credentials}
     diff = (
         "".join(
@@ -175,45 +188,57 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
         if changed
         else ""
     )
+    if toml_changes:
+        diff += "".join(
+            difflib.unified_diff(
+                (old_toml or "").splitlines(keepends=True),
+                toml.splitlines(keepends=True),
+                fromfile=f"{target} (current)" if old_toml is not None else "/dev/null",
+                tofile=f"{target} (migrated)",
+            )
+        )
     if not changed or dry_run:
         return MigrationResult(source, target, changed, diff, dry_run, None, notes)
 
+    backup: Path | None = None
+    replaced: list[str] = []
+    if new_text != old_text:  # the .env file changes: vault first, then a sealed backup
+        from .manager import get_security_manager
+
+        manager = get_security_manager()
+        existing = set(manager.vault.names())
+        replaced = [e.key for e in credentials if e.key in existing and manager.vault.get(e.key) != e.value]
+        for entry in credentials:
+            manager.set_secret(entry.key, entry.value)
+        for entry in credentials:  # read back: the plaintext goes only once the vault holds every value
+            if manager.vault.get(entry.key) != entry.value:
+                raise ConfigError(f"{source}: the vault did not keep {entry.key}; {source} was left unchanged")
+        backup = source.with_name(f"{source.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}.sealed")
+        n = 1
+        while backup.exists():
+            backup = source.with_name(f"{source.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{n}.sealed")
+            n += 1
+        sealed = manager.vault.seal_blob(old_text.encode("utf-8"), f"dotenv:{source.name}")
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(sealed)
+            handle.flush()
+            os.fsync(handle.fileno())
+    if toml_changes:
+        write_with_backup(target, old_toml, toml, False)
+    if new_text != old_text:
+        atomic_write_text(source, new_text, mode=source.stat().st_mode & 0o777)
     from .manager import get_security_manager
 
-    manager = get_security_manager()
-    existing = set(manager.vault.names())
-    replaced = [e.key for e in credentials if e.key in existing and manager.vault.get(e.key) != e.value]
-    for entry in credentials:
-        manager.set_secret(entry.key, entry.value)
-    for entry in credentials:  # read back: the plaintext goes only once the vault holds every value
-        if manager.vault.get(entry.key) != entry.value:
-            raise ConfigError(f"{source}: the vault did not keep {entry.key}; {source} was left unchanged")
-    backup = source.with_name(f"{source.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}.sealed")
-    n = 1
-    while backup.exists():
-        backup = source.with_name(f"{source.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{n}.sealed")
-        n += 1
-    sealed = manager.vault.seal_blob(old_text.encode("utf-8"), f"dotenv:{source.name}")
-    fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(sealed)
-        handle.flush()
-        os.fsync(handle.fileno())
-    if settings:
-        old_toml = target.read_text(encoding="utf-8") if target.exists() else None
-        from ..config.manager import SCHEMA_VERSION
-
-        toml = update_toml_text(
-            old_toml or "", {"schema_version": SCHEMA_VERSION, **{d: v for d, (v, _) in settings.items()}}
-        )
-        write_with_backup(target, old_toml, toml, False)
-    atomic_write_text(source, new_text, mode=source.stat().st_mode & 0o777)
-    manager.audit("dotenv.migrate", source=str(source), names=[e.key for e in credentials], settings=sorted(settings))
+    get_security_manager().audit(
+        "dotenv.migrate", source=str(source), names=[e.key for e in credentials], settings=sorted(settings)
+    )
     if replaced:
         notes.append(f"replaced the vault's previous value of: {', '.join(replaced)}")
-    notes.append(
-        f"encrypted backup of the original: {backup} (restore: sci_ext.core.security.dotenv.restore_dotenv_backup)"
-    )
+    if backup is not None:
+        notes.append(
+            f"encrypted backup of the original: {backup} (restore: sci_ext.core.security.dotenv.restore_dotenv_backup)"
+        )
     return MigrationResult(source, target, True, diff, False, backup, notes)
 
 
