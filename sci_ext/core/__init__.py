@@ -36,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "classify_error": "resilience",
     "ErrorCategory": "resilience",
     "RateLimiter": "resilience",
+    "get_security_manager": "security",
+    "SecurityManager": "security",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
@@ -72,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
         handle_errors,
         retry_with_backoff,
     )
+    from .security import SecurityManager, get_security_manager  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

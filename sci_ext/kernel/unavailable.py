@@ -18,7 +18,6 @@ __all__ = ["PENDING", "register"]
 PENDING: dict[str, tuple[str, str]] = {
     "cached": ("cell", "restart-proof cell cache"),
     "sci_cache": ("line", "cell cache management"),
-    "sci_secret": ("line", "the encrypted secret vault"),
 }
 
 
