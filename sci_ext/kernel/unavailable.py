@@ -16,8 +16,6 @@ __all__ = ["PENDING", "register"]
 
 #: magic name -> (kind, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
-    "cached": ("cell", "restart-proof cell cache"),
-    "sci_cache": ("line", "cell cache management"),
     "guarded": ("cell", "retries, circuit breakers and rate limits"),
     "sci_secret": ("line", "the encrypted secret vault"),
 }

@@ -107,6 +107,9 @@ class CacheConfig:
         2**20, doc="Arrays at least this large are stored for memory-mapped restore.", min=0
     )
     redis_url: str | None = setting(None, doc="Redis URL for sharing across machines.")
+    redis_timeout_seconds: float = setting(
+        2.0, doc="Connect and socket timeout of Redis; slower counts as down.", min=0.01, max=600
+    )
     notify: bool = setting(True, doc="Show a one-line notice when a cell is restored.")
 
 

@@ -1,0 +1,1 @@
+def cache_result(*a, **k): raise NotImplementedError
