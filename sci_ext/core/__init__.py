@@ -29,11 +29,15 @@ _EXPORTS: dict[str, str] = {
     "get_rag_config": "config",
     "register_section": "config",
     "setting": "config",
+    "cache_result": "cache",
+    "cache_counters": "cache",
+    "hash_value": "cache",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .cache import cache_counters, cache_result, hash_value  # noqa: F401
     from .config import (  # noqa: F401
         Config,
         ConfigManager,
