@@ -29,6 +29,7 @@ class CellResult:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    payload: list[dict[str, Any]] = field(default_factory=list)  # pager output of `obj?`
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,19 @@ class KernelSession:
                 res.outputs.append({"type": "error", **content})
             elif kind == "status" and content["execution_state"] == "idle":
                 break
+        # IPython reports a UsageError on stderr only; the reply still says "error".
+        while True:
+            reply = self.kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        content = reply["content"]
+        res.payload = content.get("payload", [])
+        if content.get("status") == "error" and res.error is None:
+            res.error = {
+                "ename": content.get("ename", ""),
+                "evalue": content.get("evalue", ""),
+                "traceback": content.get("traceback", []),
+            }
         return res
 
     def interrupt(self) -> None:

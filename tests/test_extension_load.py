@@ -11,9 +11,13 @@ pytestmark = pytest.mark.kernel
 
 
 def test_load_ext_registers_magics_in_a_real_kernel(kernel):
-    res = kernel.run("ip = get_ipython(); sorted(m for m in ('sci_config', 'sci_cache', 'sci_secret') if m in ip.magics_manager.magics['line'])").check()
+    res = kernel.run(
+        "ip = get_ipython(); sorted(m for m in ('sci_config', 'sci_cache', 'sci_secret') if m in ip.magics_manager.magics['line'])"
+    ).check()
     assert res.result["text/plain"] == "['sci_cache', 'sci_config', 'sci_secret']"
-    res = kernel.run("'cached' in ip.magics_manager.magics['cell'] and 'guarded' in ip.magics_manager.magics['cell']").check()
+    res = kernel.run(
+        "'cached' in ip.magics_manager.magics['cell'] and 'guarded' in ip.magics_manager.magics['cell']"
+    ).check()
     assert res.result["text/plain"] == "True"
 
 

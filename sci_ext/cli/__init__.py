@@ -16,7 +16,7 @@ from typing import NoReturn
 from .._version import __version__
 from ..core.errors import SciExtError
 
-__all__ = ["main", "COMMAND_MODULES", "UsageFailure", "CheckFailure"]
+__all__ = ["COMMAND_MODULES", "CheckFailure", "UsageFailure", "main"]
 
 #: One module per verb group; each defines ``add_parser(subparsers)``.
 COMMAND_MODULES: list[str] = [

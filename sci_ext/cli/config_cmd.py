@@ -54,7 +54,6 @@ def _manager() -> ConfigManager:
 
 def _show(args: argparse.Namespace) -> int:
     from ..kernel.tables import Table
-
     from . import UsageFailure
 
     config = _manager().config
@@ -115,7 +114,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from ..core.config.migrate import migrate
-
     from . import UsageFailure
 
     if not args.path.exists():

@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     "hash_value": "cache",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cache import cache_counters, cache_result, hash_value  # noqa: F401

@@ -7,16 +7,16 @@ user can catch all of them with one ``except`` clause and tell them apart by cla
 from __future__ import annotations
 
 __all__ = [
-    "SciExtError",
-    "ConfigError",
-    "SecurityError",
-    "VaultLockedError",
     "AuthenticationError",
-    "RateLimitExceeded",
-    "TransientError",
-    "PermanentError",
-    "CircuitOpenError",
     "CacheError",
+    "CircuitOpenError",
+    "ConfigError",
+    "PermanentError",
+    "RateLimitExceeded",
+    "SciExtError",
+    "SecurityError",
+    "TransientError",
+    "VaultLockedError",
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .state import KernelState
 
-__all__ = ["FEATURE_MODULES", "load", "unload", "KernelState"]
+__all__ = ["FEATURE_MODULES", "KernelState", "load", "unload"]
 
 #: One module per feature; each defines ``register(ipython, state)``.
 FEATURE_MODULES: list[str] = [

@@ -94,9 +94,12 @@ class ConfigMagics(Magics):
         prefix = lookups[0] if lookups else None
         config = manager.config
         if prefix is not None and prefix not in config:
-            raise UsageError(f"ConfigError: {manager._unknown_key(prefix, config._specs) if '.' in prefix else f'unknown section {prefix!r}'}")
+            problem = manager.unknown_key_message(prefix)
+            raise UsageError(f"ConfigError: {problem}")
         rows = [(k, v, t, s) for k, v, t, s in config.rows(prefix)]
-        display(Table(["key", "value", "type", "source"], rows, title=f"sci_ext config{': ' + prefix if prefix else ''}"))
+        display(
+            Table(["key", "value", "type", "source"], rows, title=f"sci_ext config{': ' + prefix if prefix else ''}")
+        )
 
     def _validate(self) -> None:
         manager = get_config_manager()
@@ -107,7 +110,9 @@ class ConfigMagics(Magics):
             return
         for problem in problems:
             print(problem, file=sys.stderr)
-        raise UsageError(f"ConfigError: {len(problems)} problem(s), first: {problems[0]}; the current config is unchanged")
+        raise UsageError(
+            f"ConfigError: {len(problems)} problem(s), first: {problems[0]}; the current config is unchanged"
+        )
 
     def _migrate(self, args: Any) -> None:
         from pathlib import Path
@@ -135,12 +140,14 @@ def register(ipython: Any, state: KernelState) -> None:
 
     def on_event(event: ConfigEvent) -> None:
         # Reloads happen in a watcher thread; report them at the next cell, in its output.
-        if event.origin != "reload":
+        if event.origin != "watch":
             return
         if event.kind == "rejected":
             pending.append(f"sci_ext: config change rejected, keeping the previous config: {event.error}")
         else:
-            pending.append(f"sci_ext: config reloaded ({', '.join(event.changed[:5])}{' ...' if len(event.changed) > 5 else ''})")
+            pending.append(
+                f"sci_ext: config reloaded ({', '.join(event.changed[:5])}{' ...' if len(event.changed) > 5 else ''})"
+            )
 
     def report(*_: Any) -> None:
         while pending:

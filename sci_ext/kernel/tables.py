@@ -29,9 +29,9 @@ class Table:
     def __repr__(self) -> str:
         widths = [max(len(r[i]) for r in [self.header, *self.rows]) for i in range(len(self.header))]
         lines = [self.title] if self.title else []
-        lines.append("  ".join(h.ljust(w) for h, w in zip(self.header, widths)).rstrip())
+        lines.append("  ".join(h.ljust(w) for h, w in zip(self.header, widths, strict=True)).rstrip())
         lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in self.rows]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in self.rows]
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

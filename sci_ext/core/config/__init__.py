@@ -36,27 +36,27 @@ from .sections import (
 __all__ = [
     "LAYERS",
     "SCHEMA_VERSION",
+    "BreakerConfig",
+    "CacheConfig",
     "Config",
     "ConfigEvent",
     "ConfigManager",
-    "Source",
-    "setting",
-    "find_project_file",
-    "register_section",
-    "registered_sections",
-    "user_config_path",
-    "get_config_manager",
-    "set_config_manager",
-    "get_config",
-    "get_core_config",
-    "get_rag_config",
     "CoreConfig",
-    "CacheConfig",
-    "RetryConfig",
-    "BreakerConfig",
-    "SecurityConfig",
     "MonitoringConfig",
     "RAGConfig",
+    "RetryConfig",
+    "SecurityConfig",
+    "Source",
+    "find_project_file",
+    "get_config",
+    "get_config_manager",
+    "get_core_config",
+    "get_rag_config",
+    "register_section",
+    "registered_sections",
+    "set_config_manager",
+    "setting",
+    "user_config_path",
 ]
 
 _manager: ConfigManager | None = None
@@ -90,10 +90,10 @@ def get_config() -> Config:
 def get_core_config() -> CoreConfig:
     """The ``core`` section."""
     section: Any = get_config().core
-    return section  # type: ignore[no-any-return]
+    return section
 
 
 def get_rag_config() -> RAGConfig:
     """The ``rag`` section (chunking and retrieval settings)."""
     section: Any = get_config().rag
-    return section  # type: ignore[no-any-return]
+    return section

@@ -15,8 +15,6 @@ from .sections import setting
 
 __all__ = ["BftsConfig"]
 
-_TEMP = {"min": 0.0, "max": 2.0}
-
 
 @dataclass
 class ExecConfig:
@@ -32,7 +30,7 @@ class ReportConfig:
     """``report``: the final report writer."""
 
     model: str = setting("gpt-4o-2024-11-20", doc="Model writing the report.")
-    temp: float = setting(1.0, doc="Sampling temperature.", **_TEMP)
+    temp: float = setting(1.0, doc="Sampling temperature.", min=0.0, max=2.0)
 
 
 @dataclass
@@ -71,7 +69,7 @@ class ModelConfig:
     """A model used by the agent (``code``, ``feedback``, ``vlm_feedback``)."""
 
     model: str = setting("gpt-4o-2024-11-20", doc="Model name.")
-    temp: float = setting(1.0, doc="Sampling temperature.", **_TEMP)
+    temp: float = setting(1.0, doc="Sampling temperature.", min=0.0, max=2.0)
     max_tokens: int | None = setting(None, doc="Token limit of one reply.", min=1)
 
 
@@ -101,9 +99,7 @@ class AgentConfig:
             model="anthropic.claude-3-5-sonnet-20241022-v2:0", temp=1.0, max_tokens=12000
         )
     )
-    feedback: ModelConfig = field(
-        default_factory=lambda: ModelConfig(temp=0.5, max_tokens=8192)
-    )
+    feedback: ModelConfig = field(default_factory=lambda: ModelConfig(temp=0.5, max_tokens=8192))
     vlm_feedback: ModelConfig = field(default_factory=lambda: ModelConfig(temp=0.5))
     search: SearchConfig = field(default_factory=SearchConfig)
 

@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["read_toml", "flatten_table", "find_key_line", "atomic_write_text", "update_toml_text"]
+__all__ = ["atomic_write_text", "find_key_line", "flatten_table", "read_toml", "update_toml_text"]
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -74,9 +74,7 @@ def find_key_line(text: str, dotted: str) -> int | None:
             continue
         if current == tables and key_re.match(line):
             return number
-        if current == [] and tables and re.match(
-            rf"^\s*{re.escape('.'.join(tables + [key]))}\s*=", line
-        ):
+        if current == [] and tables and re.match(rf"^\s*{re.escape('.'.join([*tables, key]))}\s*=", line):
             return number
     return None
 

@@ -25,16 +25,16 @@ from .schema import FieldSpec, build_section, coerce, flatten_instance, leaf_fie
 from .sections import BUILTIN_SECTIONS
 
 __all__ = [
-    "SCHEMA_VERSION",
     "LAYERS",
-    "Source",
+    "SCHEMA_VERSION",
     "Config",
     "ConfigEvent",
     "ConfigManager",
+    "Source",
+    "find_project_file",
     "register_section",
     "registered_sections",
     "user_config_path",
-    "find_project_file",
 ]
 
 log = logging.getLogger("sci_ext.config")
@@ -140,7 +140,10 @@ class Config:
     """
 
     def __init__(
-        self, sections: dict[str, Any], values: dict[str, Any], sources: dict[str, Source],
+        self,
+        sections: dict[str, Any],
+        values: dict[str, Any],
+        sources: dict[str, Source],
         specs: dict[str, FieldSpec],
     ) -> None:
         self._sections = sections
@@ -211,7 +214,7 @@ class ConfigEvent:
     config: Config
     changed: tuple[str, ...] = ()
     error: str | None = None
-    origin: str = "runtime"  # "runtime" (set/reset/save) or "reload" (files, environment)
+    origin: str = "runtime"  # "runtime" (set/reset/save), "reload" (asked for) or "watch" (file changed)
 
 
 Subscriber = Callable[[ConfigEvent], None]
@@ -309,8 +312,7 @@ class ConfigManager:
         for key, value in table.items():
             if not isinstance(value, dict):
                 problems.append(
-                    f"{path} line {find_key_line(text, key) or '?'}: top-level key {key!r} "
-                    "must be inside a [section]"
+                    f"{path} line {find_key_line(text, key) or '?'}: top-level key {key!r} must be inside a [section]"
                 )
         values = flatten_table({k: v for k, v in table.items() if isinstance(v, dict)})
         return _Layer(layer, str(path), values, text=text, problems=problems)
@@ -320,9 +322,9 @@ class ConfigManager:
         values: dict[str, Any] = {}
         names: dict[str, str] = {}
         for var, raw in environ.items():
-            if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX):]:
+            if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX) :]:
                 continue  # SCI_EXT_VAULT_PASSPHRASE and the like are not config keys
-            parts = [p.lower() for p in var[len(ENV_PREFIX):].split("__")]
+            parts = [p.lower() for p in var[len(ENV_PREFIX) :].split("__")]
             dotted = ".".join(parts)
             values[dotted] = raw
             names[dotted] = var
@@ -363,7 +365,8 @@ class ConfigManager:
                         values[dotted] = raw
                         sources[dotted] = Source(layer.name, layer.env_names.get(dotted, layer.location))
                         continue
-                    problems.append(f"{where}: {self._unknown_key(dotted, specs, layer.location if layer.text is not None else None)}")
+                    file = layer.location if layer.text is not None else None
+                    problems.append(f"{where}: {self._unknown_key(dotted, specs, file)}")
                     continue
                 try:
                     values[dotted] = coerce(spec, raw)
@@ -374,14 +377,16 @@ class ConfigManager:
         built: dict[str, Any] = {}
         for name, cls in sections.items():
             prefix = name + "."
-            section_values = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+            section_values = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
             try:
                 built[name] = build_section(cls, section_values, extras[name])
             except (TypeError, ValueError) as exc:
                 origin = sorted({str(s) for k, s in sources.items() if k.startswith(prefix) and s.layer != "default"})
                 problems.append(f"[{name}]: {exc}" + (f" (set in {', '.join(origin)})" if origin else ""))
         if problems:
-            error = ConfigError(problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more problem(s))")
+            error = ConfigError(
+                problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more problem(s))"
+            )
             error.problems = problems  # type: ignore[attr-defined]
             raise error
         return Config(built, values, sources, specs)
@@ -397,6 +402,10 @@ class ConfigManager:
         if not keys:
             return f"unknown section {section!r}{_suggest(section, {k.partition('.')[0] for k in specs})}"
         return f"unknown key {dotted!r}{_suggest(dotted, keys)}"
+
+    def unknown_key_message(self, dotted: str) -> str:
+        """Why ``dotted`` is not a setting, with a suggestion when one is close."""
+        return self._unknown_key(dotted, self._config._specs)
 
     # ------------------------------------------------------------- public API
     @property
@@ -433,7 +442,11 @@ class ConfigManager:
         """Apply several runtime overrides atomically (all or none)."""
         with self._lock:
             candidate = {**self._runtime, **updates}
-            new = self._build(self._layers(candidate) if self._loaded_files else [self._default_layer(), _Layer("runtime", None, candidate)])
+            new = self._build(
+                self._layers(candidate)
+                if self._loaded_files
+                else [self._default_layer(), _Layer("runtime", None, candidate)]
+            )
             self._runtime = candidate
             return self._apply(new)
 
@@ -444,17 +457,22 @@ class ConfigManager:
                 candidate: dict[str, Any] = {}
             else:
                 if dotted not in self._config:
-                    raise ConfigError(f"--reset: {self._unknown_key(dotted, self._config._specs)}", key=dotted)
+                    raise ConfigError(f"--reset: {self.unknown_key_message(dotted)}", key=dotted)
                 candidate = {k: v for k, v in self._runtime.items() if k != dotted}
-            new = self._build(self._layers(candidate) if self._loaded_files else [self._default_layer(), _Layer("runtime", None, candidate)])
+            new = self._build(
+                self._layers(candidate)
+                if self._loaded_files
+                else [self._default_layer(), _Layer("runtime", None, candidate)]
+            )
             self._runtime = candidate
             return self._apply(new)
 
-    def reload(self, *, raise_errors: bool = True) -> bool:
+    def reload(self, *, raise_errors: bool = True, origin: str = "reload") -> bool:
         """Re-read files and environment. Returns whether anything changed.
 
         An invalid result keeps the current config, notifies subscribers with a
         ``rejected`` event and (by default) raises :class:`ConfigError`.
+        ``origin`` is passed to subscribers (the file watcher uses ``"watch"``).
         """
         with self._lock:
             self._stamps = self._file_stamps()
@@ -463,13 +481,13 @@ class ConfigManager:
             except ConfigError as exc:
                 self.last_error = str(exc)
                 log.warning("config reload rejected, keeping the previous config: %s", exc)
-                self._notify(ConfigEvent("rejected", self._config, error=str(exc), origin="reload"))
+                self._notify(ConfigEvent("rejected", self._config, error=str(exc), origin=origin))
                 if raise_errors:
                     raise
                 return False
             self.last_error = None
             old = self._config
-            self._apply(new, origin="reload")
+            self._apply(new, origin=origin)
             return new != old
 
     def validate(self) -> list[str]:
@@ -525,7 +543,8 @@ class ConfigManager:
             probe.write_text(text, encoding="utf-8")
             layers = [layer for layer in self._layers({}) if layer.name != target]
             file_layer = self._file_layer(target, probe)
-            assert file_layer is not None
+            if file_layer is None:  # pragma: no cover - the probe file was just written
+                raise ConfigError(f"{path}: could not check the new content")
             file_layer.location = str(path)
             index = 1 if target == "user" else len([la for la in layers if la.name in ("default", "user")])
             layers.insert(index, file_layer)
@@ -548,7 +567,7 @@ class ConfigManager:
         """Reload if a config file changed since the last look; returns whether it did."""
         if self._file_stamps() == self._stamps:
             return False
-        self.reload(raise_errors=False)
+        self.reload(raise_errors=False, origin="watch")
         return True
 
     def start_watching(self, interval: float | None = None) -> None:

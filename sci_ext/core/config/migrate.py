@@ -25,7 +25,7 @@ from .files import atomic_write_text, flatten_table, read_toml, update_toml_text
 from .manager import PROJECT_FILE, RENAMED_KEYS, SCHEMA_VERSION, find_project_file
 from .schema import coerce, leaf_fields
 
-__all__ = ["MigrationResult", "migrate", "register_migrator", "write_with_backup", "default_target"]
+__all__ = ["MigrationResult", "default_target", "migrate", "register_migrator", "write_with_backup"]
 
 
 @dataclass
@@ -81,7 +81,9 @@ def migrate(path: Path | str, *, target: Path | str | None = None, dry_run: bool
     raise ConfigError(f"{source}: don't know how to migrate this file (known: {known})", path=str(source))
 
 
-def write_with_backup(target: Path, old: str | None, new: str, dry_run: bool, mode: int = 0o644) -> tuple[bool, str, Path | None]:
+def write_with_backup(
+    target: Path, old: str | None, new: str, dry_run: bool, mode: int = 0o644
+) -> tuple[bool, str, Path | None]:
     """Write ``new`` into ``target`` after backing up ``old``; return (changed, diff, backup)."""
     before = old if old is not None else ""
     if before == new:
@@ -158,7 +160,9 @@ def _load_bfts(source: Path) -> dict[str, Any]:
             where = f"{source} line {line}" if line else str(source)
             problems.append(f"{where}: {dotted}: {exc}")
     if problems:
-        error = ConfigError(problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more)", path=str(source))
+        error = ConfigError(
+            problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more)", path=str(source)
+        )
         error.problems = problems  # type: ignore[attr-defined]
         raise error
     return typed
@@ -202,7 +206,9 @@ def _migrate_schema(source: Path, target: Path | None, dry_run: bool) -> Migrati
     if version is None:
         version = 1 if any(k in RENAMED_KEYS[1] for k in flat) else SCHEMA_VERSION
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ConfigError(f"{source}: schema_version {version!r} is newer than this sci_ext ({SCHEMA_VERSION})", path=str(source))
+        raise ConfigError(
+            f"{source}: schema_version {version!r} is newer than this sci_ext ({SCHEMA_VERSION})", path=str(source)
+        )
     updates: dict[str, Any] = {}
     removals: list[str] = []
     notes = []
@@ -217,7 +223,9 @@ def _migrate_schema(source: Path, target: Path | None, dry_run: bool) -> Migrati
     if version == SCHEMA_VERSION and not updates and not removals and table.get("schema_version") == SCHEMA_VERSION:
         new = old
     out = target or source
-    changed, diff, backup = write_with_backup(out, old if out == source else (out.read_text() if out.exists() else None), new, dry_run)
+    changed, diff, backup = write_with_backup(
+        out, old if out == source else (out.read_text() if out.exists() else None), new, dry_run
+    )
     return MigrationResult(source, out, changed, diff, dry_run, backup, notes)
 
 

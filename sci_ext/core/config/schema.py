@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Union
 
-__all__ = ["FieldSpec", "leaf_fields", "coerce", "build_section", "flatten_instance", "type_name"]
+__all__ = ["FieldSpec", "build_section", "coerce", "flatten_instance", "leaf_fields", "type_name"]
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,8 @@ def coerce(spec: FieldSpec, value: Any) -> Any:
     elif inner is str:
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")
-    elif typing.get_origin(inner) is list:
-        if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {value!r}")
+    elif typing.get_origin(inner) is list and not isinstance(value, list):
+        raise ValueError(f"expected a list, got {value!r}")
     if spec.choices is not None and value not in spec.choices:
         allowed = ", ".join(repr(c) for c in spec.choices)
         raise ValueError(f"must be one of {allowed}, got {value!r}")

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "setting",
-    "CoreConfig",
-    "CacheConfig",
-    "RetryConfig",
+    "BUILTIN_SECTIONS",
     "BreakerConfig",
-    "SecurityConfig",
+    "CacheConfig",
+    "CoreConfig",
     "MonitoringConfig",
     "RAGConfig",
-    "BUILTIN_SECTIONS",
+    "RetryConfig",
+    "SecurityConfig",
+    "setting",
 ]
 
 
@@ -30,8 +30,8 @@ def setting(
     default: Any = None,
     *,
     doc: str,
-    min: float | None = None,  # noqa: A002 - reads naturally at the call site
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     choices: tuple[Any, ...] | None = None,
     default_factory: Any = None,
     secret: bool = False,
@@ -75,9 +75,7 @@ class CoreConfig:
         doc="Directory shared by kernels and the server (breaker state, metrics, logs).",
     )
     log_level: str = setting("INFO", doc="Level of sci_ext's JSON log.", choices=LOG_LEVELS)
-    environment: str = setting(
-        "development", doc="Free-form name of this deployment, shown in logs and status."
-    )
+    environment: str = setting("development", doc="Free-form name of this deployment, shown in logs and status.")
     hot_reload: bool = setting(True, doc="Reload config files when they change.")
     reload_interval_seconds: float = setting(
         2.0, doc="How often config files are checked for changes.", min=0.1, max=3600
@@ -88,24 +86,14 @@ class CoreConfig:
 class CacheConfig:
     """Settings of ``%%cached`` and ``cache_result``."""
 
-    dir: str = setting(
-        default_factory=default_cache_dir, doc="diskcache directory shared by kernels (mode 0700)."
-    )
-    backend: str = setting(
-        "disk", doc="Default backend of %%cached.", choices=("memory", "disk", "redis")
-    )
-    ttl_seconds: float | None = setting(
-        None, doc="Time to live of an entry; none keeps it until evicted.", min=0
-    )
+    dir: str = setting(default_factory=default_cache_dir, doc="diskcache directory shared by kernels (mode 0700).")
+    backend: str = setting("disk", doc="Default backend of %%cached.", choices=("memory", "disk", "redis"))
+    ttl_seconds: float | None = setting(None, doc="Time to live of an entry; none keeps it until evicted.", min=0)
     size_limit_bytes: int = setting(
         4 * 2**30, doc="Disk cache size limit; least recently used entries go first.", min=2**20
     )
-    memory_max_items: int = setting(
-        256, doc="Entries kept by the in-memory layer of cache_result.", min=0, max=10**7
-    )
-    mmap_min_bytes: int = setting(
-        2**20, doc="Arrays at least this large are stored for memory-mapped restore.", min=0
-    )
+    memory_max_items: int = setting(256, doc="Entries kept by the in-memory layer of cache_result.", min=0, max=10**7)
+    mmap_min_bytes: int = setting(2**20, doc="Arrays at least this large are stored for memory-mapped restore.", min=0)
     redis_url: str | None = setting(None, doc="Redis URL for sharing across machines.")
     redis_timeout_seconds: float = setting(
         2.0, doc="Connect and socket timeout of Redis; slower counts as down.", min=0.01, max=600
@@ -122,12 +110,8 @@ class RetryConfig:
     max_wait: float = setting(30.0, doc="Upper bound of one wait in seconds.", min=0, max=3600)
     multiplier: float = setting(2.0, doc="Growth factor of the exponential backoff.", min=1, max=10)
     jitter: float = setting(1.0, doc="Random extra wait of up to this many seconds.", min=0)
-    timeout: float = setting(
-        300.0, doc="Upper bound of the total time spent retrying, in seconds.", min=0
-    )
-    max_retry_after: float = setting(
-        120.0, doc="Cap on a server's Retry-After in seconds.", min=0, max=86400
-    )
+    timeout: float = setting(300.0, doc="Upper bound of the total time spent retrying, in seconds.", min=0)
+    max_retry_after: float = setting(120.0, doc="Cap on a server's Retry-After in seconds.", min=0, max=86400)
 
 
 @dataclass
@@ -135,9 +119,7 @@ class BreakerConfig:
     """Defaults of circuit breakers."""
 
     fail_max: int = setting(5, doc="Consecutive failures that open a breaker.", min=1, max=10**6)
-    reset_timeout: float = setting(
-        60.0, doc="Seconds an open breaker waits before a trial call.", min=0
-    )
+    reset_timeout: float = setting(60.0, doc="Seconds an open breaker waits before a trial call.", min=0)
     redis_url: str | None = setting(None, doc="Redis URL for breakers shared across machines.")
 
 
@@ -149,9 +131,7 @@ class SecurityConfig:
     kdf_n: int = setting(2**17, doc="scrypt cost (a power of two).", min=2**14, max=2**22)
     kdf_r: int = setting(8, doc="scrypt block size.", min=1, max=64)
     kdf_p: int = setting(1, doc="scrypt parallelism.", min=1, max=16)
-    max_auth_failures_per_minute: int = setting(
-        10, doc="Failed validations from one client before lockout.", min=1
-    )
+    max_auth_failures_per_minute: int = setting(10, doc="Failed validations from one client before lockout.", min=1)
     lockout_seconds: float = setting(300.0, doc="How long a client stays locked out.", min=1)
     redact_outputs: bool = setting(True, doc="Replace secret values in every output.")
 
@@ -166,19 +146,13 @@ class MonitoringConfig:
     error_rate_threshold: float = setting(
         0.01, doc="Alert when the error rate over the window exceeds this share.", min=0, max=1
     )
-    latency_threshold_seconds: float = setting(
-        1.0, doc="Alert when cell or endpoint latency exceeds this.", min=0
-    )
+    latency_threshold_seconds: float = setting(1.0, doc="Alert when cell or endpoint latency exceeds this.", min=0)
     cpu_threshold_percent: float = setting(90.0, doc="CPU alert threshold.", min=0, max=100)
     memory_threshold_percent: float = setting(90.0, doc="Memory alert threshold.", min=0, max=100)
     auth_failures_per_minute: int = setting(10, doc="Auth-failure alert threshold.", min=0)
     window_seconds: float = setting(300.0, doc="Window of rate-based alerts.", min=1)
-    check_failing_seconds: float = setting(
-        60.0, doc="Alert when a health check fails for this long.", min=0
-    )
-    min_free_disk_bytes: int = setting(
-        2**30, doc="Free disk below this makes the disk check degraded.", min=0
-    )
+    check_failing_seconds: float = setting(60.0, doc="Alert when a health check fails for this long.", min=0)
+    min_free_disk_bytes: int = setting(2**30, doc="Free disk below this makes the disk check degraded.", min=0)
 
 
 @dataclass
@@ -187,24 +161,17 @@ class RAGConfig:
 
     chunk_size: int = setting(1000, doc="Characters per chunk.", min=1, max=10**7)
     chunk_overlap: int = setting(200, doc="Characters shared by neighbouring chunks.", min=0)
-    embedding_model: str = setting(
-        "sentence-transformers/all-MiniLM-L6-v2", doc="Embedding model name."
-    )
-    vector_store: str = setting(
-        "faiss", doc="Vector store backend.", choices=("faiss", "chroma", "qdrant", "memory")
-    )
+    embedding_model: str = setting("sentence-transformers/all-MiniLM-L6-v2", doc="Embedding model name.")
+    vector_store: str = setting("faiss", doc="Vector store backend.", choices=("faiss", "chroma", "qdrant", "memory"))
     top_k: int = setting(5, doc="Chunks retrieved per query.", min=1, max=1000)
-    similarity_threshold: float = setting(
-        0.7, doc="Minimum similarity of a retrieved chunk.", min=0, max=1
-    )
+    similarity_threshold: float = setting(0.7, doc="Minimum similarity of a retrieved chunk.", min=0, max=1)
     max_context_tokens: int = setting(4000, doc="Token budget of retrieved context.", min=1)
 
     def __post_init__(self) -> None:
         # A cross-field rule the per-field checks cannot express.
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
-                f"chunk_size ({self.chunk_size})"
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
             )
 
 
