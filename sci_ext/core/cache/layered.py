@@ -120,7 +120,8 @@ class LayeredStore:
             return None
         if isinstance(self.local, DiskStore):
             try:
-                info = EntryInfo(**read_header(raw)["meta"]["info"])
+                recorded = read_header(raw).get("meta", {}).get("info")
+                info = EntryInfo(**recorded) if recorded else EntryInfo(key, "", self.source, len(raw), time.time())
                 self.local.cache.set(f"entry:{key}", io.BytesIO(raw), read=True, expire=_ttl_left(info))
                 self.local.cache.set(f"meta:{key}", info.to_json(), expire=_ttl_left(info))
                 local = self.local.get(key)

@@ -1,0 +1,314 @@
+"""The cache's building blocks, in-process: content hashing, cell analysis, entry format, stores."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import types
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sci_ext.core.cache import stats
+from sci_ext.core.cache.keys import UnhashableInput, ValueHasher, hash_code, hash_files, hash_value, module_version
+from sci_ext.core.cache.layered import LayeredStore, get_disk_store
+from sci_ext.core.cache.serialize import CorruptEntry, pack, read_header, unpack
+from sci_ext.core.cache.store import DiskStore, EntryInfo, MemoryStore, RedisStore, ensure_private_dir, redact_url
+from sci_ext.core.errors import CacheError
+from sci_ext.kernel.cells import analyze, normalize
+
+# -- hashing -----------------------------------------------------------------
+
+
+def test_hash_is_by_content_not_identity():
+    a, b = np.arange(10.0), np.arange(10.0)
+    assert a is not b and hash_value(a) == hash_value(b)
+    b[3] = -1
+    assert hash_value(a) != hash_value(b)
+    assert hash_value(np.arange(10.0)) != hash_value(np.arange(10))  # dtype is content
+    assert hash_value(np.zeros((2, 3))) != hash_value(np.zeros((3, 2)))  # so is shape
+    f = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    assert hash_value(f) == hash_value(np.ascontiguousarray(f))  # layout is not
+    assert hash_value({"a": 1, "b": [1, 2]}) != hash_value({"a": 1, "b": [1, 3]})
+    assert hash_value({1, 2, 3}) == hash_value({3, 2, 1})
+    assert hash_value(np.float64(1.5)) != hash_value(1.5)
+    assert hash_value(np.array([object(), 1], dtype=object)[1:]) == hash_value(np.array([1], dtype=object))
+
+
+def test_cycles_and_objects_hash_without_recursing_forever():
+    lst: list = [1]
+    lst.append(lst)
+    assert hash_value(lst) == hash_value(lst)
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+    assert hash_value(Point(1), main_modules={__name__}) != hash_value(Point(2), main_modules={__name__})
+
+
+def test_unhashable_value_names_it():
+    import threading
+
+    with pytest.raises(UnhashableInput, match="cannot hash client") as info:
+        hash_value({"lock": threading.Lock()}, label="client")
+    assert isinstance(info.value, CacheError)
+
+
+def _make_helper(scale):
+    ns = {"__name__": "__main__", "SCALE": scale}
+    exec("def inner(v):\n    return v * SCALE\ndef helper(v):\n    return inner(v) + 1", ns)
+    return ns
+
+
+def test_functions_hash_by_code_and_the_globals_they_read():
+    one, two = _make_helper(2), _make_helper(2)
+    assert hash_code(one["helper"]) == hash_code(two["helper"])  # same code, different objects
+    three = _make_helper(3)
+    assert hash_code(one["helper"]) != hash_code(three["helper"])  # a global two calls away
+    exec("def inner(v):\n    return v * SCALE * 2", two)
+    assert hash_code(one["helper"]) != hash_code(two["helper"])  # an edited helper
+
+
+def test_helper_reading_an_unhashable_global_names_that_global():
+    import threading
+
+    ns = {"__name__": "__main__", "client": threading.Lock()}
+    exec("def call():\n    return client", ns)
+    hasher = ValueHasher()
+    with pytest.raises(UnhashableInput) as info:
+        hasher.update(ns["call"], "input 'call'")
+    assert info.value.variable == "client"
+
+
+def test_modules_and_library_functions_hash_by_name_and_version():
+    assert hash_value(np) == hash_value(np)
+    assert hash_value(np.mean) != hash_value(np.median)
+    assert module_version("numpy") == np.__version__
+    assert module_version("itertools").startswith("stdlib-")
+    assert module_version("surely_not_a_module_xyz") == ""
+    assert hash_value(types.SimpleNamespace(a=1)) != hash_value(types.SimpleNamespace(a=2))
+
+
+def test_hash_files(tmp_path):
+    (tmp_path / "a.txt").write_text("1")
+    first = hash_files(["*.txt"], tmp_path)
+    (tmp_path / "a.txt").write_text("2")
+    assert hash_files(["*.txt"], tmp_path) != first
+    empty = hash_files(["*.csv"], tmp_path)
+    (tmp_path / "b.csv").write_text("")
+    assert hash_files(["*.csv"], tmp_path) != empty  # a file appearing is a change
+    assert hash_files([str(tmp_path / "a.txt")]) != hash_files([str(tmp_path / "b.csv")])
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8) | st.binary(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and repr(a) == repr(b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, values)
+def test_property_different_values_never_share_a_hash(a, b):
+    if _same(a, b):
+        assert hash_value(a) == hash_value(b)
+    else:
+        assert hash_value(a) != hash_value(b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=50), st.integers(0, 49), st.floats(allow_nan=False, width=32))
+def test_property_any_changed_array_element_changes_the_hash(items, index, new):
+    a = np.array(items, dtype=np.float32)
+    b = a.copy()
+    b[index % len(b)] = new
+    if a.tobytes() == b.tobytes():
+        assert hash_value(a) == hash_value(b)
+    else:
+        assert hash_value(a) != hash_value(b)
+
+
+# -- cell analysis -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "inputs", "outputs"),
+    [
+        ("x = x + 1", ["x"], ["x"]),
+        ("x += 1", ["x"], ["x"]),
+        ("y = 1\nz = y", [], ["y", "z"]),
+        ("import numpy as np\nimport os.path", [], ["np", "os"]),
+        ("for i, (a, b) in enumerate(pairs):\n    s = a", ["enumerate", "pairs"], ["a", "b", "i", "s"]),
+        ("with open(p) as fh:\n    t = fh.read()", ["open", "p"], ["fh", "t"]),
+        ("def f(v=dflt):\n    global g\n    g = v + h\nclass C(Base):\n    k = q", ["Base", "dflt", "h", "q"], ["C", "f", "g"]),
+        ("if (n := len(xs)) > 1:\n    m = n", ["len", "xs"], ["m", "n"]),
+        ("if c:\n    z = 1\nprint(z)", ["c", "print", "z"], ["z"]),
+        ("res = [v * s for v in data]", ["data", "s"], ["res"]),
+        ("lst.append(1)\nd['k'] = 2", ["d", "lst"], []),
+        ("try:\n    a = 1\nexcept E as e:\n    b = a\nelse:\n    c = 2\nfinally:\n    d = 3", ["E", "a"], ["a", "b", "c", "d", "e"]),
+        ("while go:\n    w = 1\nelse:\n    w2 = 2", ["go"], ["w", "w2"]),
+        ("del old", [], ["old"]),
+        ("f = lambda t: t + off", ["off"], ["f"]),
+        ("match cmd:\n    case [a, *rest]:\n        r = rest\n    case {'k': v} if v > lim:\n        r = v", ["cmd", "lim"], ["a", "r", "rest", "v"]),
+        ("x: int = y", ["int", "y"], ["x"]),
+        ("assert ok, msg", ["msg", "ok"], []),
+    ],
+)
+def test_analysis_finds_inputs_and_outputs(code, inputs, outputs):
+    found = analyze(code)
+    assert list(found.inputs) == inputs
+    assert list(found.outputs) == outputs
+
+
+def test_analysis_reports_imports_star_and_last_expression():
+    found = analyze("from pkg.mod import *\nimport numpy\nnumpy.pi")
+    assert found.star_import and found.last_expression
+    assert found.imported_modules == ("numpy", "pkg.mod")
+    assert normalize("x  =  1   # comment") == normalize("x = 1")
+
+
+# -- entry format ----------------------------------------------------------------
+
+
+def test_pack_unpack_round_trip_with_memory_mapped_buffers(tmp_path):
+    arr = np.arange(300_000, dtype=np.float64)
+    small = np.arange(5)
+    packed = pack({"arr": arr, "small": small, "f": lambda v: v + 1}, meta={"k": 1}, mmap_min_bytes=1024)
+    assert len(packed.buffers) == 1 and packed.nbytes == len(packed.to_bytes())
+    path = tmp_path / "entry"
+    reader = packed.reader()
+    with open(path, "wb") as out:
+        while chunk := reader.read(1 << 16):
+            out.write(chunk)
+    from sci_ext.core.cache.serialize import open_buffer
+
+    with open(path, "rb") as handle:
+        buffer = open_buffer(handle)
+    value, meta = unpack(buffer)
+    assert meta == {"k": 1} and value["f"](1) == 2
+    assert np.array_equal(value["arr"], arr) and not value["arr"].flags.owndata
+    value["arr"][0] = 99  # copy-on-write: the file is untouched
+    again, _ = unpack(open_buffer(open(path, "rb")))
+    assert again["arr"][0] == 0
+
+
+def test_corrupt_entries_are_detected():
+    blob = pack({"a": np.ones(1000)}, mmap_min_bytes=16).to_bytes()
+    with pytest.raises(CorruptEntry, match="truncated"):
+        unpack(bytearray(blob[:-8]))
+    with pytest.raises(CorruptEntry, match="bad magic"):
+        unpack(bytearray(b"garbage" * 10))
+    altered = bytearray(blob)
+    altered[read_header(blob)["stream"][0] + 3] ^= 0xFF
+    with pytest.raises(CorruptEntry, match="checksum"):
+        unpack(altered)
+    with pytest.raises(CorruptEntry, match="truncated inside"):
+        unpack(bytearray(blob[:20]))
+    newer = bytearray(blob.replace(b'"version":1', b'"version":9'))
+    with pytest.raises(CorruptEntry, match="format 9"):
+        unpack(newer)
+
+
+# -- stores --------------------------------------------------------------------
+
+
+def _info(key: str, name: str = "n") -> EntryInfo:
+    return EntryInfo(key=key, name=name, kind="cell", size=10, created=time.time())
+
+
+def test_disk_store_is_private_and_round_trips(tmp_path):
+    loose = tmp_path / "cache"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    store = DiskStore(loose, size_limit=2**24)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700  # tightened: diskcache unpickles what is there
+    store.set("k1", pack({"v": 1}), _info("k1"), None)
+    assert unpack(store.get("k1"))[0] == {"v": 1}
+    store.count_hit("k1")
+    store.count("hits")
+    (entry,) = store.entries()
+    assert (entry.key, entry.name, entry.hits) == ("k1", "n", 1)
+    assert store.counters() == {"hits": 1, "misses": 0}
+    assert store.delete("k1") and store.get("k1") is None and not store.delete("k1")
+    assert store.volume() > 0
+    store.close()
+
+
+def test_disk_store_refuses_a_directory_of_another_user(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "getuid", lambda: 12345)
+    with pytest.raises(CacheError, match="another user"):
+        ensure_private_dir(tmp_path / "x")
+
+
+def test_memory_store_lru_and_ttl():
+    store = MemoryStore(max_items=2)
+    for key in ("a", "b", "c"):
+        store.set(key, pack(key), _info(key), None)
+    assert store.get("a") is None and unpack(store.get("c"))[0] == "c"
+    store.set("t", pack(1), _info("t"), 0.0)
+    assert store.get("t") is None
+    store.count_hit("c")
+    assert [e.hits for e in store.entries() if e.key == "c"] == [1]
+    assert store.delete("c") and store.clear() == 0
+
+
+def test_redis_store_round_trip_and_unreachable(redis_server):
+    store = RedisStore(redis_server.url)
+    store.ping()
+    store.set("k", pack([1, 2]), _info("k", "r"), 5)
+    assert unpack(store.get("k"))[0] == [1, 2]
+    store.count_hit("k")
+    (entry,) = store.entries()
+    assert (entry.name, entry.hits, entry.backend) == ("r", 1, "redis")
+    assert store.delete("k") and store.get("k") is None
+    redis_server.stop()
+    from sci_ext.core.cache.store import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="unreachable"):
+        store.get("k")
+
+
+def test_layered_store_falls_back_and_warns_once(tmp_path, redis_server):
+    warnings: list[str] = []
+    remote = RedisStore(redis_server.url, timeout=0.5)
+    layered = LayeredStore(get_disk_store(str(tmp_path / "d"), 2**24), remote, warnings.append)
+    assert layered.backend == "disk+redis"
+    layered.set("k", pack("v"), _info("k"), None)
+    other = LayeredStore(get_disk_store(str(tmp_path / "e"), 2**24), remote, warnings.append)
+    buffer, layer = other.get("k")
+    assert layer == "redis" and unpack(buffer)[0] == "v"
+    assert other.get("k")[1] == "disk"  # copied locally
+    redis_server.stop()
+    LayeredStore._down_until.clear()
+    layered.set("k2", pack("w"), _info("k2"), None)
+    assert layered.get("k3") is None
+    layered.count_hit("k2")
+    assert len(warnings) == 1 and "local cache only" in warnings[0]
+    assert unpack(layered.get("k2")[0])[0] == "w"
+    LayeredStore._down_until.clear()
+
+
+def test_redact_url_hides_passwords():
+    assert redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert redact_url("redis://host/0") == "redis://host/0"
+
+
+def test_stats_hook_counts_and_notifies():
+    seen = []
+    stats.reset_counters()
+    unsubscribe = stats.subscribe(seen.append)
+    stats.subscribe(lambda e: 1 / 0)  # a broken listener never breaks a lookup
+    stats.record(stats.CacheEvent("cell", "disk", "hit"))
+    unsubscribe()
+    stats.record(stats.CacheEvent("cell", "disk", "hit"))
+    assert stats.cache_counters() == {("disk", "hit"): 2}
+    assert len(seen) == 1 and seen[0].layer == "disk"
+    stats._listeners.clear()
