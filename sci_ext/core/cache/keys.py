@@ -89,8 +89,12 @@ class ValueHasher:
     module, qualified name and the module's version.
     """
 
-    def __init__(self, main_modules: Iterable[str] = ("__main__",), ignore: Iterable[str] = ()) -> None:
+    def __init__(
+        self, main_modules: Iterable[str] = ("__main__",), ignore: Iterable[str] = (), code_only: bool = False
+    ) -> None:
         self.h = new_hasher()
+        #: Follow only the code of helpers, not the data they read (``cache_result``'s contract).
+        self.code_only = code_only
         self.main_modules = frozenset(main_modules)
         self.ignore = frozenset(ignore)
         self._seen_code: set[int] = set()
@@ -164,7 +168,7 @@ class ValueHasher:
             # Element order depends on hash seeds: hash each element alone, sort the digests.
             digests = []
             for item in value:
-                sub = ValueHasher(self.main_modules, self.ignore)
+                sub = ValueHasher(self.main_modules, self.ignore, self.code_only)
                 sub._value(item, f"{label} element", depth + 1, helper_depth)
                 digests.append(sub.digest())
             self._tag(f"{kind.__name__}:" + ",".join(sorted(digests)))
@@ -219,6 +223,9 @@ class ValueHasher:
             except ValueError:  # an empty cell: not bound yet
                 self._tag("<empty cell>")
                 continue
+            if self.code_only and not isinstance(content, (types.FunctionType, type)):
+                self._tag(f"closure:{func.__code__.co_freevars[i]}")
+                continue
             self._value(content, f"{label} closure variable {func.__code__.co_freevars[i]}", 1, helper_depth)
         self._globals_of(func.__code__, func.__globals__, label, helper_depth)
 
@@ -265,6 +272,8 @@ class ValueHasher:
             if name in self.ignore or name not in namespace:
                 continue
             value = namespace[name]
+            if self.code_only and not isinstance(value, (types.FunctionType, type, types.ModuleType)):
+                continue
             if id(value) in self._seen_code:
                 self._tag(f"global:{name}:<seen>")
                 continue
@@ -323,10 +332,13 @@ def hash_value(value: Any, label: str = "value", main_modules: Iterable[str] = (
     return hasher.digest()
 
 
-def hash_code(func: Callable[..., Any]) -> str:
-    """The digest of a function's code and the notebook helpers it reads."""
+def hash_code(func: Callable[..., Any], with_values: bool = False) -> str:
+    """The digest of a function's code and of the notebook helpers it calls.
+
+    With ``with_values`` the data it reads (globals, closure variables) counts too.
+    """
     module = getattr(func, "__module__", None) or "__main__"
-    hasher = ValueHasher({module, "__main__"})
+    hasher = ValueHasher({module, "__main__"}, code_only=not with_values)
     target = getattr(func, "__wrapped__", func)
     if isinstance(target, types.FunctionType):
         hasher._function(target, getattr(target, "__qualname__", "function"), 0)
