@@ -132,10 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         shell = make_shell(work / "cells")
         r = bench_restore(shell, work, restore_mb, repeat)
         print(f"[1] hit restore of a {restore_mb} MB float64 array:")
-        print(f"    sci_ext {r['sci'] * 1e3:.2f} ms | joblib.Memory {r['joblib'] * 1e3:.2f} ms | pickle.load {r['pickle'] * 1e3:.2f} ms")
-        print(f"    ratio sci_ext/joblib = {r['sci'] / r['joblib']:.3f}x (goal <= 0.25x); sci_ext/pickle = {r['sci'] / r['pickle']:.3f}x")
-        print(f"    restore + read every element: sci_ext {r['sci_touch'] * 1e3:.1f} ms | joblib {r['joblib_touch'] * 1e3:.1f} ms "
-              f"(ratio {r['sci_touch'] / r['joblib_touch']:.2f}x)")
+        ms = {name: value * 1e3 for name, value in r.items()}
+        print(
+            f"    sci_ext {ms['sci']:.2f} ms | joblib.Memory {ms['joblib']:.2f} ms | pickle.load {ms['pickle']:.2f} ms"
+        )
+        print(f"    ratio sci_ext/joblib = {r['sci'] / r['joblib']:.3f}x (goal <= 0.25x)")
+        print(f"    ratio sci_ext/pickle = {r['sci'] / r['pickle']:.3f}x")
+        print(
+            f"    restore + read every element: sci_ext {ms['sci_touch']:.1f} ms | joblib {ms['joblib_touch']:.1f} ms"
+            f" (ratio {r['sci_touch'] / r['joblib_touch']:.2f}x)"
+        )
 
         s = bench_small(shell, max(repeat * 20, 50))
         overhead = (s["hit"] - s["plain"]) * 1e3

@@ -106,7 +106,12 @@ def test_hash_files(tmp_path):
 
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8) | st.binary(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.binary(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
     max_leaves=12,
 )
@@ -126,7 +131,11 @@ def test_property_different_values_never_share_a_hash(a, b):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=50), st.integers(0, 49), st.floats(allow_nan=False, width=32))
+@given(
+    st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=50),
+    st.integers(0, 49),
+    st.floats(allow_nan=False, width=32),
+)
 def test_property_any_changed_array_element_changes_the_hash(items, index, new):
     a = np.array(items, dtype=np.float32)
     b = a.copy()
@@ -149,16 +158,28 @@ def test_property_any_changed_array_element_changes_the_hash(items, index, new):
         ("import numpy as np\nimport os.path", [], ["np", "os"]),
         ("for i, (a, b) in enumerate(pairs):\n    s = a", ["enumerate", "pairs"], ["a", "b", "i", "s"]),
         ("with open(p) as fh:\n    t = fh.read()", ["open", "p"], ["fh", "t"]),
-        ("def f(v=dflt):\n    global g\n    g = v + h\nclass C(Base):\n    k = q", ["Base", "dflt", "h", "q"], ["C", "f", "g"]),
+        (
+            "def f(v=dflt):\n    global g\n    g = v + h\nclass C(Base):\n    k = q",
+            ["Base", "dflt", "h", "q"],
+            ["C", "f", "g"],
+        ),
         ("if (n := len(xs)) > 1:\n    m = n", ["len", "xs"], ["m", "n"]),
         ("if c:\n    z = 1\nprint(z)", ["c", "print", "z"], ["z"]),
         ("res = [v * s for v in data]", ["data", "s"], ["res"]),
         ("lst.append(1)\nd['k'] = 2", ["d", "lst"], []),
-        ("try:\n    a = 1\nexcept E as e:\n    b = a\nelse:\n    c = 2\nfinally:\n    d = 3", ["E", "a"], ["a", "b", "c", "d", "e"]),
+        (
+            "try:\n    a = 1\nexcept E as e:\n    b = a\nelse:\n    c = 2\nfinally:\n    d = 3",
+            ["E", "a"],
+            ["a", "b", "c", "d", "e"],
+        ),
         ("while go:\n    w = 1\nelse:\n    w2 = 2", ["go"], ["w", "w2"]),
         ("del old", [], ["old"]),
         ("f = lambda t: t + off", ["off"], ["f"]),
-        ("match cmd:\n    case [a, *rest]:\n        r = rest\n    case {'k': v} if v > lim:\n        r = v", ["cmd", "lim"], ["a", "r", "rest", "v"]),
+        (
+            "match cmd:\n    case [a, *rest]:\n        r = rest\n    case {'k': v} if v > lim:\n        r = v",
+            ["cmd", "lim"],
+            ["a", "r", "rest", "v"],
+        ),
         ("x: int = y", ["int", "y"], ["x"]),
         ("assert ok, msg", ["msg", "ok"], []),
     ],

@@ -9,7 +9,9 @@ pytestmark = [pytest.mark.kernel, pytest.mark.redis]
 STATUS = "from sci_ext.kernel.cached_cell import SESSION as _S\n(_S.last.status, _S.last.layer)"
 
 
-def test_cell_cached_through_redis_hits_in_another_kernel_with_another_cache_dir(kernel_factory, redis_server, tmp_path):
+def test_cell_cached_through_redis_hits_in_another_kernel_with_another_cache_dir(
+    kernel_factory, redis_server, tmp_path
+):
     cell = "%%cached --backend redis shared\nimport numpy as np\nprint('computing')\nweights = np.linspace(0, 1, 500_000)\nlabel = 'v1'"
     a = kernel_factory(env={"SCI_EXT_CACHE__REDIS_URL": redis_server.url, "SCI_EXT_CACHE__DIR": str(tmp_path / "a")})
     first = a.run(cell).check()
@@ -29,7 +31,9 @@ def test_cell_cached_through_redis_hits_in_another_kernel_with_another_cache_dir
 
 
 def test_redis_down_mid_session_warns_and_falls_back_to_the_local_cache(kernel_factory, redis_server, tmp_path):
-    k = kernel_factory(env={"SCI_EXT_CACHE__REDIS_URL": redis_server.url, "SCI_EXT_CACHE__REDIS_TIMEOUT_SECONDS": "0.5"})
+    k = kernel_factory(
+        env={"SCI_EXT_CACHE__REDIS_URL": redis_server.url, "SCI_EXT_CACHE__REDIS_TIMEOUT_SECONDS": "0.5"}
+    )
     k.run("%%cached one\na = 1").check()
     assert k.run(STATUS).check().result["text/plain"] == "('miss', 'disk+redis')"
     redis_server.stop()

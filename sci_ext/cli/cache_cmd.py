@@ -20,7 +20,9 @@ def add_parser(subparsers: Any) -> None:
     ):
         parser = verbs.add_parser(verb, help=help_text)
         parser.add_argument("--json", action="store_true", help="machine-readable output")
-        parser.add_argument("--backend", choices=("memory", "disk", "redis"), help="which store (default: cache.backend)")
+        parser.add_argument(
+            "--backend", choices=("memory", "disk", "redis"), help="which store (default: cache.backend)"
+        )
         parser.set_defaults(handler=handler)
     clear = verbs.add_parser("clear", help="remove the entries of NAME (or a key prefix), or all")
     clear.add_argument("target", nargs="?", metavar="NAME|KEY")
@@ -40,7 +42,8 @@ def _checked_backend(args: argparse.Namespace) -> str | None:
 
     if getattr(args, "backend", None) == "memory":
         raise UsageFailure("the memory backend lives inside one kernel; use %sci_cache there")
-    return args.backend  # type: ignore[no-any-return]
+    backend: str | None = args.backend
+    return backend
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from ..core.cache.layered import LayeredStore
 from ..core.cache.store import BackendUnavailable, DiskStore, EntryInfo
 from .tables import Table
 
-__all__ = ["entries", "list_table", "info_table", "clear", "stats_table", "stats"]
+__all__ = ["clear", "entries", "info_table", "list_table", "stats", "stats_table"]
 
 
 def _store(backend: str | None) -> LayeredStore:
@@ -51,10 +51,10 @@ def _size(nbytes: int) -> str:
 
 def list_table(backend: str | None = None) -> Table:
     """A table of entries: name, key prefix, size, created, hits."""
-    rows = [
-        [e.name or "-", e.key[:12], _size(e.size), _when(e.created), e.hits, e.backend] for e in entries(backend)
-    ]
-    return Table(["name", "key", "size", "created", "hits", "backend"], rows, title=f"sci_ext cache: {len(rows)} entries")
+    rows = [[e.name or "-", e.key[:12], _size(e.size), _when(e.created), e.hits, e.backend] for e in entries(backend)]
+    return Table(
+        ["name", "key", "size", "created", "hits", "backend"], rows, title=f"sci_ext cache: {len(rows)} entries"
+    )
 
 
 def _match(target: str, backend: str | None) -> list[EntryInfo]:

@@ -10,9 +10,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from .state import KernelState
-from .tables import Table
 
-__all__ = ["CacheMagics", "register", "parse_cached_line"]
+__all__ = ["CacheMagics", "parse_cached_line", "register"]
 
 
 def _names(text: str | None) -> list[str] | None:

@@ -30,7 +30,7 @@ from ..core.config import get_config
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
 
-__all__ = ["CellOptions", "CellRun", "SESSION", "cell_key", "run_cached_cell", "open_store"]
+__all__ = ["SESSION", "CellOptions", "CellRun", "cell_key", "open_store", "run_cached_cell"]
 
 # IPython's own bookkeeping names: never inputs, never outputs.
 _INTERNAL = re.compile(r"^(_|__|___|_i+|_i\d+|_\d+|_oh|_ih|_dh|_sh|In|Out|exit|quit|get_ipython)$")
@@ -167,7 +167,8 @@ def _execute(shell: Any, code: str) -> Any:
     if last is None:
         return None
     expression = ast.Expression(last.value)  # type: ignore[attr-defined]
-    return eval(compile(expression, filename, "eval", flags=flags, dont_inherit=True), shell.user_global_ns, shell.user_ns)  # noqa: S307
+    code_object = compile(expression, filename, "eval", flags=flags, dont_inherit=True)
+    return eval(code_object, shell.user_global_ns, shell.user_ns)  # noqa: S307 - the user's own cell
 
 
 def _rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
@@ -210,6 +211,7 @@ def _restore(shell: Any, payload: dict[str, Any]) -> list[str]:
 def _collect(
     ns: dict[str, Any],
     before: dict[str, Any],
+    *,
     analysis: CellAnalysis,
     opts: CellOptions,
     inputs: list[str],
@@ -280,7 +282,8 @@ def _lookup(store: LayeredStore, key: str, shell: Any, label: str) -> tuple[dict
         return None
 
 
-def _hit(shell: Any, store: LayeredStore, key: str, payload: dict[str, Any], layer: str, opts: CellOptions) -> CellRun:
+def _hit(shell: Any, store: LayeredStore, key: str, found: tuple[dict[str, Any], str], opts: CellOptions) -> CellRun:
+    payload, layer = found
     names = _restore(shell, payload)
     replay(shell, payload["events"])
     try:
@@ -323,7 +326,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     if not opts.force:
         found = _lookup(store, key, shell, label)
         if found is not None:
-            return _hit(shell, store, key, *found, opts)
+            return _hit(shell, store, key, found, opts)
     lock = _key_lock(store, key)
     try:
         if lock is not None and not opts.force:
@@ -336,10 +339,10 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                 lock.acquire(poll_interval=0.05)
                 found = _lookup(store, key, shell, label)
                 if found is not None:
-                    return _hit(shell, store, key, *found, opts)
+                    return _hit(shell, store, key, found, opts)
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        return _miss(shell, store, key, code, analysis, inputs, digests, opts)
+        return _miss(shell, store, key=key, code=code, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
@@ -358,6 +361,7 @@ def _key_lock(store: LayeredStore, key: str) -> Any:
 def _miss(
     shell: Any,
     store: LayeredStore,
+    *,
     key: str,
     code: str,
     analysis: CellAnalysis,
@@ -390,7 +394,7 @@ def _miss(
     if value is not None:
         data, metadata = shell.display_formatter.format(value)
         result = (data, metadata)
-    values, deleted = _collect(ns, before, analysis, opts, inputs, digests)
+    values, deleted = _collect(ns, before, analysis=analysis, opts=opts, inputs=inputs, digests=digests)
     plain, modules = _split_modules(values)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": capture.events, "result": result}
     cfg = get_config().cache

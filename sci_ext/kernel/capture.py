@@ -88,8 +88,8 @@ class LiveCapture:
         pub.publish = publish
         if original_clear is not None:
             pub.clear_output = clear_output
-        sys.stdout = _Tee(sys.stdout, "stdout", self._stream)  # type: ignore[assignment]
-        sys.stderr = _Tee(sys.stderr, "stderr", self._stream)  # type: ignore[assignment]
+        sys.stdout = _Tee(sys.stdout, "stdout", self._stream)
+        sys.stderr = _Tee(sys.stderr, "stderr", self._stream)
         return self
 
     def __exit__(self, *exc: object) -> None:

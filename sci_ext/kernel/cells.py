@@ -65,6 +65,9 @@ def analyze(code: str) -> CellAnalysis:
     )
 
 
+_TRY_NODES: tuple[type, ...] = (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+
+
 class _Walker:
     """Walks module-level statements in order, tracking definitely-bound names."""
 
@@ -80,7 +83,7 @@ class _Walker:
         for stmt in body:
             self.stmt(stmt, definite)
 
-    def stmt(self, node: ast.stmt, definite: set[str]) -> None:  # noqa: C901 - one branch per statement kind
+    def stmt(self, node: ast.stmt, definite: set[str]) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             # Decorators, defaults, bases run now; the body's global reads are found by symtable.
             for expr in [*node.decorator_list, *_def_time_exprs(node)]:
@@ -108,11 +111,7 @@ class _Walker:
             self.target(node.target, inner)
             self.block(node.body, inner)
             self.block(node.orelse, set(definite))
-        elif isinstance(node, ast.While):
-            self.expr(node.test, definite)
-            self.block(node.body, set(definite))
-            self.block(node.orelse, set(definite))
-        elif isinstance(node, ast.If):
+        elif isinstance(node, (ast.While, ast.If)):
             self.expr(node.test, definite)
             self.block(node.body, set(definite))
             self.block(node.orelse, set(definite))
@@ -122,7 +121,8 @@ class _Walker:
                 if item.optional_vars is not None:
                     self.target(item.optional_vars, definite)
             self.block(node.body, definite)
-        elif isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(node, _TRY_NODES):
+            assert isinstance(node, ast.Try)  # TryStar has the same fields
             self.block(node.body, set(definite))
             for handler in node.handlers:
                 inner = set(definite)

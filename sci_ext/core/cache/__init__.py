@@ -10,4 +10,4 @@ from .decorator import cache_result
 from .keys import UnhashableInput, hash_value
 from .stats import CacheEvent, cache_counters, subscribe
 
-__all__ = ["cache_result", "hash_value", "UnhashableInput", "CacheEvent", "cache_counters", "subscribe"]
+__all__ = ["CacheEvent", "UnhashableInput", "cache_counters", "cache_result", "hash_value", "subscribe"]

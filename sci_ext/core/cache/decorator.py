@@ -31,7 +31,7 @@ from typing import Any, TypeVar, overload
 from . import stats
 from .keys import UnhashableInput, ValueHasher, hash_code
 
-__all__ = ["cache_result", "CacheWarning", "LayerStats"]
+__all__ = ["CacheWarning", "LayerStats", "cache_result"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()
@@ -103,6 +103,7 @@ class _Layers:
     def __init__(
         self,
         func: Callable[..., Any],
+        *,
         ttl: float | None,
         backend: str,
         key: Callable[..., Any] | None,
@@ -204,9 +205,15 @@ class _Layers:
         now = time.time()
         info = EntryInfo(key, self.name, "function", 0, now, now + self.ttl if self.ttl is not None else None)
         try:
-            packed = pack(value, meta={"info": {**info.__dict__, "hits": 0, "backend": ""}}, mmap_min_bytes=get_config().cache.mmap_min_bytes)
+            packed = pack(
+                value,
+                meta={"info": {**info.__dict__, "hits": 0, "backend": ""}},
+                mmap_min_bytes=get_config().cache.mmap_min_bytes,
+            )
         except Exception as exc:
-            self.warn(f"{self.name}: result not stored beyond memory: cannot serialize it ({type(exc).__name__}: {exc})")
+            self.warn(
+                f"{self.name}: result not stored beyond memory: cannot serialize it ({type(exc).__name__}: {exc})"
+            )
             return
         info.size = packed.nbytes
         for layer in layers:
@@ -354,12 +361,12 @@ def cache_result(
         return cache_result()(ttl_seconds)
 
     def decorate(func: F) -> F:
-        layers = _Layers(func, ttl_seconds, backend, key, max_items, redis_url)
+        layers = _Layers(func, ttl=ttl_seconds, backend=backend, key=key, max_items=max_items, redis_url=redis_url)
         make = _async_wrapper if inspect.iscoroutinefunction(func) else _sync_wrapper
         wrapper: Any = make(func, layers)
         wrapper.cache_stats = layers.stats.snapshot
         wrapper.cache_clear = layers.clear
         wrapper.cache_layers = layers.layers
-        return wrapper  # type: ignore[no-any-return]
+        return wrapper
 
     return decorate

@@ -25,9 +25,9 @@ from ..errors import CacheError
 __all__ = [
     "UnhashableInput",
     "ValueHasher",
-    "hash_value",
     "hash_code",
     "hash_files",
+    "hash_value",
     "module_version",
     "new_hasher",
 ]
@@ -362,9 +362,7 @@ def hash_files(patterns: Iterable[str], root: Path | None = None) -> str:
             for p in (
                 [path]
                 if path.is_absolute() and not any(c in pattern for c in "*?[")
-                else (
-                    path.parent.glob(path.name) if path.is_absolute() else base.glob(pattern)
-                )
+                else (path.parent.glob(path.name) if path.is_absolute() else base.glob(pattern))
             )
             if Path(p).is_file()
         )

@@ -19,7 +19,7 @@ from . import stats
 from .serialize import PackedEntry, read_header
 from .store import BackendUnavailable, DiskStore, EntryInfo, MemoryStore, RedisStore, redact_url
 
-__all__ = ["LayeredStore", "get_disk_store", "get_memory_store", "get_redis_store", "REDIS_RETRY_SECONDS"]
+__all__ = ["REDIS_RETRY_SECONDS", "LayeredStore", "get_disk_store", "get_memory_store", "get_redis_store"]
 
 #: After Redis failed, it is tried again after this many seconds.
 REDIS_RETRY_SECONDS = 30.0
@@ -92,11 +92,15 @@ class LayeredStore:
 
     def _remote_failed(self, exc: BackendUnavailable) -> None:
         assert self.remote is not None
-        first = self._down_until.get(self.remote.url, 0.0) == 0.0 or time.monotonic() >= self._down_until[self.remote.url]
+        first = (
+            self._down_until.get(self.remote.url, 0.0) == 0.0 or time.monotonic() >= self._down_until[self.remote.url]
+        )
         self._down_until[self.remote.url] = time.monotonic() + REDIS_RETRY_SECONDS
         stats.record(stats.CacheEvent(self.source, "redis", "error"))
         if first:
-            self.warn(f"sci_ext warning: {exc}; using the local cache only (retrying Redis in {REDIS_RETRY_SECONDS:.0f} s)")
+            self.warn(
+                f"sci_ext warning: {exc}; using the local cache only (retrying Redis in {REDIS_RETRY_SECONDS:.0f} s)"
+            )
 
     def _remote_ok(self) -> None:
         if self.remote is not None:

@@ -25,11 +25,11 @@ import pickle
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..errors import CacheError
 
-__all__ = ["FORMAT_VERSION", "CorruptEntry", "PackedEntry", "pack", "unpack", "open_buffer"]
+__all__ = ["FORMAT_VERSION", "CorruptEntry", "PackedEntry", "open_buffer", "pack", "unpack"]
 
 MAGIC = b"SCICACH1"
 #: Bumped whenever the layout or the meaning of a key changes; old entries become misses.
@@ -76,7 +76,7 @@ class PackedEntry:
         """The whole entry as one bytes object (memory and Redis backends)."""
         return b"".join(bytes(c) if isinstance(c, memoryview) else c for c in self.chunks())
 
-    def reader(self) -> BinaryIO:
+    def reader(self) -> io.RawIOBase:
         """A file-like reader over :meth:`chunks` (for diskcache's streaming ``set``)."""
         return _ChunkReader(self.chunks())
 
@@ -129,7 +129,7 @@ def pack(value: Any, *, meta: dict[str, Any] | None = None, mmap_min_bytes: int 
     # Offsets depend on the header length, which depends on the offsets: fix the
     # header's size first with placeholders of the final width.
     header["stream"] = [0, len(stream), xxhash.xxh3_64_hexdigest(stream)]
-    header["buffers"] = [[0, b.nbytes, ro] for b, ro in zip(buffers, readonly)]
+    header["buffers"] = [[0, b.nbytes, ro] for b, ro in zip(buffers, readonly, strict=True)]
     header["total"] = 0
     for _ in range(10):
         head = _head(header)

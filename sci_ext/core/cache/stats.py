@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CacheEvent", "record", "subscribe", "cache_counters", "reset_counters"]
+__all__ = ["CacheEvent", "cache_counters", "record", "reset_counters", "subscribe"]
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from ..errors import CacheError
 from .serialize import PackedEntry, open_buffer
 
 __all__ = [
-    "EntryInfo",
-    "EntryStore",
     "BackendUnavailable",
     "DiskStore",
+    "EntryInfo",
+    "EntryStore",
     "MemoryStore",
     "RedisStore",
     "ensure_private_dir",
