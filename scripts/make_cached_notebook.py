@@ -36,7 +36,7 @@ cells = [
         "%load_ext sci_ext\n"
         "import tempfile\n"
         "from sci_ext import get_config_manager\n\n"
-        "get_config_manager().set('cache.dir', tempfile.mkdtemp(prefix='sci_ext-demo-'));"
+        "config = get_config_manager().set('cache.dir', tempfile.mkdtemp(prefix='sci_ext-demo-'))"
     ),
     new_markdown_cell("The inputs: a parameter and a helper function defined in the notebook."),
     new_code_cell(
