@@ -141,7 +141,8 @@ def test_sci_cache_list_info_clear_stats(ip, capsys):
     listing = capsys.readouterr().out
     assert "alpha" in listing and "beta" in listing and "2 entries" in listing
     ip.run_line_magic("sci_cache", "info alpha")
-    assert "hits     1" in capsys.readouterr().out.replace("  ", " ").replace(" 1", "     1") or True
+    info = capsys.readouterr().out
+    assert "name     alpha" in info and "hits     1" in info and "kind     cell" in info
     ip.run_line_magic("sci_cache", "stats")
     stats_text = capsys.readouterr().out
     assert "ratio" in stats_text and "0.33" in stats_text
@@ -188,3 +189,90 @@ def test_property_random_input_changes_never_hit(value, other):
     shell.user_ns["inp"] = value
     shell.run_cell(cell)
     assert SESSION.last.status == "hit" and shell.user_ns["out"] == repr(value)
+
+
+def test_outputs_of_every_kind_are_replayed_in_order(ip, capsys):
+    cell = (
+        "%%cached kinds\n"
+        "import sys\n"
+        "from IPython.display import display, clear_output, Markdown\n"
+        "print('one')\n"
+        "print('two', file=sys.stderr)\n"
+        "display(Markdown('**three**'))\n"
+        "clear_output()\n"
+        "sys.stdout.writelines(['four\\n'])\n"
+        "k = 1"
+    )
+    run(ip, cell)
+    capsys.readouterr()
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    captured = capsys.readouterr()
+    assert captured.out.index("one") < captured.out.index("Markdown object") < captured.out.index("four")
+    assert "two" in captured.err
+
+
+def test_unpicklable_value_corrupt_entry_and_absent_input(ip, capsys, sci_env):
+    run(ip, "%%cached\nimport threading\nheld = threading.Lock()")
+    assert SESSION.last.status == "uncached" and "'held'" in capsys.readouterr().err
+    cell = "%%cached corrupt\nv = later if 'later' in dir() else 0"
+    run(ip, cell)
+    cells = sci_env["XDG_CACHE_HOME"] / "sci_ext" / "cells"
+    (entry,) = cells.rglob("*.val")
+    entry.write_bytes(b"SCICACH1" + b"garbage" * 10)  # written by "another version"
+    run(ip, cell)
+    assert SESSION.last.status == "miss" and "unreadable" in capsys.readouterr().err
+    ip.user_ns["later"] = 5  # an input that was absent appears: a miss
+    run(ip, cell)
+    assert SESSION.last.status == "miss" and ip.user_ns["v"] == 5
+
+
+def test_a_cell_waits_for_another_process_computing_the_same_key(ip, capsys, sci_env):
+    import threading
+
+    from filelock import FileLock
+
+    from sci_ext.kernel import cached_cell
+
+    cell = "%%cached waited\nw = 1"
+    code = ip.transform_cell(cell.split("\n", 1)[1])
+    opts = cached_cell.CellOptions(name="waited")
+    analysis = cached_cell.analyze(code)
+    digests = cached_cell.hash_inputs(ip.user_ns, cached_cell.input_names(analysis, opts), [])
+    key = cached_cell.cell_key(code, analysis, digests, opts)
+    store = cached_cell.open_store()
+    (store.local.directory / ".locks").mkdir(exist_ok=True)
+    held = threading.Event()
+
+    def other_process():
+        lock = FileLock(str(store.local.directory / ".locks" / f"{key}.lock"))
+        with lock:
+            held.set()
+            threading.Event().wait(0.3)
+
+    worker = threading.Thread(target=other_process)
+    worker.start()
+    held.wait(5)
+    run(ip, cell)
+    worker.join()
+    assert "another kernel is computing this cell" in capsys.readouterr().out
+    assert SESSION.last.status == "miss" and ip.user_ns["w"] == 1
+
+
+def test_class_with_static_and_class_methods_restores(ip):
+    cell = (
+        "%%cached meths\n"
+        "class Tool:\n"
+        "    @staticmethod\n"
+        "    def s():\n"
+        "        return FACTOR\n"
+        "    @classmethod\n"
+        "    def c(cls):\n"
+        "        return FACTOR + 1"
+    )
+    ip.user_ns["FACTOR"] = 3
+    run(ip, cell)
+    ip.user_ns.pop("Tool")
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    assert ip.user_ns["Tool"].s() == 3 and ip.user_ns["Tool"].c() == 4

@@ -195,11 +195,11 @@ def test_sigkill_while_writing_a_large_entry_never_gives_a_corrupt_hit(kernel_fa
 
 
 def test_ttl_expiry(kernel):
-    cell = "%%cached --ttl 0.3\nt = 1"
+    cell = "%%cached --ttl 0.8\nt = 1"
     kernel.run(cell).check()
     kernel.run(cell).check()
     assert status(kernel) == "hit"
-    time.sleep(0.5)
+    time.sleep(0.9)
     kernel.run(cell).check()
     assert status(kernel) == "miss"
 

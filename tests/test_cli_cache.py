@@ -47,3 +47,27 @@ def test_bad_usage_exits_2_with_one_line():
     assert res.returncode == 2 and "inside one kernel" in res.stderr
     res = cli("list", "--backend", "redis")
     assert res.returncode == 2 and "redis_url" in res.stderr
+
+
+def test_cli_in_process(capsys, kernel_factory=None):
+    from sci_ext.cli import main
+    from sci_ext.core.cache.layered import get_disk_store
+    from sci_ext.core.cache.serialize import pack
+    from sci_ext.core.cache.store import EntryInfo
+    from sci_ext.core.config import get_config
+
+    cfg = get_config().cache
+    store = get_disk_store(cfg.dir, cfg.size_limit_bytes)
+    store.set("abc123", pack({"x": 1}), EntryInfo("abc123", "demo", "cell", 100, 0.0), None)
+    assert main(["cache", "list"]) == 0
+    assert "demo" in capsys.readouterr().out
+    assert main(["cache", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["key"] == "abc123"
+    assert main(["cache", "stats"]) == 0 and "entries" in capsys.readouterr().out
+    assert main(["cache", "stats", "--json"]) == 0 and json.loads(capsys.readouterr().out)["entries"] == 1
+    assert main(["cache", "clear", "abc"]) == 0 and "cleared 1 entry" in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 2
+    assert main(["cache", "clear", "zzz"]) == 2
+    assert main(["cache", "list", "--backend", "memory"]) == 2
+    assert main(["cache", "stats", "--backend", "redis"]) == 2
+    assert main(["cache", "clear", "--all"]) == 0

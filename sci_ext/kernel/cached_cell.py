@@ -18,7 +18,6 @@ import sys
 import time
 import types
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..core.cache import stats
@@ -435,8 +434,3 @@ def _info_dict(info: EntryInfo) -> dict[str, Any]:
 
     data: dict[str, Any] = json.loads(info.to_json())
     return data
-
-
-def cache_dir() -> Path:
-    """The configured cell-cache directory."""
-    return Path(get_config().cache.dir).expanduser()
