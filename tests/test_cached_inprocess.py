@@ -276,3 +276,28 @@ def test_class_with_static_and_class_methods_restores(ip):
     run(ip, cell)
     assert SESSION.last.status == "hit"
     assert ip.user_ns["Tool"].s() == 3 and ip.user_ns["Tool"].c() == 4
+
+
+def test_entry_that_cannot_be_restored_here_is_a_miss(ip, capsys):
+    import sys
+    import types
+
+    fake = types.ModuleType("sci_ext_fake_mod")
+    sys.modules["sci_ext_fake_mod"] = fake
+    cell = "%%cached fake\nimport sci_ext_fake_mod as fm\nz = 1"
+    run(ip, cell)
+    del sys.modules["sci_ext_fake_mod"]  # "not installed in this kernel"
+    ip.user_ns.pop("fm")
+    sys.modules["sci_ext_fake_mod"] = fake
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    del sys.modules["sci_ext_fake_mod"]
+    from sci_ext.core.cache.keys import module_version
+
+    module_version.cache_clear()
+    ip.user_ns.pop("fm")
+    result = ip.run_cell(cell)
+    # The key itself is the same (same version string), so the entry is found but cannot
+    # be restored: a warning, then the cell runs (and fails like any cell importing it).
+    assert "cannot be restored here" in capsys.readouterr().err
+    assert isinstance(result.error_in_exec, ModuleNotFoundError)

@@ -281,9 +281,16 @@ def _lookup(store: LayeredStore, key: str, shell: Any, label: str) -> tuple[dict
         return None
 
 
-def _hit(shell: Any, store: LayeredStore, key: str, found: tuple[dict[str, Any], str], opts: CellOptions) -> CellRun:
+def _hit(
+    shell: Any, store: LayeredStore, key: str, found: tuple[dict[str, Any], str], opts: CellOptions
+) -> CellRun | None:
+    """Restore a found entry; ``None`` (a miss, with a warning) if it cannot be restored here."""
     payload, layer = found
-    names = _restore(shell, payload)
+    try:
+        names = _restore(shell, payload)
+    except Exception as exc:  # e.g. a module it imported is not installed in this kernel
+        _warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
+        return None
     replay(shell, payload["events"])
     try:
         store.count_hit(key)
@@ -324,8 +331,9 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     key = cell_key(code, analysis, digests, opts)
     if not opts.force:
         found = _lookup(store, key, shell, label)
-        if found is not None:
-            return _hit(shell, store, key, found, opts)
+        restored = _hit(shell, store, key, found, opts) if found is not None else None
+        if restored is not None:
+            return restored
     lock = _key_lock(store, key)
     try:
         if lock is not None and not opts.force:
@@ -337,8 +345,9 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                 print("[sci_ext] another kernel is computing this cell; waiting for its result", flush=True)
                 lock.acquire(poll_interval=0.05)
                 found = _lookup(store, key, shell, label)
-                if found is not None:
-                    return _hit(shell, store, key, found, opts)
+                restored = _hit(shell, store, key, found, opts) if found is not None else None
+                if restored is not None:
+                    return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
         return _miss(shell, store, key=key, code=code, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
