@@ -190,6 +190,22 @@ def test_analysis_finds_inputs_and_outputs(code, inputs, outputs):
     assert list(found.outputs) == outputs
 
 
+def test_analysis_looks_inside_magics_that_run_code():
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    code = TransformerManager().transform_cell("%time y = f(x)\n%%timeit -n1\nz = w + 1\n")
+    assert "run_line_magic" in code
+    found = analyze(code)
+    assert {"f", "x"} <= set(found.inputs) and "y" in found.outputs
+    cell = TransformerManager().transform_cell("%%time\nimport json\nq = json.dumps(data)\n")
+    found = analyze(cell)
+    assert "data" in found.inputs and {"q", "json"} <= set(found.outputs)
+    assert found.imported_modules == ("json",)
+    # Not always Python; when it parses, its names count (over-reporting only costs a hash).
+    assert set(analyze(TransformerManager().transform_cell("%sci_config a.b=5\n")).inputs) <= {"a", "get_ipython"}
+    assert analyze(TransformerManager().transform_cell("%sci_cache clear --all\n")).inputs == ("get_ipython",)
+
+
 def test_analysis_reports_imports_star_and_last_expression():
     found = analyze("from pkg.mod import *\nimport numpy\nnumpy.pi")
     assert found.star_import and found.last_expression

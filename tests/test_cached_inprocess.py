@@ -301,3 +301,14 @@ def test_entry_that_cannot_be_restored_here_is_a_miss(ip, capsys):
     # be restored: a warning, then the cell runs (and fails like any cell importing it).
     assert "cannot be restored here" in capsys.readouterr().err
     assert isinstance(result.error_in_exec, ModuleNotFoundError)
+
+
+def test_code_inside_a_line_magic_is_keyed_too(ip):
+    cell = "%%cached --quiet\n%time doubled = base * 2"
+    ip.user_ns["base"] = 2
+    run(ip, cell)
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    ip.user_ns["base"] = 3
+    run(ip, cell)
+    assert SESSION.last.status == "miss" and ip.user_ns["doubled"] == 6

@@ -55,10 +55,21 @@ def analyze(code: str) -> CellAnalysis:
     globals_in_functions = _declared_globals(code)
     outputs = walker.bound | globals_in_functions
     inputs = walker.loads | _nested_global_reads(code, walker.bound)
+    modules = set(walker.modules)
+    # `%time y = f(x)` becomes get_ipython().run_line_magic('time', 'y = f(x)'): the code is a
+    # string.  Analyze such strings too, or x would be missing from the key.
+    for text in _magic_arguments(tree):
+        try:
+            nested = analyze(_transform(text))
+        except (SyntaxError, ValueError):
+            continue  # not Python (e.g. %sci_config key=value): nothing to read
+        inputs |= set(nested.inputs)
+        outputs |= set(nested.outputs)
+        modules |= set(nested.imported_modules)
     return CellAnalysis(
         inputs=tuple(sorted(inputs)),
         outputs=tuple(sorted(outputs)),
-        imported_modules=tuple(sorted(walker.modules)),
+        imported_modules=tuple(sorted(modules)),
         deleted=tuple(sorted(walker.deleted)),
         star_import=walker.star,
         last_expression=bool(tree.body) and isinstance(tree.body[-1], ast.Expr),
@@ -66,6 +77,27 @@ def analyze(code: str) -> CellAnalysis:
 
 
 _TRY_NODES: tuple[type, ...] = (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+
+
+def _magic_arguments(tree: ast.Module) -> list[str]:
+    """The string arguments of ``get_ipython().run_line_magic/run_cell_magic(...)`` calls."""
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("run_line_magic", "run_cell_magic")
+        ):
+            for arg in node.args[1:]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.strip():
+                    found.append(arg.value)
+    return found
+
+
+def _transform(text: str) -> str:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return str(TransformerManager().transform_cell(text))
 
 
 class _Walker:
