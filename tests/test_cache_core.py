@@ -349,3 +349,34 @@ def test_stats_hook_counts_and_notifies():
     assert stats.cache_counters() == {("disk", "hit"): 2}
     assert len(seen) == 1 and seen[0].layer == "disk"
     stats._listeners.clear()
+
+
+def test_more_kinds_of_values_hash_by_content(tmp_path):
+    from collections import namedtuple
+
+    Pair = namedtuple("Pair", "a b")
+    assert hash_value(Pair(1, 2)) != hash_value(Pair(1, 3)) and hash_value(Pair(1, 2)) != hash_value((1, 2))
+    assert hash_value(tmp_path / "a") != hash_value(tmp_path / "b")
+    rec = np.zeros(3, dtype=[("x", "i4"), ("y", "f8")])
+    rec2 = rec.copy()
+    rec2["y"][1] = 1.5
+    assert hash_value(rec) != hash_value(rec2)
+    assert hash_value(np.int64(3)) != hash_value(np.int32(3))
+    assert hash_value([lambda v: v + 1]) != hash_value([lambda v: v + 2])  # cloudpickle fallback
+
+    ns = {"__name__": "__main__"}
+    exec(
+        "class Base:\n    pass\n"
+        "class Thing(Base):\n"
+        "    @property\n    def p(self):\n        return 1\n"
+        "    def m(self, *, k=KW):\n        return k\n"
+        "def outer():\n    v = 1\n    def inner():\n        return v\n    return inner\n",
+        {**ns, "KW": 1},
+        ns,
+    )
+    thing_hash = hash_value(ns["Thing"])
+    assert hash_value(ns["Thing"]().m) != hash_value(ns["Base"])
+    exec("class Thing(Base):\n    @property\n    def p(self):\n        return 2\n", ns)
+    assert hash_value(ns["Thing"]) != thing_hash  # an edited property
+    assert hash_value(ns["outer"]()) == hash_value(ns["outer"]())
+    assert hash_value(ns["Thing"]) == hash_value(ns["Thing"])

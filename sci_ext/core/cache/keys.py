@@ -67,7 +67,7 @@ def module_version(module_name: str) -> str:
     if isinstance(version, str):
         return version
     try:
-        dists = importlib.metadata.packages_distributions().get(top, [])
+        dists = _distributions().get(top, [])
         for dist in dists:
             return importlib.metadata.version(dist)
     except Exception:  # noqa: S110 - metadata can be broken; the name still keys
@@ -77,8 +77,24 @@ def module_version(module_name: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
 def _is_notebook_defined(obj: Any, main_names: frozenset[str]) -> bool:
-    return getattr(obj, "__module__", None) in main_names
+    """Should ``obj`` (a function or class) be hashed by its code rather than by reference?
+
+    Yes for the notebook's own code, for local functions and lambdas (their qualified
+    name does not identify them), and for code from modules that no installed
+    distribution versions (a ``helpers.py`` next to the notebook can change any time).
+    """
+    module = getattr(obj, "__module__", None)
+    if module in main_names:
+        return True
+    if "<" in str(getattr(obj, "__qualname__", "")):
+        return True
+    return isinstance(module, str) and module_version(module) == ""
 
 
 class ValueHasher:
