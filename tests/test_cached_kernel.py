@@ -214,3 +214,25 @@ def test_size_limit_evicts_least_recently_used(kernel):
     listing = kernel.run("%sci_cache stats").check().text
     size = int(listing.split("bytes")[1].split()[0])
     assert size <= 1048576 + 600_000  # diskcache culls on the next write
+
+
+def test_rich_outputs_are_replayed_on_a_hit(kernel):
+    cell = (
+        "%%cached rich\n"
+        "import base64\n"
+        "from IPython.display import Image, display\n"
+        "png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')\n"
+        "display(Image(data=png))\n"
+        # What plotly's fig.show() publishes in a notebook (plotly itself is slow to import).
+        "fig = {'data': [{'type': 'bar', 'y': [2, 3, 1]}], 'layout': {}}\n"
+        "display({'application/vnd.plotly.v1+json': fig, 'text/plain': 'Figure'}, raw=True)\n"
+        "print('after the figure')"
+    )
+    miss = kernel.run(cell).check()
+    hit = kernel.run(cell).check()
+    assert status(kernel) == "hit"
+    kinds = lambda res: [sorted(o["data"]) if "data" in o else o["type"] for o in res.outputs]  # noqa: E731
+    assert kinds(hit)[: len(kinds(miss))] == kinds(miss)
+    assert "image/png" in hit.outputs[0]["data"]
+    plotly = [o for o in hit.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert plotly and plotly[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [2, 3, 1]
