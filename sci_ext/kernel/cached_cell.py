@@ -100,7 +100,15 @@ def open_store(backend: str | None = None, warn: Any = _warn) -> LayeredStore:
     if backend == "redis" and not cfg.redis_url:
         raise ValueError("--backend redis needs cache.redis_url (e.g. %sci_config cache.redis_url=redis://host:6379/0)")
     local = get_disk_store(cfg.dir, cfg.size_limit_bytes)
-    remote = get_redis_store(cfg.redis_url, cfg.redis_timeout_seconds) if cfg.redis_url else None
+    remote = None
+    if cfg.redis_url:
+        try:
+            remote = get_redis_store(cfg.redis_url, cfg.redis_timeout_seconds)
+        except ImportError:
+            warn(
+                "sci_ext warning: cache.redis_url is set but the redis package is missing"
+                " (pip install 'sci_ext[redis]'); using the local cache only"
+            )
     return LayeredStore(local, remote, warn)
 
 
