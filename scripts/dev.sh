@@ -26,17 +26,19 @@ case "$cmd" in
         setup
         if [ "${1:-}" = "--headless" ]; then
             # Run the quickstart top to bottom without a browser and print its outputs.
-            exec "$VENV/bin/jupyter" execute --inplace=false notebooks/01_quickstart.ipynb
+            exec "$VENV/bin/python" scripts/run_notebook.py notebooks/01_quickstart.ipynb
         fi
-        exec "$VENV/bin/jupyter" lab notebooks/01_quickstart.ipynb "$@"
+        root_flag=""
+        [ "$(id -u)" -eq 0 ] && root_flag="--allow-root"  # containers often run as root
+        exec "$VENV/bin/jupyter" lab notebooks/01_quickstart.ipynb $root_flag "$@"
         ;;
     test)
         setup
         if ! command -v redis-server >/dev/null; then
             echo "warning: redis-server not found; Redis tests will fail (apt-get install redis-server)" >&2
         fi
-        "$VENV/bin/ruff" check sci_ext tests benchmarks
-        "$VENV/bin/ruff" format --check sci_ext tests benchmarks
+        "$VENV/bin/ruff" check sci_ext tests benchmarks scripts
+        "$VENV/bin/ruff" format --check sci_ext tests benchmarks scripts
         "$VENV/bin/mypy"
         # -p no:cacheprovider keeps the tree clean; nbval runs every notebook as a test.
         "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \

@@ -32,10 +32,7 @@ cells = [
         "picks them up on `--reload`:"
     ),
     new_code_cell(
-        "import os\n\n"
-        "os.environ['SCI_EXT_RAG__CHUNK_SIZE'] = '1500'\n"
-        "%sci_config --reload\n"
-        "%sci_config rag.chunk_size"
+        "import os\n\nos.environ['SCI_EXT_RAG__CHUNK_SIZE'] = '1500'\n%sci_config --reload\n%sci_config rag.chunk_size"
     ),
     new_markdown_cell("A bad value is refused with a message naming the key, and the old value stays:"),
     new_code_cell(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from kernel_harness import KernelSession, kernel_env
+from security_fixtures import *  # noqa: F403
 
 ISOLATED_VARS = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")
 

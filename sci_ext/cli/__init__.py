@@ -22,6 +22,9 @@ __all__ = ["COMMAND_MODULES", "CheckFailure", "UsageFailure", "main"]
 COMMAND_MODULES: list[str] = [
     "sci_ext.cli.config_cmd",
     "sci_ext.cli.cache_cmd",
+    "sci_ext.cli.secret_cmd",
+    "sci_ext.cli.apikey_cmd",
+    "sci_ext.cli.audit_cmd",
 ]
 
 

@@ -32,6 +32,8 @@ _EXPORTS: dict[str, str] = {
     "cache_result": "cache",
     "cache_counters": "cache",
     "hash_value": "cache",
+    "get_security_manager": "security",
+    "SecurityManager": "security",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
@@ -60,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TransientError,
         VaultLockedError,
     )
+    from .security import SecurityManager, get_security_manager  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

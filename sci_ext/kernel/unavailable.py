@@ -17,7 +17,6 @@ __all__ = ["PENDING", "register"]
 #: magic name -> (kind, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
     "guarded": ("cell", "retries, circuit breakers and rate limits"),
-    "sci_secret": ("line", "the encrypted secret vault"),
 }
 
 

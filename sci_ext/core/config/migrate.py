@@ -74,6 +74,9 @@ def migrate(path: Path | str, *, target: Path | str | None = None, dry_run: bool
         raise ConfigError(f"{source}: no such file", path=str(source))
     if source.is_dir():
         raise ConfigError(f"{source}: is a directory, expected a file to migrate", path=str(source))
+    from ..security import dotenv  # registers the `.env` migrator (the security feature)
+
+    dotenv.register()
     for _name, matches, run in _MIGRATORS:
         if matches(source):
             return run(source, Path(target) if target else None, dry_run)

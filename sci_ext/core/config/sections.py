@@ -63,6 +63,11 @@ def default_vault_path() -> str:
     return str(_xdg("XDG_DATA_HOME", ".local/share") / "sci_ext" / "vault.json")
 
 
+def default_key_dir() -> str:
+    """``$XDG_CONFIG_HOME/sci_ext/keys``: where a generated vault key file goes (not beside the vault)."""
+    return str(_xdg("XDG_CONFIG_HOME", ".config") / "sci_ext" / "keys")
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -134,6 +139,15 @@ class SecurityConfig:
     max_auth_failures_per_minute: int = setting(10, doc="Failed validations from one client before lockout.", min=1)
     lockout_seconds: float = setting(300.0, doc="How long a client stays locked out.", min=1)
     redact_outputs: bool = setting(True, doc="Replace secret values in every output.")
+    key_source: str = setting(
+        "auto",
+        doc="Master key of a new vault: auto (keyring, else passphrase, else key file) or one of them.",
+        choices=("auto", "keyring", "passphrase", "keyfile"),
+    )
+    key_dir: str = setting(
+        default_factory=default_key_dir, doc="Directory of generated vault key files (never the vault's)."
+    )
+    audit_path: str | None = setting(None, doc="Audit log (JSON lines); none: core.state_dir/audit/audit.jsonl.")
 
 
 @dataclass
@@ -175,6 +189,15 @@ class RAGConfig:
             )
 
 
+@dataclass
+class DotenvConfig:
+    """Plain (non-credential) keys migrated from a ``.env`` file, kept as strings."""
+
+    __sci_allow_extra__ = True
+
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"doc": "KEY -> value from the .env file."})
+
+
 BUILTIN_SECTIONS: dict[str, type] = {
     "core": CoreConfig,
     "cache": CacheConfig,
@@ -183,4 +206,5 @@ BUILTIN_SECTIONS: dict[str, type] = {
     "security": SecurityConfig,
     "monitoring": MonitoringConfig,
     "rag": RAGConfig,
+    "dotenv": DotenvConfig,
 }

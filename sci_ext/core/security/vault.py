@@ -1,0 +1,474 @@
+"""The encrypted secret vault: one JSON file, AES-256-GCM per secret.
+
+File layout (``security.vault_path``, mode 0600 in a 0700 directory)::
+
+    {"format": "sci_ext-vault", "version": 1, "vault_id": "<32 hex>",
+     "key": {"source": "passphrase", "kdf": "scrypt", "salt": ..., "n": ..., "r": ..., "p": ...},
+     "check": {"nonce": ..., "ciphertext": ..., "tag": ...},
+     "secrets": {"NAME": {"nonce": ..., "ciphertext": ..., "tag": ..., "created": ..., "updated": ...}}}
+
+* Every encryption uses a fresh 96-bit nonce.  The associated data of a secret is
+  the vault id and the secret's name, so a ciphertext moved to another name or
+  another vault fails to decrypt.
+* ``check`` encrypts a constant with the whole header (format, version, vault id,
+  key spec) as associated data: a wrong key or an edited header is detected at
+  unlock, before anything is written.
+* Writes: read-modify-write under a file lock, temp file + fsync + rename + fsync of
+  the directory.  Two processes setting different secrets both keep theirs; a
+  process killed mid-write leaves the old or the new file, never a mix.
+* The master key is derived once and kept in memory until :meth:`Vault.lock`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import re
+import secrets
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AuthenticationError, SecurityError
+from .masterkey import Prompt, check_private_file, discard_master_key, new_master_key, open_master_key
+
+__all__ = ["FORMAT", "SecretInfo", "Vault", "validate_name"]
+
+FORMAT = "sci_ext-vault"
+VERSION = 1
+_CHECK_PLAINTEXT = b"sci_ext vault key check v1"
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+MAX_VALUE_BYTES = 64 * 1024
+
+# Indirection so fault-injection tests can kill the process at the rename.
+_replace = os.replace
+
+AuditHook = Callable[..., None]
+
+
+def validate_name(name: str) -> str:
+    """Check a secret name (an environment-variable-like identifier)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise SecurityError(
+            f"invalid secret name {name!r}: use letters, digits, '_', '.', '-' (start with a letter or '_'; max 128)"
+        )
+    return name
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any, where: str) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise SecurityError(f"{where} is damaged (not base64)") from None
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """What :meth:`Vault.list` shows about a secret: never its value."""
+
+    name: str
+    created: float
+    updated: float
+    last_used: float | None
+
+
+class Vault:
+    """An AES-256-GCM vault file; see the module docstring."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        kdf: tuple[int, int, int] = (2**17, 8, 1),
+        key_source: str = "auto",
+        key_dir: Path | str | None = None,
+        prompt: Prompt | None = None,
+        audit: AuditHook | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.kdf = kdf
+        self.key_source = key_source
+        self.key_dir = Path(key_dir).expanduser() if key_dir else self.path.parent.parent / "sci_ext-keys"
+        self.prompt = prompt
+        self._audit = audit or (lambda *a, **k: None)
+        self._lock = threading.RLock()
+        self._key: bytes | None = None
+        self._vault_id: str | None = None
+        self._doc: dict[str, Any] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
+        self._usage: dict[str, float] = {}
+        self._usage_flushed: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- files
+    @property
+    def usage_path(self) -> Path:
+        """Side file with the last-used time of each secret (names and times only)."""
+        return self.path.with_name(self.path.name + ".usage")
+
+    def exists(self) -> bool:
+        """True when the vault file exists."""
+        return self.path.exists()
+
+    def _check_dir(self) -> None:
+        directory = self.path.parent
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True)
+            os.chmod(directory, 0o700)
+            return
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if mode & 0o077:
+            raise SecurityError(
+                f"vault directory {directory} has mode {mode:04o} (group/others can access it); "
+                f"refusing to use it. Fix: chmod 700 {directory}"
+            )
+
+    def _file_lock(self) -> Any:
+        from filelock import FileLock
+
+        self._check_dir()
+        return FileLock(str(self.path) + ".lock", timeout=30, mode=0o600)
+
+    def _read(self) -> dict[str, Any] | None:
+        """The parsed vault file (cached while its stat is unchanged), or None."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._doc, self._stamp = None, None
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+        if self._doc is not None and stamp == self._stamp:
+            return self._doc
+        self._check_dir()
+        check_private_file(self.path, "vault file")
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SecurityError(
+                f"vault file {self.path} is damaged (not valid JSON: {exc}); nothing was changed"
+            ) from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise SecurityError(
+                f"{self.path} is not a sci_ext vault (format {doc.get('format') if isinstance(doc, dict) else None!r})"
+            )
+        if doc.get("version") != VERSION:
+            raise SecurityError(
+                f"{self.path}: vault version {doc.get('version')!r} is not supported (expected {VERSION})"
+            )
+        if (
+            not isinstance(doc.get("secrets"), dict)
+            or not isinstance(doc.get("key"), dict)
+            or not isinstance(doc.get("vault_id"), str)
+        ):
+            raise SecurityError(f"vault file {self.path} is damaged (missing header fields)")
+        self._doc, self._stamp = doc, stamp
+        return doc
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        text = json.dumps(doc, indent=1, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            _replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._doc, self._stamp = None, None
+
+    # ----------------------------------------------------------------- crypto
+    @staticmethod
+    def _header_aad(doc: dict[str, Any]) -> bytes:
+        header = {k: doc.get(k) for k in ("format", "version", "vault_id", "key")}
+        return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+    @staticmethod
+    def _entry_aad(vault_id: str, name: str) -> bytes:
+        return f"sci_ext-vault\x00{vault_id}\x00{name}".encode()
+
+    @staticmethod
+    def _seal(key: bytes, plaintext: bytes, aad: bytes) -> dict[str, Any]:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
+        return {"nonce": _b64(nonce), "ciphertext": _b64(sealed[:-16]), "tag": _b64(sealed[-16:])}
+
+    def _open(self, key: bytes, entry: Any, aad: bytes, what: str) -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not isinstance(entry, dict):
+            raise SecurityError(f"{self.path}: {what} is damaged")
+        nonce = _unb64(entry.get("nonce"), f"{self.path}: {what} (nonce)")
+        body = _unb64(entry.get("ciphertext"), f"{self.path}: {what} (ciphertext)")
+        tag = _unb64(entry.get("tag"), f"{self.path}: {what} (tag)")
+        if len(nonce) != 12 or len(tag) != 16:
+            raise SecurityError(f"{self.path}: {what} is damaged (nonce or tag has the wrong length)")
+        try:
+            return AESGCM(key).decrypt(nonce, body + tag, aad)
+        except InvalidTag:
+            raise SecurityError(
+                f"{self.path}: {what} failed authentication: the file was modified or damaged; nothing was changed"
+            ) from None
+
+    # ------------------------------------------------------------- lock state
+    @property
+    def unlocked(self) -> bool:
+        """True while the master key is held in memory."""
+        return self._key is not None
+
+    def lock(self) -> None:
+        """Forget the master key (the next access unlocks again)."""
+        with self._lock:
+            was = self._key is not None
+            self._key, self._vault_id = None, None
+        if was:
+            self._audit("vault.lock", path=str(self.path))
+
+    def unlock(self, passphrase: str | None = None) -> None:
+        """Derive or fetch the master key and check it against the header."""
+        with self._lock:
+            doc = self._read()
+            if doc is None:
+                with self._file_lock():
+                    doc = self._read() or self._create(passphrase)
+            self._unlock_doc(doc, passphrase)
+
+    def _create(self, passphrase: str | None) -> dict[str, Any]:
+        vault_id = secrets.token_hex(16)
+        key, spec = new_master_key(
+            vault_id,
+            self.path.parent,
+            source=self.key_source,
+            kdf=self.kdf,
+            key_dir=self.key_dir,
+            prompt=self.prompt,
+            passphrase=passphrase,
+        )
+        doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "vault_id": vault_id, "key": spec, "secrets": {}}
+        doc["check"] = self._seal(key, _CHECK_PLAINTEXT, self._header_aad(doc))
+        self._write(doc)
+        self._audit("vault.create", path=str(self.path), key_source=spec["source"])
+        self._key, self._vault_id = key, vault_id
+        return self._read() or doc
+
+    def _unlock_doc(self, doc: dict[str, Any], passphrase: str | None = None) -> bytes:
+        if self._key is not None and self._vault_id == doc["vault_id"]:
+            return self._key
+        key = open_master_key(doc["key"], self.path, prompt=self.prompt, passphrase=passphrase)
+        try:
+            self._open(key, doc.get("check"), self._header_aad(doc), "vault header")
+        except SecurityError:
+            self._audit("vault.unlock_failed", path=str(self.path), key_source=doc["key"].get("source"))
+            what = "wrong passphrase" if doc["key"].get("source") == "passphrase" else "wrong master key"
+            raise AuthenticationError(
+                f"cannot unlock {self.path}: {what}, or the vault header was modified; nothing was changed"
+            ) from None
+        self._key, self._vault_id = key, doc["vault_id"]
+        self._audit("vault.unlock", path=str(self.path), key_source=doc["key"].get("source"))
+        return key
+
+    @contextlib.contextmanager
+    def _modify(self) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """Read the latest file under the lock, let the caller change it, write it."""
+        with self._lock, self._file_lock():
+            doc = self._read()
+            if doc is None:
+                doc = self._create(None)
+            key = self._unlock_doc(doc)
+            doc = json.loads(json.dumps(doc))  # a private copy: the cache stays intact on failure
+            yield doc, key
+            self._write(doc)
+
+    # ------------------------------------------------------------------ verbs
+    def set(self, name: str, value: str) -> None:
+        """Store (or replace) secret ``name``."""
+        validate_name(name)
+        if not isinstance(value, str) or not value:
+            raise SecurityError(f"the value of {name} must be a non-empty string")
+        data = value.encode("utf-8")
+        if len(data) > MAX_VALUE_BYTES:
+            raise SecurityError(f"the value of {name} is larger than {MAX_VALUE_BYTES} bytes")
+        with self._modify() as (doc, key):
+            now = time.time()
+            old = doc["secrets"].get(name)
+            entry = self._seal(key, data, self._entry_aad(doc["vault_id"], name))
+            entry["created"] = old.get("created", now) if isinstance(old, dict) else now
+            entry["updated"] = now
+            doc["secrets"][name] = entry
+        self._audit("secret.set", name=name, replaced=old is not None)
+
+    def get(self, name: str) -> str:
+        """The value of secret ``name`` (unlocks on first use)."""
+        with self._lock:
+            doc = self._read()
+            if doc is None or name not in doc["secrets"]:
+                raise KeyError(f"no secret named {name!r} in {self.path}")
+            key = self._unlock_doc(doc)
+            value = self._open(key, doc["secrets"][name], self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
+            self._touch(name)
+        return value.decode("utf-8")
+
+    def delete(self, name: str) -> None:
+        """Remove secret ``name`` (KeyError if it does not exist)."""
+        with self._modify() as (doc, _key):
+            if name not in doc["secrets"]:
+                raise KeyError(f"no secret named {name!r} in {self.path}")
+            del doc["secrets"][name]
+        self._audit("secret.delete", name=name)
+
+    def names(self) -> list[str]:
+        """Sorted secret names (no unlock needed)."""
+        doc = self._read()
+        return sorted(doc["secrets"]) if doc else []
+
+    def list(self) -> list[SecretInfo]:
+        """Name, created, updated and last-used time of each secret (never values)."""
+        doc = self._read()
+        if not doc:
+            return []
+        usage = self._load_usage()
+        out = []
+        for name in sorted(doc["secrets"]):
+            entry = doc["secrets"][name]
+            out.append(
+                SecretInfo(name, float(entry.get("created", 0)), float(entry.get("updated", 0)), usage.get(name))
+            )
+        return out
+
+    def verify(self) -> int:
+        """Decrypt every entry (nothing is returned); the number of secrets checked."""
+        with self._lock:
+            doc = self._read()
+            if doc is None:
+                return 0
+            key = self._unlock_doc(doc)
+            for name, entry in doc["secrets"].items():
+                self._open(key, entry, self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
+            return len(doc["secrets"])
+
+    def rotate(self, passphrase: str | None = None) -> None:
+        """New vault id and master key; every secret re-encrypted.
+
+        The new file replaces the old one by an atomic rename only once it is
+        durable; the old key material is removed after that.  Interrupted at any
+        point, the old vault still opens with the old key.
+        """
+        with self._lock, self._file_lock():
+            doc = self._read()
+            if doc is None:
+                raise SecurityError(f"no vault at {self.path} to rotate")
+            old_key = self._unlock_doc(doc)
+            plain = {
+                name: self._open(old_key, entry, self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
+                for name, entry in doc["secrets"].items()
+            }
+            source = self.key_source
+            if source == "auto" and doc["key"].get("source") != "keyfile":
+                # keep the vault's source; a key-file vault moves up to a keyring or passphrase when one exists now
+                source = doc["key"].get("source", "auto")
+            vault_id = secrets.token_hex(16)
+            key, spec = new_master_key(
+                vault_id,
+                self.path.parent,
+                source=source,
+                kdf=self.kdf,
+                key_dir=self.key_dir,
+                prompt=self.prompt,
+                passphrase=passphrase,
+            )
+            new: dict[str, Any] = {
+                "format": FORMAT,
+                "version": VERSION,
+                "vault_id": vault_id,
+                "key": spec,
+                "secrets": {},
+            }
+            new["check"] = self._seal(key, _CHECK_PLAINTEXT, self._header_aad(new))
+            for name, data in plain.items():
+                entry = self._seal(key, data, self._entry_aad(vault_id, name))
+                old_entry = doc["secrets"][name]
+                entry["created"], entry["updated"] = (
+                    old_entry.get("created", time.time()),
+                    old_entry.get("updated", time.time()),
+                )
+                new["secrets"][name] = entry
+            self._write(new)
+            self._key, self._vault_id = key, vault_id
+            discard_master_key(doc["key"])
+        self._audit("vault.rotate", path=str(self.path), secrets=len(plain), key_source=spec["source"])
+
+    # ------------------------------------------------------------ blobs
+    def seal_blob(self, data: bytes, label: str) -> bytes:
+        """Encrypt ``data`` with the vault key (for encrypted backups); JSON bytes."""
+        with self._lock:
+            doc = self._read()
+            if doc is None:
+                with self._file_lock():
+                    doc = self._read() or self._create(None)
+            key = self._unlock_doc(doc)
+            aad = f"sci_ext-blob\x00{doc['vault_id']}\x00{label}".encode()
+            box = {
+                "format": "sci_ext-sealed",
+                "vault_id": doc["vault_id"],
+                "label": label,
+                **self._seal(key, data, aad),
+            }
+        return json.dumps(box).encode()
+
+    def open_blob(self, blob: bytes) -> bytes:
+        """Decrypt what :meth:`seal_blob` produced (same vault, not rotated since)."""
+        box = json.loads(blob)
+        with self._lock:
+            doc = self._read()
+            if doc is None or box.get("vault_id") != doc["vault_id"]:
+                raise SecurityError("this backup was sealed by another vault (or before a rotation)")
+            key = self._unlock_doc(doc)
+            aad = f"sci_ext-blob\x00{doc['vault_id']}\x00{box.get('label')}".encode()
+            return self._open(key, box, aad, "sealed backup")
+
+    # ------------------------------------------------------------ usage times
+    def _load_usage(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.usage_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        merged = {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
+        for name, ts in self._usage.items():
+            merged[name] = max(ts, merged.get(name, 0.0))
+        return merged
+
+    def _touch(self, name: str, throttle: float = 60.0) -> None:
+        # Recording every read would cost a file write per get; once a minute is enough for "last used".
+        now = time.time()
+        self._usage[name] = now
+        if now - self._usage_flushed.get(name, 0.0) < throttle:
+            return
+        self._usage_flushed[name] = now
+        try:
+            usage = self._load_usage()
+            fd = os.open(self.usage_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(usage, handle)
+        except OSError:
+            pass  # last-used times are informative only
