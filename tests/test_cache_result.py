@@ -200,3 +200,21 @@ def test_bare_decorator_clear_and_events():
     inc.cache_clear()
     inc(1)
     assert inc.cache_stats()["disk"]["misses"] == 2
+
+
+def test_results_holding_a_secret_stay_in_memory():
+    from sci_ext.core.security.redact import get_redactor
+
+    get_redactor().add("TOKEN", "tok-abcdef-123456")
+    try:
+
+        @cache_result()
+        def token():
+            return {"t": "tok-abcdef-123456"}
+
+        with pytest.warns(CacheWarning, match="secret value"):
+            first = token()
+        assert token() is first
+        assert token.cache_stats()["disk"] == {"hits": 0, "misses": 1}
+    finally:
+        get_redactor().remove("TOKEN")

@@ -312,3 +312,22 @@ def test_code_inside_a_line_magic_is_keyed_too(ip):
     ip.user_ns["base"] = 3
     run(ip, cell)
     assert SESSION.last.status == "miss" and ip.user_ns["doubled"] == 6
+
+
+def test_secret_values_never_reach_the_cache(ip, capsys, sci_env):
+    from sci_ext.core.security.redact import get_redactor
+
+    secret = "sk-test-0123456789abcdef"
+    redactor = get_redactor()
+    redactor.add("OPENAI_API_KEY", secret)
+    try:
+        ip.user_ns["key_source"] = {"k": secret}
+        run(ip, "%%cached\napi_key = key_source['k']")
+        assert SESSION.last.status == "uncached" and "'api_key'" in capsys.readouterr().err
+        run(ip, "%%cached shown\nprint('using', key_source['k'][:0] + 'sk-test-0123456789abcdef')\nn = 1")
+        assert SESSION.last.status == "miss"
+        cells = sci_env["XDG_CACHE_HOME"] / "sci_ext" / "cells"
+        stored = b"".join(p.read_bytes() for p in cells.rglob("*.val"))
+        assert b"REDACTED:OPENAI_API_KEY" in stored and secret.encode() not in stored
+    finally:
+        redactor.remove("OPENAI_API_KEY")

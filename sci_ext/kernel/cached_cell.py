@@ -255,6 +255,30 @@ def _split_modules(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, st
     return plain, modules
 
 
+def _redactor() -> Any:
+    """The secret redactor of this process, or None when the security feature is absent."""
+    try:
+        from ..core.security.redact import get_redactor
+    except ImportError:  # pragma: no cover - the security feature ships with sci_ext
+        return None
+    return get_redactor()
+
+
+def _secret_holders(values: dict[str, Any], redactor: Any) -> list[str]:
+    """Names of the values whose serialized form contains a known secret value."""
+    import cloudpickle
+
+    holders = []
+    for name, value in values.items():
+        try:
+            text = cloudpickle.dumps(value, protocol=5).decode("utf-8", "surrogateescape")
+        except Exception:  # noqa: S112 - unpicklable values are reported by the store step
+            continue
+        if redactor.redact(text) != text:
+            holders.append(repr(name))
+    return holders
+
+
 def _unpicklable(values: dict[str, Any]) -> list[str]:
     import cloudpickle
 
@@ -412,7 +436,23 @@ def _miss(
         result = (data, metadata)
     values, deleted = _collect(ns, before, analysis=analysis, opts=opts, inputs=inputs, digests=digests)
     plain, modules = _split_modules(values)
-    payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": capture.events, "result": result}
+    events: list[Any] = capture.events
+    redactor = _redactor()
+    if redactor:
+        # Secret values never reach the disk: outputs are stored as the frontend saw them,
+        # and a variable holding a secret keeps the whole cell out of the cache.
+        holders = _secret_holders(plain, redactor)
+        if holders:
+            _warn(
+                f"sci_ext warning: not cached: {', '.join(holders)} hold(s) a secret value; "
+                "secrets are never written to the cache"
+            )
+            run = CellRun(key, "uncached", store.backend, sorted(values), value)
+            SESSION.last = run
+            return run
+        events = redactor.redact_data(events)
+        result = redactor.redact_data(result)
+    payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
     cfg = get_config().cache
     ttl = opts.ttl if opts.ttl is not None else cfg.ttl_seconds
     info = EntryInfo(

@@ -216,6 +216,9 @@ class _Layers:
             )
             return
         info.size = packed.nbytes
+        if _holds_secret(packed.stream):
+            self.warn(f"{self.name}: result holds a secret value; kept in memory only, never written out")
+            return
         for layer in layers:
             try:
                 store = self._disk() if layer == "disk" else self._redis()
@@ -256,6 +259,19 @@ class _Layers:
                         self._disk().delete(raw[len("entry:") :])
             except Exception as exc:
                 self.warn(f"{self.name}: clearing the disk layer failed ({exc})")
+
+
+def _holds_secret(stream: bytes) -> bool:
+    """Does a pickle stream contain a secret value known to this process's redactor?"""
+    try:
+        from ..security.redact import get_redactor
+    except ImportError:  # pragma: no cover - the security feature ships with sci_ext
+        return False
+    redactor = get_redactor()
+    if not redactor:
+        return False
+    text = stream.decode("utf-8", "surrogateescape")
+    return bool(redactor.redact(text) != text)
 
 
 def _sync_wrapper(func: Callable[..., Any], layers: _Layers) -> Callable[..., Any]:
