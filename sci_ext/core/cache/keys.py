@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import marshal
 import pickle
 import struct
 import sys
@@ -38,6 +39,9 @@ MAX_HELPER_DEPTH = 8
 MAX_CONTAINER_DEPTH = 64
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
+# Exact types marshal writes by value (bool before int: marshal keeps them apart).
+_MARSHALABLE = frozenset({type(None), bool, int, float, complex, str, bytes})
+_FAST_MIN = 32
 
 
 class UnhashableInput(CacheError):
@@ -168,6 +172,12 @@ class ValueHasher:
         if numpy is not None and isinstance(value, numpy.generic):
             self._tag(f"np.{value.dtype.str}")
             self._bytes(value.tobytes())
+            return
+        if kind in (list, tuple) and len(value) > _FAST_MIN and all(type(v) in _MARSHALABLE for v in value):
+            # Long flat lists (prompts, labels, numbers): one marshal call instead of one step per item.
+            # marshal version 2 writes no back-references, so equal content gives equal bytes.
+            self._tag(f"flat-{kind.__name__}:{len(value)}")
+            self._bytes(marshal.dumps(value, 2))
             return
         if kind in (list, tuple) or (isinstance(value, tuple) and hasattr(value, "_fields")):
             self._tag(f"{kind.__module__}.{kind.__qualname__}:{len(value)}")
