@@ -355,6 +355,12 @@ def test_stats_hook_counts_and_notifies():
     assert stats.cache_counters() == {("disk", "hit"): 2}
     assert len(seen) == 1 and seen[0].layer == "disk"
     stats._listeners.clear()
+    empty = stats.cache_size_bytes()
+    from sci_ext.core.config import get_config
+
+    cfg = get_config().cache
+    get_disk_store(cfg.dir, cfg.size_limit_bytes).set("s", pack(np.ones(50_000)), _info("s"), None)
+    assert stats.cache_size_bytes() >= empty + 400_000
 
 
 def test_more_kinds_of_values_hash_by_content(tmp_path):

@@ -71,3 +71,15 @@ def reset_counters() -> None:
     """Zero the counters (tests, and ``%sci_cache clear --all``)."""
     with _lock:
         _counters.clear()
+
+
+def cache_size_bytes() -> int:
+    """Bytes used by the configured disk cache (``sci_cache_size_bytes``); 0 if it cannot be read."""
+    from ..config import get_config
+    from .layered import get_disk_store
+
+    cfg = get_config().cache
+    try:
+        return get_disk_store(cfg.dir, cfg.size_limit_bytes).volume()
+    except Exception:  # a gauge must never raise
+        return 0
