@@ -422,3 +422,18 @@ def test_long_lists_hash_fast_and_differ_from_short_path():
     elapsed = time.perf_counter() - start
     assert first == hash_value(list(long)) and first != hash_value(long[:-1] + ["other"])
     print(f"100k strings hashed in {elapsed * 1e3:.1f} ms")  # a figure, not an assertion
+
+
+def test_redis_entries_signed_with_a_shared_key(redis_server):
+    from sci_ext.core.cache.store import UnsignedEntry
+
+    signed = RedisStore(redis_server.url, signing_key="team-key-1")
+    signed.set("k", pack({"ok": 1}), _info("k"), None)
+    assert unpack(RedisStore(redis_server.url, signing_key="team-key-1").get("k"))[0] == {"ok": 1}
+    with pytest.raises(UnsignedEntry):
+        RedisStore(redis_server.url, signing_key="other-key").get("k")
+    # Someone without the key writes a (possibly malicious) pickle: never unpickled.
+    RedisStore(redis_server.url).set("k", pack({"evil": 1}), _info("k"), None)
+    with pytest.raises(UnsignedEntry, match="never unpickled"):
+        signed.get("k")
+    assert signed.delete("k")

@@ -103,7 +103,7 @@ def open_store(backend: str | None = None, warn: Any = _warn) -> LayeredStore:
     remote = None
     if cfg.redis_url:
         try:
-            remote = get_redis_store(cfg.redis_url, cfg.redis_timeout_seconds)
+            remote = get_redis_store(cfg.redis_url, cfg.redis_timeout_seconds, cfg.redis_signing_key)
         except ImportError:
             warn(
                 "sci_ext warning: cache.redis_url is set but the redis package is missing"

@@ -168,7 +168,8 @@ class _Layers:
         from ..config import get_config
         from .layered import get_redis_store
 
-        return get_redis_store(str(self.redis_url), get_config().cache.redis_timeout_seconds)
+        cfg = get_config().cache
+        return get_redis_store(str(self.redis_url), cfg.redis_timeout_seconds, cfg.redis_signing_key)
 
     def lookup_slow(self, key: str) -> Any:
         """The value from disk or Redis (filling the faster layers), or ``_MISSING``."""

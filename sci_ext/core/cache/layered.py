@@ -26,7 +26,7 @@ REDIS_RETRY_SECONDS = 30.0
 
 _lock = threading.Lock()
 _disk: dict[str, DiskStore] = {}
-_redis: dict[str, RedisStore] = {}
+_redis: dict[tuple[str, str | None], RedisStore] = {}
 _memory: MemoryStore | None = None
 
 
@@ -52,12 +52,12 @@ def get_memory_store(max_items: int = 256) -> MemoryStore:
         return _memory
 
 
-def get_redis_store(url: str, timeout: float = 2.0) -> RedisStore:
-    """The (reused) :class:`RedisStore` of ``url``."""
+def get_redis_store(url: str, timeout: float = 2.0, signing_key: str | None = None) -> RedisStore:
+    """The (reused) :class:`RedisStore` of ``url`` (and signing key)."""
     with _lock:
-        store = _redis.get(url)
+        store = _redis.get((url, signing_key))
         if store is None:
-            store = _redis[url] = RedisStore(url, timeout)
+            store = _redis[(url, signing_key)] = RedisStore(url, timeout, signing_key)
         return store
 
 

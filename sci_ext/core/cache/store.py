@@ -25,6 +25,7 @@ from .serialize import PackedEntry, open_buffer
 
 __all__ = [
     "BackendUnavailable",
+    "UnsignedEntry",
     "DiskStore",
     "EntryInfo",
     "EntryStore",
@@ -37,6 +38,10 @@ __all__ = [
 
 class BackendUnavailable(CacheError):
     """A backend (Redis) cannot be reached; callers fall back to the local cache."""
+
+
+class UnsignedEntry(CacheError):
+    """A Redis entry lacks a valid signature under ``cache.redis_signing_key``: never unpickled."""
 
 
 @dataclass
@@ -260,11 +265,29 @@ class RedisStore:
     backend = "redis"
     prefix = "sci_ext:cache:"
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, timeout: float = 2.0, signing_key: str | None = None) -> None:
         import redis
 
         self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # Entries are pickles: with a shared key, only writers holding it can make a kernel unpickle.
+        self._key = signing_key.encode() if signing_key else None
+
+    def _signature(self, blob: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        assert self._key is not None
+        return hmac.new(self._key, blob, hashlib.sha256).digest()
+
+    def _checked(self, blob: bytes | None, signature: bytes | None) -> bytes | None:
+        if blob is None or self._key is None:
+            return blob
+        import hmac
+
+        if signature is None or not hmac.compare_digest(signature, self._signature(blob)):
+            raise UnsignedEntry("Redis entry is not signed with cache.redis_signing_key; ignored, never unpickled")
+        return blob
 
     def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         import redis
@@ -277,24 +300,29 @@ class RedisStore:
             raise BackendUnavailable(f"Redis at {redact_url(self.url)} failed ({type(exc).__name__}: {exc})") from exc
 
     def get(self, key: str) -> Any | None:
-        blob = self._call(self.client.get, f"{self.prefix}entry:{key}")
+        blob = self.get_raw(key)
         return None if blob is None else bytearray(blob)
 
     def get_raw(self, key: str) -> bytes | None:
-        """The entry's bytes as stored (to copy it into the local disk cache)."""
-        blob = self._call(self.client.get, f"{self.prefix}entry:{key}")
-        return None if blob is None else bytes(blob)
+        """The entry's bytes as stored, its signature checked (to copy it into the local disk cache)."""
+        blob, signature = self._call(self.client.mget, f"{self.prefix}entry:{key}", f"{self.prefix}sig:{key}")
+        return self._checked(None if blob is None else bytes(blob), signature)
 
     def set(self, key: str, packed: PackedEntry, info: EntryInfo, ttl: float | None) -> None:
         expire = max(1, round(ttl)) if ttl is not None else None
         pipe = self.client.pipeline()
-        pipe.set(f"{self.prefix}entry:{key}", packed.to_bytes(), ex=expire)
+        blob = packed.to_bytes()
+        pipe.set(f"{self.prefix}entry:{key}", blob, ex=expire)
+        if self._key is not None:
+            pipe.set(f"{self.prefix}sig:{key}", self._signature(blob), ex=expire)
+        else:
+            pipe.delete(f"{self.prefix}sig:{key}")
         pipe.set(f"{self.prefix}meta:{key}", info.to_json(), ex=expire)
         pipe.delete(f"{self.prefix}hits:{key}")
         self._call(pipe.execute)
 
     def delete(self, key: str) -> bool:
-        names = [f"{self.prefix}{part}:{key}" for part in ("entry", "meta", "hits")]
+        names = [f"{self.prefix}{part}:{key}" for part in ("entry", "meta", "hits", "sig")]
         return bool(self._call(self.client.delete, *names))
 
     def entries(self) -> list[EntryInfo]:
