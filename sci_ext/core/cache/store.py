@@ -25,12 +25,12 @@ from .serialize import PackedEntry, open_buffer
 
 __all__ = [
     "BackendUnavailable",
-    "UnsignedEntry",
     "DiskStore",
     "EntryInfo",
     "EntryStore",
     "MemoryStore",
     "RedisStore",
+    "UnsignedEntry",
     "ensure_private_dir",
     "redact_url",
 ]
