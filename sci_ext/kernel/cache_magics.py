@@ -24,26 +24,11 @@ def _names(text: str | None) -> list[str] | None:
     return names
 
 
-@magic_arguments()
-@argument("name", nargs="?", default="", help="a label for listing and clearing")
-@argument("--ttl", type=float, metavar="SECONDS", help="time to live of the entry (default: cache.ttl_seconds)")
-@argument("--inputs", metavar="a,b", help="key on exactly these variables instead of the ones the cell reads")
-@argument("--outputs", metavar="x,y", help="store exactly these variables instead of the ones the cell binds")
-@argument("--ignore", metavar="a,b", help="leave these variables out of the key on purpose (clients, loggers)")
-@argument("--files", nargs="+", default=[], metavar="GLOB", help="files whose content is part of the key")
-@argument("--force", action="store_true", help="run the cell and overwrite the entry")
-@argument("--backend", choices=("memory", "disk", "redis"), help="where to store (default: cache.backend)")
-@argument("--quiet", action="store_true", help="no notice when the cell is restored")
-def _cached_signature(line: str = "", cell: str | None = None) -> None:
-    """%%cached [NAME] [--ttl S] [--inputs a,b] [--outputs x,y] [--ignore a,b] [--files GLOB ...]
-    [--force] [--backend memory|disk|redis] [--quiet]"""
-
-
 def parse_cached_line(line: str) -> Any:
     """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
     from .cached_cell import CellOptions
 
-    args = parse_argstring(_cached_signature, line)
+    args = parse_argstring(CacheMagics.cached, line)
     if args.ttl is not None and args.ttl < 0:
         raise UsageError(f"%%cached: --ttl must be >= 0, got {args.ttl}")
     if args.name and not args.name.replace("-", "_").replace(".", "_").isidentifier():
@@ -65,6 +50,16 @@ def parse_cached_line(line: str) -> Any:
 class CacheMagics(Magics):
     """``%%cached`` and ``%sci_cache``."""
 
+    @magic_arguments()
+    @argument("name", nargs="?", default="", help="a label for listing and clearing (part of the key)")
+    @argument("--ttl", type=float, metavar="SECONDS", help="time to live of the entry (default: cache.ttl_seconds)")
+    @argument("--inputs", metavar="a,b", help="key on exactly these variables instead of the ones the cell reads")
+    @argument("--outputs", metavar="x,y", help="store exactly these variables instead of the ones the cell binds")
+    @argument("--ignore", metavar="a,b", help="leave these variables out of the key on purpose (clients, loggers)")
+    @argument("--files", nargs="+", default=[], metavar="GLOB", help="files whose content is part of the key")
+    @argument("--force", action="store_true", help="run the cell and overwrite the entry")
+    @argument("--backend", choices=("memory", "disk", "redis"), help="where to store (default: cache.backend)")
+    @argument("--quiet", action="store_true", help="no notice when the cell is restored")
     @cell_magic
     def cached(self, line: str, cell: str) -> Any:
         """Cache a cell: restore its variables and outputs when nothing it depends on changed.
