@@ -437,3 +437,24 @@ def test_redis_entries_signed_with_a_shared_key(redis_server):
     with pytest.raises(UnsignedEntry, match="never unpickled"):
         signed.get("k")
     assert signed.delete("k")
+
+
+def test_local_modules_are_keyed_by_source_and_settings(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    (tmp_path / "sci_ext_local_settings.py").write_text("lr = 0.1\ndef scale(v):\n    return v * 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("sci_ext_local_settings")
+    try:
+        first = hash_value(module)
+        module.lr = 0.2  # changed at run time
+        assert hash_value(module) != first
+        module.lr = 0.1
+        assert hash_value(module) == first
+        (tmp_path / "sci_ext_local_settings.py").write_text("lr = 0.1\ndef scale(v):\n    return v * 3\n")
+        os.utime(tmp_path / "sci_ext_local_settings.py", ns=(1, 2))
+        assert hash_value(module) != first  # the file was edited
+        assert hash_value(np) == hash_value(np)  # versioned packages: name and version only
+    finally:
+        sys.modules.pop("sci_ext_local_settings", None)

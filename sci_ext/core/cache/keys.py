@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import marshal
+import os
 import pickle
 import struct
 import sys
@@ -200,7 +201,10 @@ class ValueHasher:
             self._tag(f"{kind.__name__}:" + ",".join(sorted(digests)))
             return
         if isinstance(value, types.ModuleType):
-            self._tag(f"module:{value.__name__}:{module_version(value.__name__)}")
+            version = module_version(value.__name__)
+            self._tag(f"module:{value.__name__}:{version}")
+            if version == "":
+                self._local_module(value, label, helper_depth)
             return
         if isinstance(value, (types.FunctionType, type)) and _is_notebook_defined(value, self.main_modules):
             if isinstance(value, type):
@@ -223,6 +227,26 @@ class ValueHasher:
             self._tag(f"path:{value}")
             return
         self._object(value, label, depth, helper_depth)
+
+    def _local_module(self, module: types.ModuleType, label: str, helper_depth: int) -> None:
+        """A module no distribution versions (``config.py`` beside the notebook): its source and settings.
+
+        Its file may be edited and its plain attributes (``config.lr = 0.1``) changed at any
+        time, so both are part of the key; functions and classes are covered by their code.
+        """
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and os.path.isfile(path):
+            self._tag("source")
+            self._bytes(_file_bytes(path, os.stat(path).st_mtime_ns))
+        for attr in sorted(vars(module)):
+            item = vars(module)[attr]
+            if attr.startswith("_") or type(item) not in (*_SCALARS, list, tuple, dict, set, frozenset):
+                continue
+            self._tag(f"attr:{attr}")
+            try:
+                self._value(item, f"{label}.{attr}", 1, helper_depth)
+            except UnhashableInput:
+                self._tag("<unhashable>")
 
     def _ndarray(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
         import numpy
@@ -335,6 +359,13 @@ class ValueHasher:
                 self._bytes(buf.raw())
             except BufferError:
                 self._bytes(bytes(memoryview(buf)))
+
+
+@functools.lru_cache(maxsize=64)
+def _file_bytes(path: str, mtime_ns: int) -> bytes:
+    """A source file's bytes (cached until it changes)."""
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 def _global_names(code: types.CodeType) -> set[str]:
