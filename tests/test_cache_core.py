@@ -205,6 +205,12 @@ def test_analysis_looks_inside_magics_that_run_code():
     assert set(analyze(TransformerManager().transform_cell("%sci_config a.b=5\n")).inputs) <= {"a", "get_ipython"}
 
 
+def test_analysis_notices_environment_reads():
+    assert analyze("import os\nm = os.environ['M']").reads_environment
+    assert analyze("from os import getenv\nm = getenv('M')").reads_environment
+    assert not analyze("m = 1").reads_environment
+
+
 def test_analysis_reports_imports_star_and_last_expression():
     found = analyze("from pkg.mod import *\nimport numpy\nnumpy.pi")
     assert found.star_import and found.last_expression

@@ -331,3 +331,14 @@ def test_secret_values_never_reach_the_cache(ip, capsys, sci_env):
         assert b"REDACTED:OPENAI_API_KEY" in stored and secret.encode() not in stored
     finally:
         redactor.remove("OPENAI_API_KEY")
+
+
+def test_environment_variables_read_by_the_cell_are_keyed(ip, monkeypatch):
+    monkeypatch.setenv("SCI_EXT_TEST_MODEL", "small")
+    cell = "%%cached --quiet\nimport os\nmodel = os.environ.get('SCI_EXT_TEST_MODEL')"
+    run(ip, cell)
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    monkeypatch.setenv("SCI_EXT_TEST_MODEL", "large")
+    run(ip, cell)
+    assert SESSION.last.status == "miss" and ip.user_ns["model"] == "large"

@@ -156,6 +156,11 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
         hasher.tag(f"module {module}=={module_version(module)}")
     if opts.files:
         hasher.tag("files " + hash_files(opts.files))
+    if analysis.reads_environment:
+        import os
+
+        hasher.tag("environment")
+        hasher.update(sorted(os.environ.items()), "the environment")
     if opts.outputs is not None:
         hasher.tag("outputs " + ",".join(sorted(opts.outputs)))
     return hasher.digest()

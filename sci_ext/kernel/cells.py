@@ -34,6 +34,8 @@ class CellAnalysis:
     deleted: tuple[str, ...] = field(default=())
     star_import: bool = False
     last_expression: bool = False
+    #: The cell reads environment variables (``os.environ``, ``os.getenv``): they join the key.
+    reads_environment: bool = False
 
 
 def normalize(code: str) -> str:
@@ -66,7 +68,14 @@ def analyze(code: str) -> CellAnalysis:
         inputs |= set(nested.inputs)
         outputs |= set(nested.outputs)
         modules |= set(nested.imported_modules)
+    reads_environment = any(
+        (isinstance(node, ast.Attribute) and node.attr in _ENV_NAMES)
+        or (isinstance(node, ast.Name) and node.id in _ENV_NAMES)
+        or (isinstance(node, ast.alias) and node.name in _ENV_NAMES)
+        for node in ast.walk(tree)
+    )
     return CellAnalysis(
+        reads_environment=reads_environment,
         inputs=tuple(sorted(inputs)),
         outputs=tuple(sorted(outputs)),
         imported_modules=tuple(sorted(modules)),
@@ -77,6 +86,9 @@ def analyze(code: str) -> CellAnalysis:
 
 
 _TRY_NODES: tuple[type, ...] = (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+
+
+_ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb"})
 
 
 def _magic_arguments(tree: ast.Module) -> list[str]:
