@@ -464,3 +464,25 @@ def test_local_modules_are_keyed_by_source_and_settings(tmp_path, monkeypatch):
         assert hash_value(np) == hash_value(np)  # versioned packages: name and version only
     finally:
         sys.modules.pop("sci_ext_local_settings", None)
+
+
+class _Frame:
+    """Stands in for a pandas DataFrame: named columns held as numpy arrays inside an object."""
+
+    def __init__(self, columns):
+        self.columns = columns
+
+
+def test_arrays_inside_objects_are_memory_mapped_too(tmp_path):
+    from sci_ext.core.cache.serialize import open_buffer
+
+    frame = _Frame({"a": np.arange(200_000.0), "b": np.ones(200_000, dtype=np.int32)})
+    packed = pack({"frame": frame}, mmap_min_bytes=100_000)
+    assert len(packed.buffers) == 2
+    path = tmp_path / "entry"
+    path.write_bytes(packed.to_bytes())
+    with open(path, "rb") as handle:
+        restored, _ = unpack(open_buffer(handle))
+    columns = restored["frame"].columns
+    assert np.array_equal(columns["a"], frame.columns["a"]) and columns["b"].dtype == np.int32
+    assert all(not c.flags.owndata and c.flags.writeable for c in columns.values())
