@@ -175,12 +175,12 @@ def _execute(shell: Any, code: str) -> Any:
         last = tree.body.pop()
     flags = getattr(shell.compile, "flags", 0)
     if tree.body:
-        exec(compile(tree, filename, "exec", flags=flags, dont_inherit=True), shell.user_global_ns, shell.user_ns)  # noqa: S102
+        exec(compile(tree, filename, "exec", flags=flags, dont_inherit=True), shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
     if last is None:
         return None
     expression = ast.Expression(last.value)  # type: ignore[attr-defined]
     code_object = compile(expression, filename, "eval", flags=flags, dont_inherit=True)
-    return eval(code_object, shell.user_global_ns, shell.user_ns)  # noqa: S307 - the user's own cell
+    return eval(code_object, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307 - the user's own cell
 
 
 def _rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
@@ -277,7 +277,7 @@ def _secret_holders(values: dict[str, Any], redactor: Any) -> list[str]:
     for name, value in values.items():
         try:
             text = cloudpickle.dumps(value, protocol=5).decode("utf-8", "surrogateescape")
-        except Exception:  # noqa: S112 - unpicklable values are reported by the store step
+        except Exception:  # noqa: S112  # nosec B112 - unpicklable values are reported by the store step
             continue
         if redactor.redact(text) != text:
             holders.append(repr(name))
@@ -313,7 +313,7 @@ def _lookup(store: LayeredStore, key: str, shell: Any, label: str) -> tuple[dict
         stats.record(stats.CacheEvent("cell", store.local.backend, "error", label))
         try:
             store.delete(key)
-        except Exception:  # noqa: S110 - best effort; the new entry replaces it anyway
+        except Exception:  # noqa: S110  # nosec B110 - best effort; the new entry replaces it anyway
             pass
         return None
 
@@ -333,7 +333,7 @@ def _hit(
         store.count_hit(key)
         if isinstance(store.local, DiskStore):
             store.local.count("hits")
-    except Exception:  # noqa: S110 - a counter must not fail a hit
+    except Exception:  # noqa: S110  # nosec B110 - a counter must not fail a hit
         pass
     SESSION.hits += 1
     stats.record(stats.CacheEvent("cell", layer, "hit", opts.name))
@@ -433,7 +433,7 @@ def _miss(
     if isinstance(store.local, DiskStore):
         try:
             store.local.count("misses")
-        except Exception:  # noqa: S110 - counters are best effort
+        except Exception:  # noqa: S110  # nosec B110 - counters are best effort
             pass
     result = None
     if value is not None:

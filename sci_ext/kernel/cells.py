@@ -20,6 +20,7 @@ import ast
 import functools
 import symtable
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["CellAnalysis", "analyze", "normalize"]
 
@@ -166,7 +167,7 @@ class _Walker:
                     self.target(item.optional_vars, definite)
             self.block(node.body, definite)
         elif isinstance(node, _TRY_NODES):
-            assert isinstance(node, ast.Try)  # TryStar has the same fields
+            node = cast(ast.Try, node)  # TryStar has the same fields
             self.block(node.body, set(definite))
             for handler in node.handlers:
                 inner = set(definite)

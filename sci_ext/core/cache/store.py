@@ -277,7 +277,8 @@ class RedisStore:
         import hashlib
         import hmac
 
-        assert self._key is not None
+        if self._key is None:
+            raise CacheError("no signing key")
         return hmac.new(self._key, blob, hashlib.sha256).digest()
 
     def _checked(self, blob: bytes | None, signature: bytes | None) -> bytes | None:
