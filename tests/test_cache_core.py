@@ -166,6 +166,11 @@ def test_property_any_changed_array_element_changes_the_hash(items, index, new):
         ("if (n := len(xs)) > 1:\n    m = n", ["len", "xs"], ["m", "n"]),
         ("if c:\n    z = 1\nprint(z)", ["c", "print", "z"], ["z"]),
         ("res = [v * s for v in data]", ["data", "s"], ["res"]),
+        # Python 3.12 inlines comprehensions: their reads must not depend on symtable.
+        ("r = {k: v * m for k, v in d.items() if k != skip}", ["d", "m", "skip"], ["r"]),
+        ("p = [a * b for a in xs for b in range(a) if a > lim]", ["lim", "range", "xs"], ["p"]),
+        ("g = sum(v * w for v in vals)", ["sum", "vals", "w"], ["g"]),
+        ("nested = [[c * k for c in row] for row in grid]", ["grid", "k"], ["nested"]),
         ("lst.append(1)\nd['k'] = 2", ["d", "lst"], []),
         (
             "try:\n    a = 1\nexcept E as e:\n    b = a\nelse:\n    c = 2\nfinally:\n    d = 3",

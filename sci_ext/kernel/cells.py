@@ -251,33 +251,40 @@ class _Walker:
 def _walk_same_scope(node: ast.expr) -> list[ast.AST]:
     """Nodes of ``node`` in evaluation order, roughly: walrus values before later reads.
 
-    Nested scopes (lambda, comprehension) are included too: their free names are
-    reads as well.  Their own parameters and loop targets are handled by symtable
-    (see :func:`_nested_global_reads`), so here they are excluded.
+    Comprehensions are walked here, with their loop variables excluded: since Python 3.12
+    they are inlined and ``symtable`` no longer reports them as scopes of their own.
+    Lambda bodies are left to ``symtable`` (see :func:`_nested_global_reads`).
     """
     out: list[ast.AST] = []
 
-    def visit(n: ast.AST) -> None:
+    def visit(n: ast.AST, local: frozenset[str]) -> None:
         if isinstance(n, ast.NamedExpr):
-            visit(n.value)
+            visit(n.value, local)
             out.append(n)
             return
         if isinstance(n, ast.Lambda):
             for d in [*n.args.defaults, *[k for k in n.args.kw_defaults if k is not None]]:
-                visit(d)
-            return  # the body's reads come from symtable
+                visit(d, local)
+            return
         if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-            # Only the first iterable is evaluated in the enclosing scope.
-            visit(n.generators[0].iter)
-            for sub in ast.walk(n):
-                if isinstance(sub, ast.NamedExpr):
-                    out.append(sub)
+            inner = set(local)
+            for i, gen in enumerate(n.generators):
+                # The first iterable runs in the enclosing scope, the rest inside the comprehension.
+                visit(gen.iter, local if i == 0 else frozenset(inner))
+                inner |= {t.id for t in ast.walk(gen.target) if isinstance(t, ast.Name)}
+                for cond in gen.ifs:
+                    visit(cond, frozenset(inner))
+            parts = (n.key, n.value) if isinstance(n, ast.DictComp) else (n.elt,)
+            for part in parts:
+                visit(part, frozenset(inner))
+            return
+        if isinstance(n, ast.Name) and n.id in local:
             return
         out.append(n)
         for child in ast.iter_child_nodes(n):
-            visit(child)
+            visit(child, local)
 
-    visit(node)
+    visit(node, frozenset())
     return out
 
 
