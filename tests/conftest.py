@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from guard_fixtures import *  # noqa: F403
 from kernel_harness import KernelSession, kernel_env
 from security_fixtures import *  # noqa: F403
 

@@ -32,6 +32,13 @@ _EXPORTS: dict[str, str] = {
     "cache_result": "cache",
     "cache_counters": "cache",
     "hash_value": "cache",
+    "handle_errors": "resilience",
+    "retry_with_backoff": "resilience",
+    "circuit_breaker": "resilience",
+    "CircuitBreaker": "resilience",
+    "classify_error": "resilience",
+    "ErrorCategory": "resilience",
+    "RateLimiter": "resilience",
     "get_security_manager": "security",
     "SecurityManager": "security",
 }
@@ -61,6 +68,15 @@ if TYPE_CHECKING:  # pragma: no cover
         SecurityError,
         TransientError,
         VaultLockedError,
+    )
+    from .resilience import (  # noqa: F401
+        CircuitBreaker,
+        ErrorCategory,
+        RateLimiter,
+        circuit_breaker,
+        classify_error,
+        handle_errors,
+        retry_with_backoff,
     )
     from .security import SecurityManager, get_security_manager  # noqa: F401
 

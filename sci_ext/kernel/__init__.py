@@ -18,6 +18,7 @@ __all__ = ["FEATURE_MODULES", "KernelState", "load", "unload"]
 FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.config_magics",
     "sci_ext.kernel.cache_magics",
+    "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.secret_magics",
     "sci_ext.kernel.unavailable",
 ]

@@ -16,7 +16,6 @@ __all__ = ["PENDING", "register"]
 
 #: magic name -> (kind, what it will do)
 PENDING: dict[str, tuple[str, str]] = {
-    "guarded": ("cell", "retries, circuit breakers and rate limits"),
 }
 
 

@@ -1,0 +1,208 @@
+"""Overhead of sci_ext's resilience layer against its peers, measured in the same run.
+
+    python benchmarks/bench_resilience.py [--quick] [--no-kernel]
+
+1. Success path, per call: a plain call, ``@retry_with_backoff`` and a bare tenacity
+   ``@retry`` with equivalent settings (3 attempts, exponential jitter, transient
+   errors only, reraise).  Overhead = time - plain call; the ratio line compares the
+   two overheads (goal: <= 0.25).
+2. Retry path, per call: a function that fails once then succeeds, waits off
+   (sci_ext's testing mode vs tenacity's ``wait_none``).
+3. A closed circuit breaker vs pybreaker (``pip install pybreaker``; skipped when
+   absent): sci_ext with its in-process store and with the default machine-wide
+   disk store.
+4. A ``%%guarded`` cell vs a plain cell in a real kernel, timed inside the kernel
+   with ``run_cell`` (goal: <= 100 us of overhead).
+
+Method: ``timeit`` with the best of 5 repeats; every figure comes from this run
+on this machine, so only the ratios are comparable across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def per_call(fn: Callable[[], Any], number: int, repeat: int = 5) -> float:
+    """Best seconds per call of ``fn`` over ``repeat`` runs of ``number`` calls."""
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:8.3f} us"
+
+
+def ratio(label: str, ours: float, peer: float, goal: str = "") -> None:
+    value = ours / peer if peer > 0 else float("inf")
+    print(f"ratio {label}: {value:.3f}{'  (goal ' + goal + ')' if goal else ''}")
+
+
+def bench_success_path(number: int) -> None:
+    import tenacity
+
+    from sci_ext.core.resilience import is_transient, retry_with_backoff
+
+    def work(x: int = 1) -> int:
+        return x + 1
+
+    ours = retry_with_backoff(max_attempts=3)(work)
+    peer = tenacity.retry(
+        stop=tenacity.stop_after_attempt(3) | tenacity.stop_after_delay(300),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=30, jitter=1),
+        retry=tenacity.retry_if_exception(is_transient),
+        reraise=True,
+    )(work)
+    plain = per_call(work, number)
+    t_ours = per_call(ours, number)
+    t_peer = per_call(peer, number // 10 or 1)
+    print("\n[1] success path, per call")
+    print(f"  plain call            {us(plain)}")
+    print(f"  retry_with_backoff    {us(t_ours)}  overhead {us(t_ours - plain)}")
+    print(f"  tenacity @retry       {us(t_peer)}  overhead {us(t_peer - plain)}")
+    ratio("success-path overhead retry_with_backoff/tenacity", max(t_ours - plain, 0.0), t_peer - plain, "<= 0.25")
+
+
+def bench_retry_path(number: int) -> None:
+    import tenacity
+
+    from sci_ext.core.resilience import is_transient, retry_with_backoff, testing
+
+    class FailOnce:
+        def __init__(self) -> None:
+            self.fail = True
+
+        def __call__(self) -> int:
+            self.fail = not self.fail
+            if not self.fail:
+                raise ConnectionResetError("blip")
+            return 1
+
+    ours = retry_with_backoff(max_attempts=3)(FailOnce())
+    peer = tenacity.retry(
+        stop=tenacity.stop_after_attempt(3),
+        wait=tenacity.wait_none(),
+        retry=tenacity.retry_if_exception(is_transient),
+        reraise=True,
+    )(FailOnce())
+    with testing(attempts=None):
+        t_ours = per_call(ours, number)
+    t_peer = per_call(peer, number)
+    print("\n[2] retry path (fail once, then succeed; waits off), per call")
+    print(f"  retry_with_backoff    {us(t_ours)}")
+    print(f"  tenacity @retry       {us(t_peer)}")
+    ratio("retry-path time retry_with_backoff/tenacity", t_ours, t_peer)
+
+
+def bench_breaker(number: int) -> None:
+    from sci_ext.core.resilience import CircuitBreaker
+
+    def work() -> int:
+        return 1
+
+    plain = per_call(work, number)
+    memory = CircuitBreaker("bench-memory", fail_max=5, store="memory")
+    disk = CircuitBreaker("bench-disk", fail_max=5, store="disk")
+    t_memory = per_call(lambda: memory.call(work), number)
+    t_disk = per_call(lambda: disk.call(work), number // 10 or 1)
+    print("\n[3] closed circuit breaker, per call")
+    print(f"  plain call                  {us(plain)}")
+    print(f"  sci_ext (memory store)      {us(t_memory)}  overhead {us(t_memory - plain)}")
+    print(f"  sci_ext (disk, all kernels) {us(t_disk)}  overhead {us(t_disk - plain)}")
+    try:
+        import pybreaker
+    except ImportError:
+        print("  pybreaker not installed (pip install pybreaker): comparison skipped")
+        return
+    peer = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
+    t_peer = per_call(lambda: peer.call(work), number)
+    print(f"  pybreaker (memory)          {us(t_peer)}  overhead {us(t_peer - plain)}")
+    ratio("closed-breaker overhead sci_ext(memory)/pybreaker", t_memory - plain, t_peer - plain)
+    ratio("closed-breaker overhead sci_ext(disk)/pybreaker", t_disk - plain, t_peer - plain)
+
+
+KERNEL_CODE = """
+import time, json
+ip = get_ipython()
+def best(cell, n):
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(n):
+            ip.run_cell(cell, store_history=False, silent=True)
+        runs.append((time.perf_counter() - start) / n)
+    return min(runs)
+plain = best("x = 1", {n})
+guarded = best("%%guarded\\nx = 1", {n})
+print(json.dumps({{"plain": plain, "guarded": guarded}}))
+"""
+
+
+def bench_kernel(cells: int) -> None:
+    import json
+
+    from jupyter_client.manager import KernelManager
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    with tempfile.TemporaryDirectory() as home:
+        for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
+            env[var] = os.path.join(home, var.lower())
+        km = KernelManager(kernel_name="python3")
+        km.kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        km.start_kernel(env=env, cwd=home)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            outputs: list[str] = []
+
+            def collect(msg: dict[str, Any]) -> None:
+                if msg["msg_type"] == "stream":
+                    outputs.append(msg["content"]["text"])
+                elif msg["msg_type"] == "error":
+                    outputs.append("\n".join(msg["content"]["traceback"]))
+
+            kc.execute_interactive("%load_ext sci_ext", timeout=60)
+            kc.execute_interactive(KERNEL_CODE.format(n=cells), timeout=600, output_hook=collect)
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    text = "".join(outputs)
+    figures = json.loads(text.strip().splitlines()[-1])
+    plain, guarded = figures["plain"], figures["guarded"]
+    print("\n[4] a cell in a real kernel (run_cell, timed inside the kernel), per cell")
+    print(f"  plain cell            {us(plain)}")
+    print(f"  %%guarded cell        {us(guarded)}  overhead {us(guarded - plain)}  (goal <= 100 us)")
+    ratio("%%guarded cell / plain cell", guarded, plain)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--no-kernel", action="store_true", help="skip the kernel benchmark")
+    args = parser.parse_args(argv)
+    number = 2_000 if args.quick else 200_000
+    with tempfile.TemporaryDirectory() as state:
+        # The disk breaker writes under core.state_dir: keep the benchmark's out of the user's.
+        os.environ["SCI_EXT_CORE__STATE_DIR"] = state
+        print(f"sci_ext resilience benchmark ({'quick' if args.quick else 'full'}), Python {sys.version.split()[0]}")
+        bench_success_path(number)
+        bench_retry_path(number // 20 or 1)
+        bench_breaker(number)
+        if not args.no_kernel:
+            bench_kernel(50 if args.quick else 2_000)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Listeners for what the resilience layer does: retries, breaker changes, errors, waits.
+
+Telemetry (Prometheus ``sci_retry_attempts_total{name,error_type}``,
+``sci_breaker_state{name}``, ``sci_errors_total{category}``) and the dashboard
+subscribe here; the resilience code never imports them.  A listener that raises is
+logged and ignored: instrumentation must not break the call it observes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "BreakerEvent",
+    "ErrorRecord",
+    "Listeners",
+    "RateLimitEvent",
+    "RetryEvent",
+    "current_correlation_id",
+    "on_breaker_change",
+    "on_error",
+    "on_rate_limit_wait",
+    "on_retry",
+    "set_correlation_id_provider",
+]
+
+_log = logging.getLogger("sci_ext.resilience")
+
+EventT = TypeVar("EventT")
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """One failed attempt that will be retried after ``wait`` seconds."""
+
+    name: str
+    attempt: int
+    max_attempts: int
+    error: BaseException
+    category: str
+    wait: float
+
+    @property
+    def error_type(self) -> str:
+        """The exception's class name (the ``error_type`` metric label)."""
+        return type(self.error).__name__
+
+
+@dataclass(frozen=True)
+class BreakerEvent:
+    """A circuit breaker changed state (``closed``, ``open`` or ``half_open``)."""
+
+    name: str
+    old_state: str
+    new_state: str
+    failures: int
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """An error :func:`handle_errors` (or ``%%guarded``) recorded."""
+
+    where: str
+    category: str
+    error_type: str
+    message: str
+    correlation_id: str | None
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class RateLimitEvent:
+    """A caller waits ``wait`` seconds for a token of the bucket ``name``."""
+
+    name: str
+    wait: float
+
+
+@dataclass
+class Listeners(Generic[EventT]):
+    """A thread-safe list of callbacks for one kind of event."""
+
+    kind: str
+    _callbacks: list[Callable[[EventT], Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, callback: Callable[[EventT], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns a function that removes it."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return remove
+
+    def emit(self, event: EventT) -> None:
+        """Deliver ``event`` to every listener; a failing listener is logged, not raised."""
+        if not self._callbacks:  # the common case costs one attribute read
+            return
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:
+                _log.exception("sci_ext %s listener %r failed", self.kind, callback)
+
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
+
+#: Every retry of ``retry_with_backoff`` and ``%%guarded``.
+on_retry: Listeners[RetryEvent] = Listeners("retry")
+#: Every state change of a circuit breaker made in this process.
+on_breaker_change: Listeners[BreakerEvent] = Listeners("breaker")
+#: Every error recorded by ``handle_errors`` and ``%%guarded``.
+on_error: Listeners[ErrorRecord] = Listeners("error")
+#: Every time a caller blocks on a rate limiter.
+on_rate_limit_wait: Listeners[RateLimitEvent] = Listeners("rate limit")
+
+_correlation_id_provider: Callable[[], str | None] | None = None
+
+
+def set_correlation_id_provider(provider: Callable[[], str | None] | None) -> None:
+    """Let telemetry tell error records the current cell's correlation id."""
+    global _correlation_id_provider
+    _correlation_id_provider = provider
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the running cell, when telemetry provides one."""
+    provider = _correlation_id_provider
+    if provider is None:
+        return None
+    try:
+        return provider()
+    except Exception:
+        return None

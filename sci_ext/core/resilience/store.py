@@ -1,0 +1,240 @@
+"""Small shared records (breaker states, token buckets) with atomic read-modify-write.
+
+Three stores, one interface:
+
+* :class:`MemoryStore` - this process only (threads).
+* :class:`DiskStore` - every process on the machine, through a diskcache (SQLite)
+  database under ``core.state_dir``; updates run in an immediate transaction.
+* :class:`RedisStore` - every machine using the Redis server; updates use
+  ``WATCH``/``MULTI`` (optimistic, retried on conflict).  When Redis cannot be
+  reached it degrades to a local :class:`DiskStore` and logs a warning, so a Redis
+  outage never breaks the calls it protects.
+
+``update(key, change)`` calls ``change(current)`` (``None`` when absent); returning
+a new dict stores it, returning ``None`` keeps the record.  ``change`` may run more
+than once (Redis conflicts), so it must not have side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+__all__ = ["DiskStore", "MemoryStore", "Record", "RedisStore", "StateStore", "resolve_store"]
+
+Record = dict[str, Any]
+Change = Callable[[Record | None], Record | None]
+
+_log = logging.getLogger("sci_ext.resilience")
+
+
+class StateStore(Protocol):
+    """Where shared records live."""
+
+    description: str
+
+    def load(self, key: str) -> Record | None:
+        """The record stored under ``key``, or ``None``."""
+        ...
+
+    def update(self, key: str, change: Change) -> Record | None:
+        """Atomically apply ``change``; return the record stored afterwards."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        ...
+
+
+class MemoryStore:
+    """Records shared by the threads of this process."""
+
+    description = "memory (this process)"
+
+    def __init__(self) -> None:
+        self._data: dict[str, Record] = {}
+        self._lock = threading.Lock()
+
+    def load(self, key: str) -> Record | None:
+        """The record under ``key`` (a plain dict read: no lock on the fast path)."""
+        return self._data.get(key)
+
+    def update(self, key: str, change: Change) -> Record | None:
+        """Apply ``change`` under this store's lock."""
+        with self._lock:
+            new = change(self._data.get(key))
+            if new is not None:
+                self._data[key] = new
+            return self._data.get(key)
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        with self._lock:
+            self._data.pop(key, None)
+
+
+class DiskStore:
+    """Records shared by every process on this machine (diskcache under ``directory``)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        import diskcache
+
+        self.directory = Path(directory)
+        # Breaker and bucket names are not secret, but keep the state dir private anyway.
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.description = f"disk ({self.directory})"
+        self._cache = diskcache.Cache(str(self.directory), timeout=10, eviction_policy="none")
+
+    def load(self, key: str) -> Record | None:
+        """The record under ``key``: one SQLite read, no transaction."""
+        value = self._cache.get(key)
+        return value if isinstance(value, dict) else None
+
+    def update(self, key: str, change: Change) -> Record | None:
+        """Apply ``change`` inside an immediate SQLite transaction (a cross-process lock)."""
+        with self._cache.transact(retry=True):
+            current = self._cache.get(key)
+            new = change(current if isinstance(current, dict) else None)
+            if new is not None:
+                self._cache.set(key, new, retry=True)
+                return new
+            return current if isinstance(current, dict) else None
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        self._cache.delete(key, retry=True)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._cache.close()
+
+
+class RedisStore:
+    """Records shared through a Redis server; degrades to ``fallback`` when it is down."""
+
+    #: Seconds between two "Redis unreachable" warnings.
+    WARN_INTERVAL = 60.0
+    #: After a connection error, seconds to use the fallback without trying Redis
+    #: (so an unreachable host does not add a connect timeout to every call).
+    RETRY_INTERVAL = 5.0
+
+    def __init__(self, url: str, prefix: str, fallback: StateStore) -> None:
+        import redis
+
+        self.url = url
+        self.prefix = prefix
+        self.fallback = fallback
+        parts = urlsplit(url)
+        host = parts.netloc.rsplit("@", maxsplit=1)[-1]  # never show credentials embedded in the URL
+        self.description = f"redis ({host}{parts.path})"
+        self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+        )
+        self._watch_error = redis.exceptions.WatchError
+        self._last_warning = 0.0
+        self._down_until = 0.0
+
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _degraded(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._down_until = now + self.RETRY_INTERVAL
+        if now - self._last_warning > self.WARN_INTERVAL:
+            self._last_warning = now
+            _log.warning("Redis at %s unreachable (%s); using local state until it is back", self.description, exc)
+
+    def load(self, key: str) -> Record | None:
+        """The record under ``key`` (one ``GET``)."""
+        if self._is_down():
+            return self.fallback.load(key)
+        try:
+            raw = self._client.get(self.prefix + key)
+        except self._errors as exc:
+            self._degraded(exc)
+            return self.fallback.load(key)
+        return json.loads(raw) if raw else None
+
+    def update(self, key: str, change: Change) -> Record | None:
+        """Apply ``change`` in a ``WATCH``/``MULTI`` transaction, retried on conflict."""
+        full = self.prefix + key
+        if self._is_down():
+            return self.fallback.update(key, change)
+        try:
+            with self._client.pipeline() as pipe:
+                while True:
+                    try:
+                        pipe.watch(full)
+                        raw = pipe.get(full)
+                        current = json.loads(raw) if raw else None
+                        new = change(current)
+                        if new is None:
+                            pipe.unwatch()
+                            return current
+                        pipe.multi()
+                        pipe.set(full, json.dumps(new))
+                        pipe.execute()
+                        return new
+                    except self._watch_error:
+                        continue  # someone else changed it first: read again
+        except self._errors as exc:
+            self._degraded(exc)
+            return self.fallback.update(key, change)
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        if self._is_down():
+            self.fallback.delete(key)
+            return
+        try:
+            self._client.delete(self.prefix + key)
+        except self._errors as exc:
+            self._degraded(exc)
+            self.fallback.delete(key)
+
+
+_memory_stores: dict[str, MemoryStore] = {}
+_shared_stores: dict[tuple[str, str], StateStore] = {}
+_stores_lock = threading.Lock()
+
+
+def resolve_store(spec: str | StateStore | None, namespace: str, redis_url: str | None = None) -> StateStore:
+    """The store for ``spec``: a store object, ``"memory"``, ``"disk"``, ``"redis"`` or ``None``/``"auto"``.
+
+    ``auto`` is Redis when ``redis_url`` is given, else disk under
+    ``core.state_dir/<namespace>``.  Stores are cached so every breaker or bucket of
+    a process shares one connection.
+    """
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    kind = spec or "auto"
+    if kind not in ("auto", "memory", "disk", "redis"):
+        raise ValueError(f"store: expected 'auto', 'memory', 'disk' or 'redis', got {kind!r}")
+    if kind == "memory":
+        with _stores_lock:
+            return _memory_stores.setdefault(namespace, MemoryStore())
+    from ..config import get_config
+
+    directory = os.path.join(get_config().core.state_dir, namespace)
+    if kind == "redis" and not redis_url:
+        raise ValueError("store='redis' needs a Redis URL (breaker.redis_url or cache.redis_url)")
+    with _stores_lock:
+        disk = _shared_stores.get(("disk", directory))
+        if disk is None:
+            disk = _shared_stores[("disk", directory)] = DiskStore(directory)
+        if kind == "disk" or not redis_url:
+            return disk
+        cache_key = ("redis", f"{redis_url}|{namespace}")
+        store = _shared_stores.get(cache_key)
+        if store is None:
+            store = _shared_stores[cache_key] = RedisStore(redis_url, f"sci_ext:{namespace}:", fallback=disk)
+        return store

@@ -1,0 +1,333 @@
+"""``%%guarded``: re-run a cell on transient failures, behind a shared breaker and rate limit.
+
+::
+
+    %%guarded [NAME] [--retries N] [--timeout S] [--wait-initial S] [--wait-max S]
+              [--on Exc[,Exc]] [--breaker NAME] [--rate N/second|minute|hour]
+              [--fallback STATEMENT]
+
+The magic is thin: it compiles the cell once (IPython's own transforms, so
+``%magics`` and ``!commands`` inside still work; the last expression is displayed
+as usual), then runs it through :class:`~sci_ext.core.resilience.RetryPolicy`,
+:class:`~sci_ext.core.resilience.CircuitBreaker` and
+:class:`~sci_ext.core.resilience.RateLimiter`.  The cell runs by ``exec`` in the
+user namespace rather than ``shell.run_cell``: run_cell would swallow the error
+into ``result.error_in_exec`` and print a full traceback per failed attempt; here
+the retry loop sees the exception itself and the user sees one line per retry and
+one traceback at the end.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+import sys
+from collections.abc import Callable
+from types import CodeType, TracebackType
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .state import KernelState
+
+__all__ = ["GuardMagics", "register"]
+
+_FALLBACK = re.compile(r"(?:^|\s)--fallback(?:=|\s+)(?P<stmt>.*)$", re.DOTALL)
+_NAME = re.compile(r"^[\w.:-]+$")
+
+
+def _say(text: str) -> None:
+    # stderr, flushed: the line must be visible before the wait that follows it.
+    print(text.replace("\n", " "), file=sys.stderr, flush=True)
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    message = " ".join(str(exc).split())
+    if len(message) > limit:
+        message = message[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def split_fallback(line: str) -> tuple[str, str | None]:
+    """Split ``--fallback STATEMENT`` (always the last option) off the magic line."""
+    match = _FALLBACK.search(line)
+    if match is None:
+        return line, None
+    statement = match.group("stmt").strip()
+    if len(statement) >= 2 and statement[0] == statement[-1] and statement[0] in "'\"":
+        statement = statement[1:-1]
+    if not statement:
+        raise UsageError("--fallback needs a Python statement, e.g. --fallback result = None")
+    try:
+        compile(statement, "<fallback>", "exec")
+    except SyntaxError as exc:
+        raise UsageError(f"--fallback: not a valid Python statement ({exc.msg}): {statement!r}") from None
+    return line[: match.start()], statement
+
+
+def resolve_on(text: str, namespace: dict[str, Any]) -> Callable[[BaseException], bool]:
+    """``--on`` names -> predicate: categories, classes in the namespace/builtins, or SDK class names."""
+    from sci_ext.core import errors
+    from sci_ext.core.resilience.classify import _NAMES, ErrorCategory, classify_error
+
+    categories = {c.value for c in ErrorCategory}
+    classes: list[type[BaseException]] = []
+    wanted_categories: set[str] = set()
+    class_names: set[str] = set()
+    for raw in text.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if name in categories:
+            wanted_categories.add(name)
+            continue
+        obj: Any = None
+        head, *rest = name.split(".")
+        for source in (namespace, vars(builtins), vars(errors)):
+            if head in source:
+                obj = source[head]
+                break
+        for part in rest:
+            obj = getattr(obj, part, None)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            if not issubclass(obj, Exception):
+                raise UsageError(f"--on: {name} is never retried (it is how the kernel is interrupted or exits)")
+            classes.append(obj)
+        elif obj is None and name in _NAMES:
+            class_names.add(name)  # an SDK error not imported here: match it by class name
+        else:
+            raise UsageError(
+                f"--on: unknown exception or category {name!r} "
+                f"(an exception class in the notebook, a builtin, or one of: {', '.join(sorted(categories))})"
+            )
+    if not (classes or wanted_categories or class_names):
+        raise UsageError("--on needs at least one exception name or category")
+    class_tuple = tuple(classes)
+
+    def predicate(exc: BaseException) -> bool:
+        if class_tuple and isinstance(exc, class_tuple):
+            return True
+        if class_names and any(k.__name__ in class_names for k in type(exc).__mro__):
+            return True
+        return bool(wanted_categories) and str(classify_error(exc)) in wanted_categories
+
+    return predicate
+
+
+def _user_traceback(exc: BaseException, filename: str) -> TracebackType | None:
+    """The part of ``exc``'s traceback that starts in the cell (drops retry machinery frames)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    return tb or exc.__traceback__
+
+
+@magics_class
+class GuardMagics(Magics):
+    """The ``%%guarded`` cell magic."""
+
+    _compiled: dict[tuple[str, int], tuple[str, CodeType | None, CodeType | None]]
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self._compiled = {}
+        self._parsed: dict[str, tuple[Any, str | None]] = {}
+
+    @property
+    def ip(self) -> Any:
+        """The shell (typed loosely: IPython's attribute is Optional)."""
+        return self.shell
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="a label for messages; also names the --rate bucket")
+    @argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="retries after the first attempt (default: retry.max_attempts - 1)",
+    )
+    @argument("--timeout", type=float, metavar="SECONDS", help="bound on the total time spent retrying")
+    @argument("--wait-initial", type=float, metavar="S", help="first wait (default retry.initial_wait)")
+    @argument("--wait-max", type=float, metavar="S", help="longest single wait (default retry.max_wait)")
+    @argument("--on", metavar="EXC[,EXC]", help="retry these exceptions or categories instead of transient errors")
+    @argument("--breaker", metavar="NAME", help="circuit breaker shared by every cell and kernel naming it")
+    @argument("--rate", metavar="N/UNIT", help="token bucket, e.g. 60/minute, shared under NAME")
+    @argument("--fallback", metavar="STATEMENT", help="run when all attempts fail or the breaker is open (last option)")
+    @cell_magic
+    def guarded(self, line: str, cell: str) -> None:
+        """Run the cell, retrying transient failures with backoff.
+
+        Examples::
+
+            %%guarded fetch --retries 4 --breaker openai --rate 60/minute
+            reply = client.chat.completions.create(...)
+
+            %%guarded --on TimeoutError,rate_limit --fallback reply = cached_reply
+            reply = ask(prompt)
+
+        Each retry prints one line (attempt, error, wait); interrupting the kernel
+        stops at once and never counts as a breaker failure.  ``--fallback`` must be
+        the last option; the error is bound to ``_sci_error`` while it runs.
+        """
+        __tracebackhide__ = True
+        parsed = self._parsed.get(line)
+        if parsed is None:
+            # Parsing is pure, and argparse is half the magic's own cost: parse a line once.
+            options, fallback = split_fallback(line)
+            parsed = (parse_argstring(self.guarded, options), fallback)
+            if len(self._parsed) > 256:
+                self._parsed.clear()
+            self._parsed[line] = parsed
+        args, fallback = parsed
+        error = self._run(args, cell, fallback)
+        if error is not None:
+            raise error  # outside any except block: the user's exception keeps its own chain
+
+    # -- steps
+
+    def _options(self, args: Any) -> dict[str, Any]:
+        from sci_ext.core.resilience import RateLimiter, circuit_breaker
+
+        for option, value in (("--retries", args.retries), ("--timeout", args.timeout)):
+            if value is not None and value < 0:
+                raise UsageError(f"{option} must be >= 0, got {value}")
+        for option, value in (("--wait-initial", args.wait_initial), ("--wait-max", args.wait_max)):
+            if value is not None and value < 0:
+                raise UsageError(f"{option} must be >= 0, got {value}")
+        for option, value in (("NAME", args.name), ("--breaker", args.breaker)):
+            if value is not None and not _NAME.match(value):
+                raise UsageError(f"{option}: {value!r} may only hold letters, digits and . _ : -")
+        on = resolve_on(args.on, self.ip.user_ns) if args.on else None
+        limiter = None
+        if args.rate:
+            try:
+                limiter = RateLimiter(args.name or args.breaker or "guarded", args.rate)
+            except ValueError as exc:
+                raise UsageError(f"--rate: {exc}") from None
+        breaker = circuit_breaker(args.breaker) if args.breaker else None
+        return {"on": on, "limiter": limiter, "breaker": breaker}
+
+    def _compile(self, cell: str) -> tuple[str, CodeType | None, CodeType | None]:
+        shell = self.ip
+        key = (cell, shell.execution_count)
+        cached = self._compiled.get(key)
+        if cached is not None:
+            return cached
+        source = shell.transform_cell(cell)
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        try:
+            tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+            body, last = tree.body, None
+            # As in a plain cell: the last expression is displayed unless it ends with ';'.
+            quiet = shell.displayhook.semicolon_at_end_of_expression(source)
+            if body and isinstance(body[-1], ast.Expr) and not quiet:
+                body, last = body[:-1], body[-1]
+            flags = shell.compile.flags
+            head = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, True) if body else None
+            # 'single' mode sends the last expression's value to the displayhook (Out[n]).
+            tail = compile(ast.Interactive(body=[last]), filename, "single", flags, True) if last else None
+        except SyntaxError as exc:
+            if "await" in str(exc.msg):
+                raise UsageError(
+                    "%%guarded cannot re-run top-level await; put the awaits in an async function "
+                    "decorated with sci_ext.core.retry_with_backoff"
+                ) from None
+            raise
+        if len(self._compiled) > 64:
+            self._compiled.clear()
+        self._compiled[key] = (filename, head, tail)
+        return filename, head, tail
+
+    def _run(self, args: Any, cell: str, fallback: str | None) -> BaseException | None:
+        __tracebackhide__ = True
+        from sci_ext.core.errors import CircuitOpenError
+        from sci_ext.core.resilience import RetryPolicy, classify_error, record_error
+        from sci_ext.core.resilience.retry import default_retryable
+
+        options = self._options(args)
+        label = args.name or "cell"
+        filename, head, tail = self._compile(cell)
+        user_ns = self.ip.user_ns
+        user_global_ns = self.ip.user_global_ns
+        limiter, breaker = options["limiter"], options["breaker"]
+        attempts = 0
+        failures: list[Exception] = []
+
+        def run_cell_code() -> None:
+            __tracebackhide__ = True
+            if head is not None:
+                exec(head, user_global_ns, user_ns)  # noqa: S102 - running the user's own cell
+            if tail is not None:
+                exec(tail, user_global_ns, user_ns)  # noqa: S102
+
+        def attempt() -> None:
+            __tracebackhide__ = True
+            nonlocal attempts
+            if limiter is not None:
+                limiter.acquire(
+                    on_wait=lambda s: _say(f"guarded {label}: rate limit {limiter.rate_text}, waiting {s:.2f} s")
+                )
+            if breaker is None:
+                attempts += 1
+                run_cell_code()
+                return
+            try:
+                breaker.call(run_cell_code)  # raises CircuitOpenError before running when open
+            except CircuitOpenError as exc:
+                if failures and exc.__context__ is None:
+                    exc.__context__ = failures[-1]  # show what opened it, in the traceback
+                raise
+            except Exception as exc:
+                attempts += 1
+                failures.append(exc)
+                raise
+            attempts += 1
+
+        user_on = options["on"]
+
+        def should_retry(exc: BaseException) -> bool:
+            if not isinstance(exc, Exception) or isinstance(exc, CircuitOpenError):
+                return False  # an open breaker fails fast; interrupts stop at once
+            return user_on(exc) if user_on is not None else default_retryable(exc)
+
+        def announce(event: Any) -> None:
+            _say(
+                f"guarded {label}: attempt {event.attempt}/{event.max_attempts} failed with "
+                f"{_short(event.error)} [{event.category}]; retrying in {event.wait:.2f} s"
+            )
+
+        policy = RetryPolicy(
+            None if args.retries is None else args.retries + 1,
+            on=should_retry,
+            initial_wait=args.wait_initial,
+            max_wait=args.wait_max,
+            timeout=args.timeout,
+            name=f"%%guarded {label}",
+            on_retry=announce,
+        )
+        try:
+            policy.call(attempt)
+            return None
+        except Exception as exc:
+            error: Exception = exc
+        if isinstance(error, CircuitOpenError):
+            _say(f"guarded {label}: {error}")
+        else:
+            _say(f"guarded {label}: gave up after {attempts} attempt(s): {_short(error)} [{classify_error(error)}]")
+        record_error(error, f"%%guarded {label}")
+        if fallback is not None:
+            _say(f"guarded {label}: running fallback")
+            user_ns["_sci_error"] = error
+            exec(  # noqa: S102 - the user's own fallback statement
+                compile(fallback, "<fallback>", "exec", self.ip.compile.flags, True), user_global_ns, user_ns
+            )
+            return None
+        return error.with_traceback(_user_traceback(error, filename))
+
+
+def register(ipython: Any, state: KernelState) -> None:
+    """Register ``%%guarded``."""
+    ipython.register_magics(GuardMagics)
