@@ -40,10 +40,7 @@ cells = [
     ),
     new_markdown_cell("The inputs: a parameter and a helper function defined in the notebook."),
     new_code_cell(
-        "import numpy as np\n\n"
-        "n_samples = 200_000\n\n\n"
-        "def normalize(x):\n"
-        "    return (x - x.mean()) / x.std()"
+        "import numpy as np\n\nn_samples = 200_000\n\n\ndef normalize(x):\n    return (x - x.mean()) / x.std()"
     ),
     new_markdown_cell("The expensive cell. Its output appears while it runs, and is recorded:"),
     new_code_cell(EXPENSIVE),
