@@ -218,3 +218,34 @@ def test_results_holding_a_secret_stay_in_memory():
         assert token.cache_stats()["disk"] == {"hits": 0, "misses": 1}
     finally:
         get_redactor().remove("TOKEN")
+
+
+def test_stacked_on_other_decorators_keys_on_the_inner_code():
+    import functools
+
+    from sci_ext.core import retry_with_backoff
+
+    def traced(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    @cache_result()
+    @retry_with_backoff(max_attempts=2)
+    @traced
+    def area(w, h=2):
+        return w * h
+
+    assert area(3) == 6 and area(w=3, h=2) == 6
+    assert area.cache_stats()["memory"] == {"hits": 1, "misses": 1}
+
+    @cache_result()
+    @retry_with_backoff(max_attempts=2)
+    @traced
+    def area(w, h=2):  # noqa: F811 - edited body under the same decorators
+        return w * h + 1
+
+    assert area(3) == 7  # shared disk layer: only a changed key explains the new value
+    assert area.cache_stats()["disk"] == {"hits": 0, "misses": 1}
