@@ -236,3 +236,21 @@ def test_rich_outputs_are_replayed_on_a_hit(kernel):
     assert "image/png" in hit.outputs[0]["data"]
     plotly = [o for o in hit.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert plotly and plotly[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"] == [2, 3, 1]
+
+
+def test_outputs_of_a_miss_appear_while_the_cell_runs(kernel):
+    """Unlike ipycache, the first print reaches the frontend before the cell ends."""
+    msg_id = kernel.kc.execute("%%cached live\nimport time\nprint('started', flush=True)\ntime.sleep(0.8)\ndone = 1")
+    stream_at = idle_at = None
+    while idle_at is None:
+        msg = kernel.kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
+            stream_at = msg["header"]["date"]
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle_at = msg["header"]["date"]
+    kernel.kc.get_shell_msg(timeout=30)
+    assert stream_at is not None
+    # The kernel stamped the output well before it went idle: it was sent live, not at the end.
+    assert (idle_at - stream_at).total_seconds() > 0.4
