@@ -34,7 +34,10 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 def __getattr__(name: str) -> Any:
     # Re-export the library lazily so `import sci_ext` does not import it all.
-    from . import core
+    # (importlib, not `from . import core`: that probes this very __getattr__ and recurses.)
+    import importlib
+
+    core = importlib.import_module(f"{__name__}.core")
 
     try:
         return getattr(core, name)
@@ -43,6 +46,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    from . import core
+    import importlib
+
+    core = importlib.import_module(f"{__name__}.core")
 
     return sorted(set(globals()) | set(core.__all__))

@@ -21,6 +21,7 @@ __all__ = ["COMMAND_MODULES", "CheckFailure", "UsageFailure", "main"]
 #: One module per verb group; each defines ``add_parser(subparsers)``.
 COMMAND_MODULES: list[str] = [
     "sci_ext.cli.config_cmd",
+    "sci_ext.cli.cache_cmd",
     "sci_ext.cli.secret_cmd",
     "sci_ext.cli.apikey_cmd",
     "sci_ext.cli.audit_cmd",

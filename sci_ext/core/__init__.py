@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "get_rag_config": "config",
     "register_section": "config",
     "setting": "config",
+    "cache_result": "cache",
+    "cache_counters": "cache",
+    "hash_value": "cache",
     "handle_errors": "resilience",
     "retry_with_backoff": "resilience",
     "circuit_breaker": "resilience",
@@ -43,6 +46,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .cache import cache_counters, cache_result, hash_value  # noqa: F401
     from .config import (  # noqa: F401
         Config,
         ConfigManager,

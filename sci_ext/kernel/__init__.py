@@ -17,6 +17,7 @@ __all__ = ["FEATURE_MODULES", "KernelState", "load", "unload"]
 #: One module per feature; each defines ``register(ipython, state)``.
 FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.config_magics",
+    "sci_ext.kernel.cache_magics",
     "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.secret_magics",
     "sci_ext.kernel.unavailable",

@@ -15,10 +15,7 @@ from .state import KernelState
 __all__ = ["PENDING", "register"]
 
 #: magic name -> (kind, what it will do)
-PENDING: dict[str, tuple[str, str]] = {
-    "cached": ("cell", "restart-proof cell cache"),
-    "sci_cache": ("line", "cell cache management"),
-}
+PENDING: dict[str, tuple[str, str]] = {}
 
 
 def _make(name: str, what: str) -> Any:

@@ -100,6 +100,14 @@ class CacheConfig:
     memory_max_items: int = setting(256, doc="Entries kept by the in-memory layer of cache_result.", min=0, max=10**7)
     mmap_min_bytes: int = setting(2**20, doc="Arrays at least this large are stored for memory-mapped restore.", min=0)
     redis_url: str | None = setting(None, doc="Redis URL for sharing across machines.")
+    redis_signing_key: str | None = setting(
+        None,
+        doc="Shared secret: Redis entries are HMAC-SHA256 signed and checked before unpickling.",
+        secret=True,
+    )
+    redis_timeout_seconds: float = setting(
+        2.0, doc="Connect and socket timeout of Redis; slower counts as down.", min=0.01, max=600
+    )
     notify: bool = setting(True, doc="Show a one-line notice when a cell is restored.")
 
 

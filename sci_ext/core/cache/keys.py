@@ -1,0 +1,433 @@
+"""Content hashing for cache keys: never key on identity, never silently.
+
+:func:`hash_value` feeds a value's *content* into an xxh3-128 hasher: numpy arrays
+by their raw buffer (zero copy when contiguous), containers recursively, functions
+and classes by their code (not by the cell file they came from, so the same
+helper hashes the same in every kernel), modules by name and version, and any
+other picklable object by its pickle stream with large buffers hashed out of band.
+A value that cannot be hashed raises :class:`UnhashableInput` naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import marshal
+import os
+import pickle  # nosec B403 - only dumps, to hash; nothing is loaded here
+import struct
+import sys
+import types
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import CacheError
+
+__all__ = [
+    "UnhashableInput",
+    "ValueHasher",
+    "hash_code",
+    "hash_files",
+    "hash_value",
+    "module_version",
+    "new_hasher",
+]
+
+#: Helpers followed through their globals at most this deep (a bound on the walk).
+MAX_HELPER_DEPTH = 8
+#: Containers are followed at most this deep; deeper parts are pickled.
+MAX_CONTAINER_DEPTH = 64
+
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+# Exact types marshal writes by value (bool before int: marshal keeps them apart).
+_MARSHALABLE = frozenset({type(None), bool, int, float, complex, str, bytes})
+_FAST_MIN = 32
+
+
+class UnhashableInput(CacheError):
+    """An input's content cannot be hashed (so it cannot be part of a key)."""
+
+    def __init__(self, name: str, reason: str, variable: str = "") -> None:
+        super().__init__(f"cannot hash {name}: {reason}")
+        self.name = name
+        self.reason = reason
+        #: The notebook variable to leave out (``--ignore``), when known.
+        self.variable = variable
+
+
+def new_hasher() -> Any:
+    """A fresh xxh3-128 hasher (imported lazily: ``import sci_ext`` stays light)."""
+    import xxhash
+
+    return xxhash.xxh3_128()
+
+
+@functools.lru_cache(maxsize=512)
+def module_version(module_name: str) -> str:
+    """The installed version of the distribution providing ``module_name`` ('' if unknown)."""
+    top = module_name.partition(".")[0]
+    module = sys.modules.get(top)
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        dists = _distributions().get(top, [])
+        for dist in dists:
+            return importlib.metadata.version(dist)
+    except Exception:  # noqa: S110  # nosec B110 - metadata can be broken; the name still keys
+        pass
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return "stdlib-" + ".".join(map(str, sys.version_info[:2]))
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
+def _is_notebook_defined(obj: Any, main_names: frozenset[str]) -> bool:
+    """Should ``obj`` (a function or class) be hashed by its code rather than by reference?
+
+    Yes for the notebook's own code, for local functions and lambdas (their qualified
+    name does not identify them), and for code from modules that no installed
+    distribution versions (a ``helpers.py`` next to the notebook can change any time).
+    """
+    module = getattr(obj, "__module__", None)
+    if module in main_names:
+        return True
+    if "<" in str(getattr(obj, "__qualname__", "")):
+        return True
+    return isinstance(module, str) and module_version(module) == ""
+
+
+class ValueHasher:
+    """Feeds values into one xxh3-128 hasher by content.
+
+    ``main_modules`` names the modules whose functions and classes are hashed by
+    code (the notebook's ``__main__``); everything else callable is hashed by
+    module, qualified name and the module's version.
+    """
+
+    def __init__(
+        self, main_modules: Iterable[str] = ("__main__",), ignore: Iterable[str] = (), code_only: bool = False
+    ) -> None:
+        self.h = new_hasher()
+        #: Follow only the code of helpers, not the data they read (``cache_result``'s contract).
+        self.code_only = code_only
+        self.main_modules = frozenset(main_modules)
+        self.ignore = frozenset(ignore)
+        self._seen_code: set[int] = set()
+        self._stack: set[int] = set()
+
+    # -- public -----------------------------------------------------------
+    def update(self, value: Any, label: str = "value") -> None:
+        """Add ``value``'s content; ``label`` names it in errors."""
+        self._value(value, label, 0, 0)
+
+    def tag(self, text: str) -> None:
+        """Add a structural marker (a name, a separator)."""
+        self._tag(text)
+
+    def digest(self) -> str:
+        """The hex digest of everything added so far."""
+        return str(self.h.hexdigest())
+
+    # -- internals --------------------------------------------------------
+    def _tag(self, text: str) -> None:
+        data = text.encode("utf-8", "surrogatepass")
+        self.h.update(struct.pack("<Q", len(data)))
+        self.h.update(data)
+
+    def _bytes(self, data: Any) -> None:
+        view = memoryview(data)
+        self.h.update(struct.pack("<Q", view.nbytes))
+        self.h.update(view)
+
+    def _value(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
+        kind = type(value)
+        if kind in _SCALARS:
+            self._tag(kind.__name__)
+            self._bytes(value if kind is bytes else repr(value).encode())
+            return
+        if depth > MAX_CONTAINER_DEPTH:
+            self._pickled(value, label)
+            return
+        marker = id(value)
+        if marker in self._stack:
+            self._tag("<cycle>")
+            return
+        self._stack.add(marker)
+        try:
+            self._dispatch(value, label, depth, helper_depth)
+        finally:
+            self._stack.discard(marker)
+
+    def _dispatch(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
+        kind = type(value)
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(value, numpy.ndarray):
+            self._ndarray(value, label, depth, helper_depth)
+            return
+        if numpy is not None and isinstance(value, numpy.generic):
+            self._tag(f"np.{value.dtype.str}")
+            self._bytes(value.tobytes())
+            return
+        if kind in (list, tuple) and len(value) > _FAST_MIN and all(type(v) in _MARSHALABLE for v in value):
+            # Long flat lists (prompts, labels, numbers): one marshal call instead of one step per item.
+            # marshal version 2 writes no back-references, so equal content gives equal bytes.
+            self._tag(f"flat-{kind.__name__}:{len(value)}")
+            self._bytes(marshal.dumps(value, 2))
+            return
+        if kind in (list, tuple) or (isinstance(value, tuple) and hasattr(value, "_fields")):
+            self._tag(f"{kind.__module__}.{kind.__qualname__}:{len(value)}")
+            for i, item in enumerate(value):
+                self._value(item, f"{label}[{i}]", depth + 1, helper_depth)
+            return
+        if kind is dict:
+            self._tag(f"dict:{len(value)}")
+            for k, v in value.items():
+                self._value(k, f"{label} key", depth + 1, helper_depth)
+                self._value(v, f"{label}[{k!r}]", depth + 1, helper_depth)
+            return
+        if kind in (set, frozenset):
+            # Element order depends on hash seeds: hash each element alone, sort the digests.
+            digests = []
+            for item in value:
+                sub = ValueHasher(self.main_modules, self.ignore, self.code_only)
+                sub._value(item, f"{label} element", depth + 1, helper_depth)
+                digests.append(sub.digest())
+            self._tag(f"{kind.__name__}:" + ",".join(sorted(digests)))
+            return
+        if isinstance(value, types.ModuleType):
+            version = module_version(value.__name__)
+            self._tag(f"module:{value.__name__}:{version}")
+            if version == "":
+                self._local_module(value, label, helper_depth)
+            return
+        if isinstance(value, (types.FunctionType, type)) and _is_notebook_defined(value, self.main_modules):
+            if isinstance(value, type):
+                self._class(value, label, helper_depth)
+            else:
+                self._function(value, label, helper_depth)
+            return
+        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)) and not (
+            isinstance(value, types.MethodType)
+        ):
+            module = getattr(value, "__module__", None) or ""
+            self._tag(f"ref:{module}:{getattr(value, '__qualname__', '')}:{module_version(module)}")
+            return
+        if isinstance(value, types.MethodType):
+            self._tag("method")
+            self._value(value.__func__, f"{label}.__func__", depth + 1, helper_depth)
+            self._value(value.__self__, f"{label}.__self__", depth + 1, helper_depth)
+            return
+        if isinstance(value, Path):
+            self._tag(f"path:{value}")
+            return
+        self._object(value, label, depth, helper_depth)
+
+    def _local_module(self, module: types.ModuleType, label: str, helper_depth: int) -> None:
+        """A module no distribution versions (``config.py`` beside the notebook): its source and settings.
+
+        Its file may be edited and its plain attributes (``config.lr = 0.1``) changed at any
+        time, so both are part of the key; functions and classes are covered by their code.
+        """
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and os.path.isfile(path):
+            self._tag("source")
+            self._bytes(_file_bytes(path, os.stat(path).st_mtime_ns))
+        for attr in sorted(vars(module)):
+            item = vars(module)[attr]
+            if attr.startswith("_") or type(item) not in (*_SCALARS, list, tuple, dict, set, frozenset):
+                continue
+            self._tag(f"attr:{attr}")
+            try:
+                self._value(item, f"{label}.{attr}", 1, helper_depth)
+            except UnhashableInput:
+                self._tag("<unhashable>")
+
+    def _ndarray(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
+        import numpy
+
+        self._tag(f"ndarray:{value.dtype.str}:{value.shape}")
+        if value.dtype.hasobject:
+            for i, item in enumerate(value.ravel(order="K")):
+                self._value(item, f"{label}[{i}]", depth + 1, helper_depth)
+            return
+        if value.dtype.fields is not None or value.dtype.kind == "V":
+            self._tag(repr(value.dtype.descr))
+        data = value if value.flags.c_contiguous else numpy.ascontiguousarray(value)
+        # The raw buffer, no copy: this is what makes hashing run at memory speed.
+        self._bytes(data.reshape(-1).view(numpy.uint8) if data.ndim else data.tobytes())
+
+    def _function(self, func: types.FunctionType, label: str, helper_depth: int) -> None:
+        self._tag(f"function:{func.__qualname__}")
+        self._code(func.__code__)
+        self._value(func.__defaults__, f"{label} defaults", 1, helper_depth)
+        self._value(func.__kwdefaults__, f"{label} keyword defaults", 1, helper_depth)
+        for i, cell in enumerate(func.__closure__ or ()):
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell: not bound yet
+                self._tag("<empty cell>")
+                continue
+            if self.code_only and not isinstance(content, (types.FunctionType, type)):
+                self._tag(f"closure:{func.__code__.co_freevars[i]}")
+                continue
+            self._value(content, f"{label} closure variable {func.__code__.co_freevars[i]}", 1, helper_depth)
+        self._globals_of(func.__code__, func.__globals__, label, helper_depth)
+
+    def _class(self, cls: type, label: str, helper_depth: int) -> None:
+        self._tag(f"class:{cls.__qualname__}")
+        for base in cls.__bases__:
+            self._value(base, f"{label} base", 1, helper_depth)
+        for attr, member in sorted(vars(cls).items()):
+            if attr in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"):
+                continue
+            func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+            if isinstance(member, property):
+                for part in (member.fget, member.fset, member.fdel):
+                    if part is not None:
+                        self._tag(attr)
+                        self._value(part, f"{label}.{attr}", 1, helper_depth)
+                continue
+            self._tag(attr)
+            try:
+                self._value(func, f"{label}.{attr}", 1, helper_depth)
+            except UnhashableInput:
+                self._tag("<unhashable attribute>")
+
+    def _code(self, code: types.CodeType) -> None:
+        # Structure only: co_filename and line numbers differ between kernels and runs.
+        self._tag(f"code:{code.co_name}:{code.co_argcount}:{code.co_kwonlyargcount}:{code.co_flags}")
+        self._bytes(code.co_code)
+        self._tag(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self._code(const)
+            elif isinstance(const, frozenset):
+                # Set order follows string hash seeds, which differ between kernels.
+                self._tag("frozenset:" + repr(sorted(map(repr, const))))
+            else:
+                self._tag(f"{type(const).__name__}:{const!r}")
+
+    def _globals_of(self, code: types.CodeType, namespace: dict[str, Any], label: str, helper_depth: int) -> None:
+        """Hash the globals a notebook function reads: helpers it calls and values it uses."""
+        if helper_depth >= MAX_HELPER_DEPTH:
+            self._tag("<helper depth bound>")
+            return
+        for name in sorted(_global_names(code)):
+            if name in self.ignore or name not in namespace:
+                continue
+            value = namespace[name]
+            if self.code_only and not isinstance(value, (types.FunctionType, type, types.ModuleType)):
+                continue
+            if id(value) in self._seen_code:
+                self._tag(f"global:{name}:<seen>")
+                continue
+            if isinstance(value, (types.FunctionType, type)):
+                self._seen_code.add(id(value))
+            self._tag(f"global:{name}")
+            try:
+                self._value(value, f"global {name!r} (read by {label})", 1, helper_depth + 1)
+            except UnhashableInput as exc:
+                raise UnhashableInput(exc.name, exc.reason, variable=exc.variable or name) from None
+
+    def _object(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
+        kind = type(value)
+        self._tag("object")
+        self._value(kind, f"type of {label}", depth + 1, helper_depth)
+        self._pickled(value, label)
+
+    def _pickled(self, value: Any, label: str) -> None:
+        buffers: list[pickle.PickleBuffer] = []
+        try:
+            try:
+                stream = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                import cloudpickle
+
+                buffers.clear()
+                stream = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        except Exception as exc:
+            raise UnhashableInput(label, f"{type(value).__name__} cannot be pickled ({exc})") from None
+        self._bytes(stream)
+        for buf in buffers:
+            try:
+                self._bytes(buf.raw())
+            except BufferError:
+                self._bytes(bytes(memoryview(buf)))
+
+
+@functools.lru_cache(maxsize=64)
+def _file_bytes(path: str, mtime_ns: int) -> bytes:
+    """A source file's bytes (cached until it changes)."""
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def hash_value(value: Any, label: str = "value", main_modules: Iterable[str] = ("__main__",)) -> str:
+    """The xxh3-128 hex digest of ``value``'s content (see :class:`ValueHasher`).
+
+    >>> hash_value([1, 2, 3]) == hash_value([1, 2, 3])
+    True
+    >>> hash_value([1, 2, 3]) == hash_value([1, 2, 4])
+    False
+    """
+    hasher = ValueHasher(main_modules)
+    hasher.update(value, label)
+    return hasher.digest()
+
+
+def hash_code(func: Callable[..., Any], with_values: bool = False) -> str:
+    """The digest of a function's code and of the notebook helpers it calls.
+
+    With ``with_values`` the data it reads (globals, closure variables) counts too.
+    """
+    module = getattr(func, "__module__", None) or "__main__"
+    hasher = ValueHasher({module, "__main__"}, code_only=not with_values)
+    target = getattr(func, "__wrapped__", func)
+    if isinstance(target, types.FunctionType):
+        hasher._function(target, getattr(target, "__qualname__", "function"), 0)
+    else:
+        hasher.update(target, "function")
+    return hasher.digest()
+
+
+def hash_files(patterns: Iterable[str], root: Path | None = None) -> str:
+    """The digest of every file matched by ``patterns`` (globs relative to ``root``).
+
+    A pattern matching nothing is keyed as such, so creating a file later is a miss.
+    """
+    base = root or Path.cwd()
+    hasher = ValueHasher()
+    for pattern in patterns:
+        hasher.tag(f"glob:{pattern}")
+        path = Path(pattern).expanduser()
+        matches = sorted(
+            Path(p)
+            for p in (
+                [path]
+                if path.is_absolute() and not any(c in pattern for c in "*?[")
+                else (path.parent.glob(path.name) if path.is_absolute() else base.glob(pattern))
+            )
+            if Path(p).is_file()
+        )
+        if not matches:
+            hasher.tag("<no match>")
+        for match in matches:
+            hasher.tag(str(match.relative_to(base)) if not path.is_absolute() else str(match))
+            with open(match, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    hasher.h.update(chunk)
+    return hasher.digest()

@@ -1,0 +1,346 @@
+"""Where entries live: a private diskcache directory, this process's memory, or Redis.
+
+Every store keeps serialized entries (:mod:`.serialize`) under a key plus a small
+JSON record of metadata (name, size, created, expiry) for listings, and counts
+hits.  ``get`` returns a writable buffer over the entry (a copy-on-write memory
+map for disk entries) or ``None``; it never returns a half-written entry because
+diskcache inserts its row only after the value file is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import CacheError
+from .serialize import PackedEntry, open_buffer
+
+__all__ = [
+    "BackendUnavailable",
+    "DiskStore",
+    "EntryInfo",
+    "EntryStore",
+    "MemoryStore",
+    "RedisStore",
+    "UnsignedEntry",
+    "ensure_private_dir",
+    "redact_url",
+]
+
+
+class BackendUnavailable(CacheError):
+    """A backend (Redis) cannot be reached; callers fall back to the local cache."""
+
+
+class UnsignedEntry(CacheError):
+    """A Redis entry lacks a valid signature under ``cache.redis_signing_key``: never unpickled."""
+
+
+@dataclass
+class EntryInfo:
+    """What a listing shows about one entry."""
+
+    key: str
+    name: str
+    kind: str
+    size: int
+    created: float
+    expires: float | None = None
+    hits: int = 0
+    backend: str = "disk"
+
+    def to_json(self) -> str:
+        """This record as JSON (hits and backend are kept elsewhere)."""
+        data = asdict(self)
+        data.pop("hits")
+        data.pop("backend")
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, backend: str) -> EntryInfo:
+        """Parse a record written by :meth:`to_json`."""
+        return cls(**json.loads(text), backend=backend)
+
+
+class EntryStore(Protocol):
+    """The operations every backend offers."""
+
+    backend: str
+
+    def get(self, key: str) -> Any | None:
+        """A writable buffer over the entry, or ``None`` on a miss."""
+
+    def set(self, key: str, packed: PackedEntry, info: EntryInfo, ttl: float | None) -> None:
+        """Store an entry (replacing any entry with the same key)."""
+
+    def delete(self, key: str) -> bool:
+        """Remove an entry; ``True`` if there was one."""
+
+    def entries(self) -> list[EntryInfo]:
+        """Every entry's metadata."""
+
+    def count_hit(self, key: str) -> None:
+        """Record a hit of ``key``."""
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` with mode 0700, or tighten it; refuse a directory owned by someone else.
+
+    diskcache unpickles what is in its directory (CVE-2025-69872), so nobody else
+    may be able to write there.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise CacheError(f"cache directory {path} belongs to another user; refusing to use it")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+class DiskStore:
+    """Entries in a diskcache directory shared by every kernel on the machine."""
+
+    backend = "disk"
+
+    def __init__(self, directory: str | Path, size_limit: int = 4 * 2**30) -> None:
+        import diskcache
+
+        self.directory = ensure_private_dir(Path(directory).expanduser())
+        self.cache = diskcache.Cache(
+            str(self.directory),
+            size_limit=size_limit,
+            eviction_policy="least-recently-used",
+            # Entries are streamed to files; diskcache only ever stores bytes, str and ints here.
+            disk_min_file_size=1 << 15,
+        )
+
+    def get(self, key: str) -> Any | None:
+        handle = self.cache.get(f"entry:{key}", default=None, read=True)
+        if handle is None:
+            return None
+        try:
+            return open_buffer(handle)
+        finally:
+            handle.close()
+
+    def set(self, key: str, packed: PackedEntry, info: EntryInfo, ttl: float | None) -> None:
+        self.cache.set(f"entry:{key}", packed.reader(), read=True, expire=ttl)
+        self.cache.set(f"meta:{key}", info.to_json(), expire=ttl)
+        self.cache.delete(f"hits:{key}")
+
+    def delete(self, key: str) -> bool:
+        found = bool(self.cache.delete(f"entry:{key}"))
+        self.cache.delete(f"meta:{key}")
+        self.cache.delete(f"hits:{key}")
+        return found
+
+    def entries(self) -> list[EntryInfo]:
+        out = []
+        for raw in list(self.cache.iterkeys()):
+            if not isinstance(raw, str) or not raw.startswith("meta:"):
+                continue
+            key = raw[5:]
+            text = self.cache.get(raw)
+            if text is None or f"entry:{key}" not in self.cache:
+                continue
+            try:
+                info = EntryInfo.from_json(text, self.backend)
+            except (ValueError, TypeError):
+                continue
+            info.hits = int(self.cache.get(f"hits:{key}", 0))
+            out.append(info)
+        return out
+
+    def count_hit(self, key: str) -> None:
+        self.cache.incr(f"hits:{key}", default=0)
+
+    def count(self, result: str) -> None:
+        """Add one to the machine-wide ``hits`` or ``misses`` counter."""
+        self.cache.incr(f"stat:{result}", default=0)
+
+    def counters(self) -> dict[str, int]:
+        """Machine-wide hits and misses of cached cells since the last clear."""
+        return {name: int(self.cache.get(f"stat:{name}", 0)) for name in ("hits", "misses")}
+
+    def volume(self) -> int:
+        """Bytes used on disk."""
+        return int(self.cache.volume())
+
+    def clear(self) -> int:
+        """Remove every entry and counter, and files left by writers that were killed.
+
+        Returns how many keys were removed.
+        """
+        import warnings
+
+        count = int(self.cache.clear())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # check() warns about every orphan it removes
+            self.cache.check(fix=True)
+        return count
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.cache.close()
+
+
+class MemoryStore:
+    """Entries in this process only (``--backend memory``); least recently used go first."""
+
+    backend = "memory"
+
+    def __init__(self, max_items: int = 256) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[str, tuple[bytes, EntryInfo]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            blob, info = item
+            if info.expires is not None and info.expires <= time.time():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+        return bytearray(blob)
+
+    def set(self, key: str, packed: PackedEntry, info: EntryInfo, ttl: float | None) -> None:
+        info.expires = time.time() + ttl if ttl is not None else None
+        info.backend = self.backend
+        blob = packed.to_bytes()
+        with self._lock:
+            self._items[key] = (blob, info)
+            self._items.move_to_end(key)
+            while len(self._items) > max(self.max_items, 1):
+                self._items.popitem(last=False)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._items.pop(key, None) is not None
+
+    def entries(self) -> list[EntryInfo]:
+        now = time.time()
+        with self._lock:
+            return [info for _, info in self._items.values() if info.expires is None or info.expires > now]
+
+    def count_hit(self, key: str) -> None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                item[1].hits += 1
+
+    def clear(self) -> int:
+        """Remove every entry."""
+        with self._lock:
+            count = len(self._items)
+            self._items.clear()
+        return count
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RedisStore:
+    """Entries in Redis, shared across machines.  Connection failures raise :class:`BackendUnavailable`."""
+
+    backend = "redis"
+    prefix = "sci_ext:cache:"
+
+    def __init__(self, url: str, timeout: float = 2.0, signing_key: str | None = None) -> None:
+        import redis
+
+        self.url = url
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # Entries are pickles: with a shared key, only writers holding it can make a kernel unpickle.
+        self._key = signing_key.encode() if signing_key else None
+
+    def _signature(self, blob: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        if self._key is None:
+            raise CacheError("no signing key")
+        return hmac.new(self._key, blob, hashlib.sha256).digest()
+
+    def _checked(self, blob: bytes | None, signature: bytes | None) -> bytes | None:
+        if blob is None or self._key is None:
+            return blob
+        import hmac
+
+        if signature is None or not hmac.compare_digest(signature, self._signature(blob)):
+            raise UnsignedEntry("Redis entry is not signed with cache.redis_signing_key; ignored, never unpickled")
+        return blob
+
+    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        try:
+            return func(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise BackendUnavailable(f"Redis at {redact_url(self.url)} unreachable ({type(exc).__name__})") from exc
+        except redis.RedisError as exc:
+            raise BackendUnavailable(f"Redis at {redact_url(self.url)} failed ({type(exc).__name__}: {exc})") from exc
+
+    def get(self, key: str) -> Any | None:
+        blob = self.get_raw(key)
+        return None if blob is None else bytearray(blob)
+
+    def get_raw(self, key: str) -> bytes | None:
+        """The entry's bytes as stored, its signature checked (to copy it into the local disk cache)."""
+        blob, signature = self._call(self.client.mget, f"{self.prefix}entry:{key}", f"{self.prefix}sig:{key}")
+        return self._checked(None if blob is None else bytes(blob), signature)
+
+    def set(self, key: str, packed: PackedEntry, info: EntryInfo, ttl: float | None) -> None:
+        expire = max(1, round(ttl)) if ttl is not None else None
+        pipe = self.client.pipeline()
+        blob = packed.to_bytes()
+        pipe.set(f"{self.prefix}entry:{key}", blob, ex=expire)
+        if self._key is not None:
+            pipe.set(f"{self.prefix}sig:{key}", self._signature(blob), ex=expire)
+        else:
+            pipe.delete(f"{self.prefix}sig:{key}")
+        pipe.set(f"{self.prefix}meta:{key}", info.to_json(), ex=expire)
+        pipe.delete(f"{self.prefix}hits:{key}")
+        self._call(pipe.execute)
+
+    def delete(self, key: str) -> bool:
+        names = [f"{self.prefix}{part}:{key}" for part in ("entry", "meta", "hits", "sig")]
+        return bool(self._call(self.client.delete, *names))
+
+    def entries(self) -> list[EntryInfo]:
+        out = []
+        for raw in self._call(lambda: list(self.client.scan_iter(f"{self.prefix}meta:*", count=500))):
+            key = raw.decode()[len(self.prefix) + 5 :]
+            text, hits = self._call(self.client.mget, raw, f"{self.prefix}hits:{key}")
+            if text is None:
+                continue
+            info = EntryInfo.from_json(text, self.backend)
+            info.hits = int(hits or 0)
+            out.append(info)
+        return out
+
+    def count_hit(self, key: str) -> None:
+        self._call(self.client.incr, f"{self.prefix}hits:{key}")
+
+    def ping(self) -> None:
+        """Raise :class:`BackendUnavailable` unless Redis answers."""
+        self._call(self.client.ping)

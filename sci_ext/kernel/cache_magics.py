@@ -1,0 +1,124 @@
+"""``%%cached`` and ``%sci_cache``: thin magics over :mod:`.cached_cell` and the stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from .state import KernelState
+
+__all__ = ["CacheMagics", "parse_cached_line", "register"]
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if not name.isidentifier():
+            raise UsageError(f"%%cached: {name!r} is not a variable name (expected a,b,c)")
+    return names
+
+
+def parse_cached_line(line: str) -> Any:
+    """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
+    from .cached_cell import CellOptions
+
+    args = parse_argstring(CacheMagics.cached, line)
+    if args.ttl is not None and args.ttl < 0:
+        raise UsageError(f"%%cached: --ttl must be >= 0, got {args.ttl}")
+    if args.name and not args.name.replace("-", "_").replace(".", "_").isidentifier():
+        raise UsageError(f"%%cached: NAME {args.name!r} may hold letters, digits, '_', '-' and '.' only")
+    return CellOptions(
+        name=args.name or "",
+        ttl=args.ttl,
+        inputs=_names(args.inputs),
+        outputs=_names(args.outputs),
+        ignore=_names(args.ignore) or [],
+        files=list(args.files),
+        force=args.force,
+        backend=args.backend,
+        quiet=args.quiet,
+    )
+
+
+@magics_class
+class CacheMagics(Magics):
+    """``%%cached`` and ``%sci_cache``."""
+
+    @magic_arguments()
+    @argument("name", nargs="?", default="", help="a label for listing and clearing (part of the key)")
+    @argument("--ttl", type=float, metavar="SECONDS", help="time to live of the entry (default: cache.ttl_seconds)")
+    @argument("--inputs", metavar="a,b", help="key on exactly these variables instead of the ones the cell reads")
+    @argument("--outputs", metavar="x,y", help="store exactly these variables instead of the ones the cell binds")
+    @argument("--ignore", metavar="a,b", help="leave these variables out of the key on purpose (clients, loggers)")
+    @argument("--files", nargs="+", default=[], metavar="GLOB", help="files whose content is part of the key")
+    @argument("--force", action="store_true", help="run the cell and overwrite the entry")
+    @argument("--backend", choices=("memory", "disk", "redis"), help="where to store (default: cache.backend)")
+    @argument("--quiet", action="store_true", help="no notice when the cell is restored")
+    @cell_magic
+    def cached(self, line: str, cell: str) -> Any:
+        """Cache a cell: restore its variables and outputs when nothing it depends on changed.
+
+        ::
+
+            %%cached [NAME] [--ttl SECONDS] [--inputs a,b] [--outputs x,y] [--ignore a,b]
+                     [--files GLOB ...] [--force] [--backend memory|disk|redis] [--quiet]
+
+        The key covers the cell's code, the content of every variable it reads,
+        the code of notebook functions it calls, the modules it imports and the
+        files given with ``--files``: any change is a miss, never a stale hit.
+        """
+        from .cached_cell import run_cached_cell
+
+        opts = parse_cached_line(line)
+        try:
+            run = run_cached_cell(self.shell, cell, opts)
+        except ValueError as exc:
+            if "--backend redis" in str(exc):
+                raise UsageError(f"%%cached: {exc}") from None
+            raise
+        return run.result
+
+    @magic_arguments()
+    @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats"), help="what to do")
+    @argument("target", nargs="?", help="NAME or KEY (prefix) for info and clear")
+    @argument("--all", action="store_true", help="with clear: every entry and counter")
+    @argument("--backend", choices=("memory", "disk", "redis"), help="which store (default: cache.backend)")
+    @line_magic
+    def sci_cache(self, line: str = "") -> None:
+        """Manage the cell cache.
+
+        ::
+
+            %sci_cache list              # name, key prefix, size, created, hits
+            %sci_cache info NAME|KEY     # one entry in detail
+            %sci_cache clear NAME|KEY    # remove entries
+            %sci_cache clear --all       # remove everything
+            %sci_cache stats             # hits, misses, ratio, bytes
+        """
+        from . import cache_admin
+
+        args = parse_argstring(self.sci_cache, line)
+        try:
+            if args.action == "list":
+                display(cache_admin.list_table(args.backend))
+            elif args.action == "info":
+                if not args.target:
+                    raise UsageError("%sci_cache info needs a NAME or KEY")
+                display(cache_admin.info_table(args.target, args.backend))
+            elif args.action == "clear":
+                print(cache_admin.clear(args.target, args.all, args.backend))
+            else:
+                display(cache_admin.stats_table(args.backend, session=True))
+        except LookupError as exc:
+            raise UsageError(f"%sci_cache: {exc.args[0]}") from None
+
+
+def register(ipython: Any, state: KernelState) -> None:
+    """Register ``%%cached`` and ``%sci_cache``."""
+    ipython.register_magics(CacheMagics)
