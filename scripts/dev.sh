@@ -40,6 +40,7 @@ case "$cmd" in
         "$VENV/bin/ruff" check sci_ext tests benchmarks scripts
         "$VENV/bin/ruff" format --check sci_ext tests benchmarks scripts
         "$VENV/bin/mypy"
+        "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
         # -p no:cacheprovider keeps the tree clean; nbval runs every notebook as a test.
         "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
             --cov=sci_ext --cov-report=term "$@" tests notebooks

@@ -259,9 +259,9 @@ class GuardMagics(Magics):
         def run_cell_code() -> None:
             __tracebackhide__ = True
             if head is not None:
-                exec(head, user_global_ns, user_ns)  # noqa: S102 - running the user's own cell
+                exec(head, user_global_ns, user_ns)  # noqa: S102  # nosec B102 - the user's own cell
             if tail is not None:
-                exec(tail, user_global_ns, user_ns)  # noqa: S102
+                exec(tail, user_global_ns, user_ns)  # noqa: S102  # nosec B102
 
         def attempt() -> None:
             __tracebackhide__ = True
@@ -321,7 +321,7 @@ class GuardMagics(Magics):
         if fallback is not None:
             _say(f"guarded {label}: running fallback")
             user_ns["_sci_error"] = error
-            exec(  # noqa: S102 - the user's own fallback statement
+            exec(  # noqa: S102  # nosec B102 - the user's own fallback statement
                 compile(fallback, "<fallback>", "exec", self.ip.compile.flags, True), user_global_ns, user_ns
             )
             return None

@@ -270,7 +270,7 @@ class RetryPolicy:
         backoff = settings.initial_wait * settings.multiplier ** (attempt - 1)
         # Jitter of up to `jitter` seconds, but never more than the backoff itself, so
         # that initial_wait=0 really means "no wait" and tiny waits stay tiny.
-        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311 - jitter, not crypto
+        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311  # nosec B311 - jitter, not crypto
         return min(settings.max_wait, backoff)
 
     # -- tenacity plumbing, used only after a first failure
@@ -292,7 +292,8 @@ class RetryPolicy:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None
-            assert exc is not None
+            if exc is None:  # pragma: no cover - tenacity only sleeps after a failure
+                return
             event = RetryEvent(
                 name=self.name,
                 attempt=state.attempt_number,
