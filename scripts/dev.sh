@@ -14,7 +14,7 @@ setup() {
     local stamp="$VENV/.sci_ext-installed"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,bench]"
+        "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench]"
         touch "$stamp"
     fi
 }
