@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from fault_server import FaultServer
+from kernel_harness import CellResult
 
 
 @pytest.fixture
@@ -30,40 +31,14 @@ def run_and_interrupt(kernel, code: str, marker: str, timeout: float = 60):
 
     Returns the :class:`CellResult` of the interrupted cell.
     """
-    import queue
-    import time as _time
-
-    from kernel_harness import CellResult
-
-    msg_id = kernel.kc.execute(code, store_history=True, allow_stdin=False)
-    res = CellResult()
     interrupted = False
-    deadline = _time.monotonic() + timeout
-    while True:
-        remaining = deadline - _time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"cell did not finish in {timeout}s")
-        try:
-            msg = kernel.kc.get_iopub_msg(timeout=remaining)
-        except queue.Empty:
-            continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            text = content["text"]
-            if content["name"] == "stdout":
-                res.stdout += text
-            else:
-                res.stderr += text
-            res.outputs.append({"type": "stream", "name": content["name"], "text": text})
-            if not interrupted and marker in res.stdout + res.stderr:
-                interrupted = True
-                kernel.interrupt()
-        elif kind == "error":
-            res.error = content
-            res.outputs.append({"type": "error", **content})
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
+
+    def watch(res: CellResult) -> None:
+        nonlocal interrupted
+        if not interrupted and marker in res.stdout + res.stderr:
+            interrupted = True
+            kernel.interrupt()
+
+    res = kernel.run(code, timeout=timeout, on_stream=watch)
     res.interrupted = interrupted  # type: ignore[attr-defined]
     return res

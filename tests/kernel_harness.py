@@ -10,6 +10,7 @@ import os
 import queue
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,12 @@ class KernelSession:
         if load_extension:
             self.run("%load_ext sci_ext").check()
 
-    def run(self, code: str, timeout: float = 120) -> CellResult:
-        """Execute ``code`` as one cell and collect its outputs."""
+    def run(self, code: str, timeout: float = 120, on_stream: Callable[[CellResult], None] | None = None) -> CellResult:
+        """Execute ``code`` as one cell and collect its outputs.
+
+        ``on_stream(result_so_far)`` is called after every stdout/stderr message, while
+        the cell still runs (tests use it to interrupt the kernel at the right moment).
+        """
         msg_id = self.kc.execute(code, store_history=True, allow_stdin=False)
         res = CellResult()
         deadline = time.monotonic() + timeout
@@ -91,6 +96,8 @@ class KernelSession:
                 else:
                     res.stderr += content["text"]
                 res.outputs.append({"type": "stream", "name": content["name"], "text": content["text"]})
+                if on_stream is not None:
+                    on_stream(res)
             elif kind == "display_data":
                 res.displays.append(content["data"])
                 res.outputs.append({"type": "display_data", "data": content["data"]})
