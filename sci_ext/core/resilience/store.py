@@ -4,7 +4,9 @@ Three stores, one interface:
 
 * :class:`MemoryStore` - this process only (threads).
 * :class:`DiskStore` - every process on the machine, through a diskcache (SQLite)
-  database under ``core.state_dir``; updates run in an immediate transaction.
+  database under ``core.state_dir``; updates run in an immediate transaction, and
+  a memory-mapped file of change counters (:mod:`.generations`) lets readers skip
+  the database while a record has not changed.
 * :class:`RedisStore` - every machine using the Redis server; updates use
   ``WATCH``/``MULTI`` (optimistic, retried on conflict).  When Redis cannot be
   reached it degrades to a local :class:`DiskStore` and logs a warning, so a Redis
@@ -17,15 +19,18 @@ than once (Redis conflicts), so it must not have side effects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from .generations import MAGIC, GenerationFile, slot_of
 
 __all__ = ["DiskStore", "MemoryStore", "Record", "RedisStore", "StateStore", "resolve_store"]
 
@@ -81,9 +86,23 @@ class MemoryStore:
 
 
 class DiskStore:
-    """Records shared by every process on this machine (diskcache under ``directory``)."""
+    """Records shared by every process on this machine (diskcache under ``directory``).
 
-    def __init__(self, directory: str | Path) -> None:
+    Reads are served from this process's copy of a record while the record's
+    counter in the shared :class:`~.generations.GenerationFile` (``generations``
+    next to the database) has not moved, so an unchanged record costs two 8-byte
+    memory reads instead of a SQLite query.  Every write bumps the counter (see
+    that module for the protocol), so a change made by any process is seen by the
+    next read everywhere.  ``generations=False``, or a generation file that cannot
+    be used, reads the database every time.
+    """
+
+    #: Name of the generation file inside ``directory``.
+    GENERATIONS_FILE = "generations"
+    #: Seconds between two attempts of a reader to re-open an unusable generation file.
+    REOPEN_INTERVAL = 1.0
+
+    def __init__(self, directory: str | Path, *, generations: bool = True) -> None:
         import diskcache
 
         self.directory = Path(directory)
@@ -91,28 +110,121 @@ class DiskStore:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.description = f"disk ({self.directory})"
         self._cache = diskcache.Cache(str(self.directory), timeout=10, eviction_policy="none")
+        # key -> (counters it was read under, slot, counter value, record)
+        self._seen: dict[str, tuple[memoryview, int, int, Record | None]] = {}
+        self._lock = threading.Lock()
+        self._use_generations = generations
+        self._next_open = 0.0
+        self._generations = GenerationFile.open(self.generations_path) if generations else None
 
-    def load(self, key: str) -> Record | None:
-        """The record under ``key``: one SQLite read, no transaction."""
+    @property
+    def generations_path(self) -> Path:
+        """Where the generation file lives."""
+        return self.directory / self.GENERATIONS_FILE
+
+    def _get(self, key: str) -> Record | None:
         value = self._cache.get(key)
         return value if isinstance(value, dict) else None
 
+    def load(self, key: str) -> Record | None:
+        """The record under ``key``: this process's copy while its counter is unchanged, else one SQLite read."""
+        seen = self._seen.get(key)
+        if seen is not None:
+            words, slot, generation, record = seen
+            if words[slot] == generation and words[0] == MAGIC:
+                return record
+        return self._read(key)
+
+    def _read(self, key: str) -> Record | None:
+        generations = self._readable()
+        if generations is None:
+            self._seen.pop(key, None)
+            return self._get(key)
+        words, slot = generations.words, slot_of(key)
+        generation = words[slot]  # read *before* the record: a later change moves it again
+        trusted = words[0] == MAGIC and not generation & 1  # odd: a write is in progress
+        record = self._get(key)
+        if trusted:
+            self._seen[key] = (words, slot, generation, record)
+        else:
+            self._seen.pop(key, None)
+        return record
+
+    def _readable(self) -> GenerationFile | None:
+        """The generation file if its counters can be trusted, re-opening it now and then if not."""
+        generations = self._generations
+        if generations is not None and generations.valid:
+            return generations
+        if not self._use_generations or time.monotonic() < self._next_open:
+            return None
+        with self._lock:
+            generations = self._writable()
+        return generations if generations is not None and generations.valid else None
+
+    def _writable(self) -> GenerationFile | None:
+        """The generation file to bump, re-opened when replaced, damaged or inherited by fork; under ``_lock``."""
+        generations = self._generations
+        if generations is not None and generations.is_current():
+            return generations
+        if not self._use_generations:
+            return None
+        self._next_open = time.monotonic() + self.REOPEN_INTERVAL
+        if generations is not None:
+            if generations.replaced():
+                generations.retire()  # processes still mapping it fall back to the store and re-open
+            generations.detach()  # keep the mapping: other threads and cached entries may hold it
+        self._generations = GenerationFile.open(self.generations_path)
+        return self._generations
+
+    @contextlib.contextmanager
+    def _writing(self, key: str) -> Iterator[Callable[[Record | None], None]]:
+        """Serialise a write to ``key`` and bump its counter around it; yields a ``remember(record)``."""
+        written: list[Record | None] = []
+        with self._lock:
+            generations = self._writable()
+            if generations is None:
+                self._seen.pop(key, None)
+                yield written.append
+                return
+            slot = slot_of(key)
+            with generations.locked():
+                generations.begin(slot)
+                try:
+                    yield written.append
+                finally:
+                    generation = generations.end(slot)
+            if written and generations.valid:
+                self._seen[key] = (generations.words, slot, generation, written[0])
+            else:
+                self._seen.pop(key, None)
+
     def update(self, key: str, change: Change) -> Record | None:
         """Apply ``change`` inside an immediate SQLite transaction (a cross-process lock)."""
-        with self._cache.transact(retry=True):
-            current = self._cache.get(key)
-            new = change(current if isinstance(current, dict) else None)
-            if new is not None:
-                self._cache.set(key, new, retry=True)
-                return new
-            return current if isinstance(current, dict) else None
+        with self._writing(key) as remember:
+            with self._cache.transact(retry=True):
+                current = self._cache.get(key)
+                current = current if isinstance(current, dict) else None
+                new = change(current)
+                if new is not None:
+                    self._cache.set(key, new, retry=True)
+            after = new if new is not None else current
+            remember(after)
+        return after
 
     def delete(self, key: str) -> None:
         """Forget ``key``."""
-        self._cache.delete(key, retry=True)
+        with self._writing(key) as remember:
+            self._cache.delete(key, retry=True)
+            remember(None)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection and the generation file."""
+        with self._lock:
+            self._seen.clear()
+            if self._generations is not None:
+                self._generations.close()
+                self._generations = None
+            self._use_generations = False
         self._cache.close()
 
 
