@@ -37,6 +37,7 @@ import mmap
 import os
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,8 @@ MAGIC = int.from_bytes(b"sciGEN01", sys.byteorder)
 RETIRED = int.from_bytes(b"sciGENxx", sys.byteorder)
 #: Counter slots (words 1 .. SLOTS).
 SLOTS = SIZE // 8 - 1
+#: Seconds between two warnings about the same unusable file.
+WARN_INTERVAL = 60.0
 
 try:  # POSIX only; elsewhere there is no generation file
     import fcntl
@@ -65,8 +68,20 @@ def slot_of(key: str) -> int:
     return 1 + zlib.crc32(key.encode("utf-8")) % SLOTS
 
 
+_last_warning: dict[Path, float] = {}
+
+
+def _warn_unusable(path: Path, exc: BaseException) -> None:
+    """Warn once a minute per file (writers retry opening it on every write)."""
+    now = time.monotonic()
+    if now - _last_warning.get(path, -WARN_INTERVAL) >= WARN_INTERVAL:
+        _last_warning[path] = now
+        _log.warning("generation file %s unusable (%s); shared state is read from the store on every call", path, exc)
+
+
 def _initialise(fd: int) -> None:
     """Give ``fd`` its size, random even counters, and the magic word last."""
+    os.fchmod(fd, 0o600)
     os.ftruncate(fd, SIZE)
     counters = bytearray(os.urandom(SIZE))
     words = memoryview(counters).cast("Q")
@@ -101,7 +116,7 @@ class GenerationFile:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError as exc:
-            _log.warning("generation file %s unusable (%s); shared state is read from the store on every call", path, exc)
+            _warn_unusable(path, exc)
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -114,7 +129,7 @@ class GenerationFile:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except (OSError, ValueError) as exc:
             os.close(fd)
-            _log.warning("generation file %s unusable (%s); shared state is read from the store on every call", path, exc)
+            _warn_unusable(path, exc)
             return None
         return cls(path, fd, mapping)
 

@@ -168,6 +168,8 @@ class DiskStore:
             return generations
         if not self._use_generations:
             return None
+        # A writer always tries (a write that bumps no counter would go unseen by readers
+        # that have the file); readers only every REOPEN_INTERVAL (see _readable).
         self._next_open = time.monotonic() + self.REOPEN_INTERVAL
         if generations is not None:
             if generations.replaced():
