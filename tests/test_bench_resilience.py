@@ -31,6 +31,7 @@ def test_bench_resilience_quick_prints_ratios():
         "ratio %%guarded cell / plain cell:",
     ):
         assert line in text, text
+    assert "ratio closed-breaker overhead sci_ext(disk)/sci_ext(memory):" in text, text
     assert "ratio closed-breaker overhead sci_ext(memory)/pybreaker:" in text or "pybreaker not installed" in text
     value = float(text.split("retry_with_backoff/tenacity:")[1].split()[0])
     assert value > 0
