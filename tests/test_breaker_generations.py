@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -228,3 +229,45 @@ def test_the_state_dir_gets_the_generation_file(sci_env):
         breaker.call(fail)
     path = sci_env["XDG_STATE_HOME"] / "sci_ext" / "breakers" / DiskStore.GENERATIONS_FILE
     assert path.stat().st_size == SIZE and oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_forked_child_opens_its_own_descriptor_without_retiring_the_file(stores):
+    reader, writer = stores(), stores()
+    writer.update("api", lambda _: closed(1))
+    assert reader.load("api") == closed(1)
+    inherited = writer._generations
+    assert inherited is not None
+    inherited._pid = -1  # what os.fork leaves behind: our flock would be shared with the parent
+    assert not inherited.is_current() and not inherited.replaced()
+    writer.update("api", lambda _: closed(2))
+    assert writer._generations is not inherited and inherited.valid  # same file, not retired
+    assert reader.load("api") == closed(2)
+
+
+def test_concurrent_writers_in_two_stores_never_leave_a_reader_behind(stores):
+    first, second, reader = stores(), stores(), stores()
+    rounds, errors = 40, []
+
+    def bump(store: DiskStore) -> None:
+        for _ in range(rounds):
+            store.update("count", lambda current: {"n": (current or {"n": 0})["n"] + 1})
+
+    def watch() -> None:
+        last = 0
+        while last < 4 * rounds:
+            value = (reader.load("count") or {"n": 0})["n"]
+            if value < last:
+                errors.append(f"went back from {last} to {value}")
+                return
+            last = value
+
+    threads = [threading.Thread(target=bump, args=(store,)) for store in (first, second, first, second)]
+    watcher = threading.Thread(target=watch)
+    for thread in [watcher, *threads]:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    watcher.join(timeout=30)
+    assert not watcher.is_alive() and errors == []
+    assert reader.load("count") == {"n": 4 * rounds}  # every write seen, none lost
+    assert "count" in reader._seen

@@ -23,8 +23,12 @@ Damage: a file whose size or magic is wrong is re-initialised (under the lock)
 by the next process that opens it; a file replaced or deleted under running
 processes is noticed by their next write, which marks the old mapping
 :data:`RETIRED` so everyone still mapping it falls back to reading the store and
-re-opens the new file.  Truncating the file while processes map it is not
-supported (touching a mapped page past the end of a file raises SIGBUS).  Where
+re-opens the new file.  A process started after the deletion cannot reach the
+old file, so until a process that still maps it writes, the processes that map
+it and only read miss the new one's writes: do not delete the file under running
+kernels (deleting the SQLite database under them is no better).  Truncating the
+file while processes map it is not supported either (touching a mapped page past
+the end of a file raises SIGBUS).  Where
 ``fcntl``/``mmap`` are unavailable (Windows) :meth:`GenerationFile.open` returns
 ``None`` and stores read every time.
 """
