@@ -10,7 +10,7 @@ import pytest
 import sci_ext
 from sci_ext.core import ConfigError, get_config, get_config_manager, get_core_config, get_rag_config
 from sci_ext.core.config import ConfigManager, register_section, setting, user_config_path
-from sci_ext.core.config.manager import _SECTIONS
+from sci_ext.core.config.registry import _SECTIONS
 
 
 def write(path: Path, text: str) -> Path:
@@ -151,3 +151,14 @@ def test_config_lookup_errors_suggest():
         config.cahce  # noqa: B018
     with pytest.raises(KeyError, match=r"did you mean cache.ttl_seconds\?"):
         config["cache.ttl_second"]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import sci_ext.core.config as package
+    from sci_ext.core.config import manager, model
+
+    for module in (package, manager, model):
+        failed, _ = doctest.testmod(module)
+        assert failed == 0, module.__name__

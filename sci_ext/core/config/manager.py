@@ -9,7 +9,6 @@ variable or override never replaces a good configuration.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import threading
@@ -19,13 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .bfts import BftsConfig
 from .files import atomic_write_text, find_key_line, flatten_table, read_toml, update_toml_text
-from .schema import FieldSpec, build_section, coerce, flatten_instance, leaf_fields, type_name
-from .sections import BUILTIN_SECTIONS
+from .model import Config, ConfigEvent, Source, Subscriber, suggest
+from .registry import (
+    PROJECT_FILE,
+    find_project_file,
+    register_section,
+    registered_sections,
+    user_config_path,
+)
+from .schema import FieldSpec, build_section, coerce, flatten_instance, leaf_fields
 
 __all__ = [
     "LAYERS",
+    "PROJECT_FILE",
     "SCHEMA_VERSION",
     "Config",
     "ConfigEvent",
@@ -54,63 +60,6 @@ RENAMED_KEYS: dict[int, dict[str, str]] = {
 }
 LAYERS = ("default", "user", "project", "env", "runtime")
 ENV_PREFIX = "SCI_EXT_"
-PROJECT_FILE = "sci_ext.toml"
-
-_SECTIONS: dict[str, type] = {**BUILTIN_SECTIONS, "bfts": BftsConfig}
-_SECTIONS_LOCK = threading.Lock()
-
-
-def register_section(name: str, cls: type, *, replace: bool = False) -> None:
-    """Register a third-party config section ``name`` backed by dataclass ``cls``.
-
-    Its fields are validated like the built-in ones (use
-    :func:`sci_ext.core.config.setting` for docs and ranges) and it can be set from
-    files, ``SCI_EXT_<NAME>__<KEY>`` variables and ``%sci_config``.
-    """
-    import dataclasses
-
-    if not name.isidentifier() or name != name.lower():
-        raise ConfigError(f"section name {name!r} must be a lower-case identifier")
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise ConfigError(f"section {name!r}: {cls!r} is not a dataclass")
-    with _SECTIONS_LOCK:
-        if name in _SECTIONS and not replace and _SECTIONS[name] is not cls:
-            raise ConfigError(f"section {name!r} is already registered (pass replace=True)")
-        _SECTIONS[name] = cls
-
-
-def registered_sections() -> dict[str, type]:
-    """A copy of the registry: section name -> dataclass."""
-    with _SECTIONS_LOCK:
-        return dict(_SECTIONS)
-
-
-def user_config_path() -> Path:
-    """``$XDG_CONFIG_HOME/sci_ext/config.toml`` (``~/.config/sci_ext/config.toml``)."""
-    base = os.environ.get("XDG_CONFIG_HOME")
-    root = Path(base) if base else Path.home() / ".config"
-    return root / "sci_ext" / "config.toml"
-
-
-def find_project_file(start: Path | None = None) -> Path | None:
-    """The nearest ``sci_ext.toml`` in ``start`` (default: cwd) or its parents."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / PROJECT_FILE
-        if candidate.exists():
-            return candidate
-    return None
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a value came from: a layer and, for files and variables, which one."""
-
-    layer: str
-    location: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.layer} ({self.location})" if self.location else self.layer
 
 
 @dataclass
@@ -129,100 +78,6 @@ class _Layer:
             line = find_key_line(self.text, dotted)
             return f"{self.location} line {line}" if line else self.location
         return f"{self.name} override"
-
-
-class Config:
-    """A merged, validated configuration: sections as attributes, values with sources.
-
-    >>> cfg = ConfigManager(load=False).config
-    >>> cfg.rag.chunk_size, str(cfg.source("rag.chunk_size"))
-    (1000, 'default')
-    """
-
-    def __init__(
-        self,
-        sections: dict[str, Any],
-        values: dict[str, Any],
-        sources: dict[str, Source],
-        specs: dict[str, FieldSpec],
-    ) -> None:
-        self._sections = sections
-        self._values = values
-        self._sources = sources
-        self._specs = specs
-
-    def __getattr__(self, name: str) -> Any:
-        sections = self.__dict__.get("_sections", {})
-        if name in sections:
-            return sections[name]
-        raise AttributeError(f"no config section {name!r}{_suggest(name, sections)}")
-
-    def __getitem__(self, dotted: str) -> Any:
-        if dotted in self._sections:
-            return self._sections[dotted]
-        if dotted not in self._values:
-            raise KeyError(f"no config key {dotted!r}{_suggest(dotted, self._values)}")
-        return self._values[dotted]
-
-    def __contains__(self, dotted: object) -> bool:
-        return dotted in self._values or dotted in self._sections
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Config) and self._values == other._values
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def section_names(self) -> list[str]:
-        """Names of every section, built-in and registered."""
-        return list(self._sections)
-
-    def section(self, name: str) -> Any:
-        """The dataclass instance of section ``name``."""
-        return getattr(self, name)
-
-    def source(self, dotted: str) -> Source:
-        """Where the value of ``dotted`` came from."""
-        self[dotted]
-        return self._sources[dotted]
-
-    def as_dict(self) -> dict[str, Any]:
-        """Flat ``{"section.key": value}`` of every setting."""
-        return dict(self._values)
-
-    def rows(self, prefix: str | None = None) -> list[tuple[str, Any, str, Source]]:
-        """``(key, value, type, source)`` for every setting, or those under ``prefix``."""
-        out = []
-        for dotted, value in self._values.items():
-            if prefix and not (dotted == prefix or dotted.startswith(prefix + ".")):
-                continue
-            spec = self._specs.get(dotted)
-            shown = "[hidden]" if spec is not None and spec.secret and value else value
-            kind = type_name(spec.type) if spec is not None else type(value).__name__
-            out.append((dotted, shown, kind, self._sources[dotted]))
-        return out
-
-    def __repr__(self) -> str:
-        return f"<Config {len(self._values)} settings in {len(self._sections)} sections>"
-
-
-@dataclass(frozen=True)
-class ConfigEvent:
-    """Sent to subscribers: a new config was applied, or a reload was rejected."""
-
-    kind: str  # "changed" | "rejected"
-    config: Config
-    changed: tuple[str, ...] = ()
-    error: str | None = None
-    origin: str = "runtime"  # "runtime" (set/reset/save), "reload" (asked for) or "watch" (file changed)
-
-
-Subscriber = Callable[[ConfigEvent], None]
-
-
-def _suggest(word: str, candidates: Any) -> str:
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]}?)" if match else ""
 
 
 class ConfigManager:
@@ -356,7 +211,7 @@ class ConfigManager:
                 section, _, key = dotted.partition(".")
                 where = layer.where(dotted)
                 if section not in sections:
-                    problems.append(f"{where}: unknown section [{section}]{_suggest(section, sections)}")
+                    problems.append(f"{where}: unknown section [{section}]{suggest(section, sections)}")
                     continue
                 spec = specs.get(dotted)
                 if spec is None:
@@ -400,8 +255,8 @@ class ConfigManager:
         section = dotted.partition(".")[0]
         keys = [k for k in specs if k.startswith(section + ".")]
         if not keys:
-            return f"unknown section {section!r}{_suggest(section, {k.partition('.')[0] for k in specs})}"
-        return f"unknown key {dotted!r}{_suggest(dotted, keys)}"
+            return f"unknown section {section!r}{suggest(section, {k.partition('.')[0] for k in specs})}"
+        return f"unknown key {dotted!r}{suggest(dotted, keys)}"
 
     def unknown_key_message(self, dotted: str) -> str:
         """Why ``dotted`` is not a setting, with a suggestion when one is close."""

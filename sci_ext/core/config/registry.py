@@ -1,0 +1,59 @@
+"""The registry of config sections and where config files live."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+
+from ..errors import ConfigError
+from .bfts import BftsConfig
+from .sections import BUILTIN_SECTIONS
+
+__all__ = ["PROJECT_FILE", "find_project_file", "register_section", "registered_sections", "user_config_path"]
+
+PROJECT_FILE = "sci_ext.toml"
+
+_SECTIONS: dict[str, type] = {**BUILTIN_SECTIONS, "bfts": BftsConfig}
+_SECTIONS_LOCK = threading.Lock()
+
+
+def register_section(name: str, cls: type, *, replace: bool = False) -> None:
+    """Register a third-party config section ``name`` backed by dataclass ``cls``.
+
+    Its fields are validated like the built-in ones (use
+    :func:`sci_ext.core.config.setting` for docs and ranges) and it can be set from
+    files, ``SCI_EXT_<NAME>__<KEY>`` variables and ``%sci_config``.
+    """
+    if not name.isidentifier() or name != name.lower():
+        raise ConfigError(f"section name {name!r} must be a lower-case identifier")
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise ConfigError(f"section {name!r}: {cls!r} is not a dataclass")
+    with _SECTIONS_LOCK:
+        if name in _SECTIONS and not replace and _SECTIONS[name] is not cls:
+            raise ConfigError(f"section {name!r} is already registered (pass replace=True)")
+        _SECTIONS[name] = cls
+
+
+def registered_sections() -> dict[str, type]:
+    """A copy of the registry: section name -> dataclass."""
+    with _SECTIONS_LOCK:
+        return dict(_SECTIONS)
+
+
+def user_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/sci_ext/config.toml`` (``~/.config/sci_ext/config.toml``)."""
+    base = os.environ.get("XDG_CONFIG_HOME")
+    root = Path(base) if base else Path.home() / ".config"
+    return root / "sci_ext" / "config.toml"
+
+
+def find_project_file(start: Path | None = None) -> Path | None:
+    """The nearest ``sci_ext.toml`` in ``start`` (default: cwd) or its parents."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.exists():
+            return candidate
+    return None
