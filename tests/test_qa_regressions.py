@@ -73,3 +73,15 @@ def test_decorated_helpers_in_a_kernel_never_give_a_stale_hit(kernel):
     assert first.stdout == "abab\n" and "not cached" not in first.stderr, first.text
     hit = kernel.run("%%cached ce\nv = emb('ab')\nprint(v)").check()
     assert "restored from" in hit.stdout, hit.text
+
+
+# -- %%cached runs its cell as a plain cell would ------------------------------------------
+
+
+def test_top_level_await_in_a_cached_cell_is_a_one_line_usage_error(kernel):
+    """Bug: a SyntaxError with sci_ext's own frames; the kernel must also keep working."""
+    kernel.run("import asyncio\nasync def fetch(x):\n    return x * 2").check()
+    res = kernel.run("%%cached aw\nr = await fetch(2)\nr")
+    assert res.error is not None and res.error["ename"] == "UsageError", res.text
+    assert "%%cached cannot run top-level await" in res.stderr and "Traceback" not in res.text
+    assert kernel.run("r = await fetch(3)\nr").check().result["text/plain"] == "6"

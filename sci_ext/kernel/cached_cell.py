@@ -20,6 +20,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from IPython.core.error import UsageError
+
 from ..core.cache import stats
 from ..core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_version
 from ..core.cache.layered import LayeredStore, get_disk_store, get_memory_store, get_redis_store
@@ -174,13 +176,23 @@ def _execute(shell: Any, code: str) -> Any:
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
         last = tree.body.pop()
     flags = getattr(shell.compile, "flags", 0)
-    if tree.body:
-        exec(compile(tree, filename, "exec", flags=flags, dont_inherit=True), shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
-    if last is None:
+    try:
+        head = compile(tree, filename, "exec", flags=flags, dont_inherit=True) if tree.body else None
+        expression = ast.Expression(last.value) if last is not None else None  # type: ignore[attr-defined]
+        tail = compile(expression, filename, "eval", flags=flags, dont_inherit=True) if expression else None
+    except SyntaxError as exc:
+        if "await" in str(exc.msg):
+            # A cell magic runs synchronously inside the kernel's running event loop.
+            raise UsageError(
+                "%%cached cannot run top-level await; cache the async function with "
+                "sci_ext.core.cache_result and await it in a plain cell"
+            ) from None
+        raise
+    if head is not None:
+        exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
+    if tail is None:
         return None
-    expression = ast.Expression(last.value)  # type: ignore[attr-defined]
-    code_object = compile(expression, filename, "eval", flags=flags, dont_inherit=True)
-    return eval(code_object, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307 - the user's own cell
+    return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307 - the user's own cell
 
 
 def _rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
