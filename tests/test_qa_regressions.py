@@ -78,6 +78,15 @@ def test_decorated_helpers_in_a_kernel_never_give_a_stale_hit(kernel):
 # -- %%cached runs its cell as a plain cell would ------------------------------------------
 
 
+def test_cached_cell_hides_the_last_value_exactly_like_a_plain_cell(kernel):
+    """Bug: a ';' inside a trailing comment hid the value, a ';' before a comment showed it."""
+    kernel.run("x = 3").check()
+    assert kernel.run("%%cached c2\nx;  # comment").check().result is None
+    shown = kernel.run("%%cached c3\nx  # done;").check()
+    assert shown.result is not None and shown.result["text/plain"] == "3"
+    assert kernel.run("%%cached c4\nx;").check().result is None
+
+
 def test_top_level_await_in_a_cached_cell_is_a_one_line_usage_error(kernel):
     """Bug: a SyntaxError with sci_ext's own frames; the kernel must also keep working."""
     kernel.run("import asyncio\nasync def fetch(x):\n    return x * 2").check()

@@ -173,7 +173,8 @@ def _execute(shell: Any, code: str) -> Any:
     filename = shell.compile.cache(code, shell.execution_count)
     tree = ast.parse(code, filename)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
+    # As in a plain cell: a trailing ';' (not one inside a comment) hides the last value.
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(code):
         last = tree.body.pop()
     flags = getattr(shell.compile, "flags", 0)
     try:
