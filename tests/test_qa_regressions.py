@@ -94,3 +94,29 @@ def test_top_level_await_in_a_cached_cell_is_a_one_line_usage_error(kernel):
     assert res.error is not None and res.error["ename"] == "UsageError", res.text
     assert "%%cached cannot run top-level await" in res.stderr and "Traceback" not in res.text
     assert kernel.run("r = await fetch(3)\nr").check().result["text/plain"] == "6"
+
+
+# -- jupyter sci config set -----------------------------------------------------------------
+
+
+def test_config_set_reports_the_value_written_and_what_still_wins(sci_env):
+    """Bug: `config set K=7 --user` under a project file printed the project's 5.0 as the user file's value."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def sci(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        return subprocess.run(
+            [sys.executable, "-m", "sci_ext", *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    assert sci("config", "set", "cache.ttl_seconds=5", "--project").returncode == 0
+    res = sci("config", "set", "cache.ttl_seconds=7", "--user")
+    assert res.returncode == 0, res.stderr
+    user = sci_env["XDG_CONFIG_HOME"] / "sci_ext" / "config.toml"
+    assert res.stdout.startswith(f"cache.ttl_seconds = 7.0  ({user})"), res.stdout
+    assert "in effect: 5.0 from project" in res.stdout and res.stdout.count("\n") == 1
+    plain = sci("config", "set", "rag.top_k=8")
+    assert plain.stdout == f"rag.top_k = 8  ({user})\n"
