@@ -120,3 +120,20 @@ def test_config_set_reports_the_value_written_and_what_still_wins(sci_env):
     assert "in effect: 5.0 from project" in res.stdout and res.stdout.count("\n") == 1
     plain = sci("config", "set", "rag.top_k=8")
     assert plain.stdout == f"rag.top_k = 8  ({user})\n"
+
+
+def test_files_given_twice_watches_both(kernel, sci_env):
+    """Bug: `--files a --files b` kept only b, so editing a gave a stale hit."""
+    first, second = sci_env["project"] / "a.txt", sci_env["project"] / "b.txt"
+    first.write_text("1")
+    second.write_text("2")
+    cell = "%%cached two --files a.txt --files b.txt\ntotal = int(open('a.txt').read()) + int(open('b.txt').read())"
+    kernel.run(cell).check()
+    assert "restored from" in kernel.run(cell).check().stdout
+    first.write_text("10")
+    changed = kernel.run(cell).check()
+    assert "restored from" not in changed.stdout, changed.text
+    assert kernel.run("total").check().result["text/plain"] == "12"
+    from sci_ext.kernel.cache_magics import parse_cached_line
+
+    assert parse_cached_line("--files a.txt --files b.txt c.txt").files == ["a.txt", "b.txt", "c.txt"]

@@ -56,7 +56,9 @@ class CacheMagics(Magics):
     @argument("--inputs", metavar="a,b", help="key on exactly these variables instead of the ones the cell reads")
     @argument("--outputs", metavar="x,y", help="store exactly these variables instead of the ones the cell binds")
     @argument("--ignore", metavar="a,b", help="leave these variables out of the key on purpose (clients, loggers)")
-    @argument("--files", nargs="+", default=[], metavar="GLOB", help="files whose content is part of the key")
+    @argument(
+        "--files", nargs="+", action="extend", default=[], metavar="GLOB", help="files whose content is part of the key"
+    )
     @argument("--force", action="store_true", help="run the cell and overwrite the entry")
     @argument("--backend", choices=("memory", "disk", "redis"), help="where to store (default: cache.backend)")
     @argument("--quiet", action="store_true", help="no notice when the cell is restored")
