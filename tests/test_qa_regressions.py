@@ -137,3 +137,21 @@ def test_files_given_twice_watches_both(kernel, sci_env):
     from sci_ext.kernel.cache_magics import parse_cached_line
 
     assert parse_cached_line("--files a.txt --files b.txt c.txt").files == ["a.txt", "b.txt", "c.txt"]
+
+
+def test_name_options_given_twice_add_up():
+    """Bug: `--inputs a --inputs b` keyed on b only, so a change of a was a stale hit."""
+    from sci_ext.kernel.cache_magics import parse_cached_line
+
+    opts = parse_cached_line("n --inputs a --inputs b,c --ignore x --ignore y --outputs p --outputs q")
+    assert (opts.inputs, opts.ignore, opts.outputs) == (["a", "b", "c"], ["x", "y"], ["p", "q"])
+    assert parse_cached_line("n").inputs is None and parse_cached_line("n").ignore == []
+
+
+def test_inputs_given_twice_key_on_both_in_a_kernel(kernel):
+    kernel.run("a, b = 1, 2").check()
+    cell = "%%cached s --inputs a --inputs b\ns = a + b"
+    kernel.run(cell).check()
+    kernel.run("a = 10").check()
+    assert "restored from" not in kernel.run(cell).check().stdout
+    assert kernel.run("s").check().result["text/plain"] == "12"

@@ -14,10 +14,11 @@ from .state import KernelState
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
 
 
-def _names(text: str | None) -> list[str] | None:
-    if text is None:
+def _names(given: list[str] | None) -> list[str] | None:
+    if given is None:
         return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    # An option given twice adds to the first (--inputs a --inputs b is a,b), never replaces it.
+    names = [n.strip() for text in given for n in text.split(",") if n.strip()]
     for name in names:
         if not name.isidentifier():
             raise UsageError(f"%%cached: {name!r} is not a variable name (expected a,b,c)")
@@ -53,9 +54,24 @@ class CacheMagics(Magics):
     @magic_arguments()
     @argument("name", nargs="?", default="", help="a label for listing and clearing (part of the key)")
     @argument("--ttl", type=float, metavar="SECONDS", help="time to live of the entry (default: cache.ttl_seconds)")
-    @argument("--inputs", metavar="a,b", help="key on exactly these variables instead of the ones the cell reads")
-    @argument("--outputs", metavar="x,y", help="store exactly these variables instead of the ones the cell binds")
-    @argument("--ignore", metavar="a,b", help="leave these variables out of the key on purpose (clients, loggers)")
+    @argument(
+        "--inputs",
+        action="append",
+        metavar="a,b",
+        help="key on exactly these variables instead of the ones the cell reads",
+    )
+    @argument(
+        "--outputs",
+        action="append",
+        metavar="x,y",
+        help="store exactly these variables instead of the ones the cell binds",
+    )
+    @argument(
+        "--ignore",
+        action="append",
+        metavar="a,b",
+        help="leave these variables out of the key on purpose (clients, loggers)",
+    )
     @argument(
         "--files", nargs="+", action="extend", default=[], metavar="GLOB", help="files whose content is part of the key"
     )
