@@ -155,3 +155,23 @@ def test_inputs_given_twice_key_on_both_in_a_kernel(kernel):
     kernel.run("a = 10").check()
     assert "restored from" not in kernel.run(cell).check().stdout
     assert kernel.run("s").check().result["text/plain"] == "12"
+
+
+# -- numeric options ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("%%guarded --wait-initial nan\npass", "--wait-initial must be >= 0, got nan"),
+        ("%%guarded --wait-max nan\npass", "--wait-max must be >= 0, got nan"),
+        ("%%guarded --timeout nan\npass", "--timeout must be >= 0, got nan"),
+        ("%%cached n --ttl nan\nq = 1", "--ttl must be >= 0, got nan"),
+    ],
+)
+def test_nan_option_values_are_one_line_usage_errors(kernel, cell, message):
+    """Bug: NaN passed the `< 0` checks: a ValueError traceback from sci_ext (guarded), a silent entry (cached)."""
+    res = kernel.run(cell)
+    assert res.error is not None and res.error["ename"] == "UsageError", res.text
+    assert message in res.stderr and "Traceback" not in res.text
+    assert kernel.run("print('alive')").check().stdout == "alive\n"

@@ -30,7 +30,7 @@ def parse_cached_line(line: str) -> Any:
     from .cached_cell import CellOptions
 
     args = parse_argstring(CacheMagics.cached, line)
-    if args.ttl is not None and args.ttl < 0:
+    if args.ttl is not None and not args.ttl >= 0:  # NaN too
         raise UsageError(f"%%cached: --ttl must be >= 0, got {args.ttl}")
     if args.name and not args.name.replace("-", "_").replace(".", "_").isidentifier():
         raise UsageError(f"%%cached: NAME {args.name!r} may hold letters, digits, '_', '-' and '.' only")

@@ -192,10 +192,10 @@ class GuardMagics(Magics):
         from sci_ext.core.resilience import RateLimiter, circuit_breaker
 
         for option, value in (("--retries", args.retries), ("--timeout", args.timeout)):
-            if value is not None and value < 0:
+            if value is not None and not value >= 0:  # NaN too
                 raise UsageError(f"{option} must be >= 0, got {value}")
         for option, value in (("--wait-initial", args.wait_initial), ("--wait-max", args.wait_max)):
-            if value is not None and value < 0:
+            if value is not None and not value >= 0:
                 raise UsageError(f"{option} must be >= 0, got {value}")
         for option, value in (("NAME", args.name), ("--breaker", args.breaker)):
             if value is not None and not _NAME.match(value):
