@@ -175,3 +175,13 @@ def test_nan_option_values_are_one_line_usage_errors(kernel, cell, message):
     assert res.error is not None and res.error["ename"] == "UsageError", res.text
     assert message in res.stderr and "Traceback" not in res.text
     assert kernel.run("print('alive')").check().stdout == "alive\n"
+
+
+def test_a_failing_cached_cell_shows_its_own_frames_not_sci_ext_internals(kernel):
+    """Bug: every error in a %%cached cell came with three frames of cached_cell.py."""
+    res = kernel.run("%%cached\ndef f():\n    return 1/0\nf()")
+    assert res.error is not None and res.error["ename"] == "ZeroDivisionError"
+    traceback = "\n".join(res.error["traceback"])
+    assert "cached_cell.py" not in traceback and "cache_magics.py" not in traceback, traceback
+    assert "return 1/0" in traceback
+    assert kernel.run("%%cached\nmissing_name").error["ename"] == "NameError"

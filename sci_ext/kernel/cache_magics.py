@@ -91,6 +91,7 @@ class CacheMagics(Magics):
         the code of notebook functions it calls, the modules it imports and the
         files given with ``--files``: any change is a miss, never a stale hit.
         """
+        __tracebackhide__ = True
         from .cached_cell import run_cached_cell
 
         opts = parse_cached_line(line)

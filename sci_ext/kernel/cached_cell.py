@@ -170,6 +170,7 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
 
 def _execute(shell: Any, code: str) -> Any:
     """Run ``code`` in the user namespace; return the last expression's value (or None)."""
+    __tracebackhide__ = True  # a failing cell shows its own frames, not this machinery
     filename = shell.compile.cache(code, shell.execution_count)
     tree = ast.parse(code, filename)
     last = None
@@ -362,6 +363,7 @@ def _hit(
 
 def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     """Run one ``%%cached`` cell: restore it on a hit, else run, show live and store."""
+    __tracebackhide__ = True
     code = shell.transform_cell(cell)
     analysis = analyze(code)
     inputs = input_names(analysis, opts)
@@ -427,6 +429,7 @@ def _miss(
     digests: dict[str, str],
     opts: CellOptions,
 ) -> CellRun:
+    __tracebackhide__ = True
     ns = shell.user_ns
     before = dict(ns)
     started = time.time()
