@@ -185,3 +185,28 @@ def test_a_failing_cached_cell_shows_its_own_frames_not_sci_ext_internals(kernel
     assert "cached_cell.py" not in traceback and "cache_magics.py" not in traceback, traceback
     assert "return 1/0" in traceback
     assert kernel.run("%%cached\nmissing_name").error["ename"] == "NameError"
+
+
+# -- quoting in magic lines --------------------------------------------------------------------
+
+
+def test_quoted_values_with_spaces_in_sci_config(kernel):
+    """Bug: quotes were kept as text, so no value with a space (a path, a name) could be set."""
+    res = kernel.run('%sci_config core.environment="my laptop"').check()
+    assert res.stdout == "core.environment = 'my laptop'  (runtime)\n"
+    bad = kernel.run("%sci_config core.environment=Bob's laptop")
+    assert bad.error is not None and bad.error["ename"] == "UsageError"
+    assert "No closing quotation" in bad.stderr and "Traceback" not in bad.text
+
+
+def test_quoted_files_glob_with_a_space_is_watched(kernel, sci_env):
+    """Bug: --files "my data/*.csv" looked for '"my' and 'data/*.csv"', matched nothing: stale hits."""
+    folder = sci_env["project"] / "my data"
+    folder.mkdir()
+    (folder / "a.csv").write_text("1,2")
+    cell = '%%cached sp --files "my data/*.csv"\nn = len(open("my data/a.csv").read().split(","))'
+    kernel.run(cell).check()
+    assert "restored from" in kernel.run(cell).check().stdout
+    (folder / "a.csv").write_text("1,2,3")
+    assert "restored from" not in kernel.run(cell).check().stdout
+    assert kernel.run("n").check().result["text/plain"] == "3"

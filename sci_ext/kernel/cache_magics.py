@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
+from IPython.utils.process import arg_split
 
 from .state import KernelState
 
@@ -29,7 +31,12 @@ def parse_cached_line(line: str) -> Any:
     """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
     from .cached_cell import CellOptions
 
-    args = parse_argstring(CacheMagics.cached, line)
+    try:
+        # Quotes group words as in a shell, as %run does: --files "my data/*.csv"
+        argv = arg_split(line, posix=os.name == "posix")
+    except ValueError as exc:  # an unbalanced quote
+        raise UsageError(f"%%cached: {exc}") from None
+    args = CacheMagics.cached.parser.parse_args(argv)
     if args.ttl is not None and not args.ttl >= 0:  # NaN too
         raise UsageError(f"%%cached: --ttl must be >= 0, got {args.ttl}")
     if args.name and not args.name.replace("-", "_").replace(".", "_").isidentifier():

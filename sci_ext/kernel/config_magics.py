@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
+from IPython.utils.process import arg_split
 
 from ..core.config import ConfigEvent, get_config_manager
 from ..core.errors import ConfigError
@@ -46,7 +48,12 @@ class ConfigMagics(Magics):
             %sci_config --save project
             %sci_config --migrate bfts_config.yaml --dry-run
         """
-        args = parse_argstring(self.sci_config, line)
+        try:
+            # Quotes group words as in a shell, as %run does: core.environment="my laptop"
+            argv = arg_split(line, posix=os.name == "posix")
+        except ValueError as exc:  # an unbalanced quote
+            raise UsageError(f"%sci_config: {exc}") from None
+        args = self.sci_config.parser.parse_args(argv)
         try:
             self._run(args)
         except ConfigError as exc:
