@@ -210,3 +210,13 @@ def test_quoted_files_glob_with_a_space_is_watched(kernel, sci_env):
     (folder / "a.csv").write_text("1,2,3")
     assert "restored from" not in kernel.run(cell).check().stdout
     assert kernel.run("n").check().result["text/plain"] == "3"
+
+
+# -- %sci_secret ---------------------------------------------------------------------------------
+
+
+def test_export_all_from_an_empty_vault_says_the_vault_is_empty(fast_vault, kernel):
+    """Bug: `%sci_secret export --all` answered 'give secret names or all=True' to a user who gave --all."""
+    res = kernel.run("%sci_secret export --all")
+    assert res.error is not None and res.error["ename"] == "UsageError"
+    assert "holds no secrets" in res.stderr and "all=True" not in res.stderr, res.stderr
