@@ -220,3 +220,16 @@ def test_export_all_from_an_empty_vault_says_the_vault_is_empty(fast_vault, kern
     res = kernel.run("%sci_secret export --all")
     assert res.error is not None and res.error["ename"] == "UsageError"
     assert "holds no secrets" in res.stderr and "all=True" not in res.stderr, res.stderr
+
+
+# -- %%guarded ----------------------------------------------------------------------------------
+
+
+def test_a_failing_fallback_shows_its_own_source(kernel):
+    """Bug: the traceback of a failing --fallback read 'Could not get source ...' instead of the statement."""
+    res = kernel.run(
+        "%%guarded --retries 0 --fallback ratio = 1 / len(_sci_error.args[1:])\nraise ConnectionError('down')"
+    )
+    assert res.error is not None and res.error["ename"] == "ZeroDivisionError"
+    traceback = "\n".join(res.error["traceback"])
+    assert "Could not get source" not in traceback and "len(_sci_error.args[1:])" in traceback, traceback

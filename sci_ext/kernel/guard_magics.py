@@ -321,8 +321,10 @@ class GuardMagics(Magics):
         if fallback is not None:
             _say(f"guarded {label}: running fallback")
             user_ns["_sci_error"] = error
+            # Cached like a cell's code, so a failing fallback's traceback shows its source.
+            where = self.ip.compile.cache(fallback, self.ip.execution_count, raw_code=fallback)
             exec(  # noqa: S102  # nosec B102 - the user's own fallback statement
-                compile(fallback, "<fallback>", "exec", self.ip.compile.flags, True), user_global_ns, user_ns
+                compile(fallback, where, "exec", self.ip.compile.flags, True), user_global_ns, user_ns
             )
             return None
         return error.with_traceback(_user_traceback(error, filename))
