@@ -233,3 +233,21 @@ def test_a_failing_fallback_shows_its_own_source(kernel):
     assert res.error is not None and res.error["ename"] == "ZeroDivisionError"
     traceback = "\n".join(res.error["traceback"])
     assert "Could not get source" not in traceback and "len(_sci_error.args[1:])" in traceback, traceback
+
+
+# -- an unusable cache directory ----------------------------------------------------------------
+
+
+def test_an_unusable_cache_dir_runs_the_cell_uncached_with_one_warning(kernel, sci_env):
+    """Bug: cache.dir pointing at a file (or a dir one cannot create) crashed %%cached before the cell ran."""
+    blocker = sci_env["project"] / "not-a-dir"
+    blocker.write_text("x")
+    kernel.run(f"%sci_config cache.dir={blocker}").check()
+    res = kernel.run("%%cached f\nq = 41 + 1\nprint('ran', q)").check()
+    assert res.stdout == "ran 42\n"
+    assert res.stderr.startswith("sci_ext warning: not cached: the cache cannot be opened (FileExistsError")
+    assert res.stderr.count("\n") == 1
+    for line in ("%sci_cache list", "%sci_cache stats"):
+        admin = kernel.run(line)
+        assert admin.error is not None and admin.error["ename"] == "UsageError", admin.text
+        assert "the cache cannot be opened" in admin.stderr and "Traceback" not in admin.text

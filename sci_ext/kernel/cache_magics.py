@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -11,6 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from IPython.utils.process import arg_split
 
+from ..core.errors import CacheError
 from .state import KernelState
 
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
@@ -143,6 +145,8 @@ class CacheMagics(Magics):
                 display(cache_admin.stats_table(args.backend, session=True))
         except LookupError as exc:
             raise UsageError(f"%sci_cache: {exc.args[0]}") from None
+        except (OSError, sqlite3.Error, CacheError) as exc:
+            raise UsageError(f"%sci_cache: the cache cannot be opened ({type(exc).__name__}: {exc})") from None
 
 
 def register(ipython: Any, state: KernelState) -> None:

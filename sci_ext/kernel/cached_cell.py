@@ -14,6 +14,7 @@ import ast
 import builtins
 import importlib
 import re
+import sqlite3
 import sys
 import time
 import types
@@ -28,6 +29,7 @@ from ..core.cache.layered import LayeredStore, get_disk_store, get_memory_store,
 from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
 from ..core.cache.store import DiskStore, EntryInfo
 from ..core.config import get_config
+from ..core.errors import CacheError
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
 
@@ -368,7 +370,15 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     analysis = analyze(code)
     inputs = input_names(analysis, opts)
     label = f"cell '{opts.name}'" if opts.name else "this cell"
-    store = open_store(opts.backend)
+    try:
+        store = open_store(opts.backend)
+    except (OSError, sqlite3.Error, CacheError) as exc:
+        # An unusable cache.dir (a file, no permission, disk full) must not stop the research.
+        _warn(f"sci_ext warning: not cached: the cache cannot be opened ({type(exc).__name__}: {exc})")
+        run = CellRun(status="uncached")
+        run.result = _execute(shell, code)
+        SESSION.last = run
+        return run
     try:
         digests = hash_inputs(shell.user_ns, inputs, opts.ignore)
     except UnhashableInput as exc:
