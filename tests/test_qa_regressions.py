@@ -251,3 +251,31 @@ def test_an_unusable_cache_dir_runs_the_cell_uncached_with_one_warning(kernel, s
         admin = kernel.run(line)
         assert admin.error is not None and admin.error["ename"] == "UsageError", admin.text
         assert "the cache cannot be opened" in admin.stderr and "Traceback" not in admin.text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "args"),
+    [
+        ("SCI_EXT_CACHE__DIR", "{blocker}", ("cache", "list")),
+        ("SCI_EXT_CACHE__DIR", "{blocker}", ("cache", "clear", "--all")),
+        ("SCI_EXT_SECURITY__VAULT_PATH", "{blocker}/vault.json", ("secret", "list")),
+    ],
+)
+def test_cli_reports_an_unusable_path_in_one_line(sci_env, variable, value, args):
+    """Bug: a cache dir or vault path that is not a directory gave a Python traceback, exit 1."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocker = sci_env["project"] / "not-a-dir"
+    blocker.write_text("x")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        variable: value.format(blocker=blocker),
+    }
+    res = subprocess.run([sys.executable, "-m", "sci_ext", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.startswith("jupyter sci: failed: [Errno") and res.stderr.count("\n") == 1, res.stderr
+    assert str(blocker) in res.stderr
