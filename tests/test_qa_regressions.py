@@ -279,3 +279,16 @@ def test_cli_reports_an_unusable_path_in_one_line(sci_env, variable, value, args
     assert res.returncode == 1, res.stderr
     assert res.stderr.startswith("jupyter sci: failed: [Errno") and res.stderr.count("\n") == 1, res.stderr
     assert str(blocker) in res.stderr
+
+
+@pytest.mark.parametrize(("option", "line"), [("--breaker", "--breaker svc"), ("--rate", "--rate 5/second")])
+def test_guarded_with_an_unusable_state_dir_is_a_one_line_usage_error(kernel, sci_env, option, line):
+    """Bug: core.state_dir pointing at a file gave a NotADirectoryError traceback from sci_ext's stores."""
+    blocker = sci_env["project"] / "not-a-dir"
+    blocker.write_text("x")
+    kernel.run(f"%sci_config core.state_dir={blocker}").check()
+    res = kernel.run(f"%%guarded {line}\nprint('ran')")
+    assert res.error is not None and res.error["ename"] == "UsageError", res.text
+    assert res.stderr.startswith(f"UsageError: {option}: shared state unusable (NotADirectoryError")
+    assert "core.state_dir" in res.stderr and "Traceback" not in res.text
+    assert kernel.run("%%guarded\nprint('plain guarded still runs')").check().stdout == "plain guarded still runs\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from types import CodeType, TracebackType
@@ -202,12 +203,18 @@ class GuardMagics(Magics):
                 raise UsageError(f"{option}: {value!r} may only hold letters, digits and . _ : -")
         on = resolve_on(args.on, self.ip.user_ns) if args.on else None
         limiter = None
-        if args.rate:
-            try:
-                limiter = RateLimiter(args.name or args.breaker or "guarded", args.rate)
-            except ValueError as exc:
-                raise UsageError(f"--rate: {exc}") from None
-        breaker = circuit_breaker(args.breaker) if args.breaker else None
+        try:
+            if args.rate:
+                try:
+                    limiter = RateLimiter(args.name or args.breaker or "guarded", args.rate)
+                except ValueError as exc:
+                    raise UsageError(f"--rate: {exc}") from None
+            breaker = circuit_breaker(args.breaker) if args.breaker else None
+        except (OSError, sqlite3.Error) as exc:
+            # The shared state lives in core.state_dir: say which path is unusable, in one line.
+            option = "--breaker" if limiter is not None or not args.rate else "--rate"
+            reason = f"{type(exc).__name__}: {exc}"
+            raise UsageError(f"{option}: shared state unusable ({reason}); check core.state_dir") from None
         return {"on": on, "limiter": limiter, "breaker": breaker}
 
     def _compile(self, cell: str) -> tuple[str, CodeType | None, CodeType | None]:
