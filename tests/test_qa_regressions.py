@@ -6,6 +6,11 @@ Each test names the bug it guards against; kernel behaviour is tested in a real 
 from __future__ import annotations
 
 import functools
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -292,3 +297,26 @@ def test_guarded_with_an_unusable_state_dir_is_a_one_line_usage_error(kernel, sc
     assert res.stderr.startswith(f"UsageError: {option}: shared state unusable (NotADirectoryError")
     assert "core.state_dir" in res.stderr and "Traceback" not in res.text
     assert kernel.run("%%guarded\nprint('plain guarded still runs')").check().stdout == "plain guarded still runs\n"
+
+
+# -- saving config files ---------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "sci_ext", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_saving_keeps_a_private_config_file_private(sci_env):
+    """Bug: `config set` / `%sci_config --save` rewrote a 0600 user file (with a signing key) as 0644."""
+    user = sci_env["XDG_CONFIG_HOME"] / "sci_ext" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('schema_version = 2\n\n[cache]\nredis_signing_key = "shared-signing-secret"\n')
+    user.chmod(0o600)
+    res = _cli("config", "set", "rag.top_k=3")
+    assert res.returncode == 0, res.stderr
+    assert stat.S_IMODE(user.stat().st_mode) == 0o600
+    assert "top_k = 3" in user.read_text() and "shared-signing-secret" in user.read_text()
+    fresh = sci_env["project"] / "sci_ext.toml"
+    assert _cli("config", "set", "rag.top_k=4", "--project").returncode == 0
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # a new file: the usual mode
