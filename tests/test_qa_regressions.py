@@ -320,3 +320,18 @@ def test_saving_keeps_a_private_config_file_private(sci_env):
     fresh = sci_env["project"] / "sci_ext.toml"
     assert _cli("config", "set", "rag.top_k=4", "--project").returncode == 0
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # a new file: the usual mode
+
+
+def test_saving_through_a_symlinked_config_updates_its_target(sci_env, tmp_path):
+    """Bug: a config.toml symlinked from a dotfiles checkout was replaced by a copy; the checkout went stale."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "sci_ext.toml"
+    target.write_text("schema_version = 2\n\n[rag]\n# tuned by hand\ntop_k = 2\n")
+    user = sci_env["XDG_CONFIG_HOME"] / "sci_ext" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.symlink_to(target)
+    res = _cli("config", "set", "rag.top_k=7")
+    assert res.returncode == 0, res.stderr
+    assert user.is_symlink() and user.resolve() == target
+    assert "top_k = 7" in target.read_text() and "# tuned by hand" in target.read_text()
