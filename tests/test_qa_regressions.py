@@ -335,3 +335,35 @@ def test_saving_through_a_symlinked_config_updates_its_target(sci_env, tmp_path)
     assert res.returncode == 0, res.stderr
     assert user.is_symlink() and user.resolve() == target
     assert "top_k = 7" in target.read_text() and "# tuned by hand" in target.read_text()
+
+
+# -- the README's magic lines, as written (trailing comments included) -------------------------
+
+
+README_LINES = [
+    "%sci_config rag                          # every rag setting: value, type, source",
+    "%sci_config rag.top_k=8 retry.max_attempts=5",
+    "%sci_config --save project               # into ./sci_ext.toml, comments kept",
+    "%sci_secret list                     # names, created, updated, last used; never values",
+    "%sci_secret lock                     # forget the key until the next use",
+]
+
+
+def test_readme_magic_lines_with_trailing_comments_run_as_written(fast_vault, kernel):
+    """Bug: IPython passes the comment to the magic: `%sci_config rag  # ...` was a UsageError."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for line in README_LINES:
+        assert line in readme, line
+        kernel.run(line).check()
+    assert "8" in kernel.run("%sci_config rag.top_k   # how many chunks").check().text
+    assert kernel.run("%sci_config core.environment=lab  # where").check().stdout.startswith("core.environment = 'lab'")
+    assert kernel.run("%sci_cache list   # all entries").check().displays
+    kernel.run("%%guarded ask --retries 0   # no retries\nok = 1").check()
+    cell = kernel.run("%%cached sim --files data/*.csv   # my simulation\nsamples = 3").check()
+    assert "not cached" not in cell.stderr
+    from sci_ext.kernel.cache_magics import parse_cached_line
+    from sci_ext.kernel.lines import strip_comment
+
+    assert parse_cached_line("sim --files data/*.csv   # my simulation").files == ["data/*.csv"]
+    assert strip_comment("cache.redis_url=redis://:pa#ss@host  # note") == "cache.redis_url=redis://:pa#ss@host"
+    assert strip_comment("--fallback reply = '# none'") == "--fallback reply = '# none'"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from IPython.utils.process import arg_split
 
 from ..core.errors import CacheError
+from .lines import split_line
 from .state import KernelState
 
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
@@ -33,12 +32,8 @@ def parse_cached_line(line: str) -> Any:
     """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
     from .cached_cell import CellOptions
 
-    try:
-        # Quotes group words as in a shell, as %run does: --files "my data/*.csv"
-        argv = arg_split(line, posix=os.name == "posix")
-    except ValueError as exc:  # an unbalanced quote
-        raise UsageError(f"%%cached: {exc}") from None
-    args = CacheMagics.cached.parser.parse_args(argv)
+    # Quotes group words as in a shell: --files "my data/*.csv"; a trailing # comment is dropped.
+    args = CacheMagics.cached.parser.parse_args(split_line(line, "%%cached"))
     if args.ttl is not None and not args.ttl >= 0:  # NaN too
         raise UsageError(f"%%cached: --ttl must be >= 0, got {args.ttl}")
     if args.name and not args.name.replace("-", "_").replace(".", "_").isidentifier():
@@ -131,7 +126,7 @@ class CacheMagics(Magics):
         """
         from . import cache_admin
 
-        args = parse_argstring(self.sci_cache, line)
+        args = self.sci_cache.parser.parse_args(split_line(line, "%sci_cache"))
         try:
             if args.action == "list":
                 display(cache_admin.list_table(args.backend))

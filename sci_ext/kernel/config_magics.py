@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -10,10 +9,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from IPython.utils.process import arg_split
 
 from ..core.config import ConfigEvent, get_config_manager
 from ..core.errors import ConfigError
+from .lines import split_line
 from .state import KernelState
 from .tables import Table
 
@@ -48,12 +47,8 @@ class ConfigMagics(Magics):
             %sci_config --save project
             %sci_config --migrate bfts_config.yaml --dry-run
         """
-        try:
-            # Quotes group words as in a shell, as %run does: core.environment="my laptop"
-            argv = arg_split(line, posix=os.name == "posix")
-        except ValueError as exc:  # an unbalanced quote
-            raise UsageError(f"%sci_config: {exc}") from None
-        args = self.sci_config.parser.parse_args(argv)
+        # Quotes group words as in a shell: core.environment="my laptop"; a trailing # comment is dropped.
+        args = self.sci_config.parser.parse_args(split_line(line, "%sci_config"))
         try:
             self._run(args)
         except ConfigError as exc:

@@ -32,6 +32,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .lines import strip_comment
 from .state import KernelState
 
 __all__ = ["GuardMagics", "register"]
@@ -177,7 +178,7 @@ class GuardMagics(Magics):
         parsed = self._parsed.get(line)
         if parsed is None:
             # Parsing is pure, and argparse is half the magic's own cost: parse a line once.
-            options, fallback = split_fallback(line)
+            options, fallback = split_fallback(strip_comment(line))
             parsed = (parse_argstring(self.guarded, options), fallback)
             if len(self._parsed) > 256:
                 self._parsed.clear()
