@@ -367,3 +367,22 @@ def test_readme_magic_lines_with_trailing_comments_run_as_written(fast_vault, ke
     assert parse_cached_line("sim --files data/*.csv   # my simulation").files == ["data/*.csv"]
     assert strip_comment("cache.redis_url=redis://:pa#ss@host  # note") == "cache.redis_url=redis://:pa#ss@host"
     assert strip_comment("--fallback reply = '# none'") == "--fallback reply = '# none'"
+
+
+# -- %unload_ext ---------------------------------------------------------------------------------
+
+
+def test_unload_removes_the_magics_and_load_brings_them_back(kernel):
+    """Bug: after %unload_ext, %%cached and friends still ran (without redaction or hooks)."""
+    kernel.run("%unload_ext sci_ext").check()
+    gone = kernel.run("%%cached\nx = 1")
+    assert gone.error is not None and "not found" in gone.stderr, gone.text
+    assert kernel.run("%sci_config").error is not None
+    counts = "{k: len(v) for k, v in get_ipython().events.callbacks.items() if v}"
+    bare = kernel.run(counts).check().result["text/plain"]
+    kernel.run("%load_ext sci_ext").check()
+    kernel.run("%reload_ext sci_ext").check()
+    assert "restored" not in kernel.run("%%cached back\ny = 2").check().stdout
+    assert "restored" in kernel.run("%%cached back\ny = 2").check().stdout
+    kernel.run("%unload_ext sci_ext").check()
+    assert kernel.run(counts).check().result["text/plain"] == bare
