@@ -386,3 +386,25 @@ def test_unload_removes_the_magics_and_load_brings_them_back(kernel):
     assert "restored" in kernel.run("%%cached back\ny = 2").check().stdout
     kernel.run("%unload_ext sci_ext").check()
     assert kernel.run(counts).check().result["text/plain"] == bare
+
+
+# -- %%guarded --rate ------------------------------------------------------------------------------
+
+
+def test_changing_the_rate_of_a_named_bucket_takes_effect():
+    """Bug: after `--rate 1/hour`, fixing it to `--rate 100/second` still waited about an hour."""
+    from sci_ext.core.errors import RateLimitExceeded
+    from sci_ext.core.resilience import RateLimiter
+
+    slow = RateLimiter("qa-rate-change", "1/hour", store="memory")
+    slow.acquire(block=False)
+    with pytest.raises(RateLimitExceeded):
+        slow.acquire(block=False)  # the next slot is an hour away at this rate
+    fast = RateLimiter("qa-rate-change", "100/second", store=slow.store)
+    assert fast.acquire(timeout=1.0) <= 0.05  # one call owed, spaced at the new rate
+
+
+def test_guarded_rate_fixed_in_the_next_cell_does_not_wait_for_the_old_rate(kernel):
+    kernel.run("%%guarded ask --rate 1/hour\nprint('first')").check()
+    fixed = kernel.run("%%guarded ask --rate 100/second\nprint('second')", timeout=30).check()
+    assert fixed.stdout == "second\n"
