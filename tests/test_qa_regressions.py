@@ -408,3 +408,33 @@ def test_guarded_rate_fixed_in_the_next_cell_does_not_wait_for_the_old_rate(kern
     kernel.run("%%guarded ask --rate 1/hour\nprint('first')").check()
     fixed = kernel.run("%%guarded ask --rate 100/second\nprint('second')", timeout=30).check()
     assert fixed.stdout == "second\n"
+
+
+# -- the result of a cached cell -------------------------------------------------------------------
+
+
+def test_a_hit_gives_out_and_underscore_the_value_not_a_display_wrapper(kernel):
+    """Bug: after a hit, `_ + 1` raised TypeError: `_` was a '_ReplayedResult', not 45."""
+    kernel.run("%%cached s\nsum(range(10))").check()
+    hit = kernel.run("%%cached s\nsum(range(10))").check()
+    assert "restored from" in hit.stdout and hit.result["text/plain"] == "45"
+    assert kernel.run("_ + 1").check().result["text/plain"] == "46"
+    kernel.run("import threading\nlock = threading.Lock()").check()
+    kernel.run("%%cached lk --ignore lock\nlock").check()  # a result that cannot be pickled: display only
+    again = kernel.run("%%cached lk --ignore lock\nlock").check()
+    assert "restored from" in again.stdout and "lock" in again.result["text/plain"]
+
+
+def test_a_result_holding_a_secret_is_stored_as_its_redacted_display_only(fast_vault, kernel):
+    from sci_ext.core.security import get_security_manager
+
+    secret = "sk-qa-0123456789abcdef"
+    get_security_manager().set_secret("QA_KEY", secret)
+    kernel.run("%sci_secret export QA_KEY").check()
+    cell = "%%cached sk\nimport os\nos.environ['QA_KEY']"
+    assert kernel.run(cell).check().result["text/plain"] == "'[REDACTED:QA_KEY]'"
+    hit = kernel.run(cell).check()
+    assert "restored from" in hit.stdout and hit.result["text/plain"] == "'[REDACTED:QA_KEY]'"
+    for path in (fast_vault["XDG_CACHE_HOME"]).rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

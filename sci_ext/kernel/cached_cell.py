@@ -300,6 +300,18 @@ def _secret_holders(values: dict[str, Any], redactor: Any) -> list[str]:
     return holders
 
 
+def _storable_result(value: Any, redactor: Any) -> bool:
+    """Can the cell's result value be stored with it (picklable, holding no secret)?"""
+    import cloudpickle
+
+    try:
+        # Buffers out of band: checking a large array must not copy it.
+        cloudpickle.dumps(value, protocol=5, buffer_callback=lambda _buf: True)
+    except Exception:
+        return False
+    return not (redactor and _secret_holders({"result": value}, redactor))
+
+
 def _unpicklable(values: dict[str, Any]) -> list[str]:
     import cloudpickle
 
@@ -358,7 +370,12 @@ def _hit(
         shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "no variables"
         print(f"[sci_ext] cached cell {label}restored from {layer}: {shown} (key {key[:8]})", flush=True)
     result = payload.get("result")
-    run = CellRun(key, "hit", layer, names, _ReplayedResult(*result) if result else None)
+    value: Any = None
+    if "value" in payload:
+        value = _rebind(payload["value"], shell.user_ns, _main_modules(shell.user_ns))
+    elif result:  # a result that could not be stored as a value: its display only
+        value = _ReplayedResult(*result)
+    run = CellRun(key, "hit", layer, names, value)
     SESSION.last = run
     return run
 
@@ -484,6 +501,9 @@ def _miss(
         events = redactor.redact_data(events)
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
+    if value is not None and _storable_result(value, redactor):
+        # A hit then gives Out[n] and `_` the value itself, as a miss does, not only its display.
+        payload["value"] = value
     cfg = get_config().cache
     ttl = opts.ttl if opts.ttl is not None else cfg.ttl_seconds
     info = EntryInfo(
