@@ -438,3 +438,31 @@ def test_a_result_holding_a_secret_is_stored_as_its_redacted_display_only(fast_v
     for path in (fast_vault["XDG_CACHE_HOME"]).rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+# -- config values that are secrets ----------------------------------------------------------------
+
+
+def test_sci_config_never_echoes_a_signing_key_or_a_url_password(kernel):
+    """Bug: `%sci_config cache.redis_signing_key=...` echoed the key into the notebook; URL passwords showed."""
+    res = kernel.run(
+        "%sci_config cache.redis_signing_key=supersecretsigningkey cache.redis_url=redis://:hunter2pass@localhost:6379/0"
+    ).check()
+    assert "cache.redis_signing_key = '[hidden]'  (runtime)" in res.stdout
+    assert "cache.redis_url = 'redis://:***@localhost:6379/0'  (runtime)" in res.stdout
+    table = kernel.run("%sci_config cache").check()
+    shown = res.text + table.text + table.displays[0]["text/html"]
+    assert "supersecretsigningkey" not in shown and "hunter2pass" not in shown
+    assert kernel.run("%sci_config --reset").check().stdout == "reset all runtime overrides\n"
+
+
+def test_cli_config_set_and_show_hide_the_signing_key_and_url_password(sci_env):
+    res = _cli(
+        "config", "set", "cache.redis_signing_key=supersecretsigningkey", "cache.redis_url=redis://u:pw1234@h:1/0"
+    )
+    assert res.returncode == 0, res.stderr
+    shown = _cli("config", "show", "cache")
+    for out in (res.stdout, shown.stdout, _cli("config", "show", "--json").stdout):
+        assert "supersecretsigningkey" not in out and "pw1234" not in out, out
+    assert "redis://u:***@h:1/0" in shown.stdout
+    assert _cli("config", "get", "cache.redis_url").stdout.strip() == "redis://u:pw1234@h:1/0"  # for scripts

@@ -92,14 +92,14 @@ def _set(args: argparse.Namespace) -> int:
         manager.set_many(updates)
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
-    written = {key: manager.config[key] for key in updates}
+    written = {key: manager.config.shown(key) for key in updates}
     path = manager.save(args.target)
     for key, value in written.items():
         line = f"{key} = {value!r}  ({path})"
         source = manager.source(key)
         if source.location != str(path):
             # A later layer (project file, environment) still decides the value in effect.
-            line += f"; in effect: {manager.config[key]!r} from {source}"
+            line += f"; in effect: {manager.config.shown(key)!r} from {source}"
         print(line)
     return 0
 

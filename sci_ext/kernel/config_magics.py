@@ -89,7 +89,7 @@ class ConfigMagics(Magics):
                 updates[key.strip()] = value
             config = manager.set_many(updates)
             for key in updates:
-                print(f"{key} = {_short(config[key])}  (runtime)")
+                print(f"{key} = {_short(config.shown(key))}  (runtime)")
             return
         if len(lookups) > 1:
             raise UsageError("give at most one SECTION or KEY to show")
