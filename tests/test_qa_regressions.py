@@ -466,3 +466,28 @@ def test_cli_config_set_and_show_hide_the_signing_key_and_url_password(sci_env):
         assert "supersecretsigningkey" not in out and "pw1234" not in out, out
     assert "redis://u:***@h:1/0" in shown.stdout
     assert _cli("config", "get", "cache.redis_url").stdout.strip() == "redis://u:pw1234@h:1/0"  # for scripts
+
+
+# -- cells reading the environment ----------------------------------------------------------------
+
+
+def test_a_cell_reading_one_variable_survives_a_restart_with_other_variables_changed(kernel_factory):
+    """Bug: the whole environment was keyed: JPY_PARENT_PID, SSH_CONNECTION (new per session) made restarts miss."""
+    cell = "%%cached envcell\nimport os\ndata_dir = os.getenv('QA_DATA_DIR', 'none')\nprint(data_dir)"
+    first = kernel_factory(env={"SSH_CONNECTION": "10.0.0.5 51234 10.0.0.1 22", "QA_DATA_DIR": "/data/a"})
+    assert first.run(cell).check().stdout == "/data/a\n"
+    second = kernel_factory(env={"SSH_CONNECTION": "10.0.0.5 52345 10.0.0.1 22", "QA_DATA_DIR": "/data/a"})
+    again = second.run(cell).check()
+    assert "restored from" in again.stdout, again.text
+    third = kernel_factory(env={"SSH_CONNECTION": "10.0.0.5 52345 10.0.0.1 22", "QA_DATA_DIR": "/data/b"})
+    changed = third.run(cell).check()
+    assert changed.stdout == "/data/b\n", changed.text  # the variable it reads still keys it
+
+
+def test_only_literal_environment_reads_narrow_the_key():
+    from sci_ext.kernel.cells import analyze
+
+    assert analyze("import os\nh = os.environ['A'] + os.getenv('B', '')").environment_names == ("A", "B")
+    assert analyze("import os\nok = 'X' in os.environ and os.environ.get('Y')").environment_names == ("X", "Y")
+    assert analyze("import os\nname = 'A'\nh = os.environ[name]").environment_names is None
+    assert analyze("import os\nsnapshot = dict(os.environ)").environment_names is None

@@ -164,7 +164,11 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
         import os
 
         hasher.tag("environment")
-        hasher.update(sorted(os.environ.items()), "the environment")
+        if analysis.environment_names is not None:
+            # Only the variables the cell names: a restart must not change the key.
+            hasher.update([(n, os.environ.get(n)) for n in analysis.environment_names], "the environment")
+        else:
+            hasher.update(sorted(os.environ.items()), "the environment")
     if opts.outputs is not None:
         hasher.tag("outputs " + ",".join(sorted(opts.outputs)))
     return hasher.digest()
