@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except (CheckFailure, SciExtError) as exc:
         print(f"{prog}: {type(exc).__name__ if isinstance(exc, SciExtError) else 'failed'}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file or directory that cannot be used: one line, not a traceback
+        print(f"{prog}: failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

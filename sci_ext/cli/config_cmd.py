@@ -92,9 +92,15 @@ def _set(args: argparse.Namespace) -> int:
         manager.set_many(updates)
     except ConfigError as exc:
         raise UsageFailure(str(exc)) from None
+    written = {key: manager.config.shown(key) for key in updates}
     path = manager.save(args.target)
-    for key in updates:
-        print(f"{key} = {manager.config[key]!r}  ({path})")
+    for key, value in written.items():
+        line = f"{key} = {value!r}  ({path})"
+        source = manager.source(key)
+        if source.location != str(path):
+            # A later layer (project file, environment) still decides the value in effect.
+            line += f"; in effect: {manager.config.shown(key)!r} from {source}"
+        print(line)
     return 0
 
 

@@ -29,9 +29,21 @@ def load(ipython: Any) -> None:
     state = KernelState.get(ipython)
     if state.loaded:
         return
+    tables = ipython.magics_manager.magics
+    before = {kind: set(table) for kind, table in tables.items()}
     for name in FEATURE_MODULES:
         importlib.import_module(name).register(ipython, state)
+    added = {kind: set(table) - before.get(kind, set()) for kind, table in tables.items()}
+    # After %unload_ext no sci_ext magic is left behind (hooks and redaction are gone too).
+    state.on_close(lambda: _remove_magics(ipython, added))
     state.loaded = True
+
+
+def _remove_magics(ipython: Any, added: dict[str, set[str]]) -> None:
+    for kind, names in added.items():
+        table = ipython.magics_manager.magics.get(kind, {})
+        for name in names:
+            table.pop(name, None)
 
 
 def unload(ipython: Any) -> None:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from ..core.errors import CacheError
+from .lines import split_line
 from .state import KernelState
 
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
 
 
-def _names(text: str | None) -> list[str] | None:
-    if text is None:
+def _names(given: list[str] | None) -> list[str] | None:
+    if given is None:
         return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    # An option given twice adds to the first (--inputs a --inputs b is a,b), never replaces it.
+    names = [n.strip() for text in given for n in text.split(",") if n.strip()]
     for name in names:
         if not name.isidentifier():
             raise UsageError(f"%%cached: {name!r} is not a variable name (expected a,b,c)")
@@ -28,8 +32,9 @@ def parse_cached_line(line: str) -> Any:
     """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
     from .cached_cell import CellOptions
 
-    args = parse_argstring(CacheMagics.cached, line)
-    if args.ttl is not None and args.ttl < 0:
+    # Quotes group words as in a shell: --files "my data/*.csv"; a trailing # comment is dropped.
+    args = CacheMagics.cached.parser.parse_args(split_line(line, "%%cached"))
+    if args.ttl is not None and not args.ttl >= 0:  # NaN too
         raise UsageError(f"%%cached: --ttl must be >= 0, got {args.ttl}")
     if args.name and not args.name.replace("-", "_").replace(".", "_").isidentifier():
         raise UsageError(f"%%cached: NAME {args.name!r} may hold letters, digits, '_', '-' and '.' only")
@@ -53,10 +58,27 @@ class CacheMagics(Magics):
     @magic_arguments()
     @argument("name", nargs="?", default="", help="a label for listing and clearing (part of the key)")
     @argument("--ttl", type=float, metavar="SECONDS", help="time to live of the entry (default: cache.ttl_seconds)")
-    @argument("--inputs", metavar="a,b", help="key on exactly these variables instead of the ones the cell reads")
-    @argument("--outputs", metavar="x,y", help="store exactly these variables instead of the ones the cell binds")
-    @argument("--ignore", metavar="a,b", help="leave these variables out of the key on purpose (clients, loggers)")
-    @argument("--files", nargs="+", default=[], metavar="GLOB", help="files whose content is part of the key")
+    @argument(
+        "--inputs",
+        action="append",
+        metavar="a,b",
+        help="key on exactly these variables instead of the ones the cell reads",
+    )
+    @argument(
+        "--outputs",
+        action="append",
+        metavar="x,y",
+        help="store exactly these variables instead of the ones the cell binds",
+    )
+    @argument(
+        "--ignore",
+        action="append",
+        metavar="a,b",
+        help="leave these variables out of the key on purpose (clients, loggers)",
+    )
+    @argument(
+        "--files", nargs="+", action="extend", default=[], metavar="GLOB", help="files whose content is part of the key"
+    )
     @argument("--force", action="store_true", help="run the cell and overwrite the entry")
     @argument("--backend", choices=("memory", "disk", "redis"), help="where to store (default: cache.backend)")
     @argument("--quiet", action="store_true", help="no notice when the cell is restored")
@@ -73,6 +95,7 @@ class CacheMagics(Magics):
         the code of notebook functions it calls, the modules it imports and the
         files given with ``--files``: any change is a miss, never a stale hit.
         """
+        __tracebackhide__ = True
         from .cached_cell import run_cached_cell
 
         opts = parse_cached_line(line)
@@ -103,7 +126,7 @@ class CacheMagics(Magics):
         """
         from . import cache_admin
 
-        args = parse_argstring(self.sci_cache, line)
+        args = self.sci_cache.parser.parse_args(split_line(line, "%sci_cache"))
         try:
             if args.action == "list":
                 display(cache_admin.list_table(args.backend))
@@ -117,6 +140,8 @@ class CacheMagics(Magics):
                 display(cache_admin.stats_table(args.backend, session=True))
         except LookupError as exc:
             raise UsageError(f"%sci_cache: {exc.args[0]}") from None
+        except (OSError, sqlite3.Error, CacheError) as exc:
+            raise UsageError(f"%sci_cache: the cache cannot be opened ({type(exc).__name__}: {exc})") from None
 
 
 def register(ipython: Any, state: KernelState) -> None:

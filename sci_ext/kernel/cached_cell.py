@@ -14,11 +14,14 @@ import ast
 import builtins
 import importlib
 import re
+import sqlite3
 import sys
 import time
 import types
 from dataclasses import dataclass, field
 from typing import Any
+
+from IPython.core.error import UsageError
 
 from ..core.cache import stats
 from ..core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_version
@@ -26,6 +29,7 @@ from ..core.cache.layered import LayeredStore, get_disk_store, get_memory_store,
 from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
 from ..core.cache.store import DiskStore, EntryInfo
 from ..core.config import get_config
+from ..core.errors import CacheError
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
 
@@ -160,7 +164,11 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
         import os
 
         hasher.tag("environment")
-        hasher.update(sorted(os.environ.items()), "the environment")
+        if analysis.environment_names is not None:
+            # Only the variables the cell names: a restart must not change the key.
+            hasher.update([(n, os.environ.get(n)) for n in analysis.environment_names], "the environment")
+        else:
+            hasher.update(sorted(os.environ.items()), "the environment")
     if opts.outputs is not None:
         hasher.tag("outputs " + ",".join(sorted(opts.outputs)))
     return hasher.digest()
@@ -168,19 +176,31 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
 
 def _execute(shell: Any, code: str) -> Any:
     """Run ``code`` in the user namespace; return the last expression's value (or None)."""
+    __tracebackhide__ = True  # a failing cell shows its own frames, not this machinery
     filename = shell.compile.cache(code, shell.execution_count)
     tree = ast.parse(code, filename)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
+    # As in a plain cell: a trailing ';' (not one inside a comment) hides the last value.
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(code):
         last = tree.body.pop()
     flags = getattr(shell.compile, "flags", 0)
-    if tree.body:
-        exec(compile(tree, filename, "exec", flags=flags, dont_inherit=True), shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
-    if last is None:
+    try:
+        head = compile(tree, filename, "exec", flags=flags, dont_inherit=True) if tree.body else None
+        expression = ast.Expression(last.value) if last is not None else None  # type: ignore[attr-defined]
+        tail = compile(expression, filename, "eval", flags=flags, dont_inherit=True) if expression else None
+    except SyntaxError as exc:
+        if "await" in str(exc.msg):
+            # A cell magic runs synchronously inside the kernel's running event loop.
+            raise UsageError(
+                "%%cached cannot run top-level await; cache the async function with "
+                "sci_ext.core.cache_result and await it in a plain cell"
+            ) from None
+        raise
+    if head is not None:
+        exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
+    if tail is None:
         return None
-    expression = ast.Expression(last.value)  # type: ignore[attr-defined]
-    code_object = compile(expression, filename, "eval", flags=flags, dont_inherit=True)
-    return eval(code_object, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307 - the user's own cell
+    return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307 - the user's own cell
 
 
 def _rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
@@ -284,6 +304,18 @@ def _secret_holders(values: dict[str, Any], redactor: Any) -> list[str]:
     return holders
 
 
+def _storable_result(value: Any, redactor: Any) -> bool:
+    """Can the cell's result value be stored with it (picklable, holding no secret)?"""
+    import cloudpickle
+
+    try:
+        # Buffers out of band: checking a large array must not copy it.
+        cloudpickle.dumps(value, protocol=5, buffer_callback=lambda _buf: True)
+    except Exception:
+        return False
+    return not (redactor and _secret_holders({"result": value}, redactor))
+
+
 def _unpicklable(values: dict[str, Any]) -> list[str]:
     import cloudpickle
 
@@ -342,18 +374,32 @@ def _hit(
         shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "no variables"
         print(f"[sci_ext] cached cell {label}restored from {layer}: {shown} (key {key[:8]})", flush=True)
     result = payload.get("result")
-    run = CellRun(key, "hit", layer, names, _ReplayedResult(*result) if result else None)
+    value: Any = None
+    if "value" in payload:
+        value = _rebind(payload["value"], shell.user_ns, _main_modules(shell.user_ns))
+    elif result:  # a result that could not be stored as a value: its display only
+        value = _ReplayedResult(*result)
+    run = CellRun(key, "hit", layer, names, value)
     SESSION.last = run
     return run
 
 
 def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     """Run one ``%%cached`` cell: restore it on a hit, else run, show live and store."""
+    __tracebackhide__ = True
     code = shell.transform_cell(cell)
     analysis = analyze(code)
     inputs = input_names(analysis, opts)
     label = f"cell '{opts.name}'" if opts.name else "this cell"
-    store = open_store(opts.backend)
+    try:
+        store = open_store(opts.backend)
+    except (OSError, sqlite3.Error, CacheError) as exc:
+        # An unusable cache.dir (a file, no permission, disk full) must not stop the research.
+        _warn(f"sci_ext warning: not cached: the cache cannot be opened ({type(exc).__name__}: {exc})")
+        run = CellRun(status="uncached")
+        run.result = _execute(shell, code)
+        SESSION.last = run
+        return run
     try:
         digests = hash_inputs(shell.user_ns, inputs, opts.ignore)
     except UnhashableInput as exc:
@@ -414,6 +460,7 @@ def _miss(
     digests: dict[str, str],
     opts: CellOptions,
 ) -> CellRun:
+    __tracebackhide__ = True
     ns = shell.user_ns
     before = dict(ns)
     started = time.time()
@@ -458,6 +505,9 @@ def _miss(
         events = redactor.redact_data(events)
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
+    if value is not None and _storable_result(value, redactor):
+        # A hit then gives Out[n] and `_` the value itself, as a miss does, not only its display.
+        payload["value"] = value
     cfg = get_config().cache
     ttl = opts.ttl if opts.ttl is not None else cfg.ttl_seconds
     info = EntryInfo(

@@ -37,6 +37,9 @@ class CellAnalysis:
     last_expression: bool = False
     #: The cell reads environment variables (``os.environ``, ``os.getenv``): they join the key.
     reads_environment: bool = False
+    #: The variables it reads when every read names one literally (``os.getenv("DATA_DIR")``);
+    #: None when some read is dynamic (``os.environ[name]``, ``dict(os.environ)``): all of them count.
+    environment_names: tuple[str, ...] | None = None
 
 
 def normalize(code: str) -> str:
@@ -77,6 +80,7 @@ def analyze(code: str) -> CellAnalysis:
     )
     return CellAnalysis(
         reads_environment=reads_environment,
+        environment_names=_literal_environment_names(tree) if reads_environment else None,
         inputs=tuple(sorted(inputs)),
         outputs=tuple(sorted(outputs)),
         imported_modules=tuple(sorted(modules)),
@@ -90,6 +94,53 @@ _TRY_NODES: tuple[type, ...] = (ast.Try, *((ast.TryStar,) if hasattr(ast, "TrySt
 
 
 _ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb"})
+
+
+def _is_env_node(node: ast.AST, names: frozenset[str]) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr in names) or (isinstance(node, ast.Name) and node.id in names)
+
+
+def _literal_environment_names(tree: ast.Module) -> tuple[str, ...] | None:
+    """The variables named in ``getenv("X")``, ``environ["X"]``, ``environ.get("X")``, ``"X" in environ``.
+
+    None if any other use of the environment appears (then the whole environment is keyed).
+    Keying only the variables read keeps per-process ones (``JPY_PARENT_PID``, ``SSH_CONNECTION``)
+    from making every restart a miss.
+    """
+    names: set[str] = set()
+    covered: set[int] = set()
+    mapping = frozenset({"environ", "environb"})
+
+    def literal(node: ast.AST | None) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+    for node in ast.walk(tree):
+        key: str | None = None
+        env: ast.AST | None = None
+        if isinstance(node, ast.Call) and node.args:
+            if _is_env_node(node.func, frozenset({"getenv", "getenvb"})):
+                key, env = literal(node.args[0]), node.func
+            elif (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("get", "pop", "setdefault")
+                and _is_env_node(node.func.value, mapping)
+            ):
+                key, env = literal(node.args[0]), node.func.value
+        elif isinstance(node, ast.Subscript) and _is_env_node(node.value, mapping):
+            key, env = literal(node.slice), node.value
+        elif (
+            isinstance(node, ast.Compare) and len(node.comparators) == 1 and _is_env_node(node.comparators[0], mapping)
+        ):
+            key, env = literal(node.left), node.comparators[0]
+        if key is not None and env is not None:
+            names.add(key)
+            covered.add(id(env))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.alias):
+            continue  # `from os import environ, getenv`: the import itself reads nothing
+        if _is_env_node(node, _ENV_NAMES) and id(node) not in covered:
+            return None
+    return tuple(sorted(names))
 
 
 def _magic_arguments(tree: ast.Module) -> list[str]:

@@ -7,11 +7,12 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from ..core.config import ConfigEvent, get_config_manager
 from ..core.errors import ConfigError
+from .lines import split_line
 from .state import KernelState
 from .tables import Table
 
@@ -46,7 +47,8 @@ class ConfigMagics(Magics):
             %sci_config --save project
             %sci_config --migrate bfts_config.yaml --dry-run
         """
-        args = parse_argstring(self.sci_config, line)
+        # Quotes group words as in a shell: core.environment="my laptop"; a trailing # comment is dropped.
+        args = self.sci_config.parser.parse_args(split_line(line, "%sci_config"))
         try:
             self._run(args)
         except ConfigError as exc:
@@ -87,7 +89,7 @@ class ConfigMagics(Magics):
                 updates[key.strip()] = value
             config = manager.set_many(updates)
             for key in updates:
-                print(f"{key} = {_short(config[key])}  (runtime)")
+                print(f"{key} = {_short(config.shown(key))}  (runtime)")
             return
         if len(lookups) > 1:
             raise UsageError("give at most one SECTION or KEY to show")

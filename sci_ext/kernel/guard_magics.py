@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from types import CodeType, TracebackType
@@ -31,6 +32,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .lines import strip_comment
 from .state import KernelState
 
 __all__ = ["GuardMagics", "register"]
@@ -176,7 +178,7 @@ class GuardMagics(Magics):
         parsed = self._parsed.get(line)
         if parsed is None:
             # Parsing is pure, and argparse is half the magic's own cost: parse a line once.
-            options, fallback = split_fallback(line)
+            options, fallback = split_fallback(strip_comment(line))
             parsed = (parse_argstring(self.guarded, options), fallback)
             if len(self._parsed) > 256:
                 self._parsed.clear()
@@ -192,22 +194,28 @@ class GuardMagics(Magics):
         from sci_ext.core.resilience import RateLimiter, circuit_breaker
 
         for option, value in (("--retries", args.retries), ("--timeout", args.timeout)):
-            if value is not None and value < 0:
+            if value is not None and not value >= 0:  # NaN too
                 raise UsageError(f"{option} must be >= 0, got {value}")
         for option, value in (("--wait-initial", args.wait_initial), ("--wait-max", args.wait_max)):
-            if value is not None and value < 0:
+            if value is not None and not value >= 0:
                 raise UsageError(f"{option} must be >= 0, got {value}")
         for option, value in (("NAME", args.name), ("--breaker", args.breaker)):
             if value is not None and not _NAME.match(value):
                 raise UsageError(f"{option}: {value!r} may only hold letters, digits and . _ : -")
         on = resolve_on(args.on, self.ip.user_ns) if args.on else None
         limiter = None
-        if args.rate:
-            try:
-                limiter = RateLimiter(args.name or args.breaker or "guarded", args.rate)
-            except ValueError as exc:
-                raise UsageError(f"--rate: {exc}") from None
-        breaker = circuit_breaker(args.breaker) if args.breaker else None
+        try:
+            if args.rate:
+                try:
+                    limiter = RateLimiter(args.name or args.breaker or "guarded", args.rate)
+                except ValueError as exc:
+                    raise UsageError(f"--rate: {exc}") from None
+            breaker = circuit_breaker(args.breaker) if args.breaker else None
+        except (OSError, sqlite3.Error) as exc:
+            # The shared state lives in core.state_dir: say which path is unusable, in one line.
+            option = "--breaker" if limiter is not None or not args.rate else "--rate"
+            reason = f"{type(exc).__name__}: {exc}"
+            raise UsageError(f"{option}: shared state unusable ({reason}); check core.state_dir") from None
         return {"on": on, "limiter": limiter, "breaker": breaker}
 
     def _compile(self, cell: str) -> tuple[str, CodeType | None, CodeType | None]:
@@ -321,8 +329,10 @@ class GuardMagics(Magics):
         if fallback is not None:
             _say(f"guarded {label}: running fallback")
             user_ns["_sci_error"] = error
+            # Cached like a cell's code, so a failing fallback's traceback shows its source.
+            where = self.ip.compile.cache(fallback, self.ip.execution_count, raw_code=fallback)
             exec(  # noqa: S102  # nosec B102 - the user's own fallback statement
-                compile(fallback, "<fallback>", "exec", self.ip.compile.flags, True), user_global_ns, user_ns
+                compile(fallback, where, "exec", self.ip.compile.flags, True), user_global_ns, user_ns
             )
             return None
         return error.with_traceback(_user_traceback(error, filename))

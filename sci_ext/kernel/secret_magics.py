@@ -21,6 +21,7 @@ from IPython.display import display
 from ..core.errors import SecurityError
 from ..core.security import get_redactor, get_security_manager
 from . import redaction
+from .lines import strip_comment
 from .state import KernelState
 from .tables import Table
 
@@ -56,7 +57,7 @@ class SecretMagics(Magics):
             %sci_secret lock                   # forget the key until next use
         """
         try:
-            args = parse_argstring(self.sci_secret, line)
+            args = parse_argstring(self.sci_secret, strip_comment(line))
         except UsageError as exc:
             raise UsageError(f"%sci_secret: {exc}; verbs: {', '.join(VERBS)}") from None
         try:

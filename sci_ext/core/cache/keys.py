@@ -206,6 +206,17 @@ class ValueHasher:
             if version == "":
                 self._local_module(value, label, helper_depth)
             return
+        wrapped = _library_wrapped(value, self.main_modules)
+        if wrapped is not None:
+            self._decorated(value, wrapped, label, depth, helper_depth)
+            return
+        if isinstance(value, functools.partial):
+            # pickle would name the function only: an edited notebook function must change the key.
+            self._tag("partial")
+            self._value(value.func, f"{label}.func", depth + 1, helper_depth)
+            self._value(value.args, f"{label}.args", depth + 1, helper_depth)
+            self._value(value.keywords, f"{label}.keywords", depth + 1, helper_depth)
+            return
         if isinstance(value, (types.FunctionType, type)) and _is_notebook_defined(value, self.main_modules):
             if isinstance(value, type):
                 self._class(value, label, helper_depth)
@@ -227,6 +238,30 @@ class ValueHasher:
             self._tag(f"path:{value}")
             return
         self._object(value, label, depth, helper_depth)
+
+    def _decorated(self, value: Any, wrapped: Any, label: str, depth: int, helper_depth: int) -> None:
+        """A library decorator's wrapper (``functools.cache``, ``cache_result``, ``retry_with_backoff``).
+
+        Keyed by the decorator (module, name, version), the plain settings in the
+        wrapper's closure and the wrapped function's content.  Pickling the wrapper
+        would name the notebook function only (an edit would be a stale hit), and its
+        own state (locks, memo tables) says nothing about the results.
+        """
+        if isinstance(value, types.FunctionType):
+            module = str(value.__globals__.get("__name__", ""))
+            self._tag(f"decorated:{module}:{value.__code__.co_name}:{module_version(module)}")
+            for name, cell in zip(value.__code__.co_freevars, value.__closure__ or (), strict=True):
+                try:
+                    content = cell.cell_contents
+                except ValueError:  # an empty cell: not bound yet
+                    continue
+                if type(content) in _SCALARS:
+                    self._tag(f"setting:{name}")
+                    self._value(content, f"{label} setting {name}", depth + 1, helper_depth)
+        else:
+            kind = type(value)
+            self._tag(f"decorated:{kind.__module__}:{kind.__qualname__}:{module_version(kind.__module__)}")
+        self._value(wrapped, f"{label} (decorated)", depth + 1, helper_depth)
 
     def _local_module(self, module: types.ModuleType, label: str, helper_depth: int) -> None:
         """A module no distribution versions (``config.py`` beside the notebook): its source and settings.
@@ -366,6 +401,30 @@ def _file_bytes(path: str, mtime_ns: int) -> bytes:
     """A source file's bytes (cached until it changes)."""
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def _library_wrapped(value: Any, main_names: frozenset[str]) -> Any:
+    """The function a versioned library's decorator wraps (``__wrapped__``), else None.
+
+    Decorators defined in the notebook (or an unversioned local module) are hashed
+    as ordinary notebook code instead: their own code can change the result.
+    """
+    if isinstance(value, (type, types.MethodType)) or not callable(value):
+        return None
+    try:
+        # functools.update_wrapper sets it in the instance dictionary (functions, lru_cache objects).
+        wrapped = vars(value).get("__wrapped__")
+    except TypeError:  # no instance dictionary
+        return None
+    if wrapped is None or not callable(wrapped):
+        return None
+    if isinstance(value, types.FunctionType):
+        module = str(value.__globals__.get("__name__", ""))
+    else:
+        module = type(value).__module__
+    if module in main_names or module_version(module) == "":
+        return None
+    return wrapped
 
 
 def _global_names(code: types.CodeType) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -80,11 +81,23 @@ def find_key_line(text: str, dotted: str) -> int | None:
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``text`` atomically; the old file stays if anything fails."""
+    """Replace ``path`` with ``text`` atomically; the old file stays if anything fails.
+
+    An existing file keeps its permissions (a 0600 config may hold a signing key);
+    ``mode`` is the mode of a new file.  A symlink (a dotfiles checkout) stays a
+    symlink: its target is the file replaced.
+    """
     from filelock import FileLock
 
+    lock = str(path) + ".lock"
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=30):
+    with FileLock(lock, timeout=30):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            pass
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

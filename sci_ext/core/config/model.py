@@ -82,6 +82,27 @@ class Config:
         self[dotted]
         return self._sources[dotted]
 
+    def shown(self, dotted: str) -> Any:
+        """The value of ``dotted`` as tables and messages may show it (it ends up in notebooks).
+
+        Settings marked secret show as ``[hidden]``; a URL's password as ``***``.
+        """
+        value = self[dotted]
+        spec = self._specs.get(dotted)
+        if spec is not None and spec.secret and value:
+            return "[hidden]"
+        if isinstance(value, str) and "://" in value and "@" in value:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(value)
+                password = parts.password
+            except ValueError:  # not a URL after all
+                return value
+            if password:
+                return value.replace(f":{password}@", ":***@", 1)
+        return value
+
     def as_dict(self) -> dict[str, Any]:
         """Flat ``{"section.key": value}`` of every setting."""
         return dict(self._values)
@@ -93,9 +114,8 @@ class Config:
             if prefix and not (dotted == prefix or dotted.startswith(prefix + ".")):
                 continue
             spec = self._specs.get(dotted)
-            shown = "[hidden]" if spec is not None and spec.secret and value else value
             kind = type_name(spec.type) if spec is not None else type(value).__name__
-            out.append((dotted, shown, kind, self._sources[dotted]))
+            out.append((dotted, self.shown(dotted), kind, self._sources[dotted]))
         return out
 
     def __repr__(self) -> str:

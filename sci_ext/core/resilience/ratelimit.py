@@ -105,11 +105,16 @@ class RateLimiter:
 
         def take(current: Record | None) -> Record | None:
             tat = max(float(current["tat"]) if current else now, now)
+            previous = float(current.get("interval", interval)) if current else interval
+            if previous > 0 and previous != interval:
+                # The rate changed (a typo fixed, a new plan): the calls still owed are
+                # spaced at the new rate, not the old one (60/hour -> 60/second: no hour-long wait).
+                tat = now + (tat - now) * interval / previous
             wait = max(0.0, tat - now - slack)
             waits[:] = [wait]
             if wait > 0 and (not block or (timeout is not None and wait > timeout)):
                 return None
-            return {"tat": tat + interval}
+            return {"tat": tat + interval, "interval": interval}
 
         self.store.update(self.name, take)
         wait = waits[0]

@@ -141,6 +141,8 @@ class SecurityManager:
         """Put secrets into ``os.environ`` (their values are redacted from outputs)."""
         wanted = self.vault.names() if all else list(names)
         if not wanted:
+            if all:
+                raise SecurityError(f"nothing to export: the vault {self.vault.path} holds no secrets")
             raise SecurityError("nothing to export: give secret names or all=True")
         missing = [n for n in wanted if n not in self.vault.names()]
         if missing:
