@@ -491,3 +491,32 @@ def test_only_literal_environment_reads_narrow_the_key():
     assert analyze("import os\nok = 'X' in os.environ and os.environ.get('Y')").environment_names == ("X", "Y")
     assert analyze("import os\nname = 'A'\nh = os.environ[name]").environment_names is None
     assert analyze("import os\nsnapshot = dict(os.environ)").environment_names is None
+
+
+# -- objects holding sets as %%cached inputs -------------------------------------------------------
+
+SET_HOLDERS = """
+from dataclasses import dataclass
+@dataclass
+class Settings:
+    labels: frozenset = frozenset({"cat", "dog", "eel", "fox"})
+    n: int = 3
+class Run:
+    def __init__(self):
+        self.tags = {"baseline", "ablation", "seed-1", "seed-2"}
+settings, run = Settings(), Run()
+"""
+
+
+def test_objects_with_set_attributes_hash_the_same_in_every_kernel(kernel_factory):
+    """Bug: objects were hashed by pickle, whose set order follows the hash seed: every restart was a miss."""
+    cell = "%%cached sets\nsummary = (sorted(settings.labels), settings.n, sorted(run.tags))"
+    first = kernel_factory(env={"PYTHONHASHSEED": "1"})
+    first.run(SET_HOLDERS).check()
+    first.run(cell).check()
+    second = kernel_factory(env={"PYTHONHASHSEED": "2"})
+    second.run(SET_HOLDERS).check()
+    again = second.run(cell).check()
+    assert "restored from" in again.stdout, again.text
+    second.run("run.tags.add('new')").check()
+    assert "restored from" not in second.run(cell).check().stdout  # content still keys it

@@ -319,7 +319,7 @@ class ValueHasher:
         for base in cls.__bases__:
             self._value(base, f"{label} base", 1, helper_depth)
         for attr, member in sorted(vars(cls).items()):
-            if attr in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"):
+            if attr in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__"):
                 continue
             func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
             if isinstance(member, property):
@@ -374,6 +374,12 @@ class ValueHasher:
         kind = type(value)
         self._tag("object")
         self._value(kind, f"type of {label}", depth + 1, helper_depth)
+        if _plain_state(value):
+            # Field by field, as containers are: a pickled set attribute would follow the
+            # process's hash seed, and the key would change with every kernel.
+            self._tag("state")
+            self._value(vars(value), f"{label}.__dict__", depth + 1, helper_depth)
+            return
         self._pickled(value, label)
 
     def _pickled(self, value: Any, label: str) -> None:
@@ -401,6 +407,24 @@ def _file_bytes(path: str, mtime_ns: int) -> bytes:
     """A source file's bytes (cached until it changes)."""
     with open(path, "rb") as handle:
         return handle.read()
+
+
+_DEFAULT_REDUCE = (object.__reduce__, object.__reduce_ex__, getattr(object, "__getstate__", None))
+
+
+def _plain_state(value: Any) -> bool:
+    """Is ``value`` an instance whose whole pickled state is its ``__dict__`` (no slots, no custom reduce)?"""
+    kind = type(value)
+    try:
+        state = vars(value)
+    except TypeError:
+        return False
+    if not isinstance(state, dict) or hasattr(kind, "__slots__"):
+        return False
+    hooks = (kind.__reduce__, kind.__reduce_ex__, getattr(kind, "__getstate__", None))
+    return all(hook is default for hook, default in zip(hooks, _DEFAULT_REDUCE, strict=True)) and not hasattr(
+        kind, "__setstate__"
+    )
 
 
 def _library_wrapped(value: Any, main_names: frozenset[str]) -> Any:
