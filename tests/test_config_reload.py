@@ -172,3 +172,16 @@ def test_reload_interval_is_configurable():
         manager.stop_watching()
     assert manager._watcher is None
     time.sleep(0)
+
+
+def test_saving_leaves_no_lock_file_in_the_project(sci_env):
+    manager = ConfigManager()
+    manager.set("rag.top_k", 4)
+    path = manager.save("project")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["sci_ext.toml"]
+    from sci_ext.core.config.files import lock_path_for
+
+    lock = Path(lock_path_for(path))
+    assert lock.parent == sci_env["XDG_STATE_HOME"] / "sci_ext" / "locks"
+    assert oct(lock.parent.stat().st_mode & 0o777) == "0o700"
+    assert lock_path_for(path) == lock_path_for(path.parent / "." / "sci_ext.toml")

@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["atomic_write_text", "find_key_line", "flatten_table", "read_toml", "update_toml_text"]
+__all__ = ["atomic_write_text", "find_key_line", "flatten_table", "lock_path_for", "read_toml", "update_toml_text"]
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -80,6 +80,23 @@ def find_key_line(text: str, dotted: str) -> int | None:
     return None
 
 
+def lock_path_for(path: Path) -> str:
+    """The lock file guarding writes of ``path``, kept out of the user's project.
+
+    Locks live in ``$XDG_STATE_HOME/sci_ext/locks`` (a 0700 directory in the user's
+    home, not a shared ``/tmp``), named by a hash of the file's real path, so every
+    writer of one file takes the same lock and no ``sci_ext.toml.lock`` litters a
+    repository.
+    """
+    import hashlib
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    directory = Path(base) / "sci_ext" / "locks"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
+    return str(directory / f"{digest}.lock")
+
+
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     """Replace ``path`` with ``text`` atomically; the old file stays if anything fails.
 
@@ -89,11 +106,10 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
     """
     from filelock import FileLock
 
-    lock = str(path) + ".lock"
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(lock, timeout=30):
+    with FileLock(lock_path_for(path), timeout=30):
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
