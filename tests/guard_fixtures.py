@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
 from fault_server import FaultServer
-from kernel_harness import CellResult
+from kernel_harness import REPO, CellResult
 
 
 @pytest.fixture
@@ -42,3 +46,41 @@ def run_and_interrupt(kernel, code: str, marker: str, timeout: float = 60):
     res = kernel.run(code, timeout=timeout, on_stream=watch)
     res.interrupted = interrupted  # type: ignore[attr-defined]
     return res
+
+
+_BREAKER_PROCESS = textwrap.dedent(
+    """
+    import sys
+    from sci_ext.core.errors import TransientError, CircuitOpenError
+    from sci_ext.core.resilience import CircuitBreaker
+    mode, name, show_store = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    breaker = CircuitBreaker(name, fail_max=2, reset_timeout=60)
+    if show_store:
+        print("store:", breaker.store.description)
+    if mode == "trip":
+        for _ in range(2):
+            try:
+                breaker.call(lambda: (_ for _ in ()).throw(TransientError("down")))
+            except TransientError:
+                pass
+    try:
+        breaker.call(lambda: None)
+        print("closed")
+    except CircuitOpenError as exc:
+        print("refused:", exc)
+    """
+)
+
+
+def run_breaker_process(mode: str, name: str, env: dict[str, str] | None = None, show_store: bool = False) -> str:
+    """In a fresh Python process: ``trip`` breaker ``name`` (fail_max 2) or just ``look``,
+    then try one call; stdout says ``closed`` or ``refused: <reason>``."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", _BREAKER_PROCESS, mode, name, "1" if show_store else "0"],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+        check=True,
+    ).stdout

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from guard_fixtures import run_breaker_process
 
 from sci_ext.core import get_config_manager
 from sci_ext.core.errors import CircuitOpenError, TransientError
@@ -261,32 +259,9 @@ def test_disk_state_lives_under_core_state_dir(sci_env):
     assert str(state_dir) in breaker.store.description
 
 
-_PROCESS = textwrap.dedent(
-    """
-    import sys
-    from sci_ext.core.errors import TransientError, CircuitOpenError
-    from sci_ext.core.resilience import CircuitBreaker
-    breaker = CircuitBreaker("shared", fail_max=2, reset_timeout=60)
-    if sys.argv[1] == "trip":
-        for _ in range(2):
-            try:
-                breaker.call(lambda: (_ for _ in ()).throw(TransientError("down")))
-            except TransientError:
-                pass
-    try:
-        breaker.call(lambda: None)
-        print("closed")
-    except CircuitOpenError as exc:
-        print("refused:", exc)
-    """
-)
-
-
 def test_two_processes_share_a_breaker_through_the_state_dir():
     def run(mode: str) -> str:
-        return subprocess.run(
-            [sys.executable, "-c", _PROCESS, mode], capture_output=True, text=True, check=True, cwd=REPO
-        ).stdout.strip()
+        return run_breaker_process(mode, "shared").strip()
 
     assert run("look") == "closed"
     assert run("trip").startswith("refused: circuit breaker 'shared' is open after 2 consecutive failures")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from guard_fixtures import run_breaker_process
 
 from sci_ext.core import get_config_manager
 from sci_ext.core.errors import CircuitOpenError, RateLimitExceeded, TransientError
@@ -18,34 +15,10 @@ from sci_ext.core.resilience import OPEN, CircuitBreaker, RateLimiter, RedisStor
 pytestmark = pytest.mark.redis
 REPO = Path(__file__).resolve().parents[1]
 
-_PROCESS = textwrap.dedent(
-    """
-    import sys
-    from sci_ext.core.errors import TransientError, CircuitOpenError
-    from sci_ext.core.resilience import CircuitBreaker
-    breaker = CircuitBreaker("remote-api", fail_max=2, reset_timeout=60)
-    print("store:", breaker.store.description)
-    if sys.argv[1] == "trip":
-        for _ in range(2):
-            try:
-                breaker.call(lambda: (_ for _ in ()).throw(TransientError("down")))
-            except TransientError:
-                pass
-    try:
-        breaker.call(lambda: None)
-        print("closed")
-    except CircuitOpenError as exc:
-        print("refused:", exc)
-    """
-)
-
 
 def _run(mode: str, state_home: Path, redis_url: str) -> str:
-    env = {**os.environ, "XDG_STATE_HOME": str(state_home), "SCI_EXT_BREAKER__REDIS_URL": redis_url}
-    out = subprocess.run(
-        [sys.executable, "-c", _PROCESS, mode], capture_output=True, text=True, env=env, cwd=REPO, check=True
-    )
-    return out.stdout
+    env = {"XDG_STATE_HOME": str(state_home), "SCI_EXT_BREAKER__REDIS_URL": redis_url}
+    return run_breaker_process(mode, "remote-api", env=env, show_store=True)
 
 
 def test_two_processes_with_separate_state_dirs_share_a_breaker(redis_server, tmp_path):
