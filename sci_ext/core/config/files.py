@@ -22,7 +22,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["atomic_write_text", "find_key_line", "flatten_table", "lock_path_for", "read_toml", "update_toml_text"]
+__all__ = [
+    "atomic_write_text",
+    "find_key_line",
+    "flatten_table",
+    "lock_path_for",
+    "parse_toml",
+    "read_toml",
+    "update_toml_text",
+]
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
@@ -37,8 +45,13 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})", path=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc.strerror})", path=str(path)) from None
+    return parse_toml(text, path), text
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """Parse TOML ``text`` that belongs to ``path``; errors name the file and line."""
     try:
-        return tomllib.loads(text), text
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line = int(match.group(1)) if match else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .files import atomic_write_text, find_key_line, flatten_table, read_toml, update_toml_text
+from .files import atomic_write_text, find_key_line, flatten_table, parse_toml, read_toml, update_toml_text
 from .model import Config, ConfigEvent, Source, Subscriber, suggest
 from .registry import (
     PROJECT_FILE,
@@ -148,10 +148,14 @@ class ConfigManager:
             values.update({f"{name}.{k}": v for k, v in flatten_instance(cls()).items()})
         return _Layer("default", None, values)
 
-    def _file_layer(self, layer: str, path: Path | None) -> _Layer | None:
-        if path is None or not path.exists():
+    def _file_layer(self, layer: str, path: Path | None, text: str | None = None) -> _Layer | None:
+        """The layer of config file ``path``; ``text`` checks content not yet written there."""
+        if text is not None and path is not None:
+            table = parse_toml(text, path)
+        elif path is None or not path.exists():
             return None
-        table, text = read_toml(path)
+        else:
+            table, text = read_toml(path)
         version = table.pop("schema_version", SCHEMA_VERSION)
         problems = []
         if not isinstance(version, int) or version > SCHEMA_VERSION:
@@ -391,19 +395,12 @@ class ConfigManager:
             return path
 
     def _check_file_text(self, target: str, path: Path, text: str) -> None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            probe = Path(tmp) / path.name
-            probe.write_text(text, encoding="utf-8")
-            layers = [layer for layer in self._layers({}) if layer.name != target]
-            file_layer = self._file_layer(target, probe)
-            if file_layer is None:  # pragma: no cover - the probe file was just written
-                raise ConfigError(f"{path}: could not check the new content")
-            file_layer.location = str(path)
-            index = 1 if target == "user" else len([la for la in layers if la.name in ("default", "user")])
-            layers.insert(index, file_layer)
-            self._build(layers)
+        """Raise :class:`ConfigError` unless the config would be valid with ``text`` in ``path``."""
+        candidate = self._file_layer(target, path, text)
+        layers = [layer for layer in self._layers({}) if layer.name != target]
+        if candidate is not None:  # always, since text is given
+            layers.append(candidate)
+        self._build(sorted(layers, key=lambda layer: LAYERS.index(layer.name)))
 
     # --------------------------------------------------------------- watching
     def _file_stamps(self) -> dict[str, tuple[float, int] | None]:
