@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -171,7 +170,6 @@ def test_reload_interval_is_configurable():
     finally:
         manager.stop_watching()
     assert manager._watcher is None
-    time.sleep(0)
 
 
 def test_saving_leaves_no_lock_file_in_the_project(sci_env):
@@ -185,3 +183,21 @@ def test_saving_leaves_no_lock_file_in_the_project(sci_env):
     assert lock.parent == sci_env["XDG_STATE_HOME"] / "sci_ext" / "locks"
     assert oct(lock.parent.stat().st_mode & 0o777) == "0o700"
     assert lock_path_for(path) == lock_path_for(path.parent / "." / "sci_ext.toml")
+
+
+def test_runtime_changes_build_on_the_last_good_layers(sci_env):
+    project = sci_env["project"] / "sci_ext.toml"
+    project.write_text("[rag]\ntop_k = 3\n")
+    manager = ConfigManager()
+    touch_later(project, "[rag]\ntop_k = 'broken'\n")  # edited, not reloaded yet
+    manager.set("retry.max_attempts", 4)  # neither re-reads the file nor fails on it
+    assert (manager.config.rag.top_k, manager.config.retry.max_attempts) == (3, 4)
+    assert manager.validate()  # validate does read the files as they are now
+
+
+def test_runtime_changes_work_on_defaults_when_the_files_are_invalid(sci_env):
+    (sci_env["project"] / "sci_ext.toml").write_text("[rag]\ntop_k = 'broken'\n")
+    manager = ConfigManager()
+    assert manager.last_error is not None
+    manager.set("rag.top_k", 9)
+    assert manager.config.rag.top_k == 9 and manager.source("rag.top_k").layer == "runtime"

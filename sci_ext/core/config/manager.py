@@ -110,12 +110,15 @@ class ConfigManager:
         self._stop = threading.Event()
         self._stamps: dict[str, tuple[float, int] | None] = {}
         self.last_error: str | None = None
-        self._loaded_files = load
-        defaults = self._build([self._default_layer()])
-        self._config = defaults
+        # The layers below runtime as last read successfully; runtime changes build on
+        # these, so a `set` neither re-reads files nor picks up an unvalidated edit.
+        self._base: list[_Layer] = [self._default_layer()]
+        self._config = self._build(self._base)
         if load:
             try:
-                self._config = self._build(self._layers())
+                base = self._read_base_layers()
+                self._config = self._build([*base, self._runtime_layer()])
+                self._base = base
             except ConfigError as exc:
                 self.last_error = str(exc)
                 log.warning("sci_ext config invalid, using defaults: %s", exc)
@@ -189,15 +192,18 @@ class ConfigManager:
             names[dotted] = var
         return _Layer("env", None, values, env_names=names)
 
-    def _layers(self, runtime: dict[str, Any] | None = None) -> list[_Layer]:
+    def _read_base_layers(self) -> list[_Layer]:
+        """Defaults, files and environment, read now (may raise for unreadable files)."""
         layers = [self._default_layer()]
         for name, path in (("user", self.user_path), ("project", self.project_path)):
             file_layer = self._file_layer(name, path)
             if file_layer is not None:
                 layers.append(file_layer)
         layers.append(self._env_layer())
-        layers.append(_Layer("runtime", None, dict(self._runtime if runtime is None else runtime)))
         return layers
+
+    def _runtime_layer(self, runtime: dict[str, Any] | None = None) -> _Layer:
+        return _Layer("runtime", None, dict(self._runtime if runtime is None else runtime))
 
     # --------------------------------------------------------------- building
     def _build(self, layers: list[_Layer]) -> Config:
@@ -301,11 +307,7 @@ class ConfigManager:
         """Apply several runtime overrides atomically (all or none)."""
         with self._lock:
             candidate = {**self._runtime, **updates}
-            new = self._build(
-                self._layers(candidate)
-                if self._loaded_files
-                else [self._default_layer(), _Layer("runtime", None, candidate)]
-            )
+            new = self._build([*self._base, self._runtime_layer(candidate)])
             self._runtime = candidate
             return self._apply(new)
 
@@ -318,11 +320,7 @@ class ConfigManager:
                 if dotted not in self._config:
                     raise ConfigError(f"--reset: {self.unknown_key_message(dotted)}", key=dotted)
                 candidate = {k: v for k, v in self._runtime.items() if k != dotted}
-            new = self._build(
-                self._layers(candidate)
-                if self._loaded_files
-                else [self._default_layer(), _Layer("runtime", None, candidate)]
-            )
+            new = self._build([*self._base, self._runtime_layer(candidate)])
             self._runtime = candidate
             return self._apply(new)
 
@@ -336,7 +334,8 @@ class ConfigManager:
         with self._lock:
             self._stamps = self._file_stamps()
             try:
-                new = self._build(self._layers())
+                base = self._read_base_layers()
+                new = self._build([*base, self._runtime_layer()])
             except ConfigError as exc:
                 self.last_error = str(exc)
                 log.warning("config reload rejected, keeping the previous config: %s", exc)
@@ -345,6 +344,7 @@ class ConfigManager:
                     raise
                 return False
             self.last_error = None
+            self._base = base
             old = self._config
             self._apply(new, origin=origin)
             return new != old
@@ -353,7 +353,7 @@ class ConfigManager:
         """Problems of the files, environment and overrides as they are now (empty: valid)."""
         with self._lock:
             try:
-                self._build(self._layers())
+                self._build([*self._read_base_layers(), self._runtime_layer()])
             except ConfigError as exc:
                 return list(getattr(exc, "problems", [str(exc)]))
             return []
@@ -397,7 +397,7 @@ class ConfigManager:
     def _check_file_text(self, target: str, path: Path, text: str) -> None:
         """Raise :class:`ConfigError` unless the config would be valid with ``text`` in ``path``."""
         candidate = self._file_layer(target, path, text)
-        layers = [layer for layer in self._layers({}) if layer.name != target]
+        layers = [layer for layer in self._base if layer.name != target]
         if candidate is not None:  # always, since text is given
             layers.append(candidate)
         self._build(sorted(layers, key=lambda layer: LAYERS.index(layer.name)))
