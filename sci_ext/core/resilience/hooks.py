@@ -8,11 +8,11 @@ logged and ignored: instrumentation must not break the call it observes.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+
+from .. import context
+from ..events import Listeners
 
 __all__ = [
     "BreakerEvent",
@@ -27,10 +27,6 @@ __all__ = [
     "on_retry",
     "set_correlation_id_provider",
 ]
-
-_log = logging.getLogger("sci_ext.resilience")
-
-EventT = TypeVar("EventT")
 
 
 @dataclass(frozen=True)
@@ -80,40 +76,6 @@ class RateLimitEvent:
     wait: float
 
 
-@dataclass
-class Listeners(Generic[EventT]):
-    """A thread-safe list of callbacks for one kind of event."""
-
-    kind: str
-    _callbacks: list[Callable[[EventT], Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, callback: Callable[[EventT], Any]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every event; returns a function that removes it."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def remove() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return remove
-
-    def emit(self, event: EventT) -> None:
-        """Deliver ``event`` to every listener; a failing listener is logged, not raised."""
-        if not self._callbacks:  # the common case costs one attribute read
-            return
-        for callback in list(self._callbacks):
-            try:
-                callback(event)
-            except Exception:
-                _log.exception("sci_ext %s listener %r failed", self.kind, callback)
-
-    def __len__(self) -> int:
-        return len(self._callbacks)
-
-
 #: Every retry of ``retry_with_backoff`` and ``%%guarded``.
 on_retry: Listeners[RetryEvent] = Listeners("retry")
 #: Every state change of a circuit breaker made in this process.
@@ -133,10 +95,10 @@ def set_correlation_id_provider(provider: Callable[[], str | None] | None) -> No
 
 
 def current_correlation_id() -> str | None:
-    """The correlation id of the running cell, when telemetry provides one."""
+    """The correlation id of the running cell (:mod:`sci_ext.core.context`, or a provider)."""
     provider = _correlation_id_provider
     if provider is None:
-        return None
+        return context.current().correlation_id
     try:
         return provider()
     except Exception:

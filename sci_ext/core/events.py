@@ -1,0 +1,55 @@
+"""Listeners: how features announce what they do without importing who listens.
+
+Features (config, cache, resilience, security, LLM accounting) emit events through a
+:class:`Listeners`; telemetry, the dashboards and the status API add callbacks.  A
+listener that raises is logged and ignored: instrumentation must not break the call it
+observes.  Emitting with no listener costs one attribute read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Listeners"]
+
+_log = logging.getLogger("sci_ext.events")
+
+EventT = TypeVar("EventT")
+
+
+@dataclass
+class Listeners(Generic[EventT]):
+    """A thread-safe list of callbacks for one kind of event."""
+
+    kind: str
+    _callbacks: list[Callable[[EventT], Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, callback: Callable[[EventT], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns a function that removes it."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return remove
+
+    def emit(self, event: EventT) -> None:
+        """Deliver ``event`` to every listener; a failing listener is logged, not raised."""
+        if not self._callbacks:  # the common case costs one attribute read
+            return
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:
+                _log.exception("sci_ext %s listener %r failed", self.kind, callback)
+
+    def __len__(self) -> int:
+        return len(self._callbacks)
