@@ -13,13 +13,15 @@ import pytest
 @pytest.fixture
 def telemetry(sci_env: dict[str, Path]) -> Iterator[dict[str, Path]]:
     """Telemetry subscribed in this process (no background thread), logging to this test's state dir."""
-    from sci_ext.core.telemetry import logs, subscribe
+    from sci_ext.core.telemetry import alerts, logs, subscribe
 
+    alerts._monitor = None  # fresh alert windows: other tests' errors do not count here
     subscribe.install(monitor=False)
     logs.configure_logging(force=True)
     yield sci_env
     subscribe.uninstall()
     logs.unconfigure_logging()
+    alerts._monitor = None
 
 
 def sample(metric: str, /, **labels: str) -> float:
