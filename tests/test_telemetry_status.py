@@ -83,7 +83,10 @@ def test_breakers_and_errors_recorded_by_another_process(telemetry):
     subprocess.run([sys.executable, "-c", OTHER], env=env, check=True, timeout=120)
     status = collect_status(run_checks=False)
     breakers = {b["name"]: b for b in status["breakers"]}
-    assert breakers["openai"]["state"] == "open" and breakers["openai"]["next_attempt_at"] > breakers["openai"]["opened_at"]
+    assert (
+        breakers["openai"]["state"] == "open"
+        and breakers["openai"]["next_attempt_at"] > breakers["openai"]["opened_at"]
+    )
     errors = status["errors"]
     assert len(errors) == 50
     assert errors[0]["message"] == "blip 59" and errors[-1]["message"] == "blip 10"  # newest first

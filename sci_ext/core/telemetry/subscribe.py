@@ -3,13 +3,14 @@
 :func:`install` (idempotent) subscribes to:
 
 * the cache's stats listener -> ``sci_cache_requests_total{layer,result}``;
-* the resilience hooks: ``on_retry`` -> ``sci_retry_attempts_total{name,error_type}`` and a
-  log line, ``on_breaker_change`` -> ``sci_breaker_state{name}`` and a log line,
+* the resilience hooks: ``on_retry`` -> ``sci_retry_attempts_total{name,error_type}`` (the
+  retry layer logs the retry itself), ``on_breaker_change`` -> ``sci_breaker_state{name}`` and a log line,
   ``on_error`` -> ``sci_errors_total{category}``, the shared error records and the alert
   window, ``on_rate_limit_wait`` -> a DEBUG line;
 * the security hooks: auth failures -> ``sci_auth_failures_total`` and the alert window,
   lockouts -> a WARNING line;
 * health reports -> ``sci_health_check_status{check}`` and the alert window;
+* config changes -> the log handlers follow ``core.log_format``, ``core.state_dir``, ...;
 
 configures the JSON log, and (``monitor=True``) starts the background monitor that
 samples CPU and memory, refreshes the cache-size gauge, runs the health checks every
@@ -205,6 +206,22 @@ def _tick() -> None:
         run_health_checks()
 
 
+def _reconfigure_logging(event: Any) -> None:
+    from .logs import configure_logging
+
+    configure_logging()  # no-op unless a log setting changed
+
+
+def _follow_config() -> Callable[[], None]:
+    """Re-apply log settings when the config changes (``%sci_config core.log_format=text``)."""
+    from ..config import get_config_manager
+
+    try:
+        return get_config_manager().subscribe(_reconfigure_logging)
+    except Exception:  # a broken config: nothing to follow yet
+        return lambda: None
+
+
 def install(*, monitor: bool = True, interval: float | None = None) -> None:
     """Subscribe telemetry to every feature's events and configure the log (idempotent).
 
@@ -230,6 +247,7 @@ def install(*, monitor: bool = True, interval: float | None = None) -> None:
                 add_auth_failure_hook(_on_auth_failure),
                 add_lockout_hook(_on_lockout),
                 on_health_report.add(_on_health),
+                _follow_config(),
             ])  # fmt: skip
             _installed = True
     try:
