@@ -11,7 +11,7 @@ import time
 
 import pytest
 from kernel_harness import REPO
-from telemetry_fixtures import sample, telemetry  # noqa: F401
+from telemetry_fixtures import sample
 
 from sci_ext.core.telemetry.alerts import AlertMonitor, active_alerts, alerts_dir
 

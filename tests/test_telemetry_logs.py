@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 from kernel_harness import REPO
-from telemetry_fixtures import telemetry  # noqa: F401
 
 from sci_ext.core import context
 from sci_ext.core.errors import ConfigError

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from kernel_harness import REPO
-from telemetry_fixtures import promtool, sample, telemetry  # noqa: F401
+from telemetry_fixtures import promtool, sample
 
 
 def test_cache_retry_breaker_error_and_auth_events_become_metrics(telemetry, fast_vault, no_waits):

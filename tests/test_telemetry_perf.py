@@ -9,7 +9,7 @@ import logging
 import typing
 
 import pytest
-from telemetry_fixtures import sample, telemetry  # noqa: F401
+from telemetry_fixtures import sample
 
 
 def test_bare_decorator_times_calls_and_keeps_the_signature(telemetry):
@@ -96,7 +96,8 @@ def test_bad_use_is_a_clear_error():
 
 # ------------------------------------------------------------- SPEC section 1
 def test_spec_snippet_runs_unchanged_sync(telemetry, fast_vault, no_waits):
-    from sci_ext.core import get_config_manager, get_rag_config, get_security_manager
+    # As written in SPEC section 1 (unsorted on purpose).
+    from sci_ext.core import get_config_manager, get_rag_config, get_security_manager  # noqa: I001
     from sci_ext.core import handle_errors, retry_with_backoff, cache_result, performance_monitor
 
     rag_config = get_rag_config()
@@ -131,7 +132,7 @@ def test_spec_snippet_runs_unchanged_sync(telemetry, fast_vault, no_waits):
 
 
 async def test_spec_snippet_runs_unchanged_async(telemetry, no_waits):
-    from sci_ext.core import handle_errors, retry_with_backoff, cache_result, performance_monitor
+    from sci_ext.core import handle_errors, retry_with_backoff, cache_result, performance_monitor  # noqa: I001
 
     calls = []
 

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 from kernel_harness import REPO
-from telemetry_fixtures import telemetry  # noqa: F401
 
 DOC = Path(REPO) / "docs" / "status-api.md"
 

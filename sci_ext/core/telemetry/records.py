@@ -4,7 +4,8 @@ Kernels record errors (``handle_errors``, ``%%guarded``, cells that raise); the
 server's status API shows them.  Both meet in ``core.state_dir/telemetry/errors.jsonl``:
 each record is one line appended with a single ``write`` (``O_APPEND``: lines of
 concurrent writers do not interleave); when the file passes :data:`MAX_BYTES` the
-newest lines are kept (at most :data:`KEEP_LINES`, at most half of :data:`MAX_BYTES`) (under a file lock, by an atomic rename).
+newest lines are kept (at most :data:`KEEP_LINES`, at most half of :data:`MAX_BYTES`;
+under a file lock, by an atomic rename).
 Messages are redacted before they are written and cut to 500 characters.
 """
 
