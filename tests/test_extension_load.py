@@ -30,7 +30,7 @@ def test_load_ext_twice_is_harmless(kernel):
 def test_import_is_light():
     code = (
         "import sys, sci_ext;"
-        "heavy = [m for m in ('tenacity', 'diskcache', 'cryptography', 'plotly', 'ipywidgets', 'redis', 'numpy', 'yaml', 'tomlkit') if m in sys.modules];"
+        "heavy = [m for m in ('tenacity', 'diskcache', 'cryptography', 'plotly', 'ipywidgets', 'redis', 'numpy', 'yaml', 'tomlkit', 'prometheus_client', 'psutil', 'pythonjsonlogger') if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -110,3 +110,23 @@ def test_error_records_are_bounded_and_redacted(telemetry, monkeypatch):
     assert got[0]["message"].startswith("n=199 key=[REDACTED:K]") and len(got[0]["message"]) == 500
     assert "supersecretvalue" not in path.read_text()
     assert records.read_errors(5, path=path.with_name("none.jsonl")) == []
+
+
+def test_features_never_import_telemetry():
+    offenders = []
+    for feature in ("cache", "config", "resilience", "security", "errors.py", "context.py", "events.py"):
+        root = Path(REPO) / "sci_ext" / "core" / feature
+        for path in [root] if root.is_file() else root.rglob("*.py"):
+            if re.search(r"^\s*(from|import)\s+[.\w]*telemetry", path.read_text(), flags=re.M):
+                offenders.append(str(path))
+    assert offenders == []
+
+
+def test_importing_the_telemetry_package_is_light():
+    code = (
+        "import sys, sci_ext.core.telemetry as t; t.__all__;"
+        "from sci_ext.core import performance_monitor, get_logger, health_check;"
+        "print([m for m in ('prometheus_client', 'psutil', 'pythonjsonlogger') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
