@@ -36,6 +36,7 @@ __all__ = [
     "CheckResult",
     "HealthReport",
     "health_check",
+    "last_report",
     "on_health_report",
     "registered_checks",
     "run_health_checks",
@@ -263,8 +264,18 @@ def run_health_checks(names: list[str] | None = None, *, timeout: float | None =
         out.append(CheckResult(check.name, status, detail, round(ms, 3), _since[check.name][1]))
     overall = max((c.status for c in out), key=_RANK.__getitem__, default="ok")
     report = HealthReport(overall, out, now)
+    global _last_report
+    _last_report = report
     on_health_report.emit(report)
     return report
+
+
+_last_report: HealthReport | None = None
+
+
+def last_report() -> HealthReport | None:
+    """The report of the latest :func:`run_health_checks` in this process (``None`` before the first)."""
+    return _last_report
 
 
 # ---------------------------------------------------------------- built-ins
