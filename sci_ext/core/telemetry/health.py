@@ -15,7 +15,6 @@ only when a Redis URL is configured).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import inspect
 import json
@@ -195,6 +194,7 @@ def _interpret(value: Any) -> tuple[str, str]:
 def _call(func: Callable[..., Any]) -> Any:
     result = func()
     if inspect.isawaitable(result):
+        import asyncio
 
         async def wait() -> Any:
             return await result
