@@ -162,6 +162,10 @@ def test_sci_health_shows_a_table(kernel, sci_env):
     assert report["checks"][0]["detail"] == "OSError: disk on fire"
     bad = kernel.run("%sci_health nosuch")
     assert bad.error is not None and "unknown health check(s): nosuch" in bad.error["evalue"]
+    bad = kernel.run("%sci_health --timeout 0")
+    assert bad.error is not None and "--timeout must be > 0 seconds" in bad.error["evalue"]
+    bad = kernel.run("%sci_health --nope")
+    assert bad.error is not None and bad.error["ename"] == "UsageError"
 
 
 def test_metrics_of_a_kernel_in_multiprocess_mode_reach_another_process(kernel_factory, sci_env, tmp_path):
