@@ -251,3 +251,46 @@ scrape_configs:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _sci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sci_ext", *args], capture_output=True, text=True, timeout=120, env=env or os.environ.copy()
+    )
+
+
+def test_cli_health_url_against_a_server_with_unusable_state_dir(tmp_path: Path, sci_env) -> None:
+    blocker = sci_env["XDG_STATE_HOME"] / "sci_ext"
+    blocker.write_text("a file where the state directory should be")
+    server = LiveServer(tmp_path / "jupyter").start()  # the server starts all the same
+    try:
+        result = server.get("/sci/health")
+        assert result.status == 503
+        failing = {c["name"]: c["detail"] for c in result.json()["checks"] if c["status"] == "failing"}
+        assert str(blocker) in failing["metrics_dir"]
+        assert server.get("/sci/metrics").status == 200  # metrics still answer
+
+        env = {**os.environ, "SCI_EXT_TOKEN": server.token}
+        failing_run = _sci("health", "--url", server.base + "/", env=env)
+        assert failing_run.returncode == 1, failing_run.stdout + failing_run.stderr
+        assert "failing" in failing_run.stdout and "metrics_dir" in failing_run.stdout
+        assert server.token not in failing_run.stdout + failing_run.stderr
+
+        as_json = _sci("health", "--url", server.base, "--token", server.token, "--json")
+        assert json.loads(as_json.stdout)["status"] == "failing"
+
+        refused = _sci("health", "--url", server.base, "--token", "wrong-token")
+        assert refused.returncode == 1
+        assert "HTTP 401" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+        assert "wrong-token" not in refused.stderr
+    finally:
+        server.stop()
+    unreachable = _sci("health", "--url", server.base, "--http-timeout", "2")
+    assert unreachable.returncode == 1 and "unreachable" in unreachable.stderr
+    assert _sci("health", "--url", "ftp://example.org/").returncode == 2
+
+
+def test_cli_health_url_ok(live: LiveServer) -> None:
+    run = _sci("health", "--url", live.base, env={**os.environ, "JUPYTER_TOKEN": live.token})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "metrics_dir" in run.stdout
