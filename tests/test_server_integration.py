@@ -199,21 +199,20 @@ def test_real_prometheus_scrapes_with_bearer_key(live: LiveServer, kernel_run, t
     assert token.startswith("sci_") and token not in cli.stderr
 
     port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        f"""global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: sci_ext
-    metrics_path: /sci/metrics
-    authorization:
-      type: Bearer
-      credentials: {token}
-    static_configs:
-      - targets: ["127.0.0.1:{live.port}"]
-"""
+    token_file = tmp_path / "sci_ext.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    # the scrape config is the README's ("Monitoring"), pointed at this server and token file
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    monitoring = readme[readme.index("## Monitoring") :]
+    block = monitoring[monitoring.index("```yaml\n") + len("```yaml\n") :]
+    block = block[: block.index("```")]
+    assert "/etc/prometheus/sci_ext.token" in block and "127.0.0.1:8888" in block
+    block = block.replace("/etc/prometheus/sci_ext.token", str(token_file)).replace(
+        "127.0.0.1:8888", f"127.0.0.1:{live.port}"
     )
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + block)
     check = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     proc = subprocess.Popen(
@@ -255,7 +254,11 @@ scrape_configs:
 
 def _sci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sci_ext", *args], capture_output=True, text=True, timeout=120, env=env or os.environ.copy()
+        [sys.executable, "-m", "sci_ext", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or os.environ.copy(),
     )
 
 

@@ -73,7 +73,7 @@ class SciExt(ExtensionApp):
             self.metrics.error = state_error
         else:
             self.metrics.prepare()
-        if self.kernel_metrics and self.metrics.usable:
+        if self.kernel_metrics and self.metrics.usable and self.serverapp is not None:
             install_kernel_env(self.serverapp.kernel_manager, self._kernel_env)
         try:
             self._telemetry_installed = bridge.install_server_telemetry()
@@ -137,9 +137,7 @@ class SciExt(ExtensionApp):
                 {"name": "metrics_dir", "status": "failing", "detail": self.metrics.error, "duration_ms": 0.0}
             )
         else:
-            checks.append(
-                {"name": "metrics_dir", "status": "ok", "detail": str(self.metrics.path), "duration_ms": 0.0}
-            )
+            checks.append({"name": "metrics_dir", "status": "ok", "detail": str(self.metrics.path), "duration_ms": 0.0})
         dead = [k["id"] for k in self.kernel_models() if k.get("execution_state") == "dead"]
         checks.append(
             {

@@ -62,7 +62,9 @@ def _fallback_metrics() -> Any:
         from ..core.security.manager import add_auth_failure_hook
 
         registry = CollectorRegistry(auto_describe=True)
-        failures = Counter("sci_auth_failures_total", "Failed authentications (API keys, endpoints).", registry=registry)
+        failures = Counter(
+            "sci_auth_failures_total", "Failed authentications (API keys, endpoints).", registry=registry
+        )
         add_auth_failure_hook(lambda _client, _reason: failures.inc())
         _fallback_registry = registry
     return _fallback_registry
@@ -74,7 +76,6 @@ def install_server_telemetry() -> bool:
         _fallback_metrics()
         return False
     from ..core.telemetry import get_metrics, install
-
     from ..core.telemetry.subscribe import installed
 
     get_metrics()  # create the server's sci_* series now, so the first scrape has them
