@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ..core import context
+from ..core.telemetry.subscribe import record_cell
 from .state import KernelState
 
 __all__ = ["CellTimer", "register"]
@@ -75,8 +76,6 @@ class CellTimer:
                 error = result.error_in_exec or result.error_before_exec
             if isinstance(error, KeyboardInterrupt) or not isinstance(error, Exception):
                 error = None  # an interrupt is not a failure
-            from ..core.telemetry.subscribe import record_cell
-
             where = f"cell [{context.current().execution_count}]"
             record_cell(duration, error, where, already_recorded=error is not None and self._recorded == self._cid)
         finally:
