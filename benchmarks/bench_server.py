@@ -200,8 +200,9 @@ def main() -> int:
         dead_pids = [p.pid for p in dead]
         _write_kernels(metrics_dir, dead_pids, env)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(metrics_dir.glob(f"*_{dead_pids[0]}.db")):
-            time.sleep(0.2)
+        dead_suffixes = tuple(f"_{pid}.db" for pid in dead_pids)
+        while time.monotonic() < deadline and any(n.endswith(dead_suffixes) for n in os.listdir(metrics_dir)):
+            time.sleep(0.2)  # the server's background compaction removes them all, then they are gone
         files_after = len(list(metrics_dir.glob("*.db")))
         after_ms, after_max, after_cpu, _ = _scrape_times(server, args.repeat)
         print(
