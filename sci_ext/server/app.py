@@ -150,7 +150,7 @@ class SciExt(ExtensionApp):
         return checks
 
     def _health_report(self) -> dict[str, Any]:
-        return bridge.health(self.state_dir, self._server_checks())
+        return bridge.health(self._server_checks())
 
     def _status_report(self) -> dict[str, Any]:
         from .resources import sample_resources
@@ -167,7 +167,6 @@ class SciExt(ExtensionApp):
             "pid": os.getpid(),
             "metrics_dir": str(self.metrics.path),
             "metrics_dir_error": self.metrics.error,
-            "telemetry": bridge.telemetry_available(),
         }
         self.health.value, self.health.stamp = report, time.monotonic()  # a fresh health sample for free
         return status
