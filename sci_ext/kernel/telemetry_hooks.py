@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import time
 from typing import Any
 
@@ -28,6 +29,8 @@ def _kernel_id() -> str | None:
     """The kernel's id: ``SCI_EXT_KERNEL_ID`` (set by the server) or the connection file's name."""
     if os.environ.get("SCI_EXT_KERNEL_ID"):
         return os.environ["SCI_EXT_KERNEL_ID"]
+    if "ipykernel.kernelapp" not in sys.modules:
+        return None  # a plain IPython shell: no kernel, and importing ipykernel would cost ~0.5 s
     try:
         from ipykernel.connect import get_connection_file
 
@@ -84,7 +87,7 @@ class CellTimer:
 
 def register(ipython: Any, state: KernelState) -> None:
     """Install telemetry and the cell hooks on ``ipython`` (undone by ``%unload_ext``)."""
-    from ..core.resilience.hooks import on_error
+    from ..core.events import channel
     from ..core.telemetry.subscribe import install, uninstall
 
     kernel_id = _kernel_id()
@@ -94,6 +97,6 @@ def register(ipython: Any, state: KernelState) -> None:
     state.on_close(uninstall)
     timer = CellTimer(ipython)
     state.timer = timer  # type: ignore[attr-defined]
-    state.on_close(on_error.add(timer.note_error))
+    state.on_close(channel("error").add(timer.note_error))
     state.add_event("pre_run_cell", timer.pre)
     state.add_event("post_run_cell", timer.post)

@@ -253,8 +253,8 @@ def install(*, monitor: bool = True, interval: float | None = None) -> None:
     ``min(5, monitoring.check_interval_seconds)``).
     """
     global _installed
-    from ..cache import stats
-    from ..resilience import hooks
+    # Channels by name: subscribing loads neither the cache nor the resilience package.
+    from ..events import channel
     from ..security.manager import add_auth_failure_hook, add_lockout_hook
     from .alerts import get_monitor
     from .health import on_health_report
@@ -265,11 +265,11 @@ def install(*, monitor: bool = True, interval: float | None = None) -> None:
     with _lock:
         if not _installed:
             _undo.extend([
-                stats.subscribe(_on_cache),
-                hooks.on_retry.add(_on_retry),
-                hooks.on_breaker_change.add(_on_breaker),
-                hooks.on_error.add(_on_error),
-                hooks.on_rate_limit_wait.add(_on_rate_wait),
+                channel("cache").add(_on_cache),
+                channel("retry").add(_on_retry),
+                channel("breaker").add(_on_breaker),
+                channel("error").add(_on_error),
+                channel("rate limit").add(_on_rate_wait),
                 add_auth_failure_hook(_on_auth_failure),
                 add_lockout_hook(_on_lockout),
                 on_health_report.add(_on_health),
