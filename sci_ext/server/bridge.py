@@ -49,8 +49,10 @@ def install_server_telemetry() -> bool:
 def uninstall_server_telemetry() -> None:
     """Undo :func:`install_server_telemetry`."""
     from ..core.telemetry import uninstall
+    from ..core.telemetry.logs import unconfigure_logging
 
     uninstall()
+    unconfigure_logging()  # the server's log handlers go with the extension
 
 
 def default_metrics_dir(state_dir: Path) -> Path:
