@@ -21,6 +21,9 @@ def add_parser(subparsers: Any) -> None:
     health.add_argument("--json", action="store_true", help="print the report as JSON")
     health.add_argument("--check", action="append", metavar="NAME", help="run only this check (repeatable)")
     health.add_argument("--timeout", type=float, metavar="SECONDS", help="bound on each check")
+    from .health_url import add_url_arguments
+
+    add_url_arguments(health)
     health.set_defaults(handler=_health)
 
 
@@ -28,6 +31,10 @@ def _health(args: argparse.Namespace) -> int:
     from ..core.telemetry.health import run_health_checks
     from . import UsageFailure
 
+    if getattr(args, "url", None):
+        from .health_url import run_url
+
+        return run_url(args)
     if args.timeout is not None and not args.timeout > 0:
         raise UsageFailure(f"--timeout must be > 0 seconds, got {args.timeout}")
     try:
