@@ -46,7 +46,7 @@ def test_health_with_jupyter_auth(jp_asyncio_loop, jp_fetch, sci_env) -> None:
     names = {c["name"]: c for c in report["checks"]}
     assert names["metrics_dir"]["status"] == "ok"
     metrics_dir = Path(names["metrics_dir"]["detail"])
-    assert metrics_dir == sci_env["XDG_STATE_HOME"] / "sci_ext" / "metrics"
+    assert metrics_dir == sci_env["XDG_STATE_HOME"] / "sci_ext" / "prometheus"
     assert oct(metrics_dir.stat().st_mode & 0o777) == oct(0o700)
     assert response.headers["Content-Type"].startswith("application/json")
 

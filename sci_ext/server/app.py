@@ -50,7 +50,7 @@ class SciExt(ExtensionApp):
     metrics_dir = Unicode(
         "",
         config=True,
-        help="Prometheus multiprocess directory shared with kernels (default: core.state_dir/metrics).",
+        help="Prometheus multiprocess directory shared with kernels (default: core.state_dir/prometheus).",
     )
     kernel_metrics = Bool(
         True,
@@ -67,7 +67,7 @@ class SciExt(ExtensionApp):
         """Prepare the metrics directory, the kernel environment hook and the samplers."""
         self.worker = Worker(threads=2)
         self.state_dir, state_error = _state_dir()
-        path = Path(self.metrics_dir).expanduser() if self.metrics_dir else self.state_dir / "metrics"
+        path = Path(self.metrics_dir).expanduser() if self.metrics_dir else bridge.default_metrics_dir(self.state_dir)
         self.metrics = MetricsDir(path)
         if state_error is not None:
             self.metrics.error = state_error
@@ -75,6 +75,11 @@ class SciExt(ExtensionApp):
             self.metrics.prepare()
         if self.kernel_metrics and self.metrics.usable:
             install_kernel_env(self.serverapp.kernel_manager, self._kernel_env)
+        try:
+            self._telemetry_installed = bridge.install_server_telemetry()
+        except Exception as exc:  # telemetry must not stop the server
+            self._telemetry_installed = False
+            self.log.warning("sci_ext: telemetry not installed in the server: %s", exc)
         from prometheus_client import CollectorRegistry
 
         self.registry = CollectorRegistry(auto_describe=False)
@@ -108,6 +113,8 @@ class SciExt(ExtensionApp):
         if self._periodic is not None:
             self._periodic.stop()
         self.worker.shutdown()
+        if self._telemetry_installed:
+            bridge.uninstall_server_telemetry()
 
     # ----------------------------------------------------------- background
     async def _tick(self) -> None:
@@ -150,7 +157,9 @@ class SciExt(ExtensionApp):
     def _status_report(self) -> dict[str, Any]:
         from .resources import sample_resources
 
-        status = bridge.collect_status()
+        with self.metrics.lock:  # compaction rewrites the files collect_status reads
+            status = bridge.collect_status()
+        # cgroup v1 and v2, GPUs only when a device is present (see .resources)
         status["resources"] = sample_resources(self.state_dir)
         report = self._health_report()
         status["checks"] = report["checks"]

@@ -78,19 +78,21 @@ def record_failure(client: str, reason: str) -> None:
     """Count, audit and strike a failure that did not go through API-key validation."""
     from ..core.security import get_security_manager
 
-    manager = get_security_manager()
-    record = getattr(manager, "record_auth_failure", None)
-    if record is not None:
-        record(client, reason)
-    else:  # pragma: no cover - older security manager
-        manager._failure(client, reason)
+    try:
+        get_security_manager().record_auth_failure(client, reason)
+    except Exception as exc:  # an unusable state dir (audit log) must not turn a 401 into a 500
+        log.warning("sci_ext: auth failure from %s not recorded: %s", client, exc)
 
 
 def locked_out(client: str) -> bool:
     """True while ``client`` is locked out after repeated failures."""
     from ..core.security import get_security_manager
 
-    return bool(get_security_manager().lockout.is_locked(client))
+    try:
+        return bool(get_security_manager().lockout.is_locked(client))
+    except Exception as exc:
+        log.warning("sci_ext: lockout state unavailable: %s", exc)
+        return False
 
 
 def authenticate_bearer(header: str | None, client: str, scope: str = "metrics:read") -> AuthDecision:
@@ -116,6 +118,9 @@ def authenticate_bearer(header: str | None, client: str, scope: str = "metrics:r
         if "scope" in message:
             return AuthDecision(403, f"API key lacks the scope {scope}")
         return AuthDecision(401, "invalid or expired API key")
+    except Exception as exc:  # key store or audit log unusable: fail closed, say why in the log only
+        log.warning("sci_ext: API key validation failed for %s: %s", client, exc)
+        return AuthDecision(401, "invalid credentials")
     return AuthDecision(200, "api key", info.key_id)
 
 

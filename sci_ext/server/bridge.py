@@ -19,7 +19,17 @@ from typing import Any
 
 from .._version import __version__
 
-__all__ = ["STATUS_ORDER", "collect_status", "health", "server_registries", "telemetry_available", "worst"]
+__all__ = [
+    "STATUS_ORDER",
+    "collect_status",
+    "default_metrics_dir",
+    "health",
+    "install_server_telemetry",
+    "server_registries",
+    "telemetry_available",
+    "uninstall_server_telemetry",
+    "worst",
+]
 
 log = logging.getLogger("sci_ext.server")
 
@@ -58,26 +68,46 @@ def _fallback_metrics() -> Any:
     return _fallback_registry
 
 
+def install_server_telemetry() -> bool:
+    """Subscribe telemetry in the server process (auth failures, alerts, JSON log); True if done here."""
+    if not telemetry_available():
+        _fallback_metrics()
+        return False
+    from ..core.telemetry import get_metrics, install
+
+    from ..core.telemetry.subscribe import installed
+
+    get_metrics()  # create the server's sci_* series now, so the first scrape has them
+    if installed():
+        return False
+    install(monitor=True)
+    return True
+
+
+def uninstall_server_telemetry() -> None:
+    """Undo :func:`install_server_telemetry`."""
+    if telemetry_available():
+        from ..core.telemetry import uninstall
+
+        uninstall()
+
+
+def default_metrics_dir(state_dir: Path) -> Path:
+    """Where kernels write metrics: telemetry's ``multiprocess_dir`` (``core.state_dir/prometheus``)."""
+    if telemetry_available():
+        from ..core.telemetry import multiprocess_dir
+
+        return Path(multiprocess_dir(state_dir))
+    return state_dir / "prometheus"
+
+
 def server_registries() -> list[Any]:
-    """Registries of this (server) process: prometheus_client's global one and telemetry's."""
+    """Registries of this (server) process: prometheus_client's global one (jupyter_server's and
+    telemetry's metrics live there), plus the stand-in's when telemetry is absent."""
     from prometheus_client import REGISTRY
 
     registries = [REGISTRY]
-    if telemetry_available():
-        from ..core import telemetry
-
-        install = getattr(telemetry, "install_server_metrics", None) or getattr(telemetry, "install", None)
-        if install is not None:
-            try:
-                install()
-            except Exception as exc:
-                log.warning("sci_ext: telemetry metrics not installed in the server: %s", exc)
-        extra = getattr(telemetry, "server_registry", None)
-        if callable(extra):
-            reg = extra()
-            if reg is not None and reg is not REGISTRY:
-                registries.append(reg)
-    else:
+    if not telemetry_available():
         registries.append(_fallback_metrics())
     return registries
 
@@ -112,8 +142,7 @@ def health(state_dir: Path, server_checks: list[dict[str, Any]]) -> dict[str, An
         try:
             from ..core.telemetry import run_health_checks
 
-            result = run_health_checks()
-            checks = [dict(c) for c in (result.get("checks", []) if isinstance(result, dict) else result)]
+            checks = list(run_health_checks().as_dict()["checks"])
         except Exception as exc:
             checks = [
                 {"name": "telemetry", "status": "failing", "detail": f"health checks failed: {exc}", "duration_ms": 0.0}
@@ -139,7 +168,7 @@ def collect_status() -> dict[str, Any]:
     if telemetry_available():
         from ..core.telemetry import collect_status as collect
 
-        return dict(collect())
+        return dict(collect(run_checks=False))
     return {
         "schema": 1,
         "version": __version__,
