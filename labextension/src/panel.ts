@@ -109,9 +109,10 @@ export class SciHealthPanel extends Widget {
       parts.push(el('div', 'sci-ext-stale', `Cannot reach /sci/api/status: ${poller.error ?? ''}`));
     }
     if (status) {
-      parts.push(this._charts(status), this._checks(status), this._resources(status));
-      parts.push(this._kernels(status), this._cellsCache(status), this._breakers(status));
-      parts.push(this._errors(status), this._alerts(status));
+      // What needs attention first (alerts, errors), then the state of everything.
+      parts.push(this._charts(status), this._alerts(status), this._errors(status));
+      parts.push(this._checks(status), this._resources(status), this._kernels(status));
+      parts.push(this._cellsCache(status), this._breakers(status));
       if (status.llm) {
         parts.push(this._llm(status));
       }
@@ -163,7 +164,7 @@ export class SciHealthPanel extends Widget {
         values: h.map(s => s.memory),
         min: 0,
         max: 100,
-        label: `${formatPercent(last.memory?.percent)} (${formatBytes(last.memory?.used_bytes)})`
+        label: formatPercent(last.memory?.percent)
       }),
       lineChart({
         key: 'cache',

@@ -318,6 +318,17 @@ class LabPage:
             hidden,
         )
 
+    def resize_left_area(self, width: int) -> None:
+        """Drag the handle between the left sidebar panel and the main area to ``width`` px."""
+        handle = self.page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+        box = handle.bounding_box()
+        assert box is not None, "the left area's split handle is not visible"
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        self.page.mouse.move(x, y)
+        self.page.mouse.down()
+        self.page.mouse.move(width, y, steps=5)
+        self.page.mouse.up()
+
     def screenshot(self, name: str, path: Path | None = None) -> Path:
         """Save a screenshot (``tests/artifacts/<name>.png`` unless ``path``)."""
         target = path or ARTIFACTS / f"{name}.png"

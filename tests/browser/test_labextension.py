@@ -123,7 +123,9 @@ def test_failing_guarded_cell_listed_with_correlation_id(lab: LabServer, lab_pag
     assert "ValueError" in text and "the model said no" in text
     assert correlation_id in item.locator(".sci-ext-corr").inner_text()
     lab_page.screenshot("panel-error")
-    # The README's screenshot: the panel with live data, an error and its correlation id.
+    # The README's screenshot: a wider panel with live data, the error and its correlation id.
+    lab_page.resize_left_area(620)
+    lab_page.page.wait_for_timeout(1500)  # one more sample drawn at the new width
     lab_page.screenshot("readme", path=REPO / "docs" / "img" / "sci-health-panel.png")
 
 
