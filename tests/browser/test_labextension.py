@@ -1,6 +1,6 @@
 """The JupyterLab extension ``sci-ext`` in a real JupyterLab and a real Chromium.
 
-The server is started by ``conftest.LabServer`` with the sci_ext server extension enabled
+The server is started by ``lab_harness.LabServer`` with the sci_ext server extension enabled
 (the real ``/sci/api/status``), except for the degradation test, which starts one with
 it disabled.  Cells run in a real kernel that the page starts.  The only fake is in
 ``test_gpu_and_llm_rendering``: GPUs and LLM accounting cannot run here, so that test
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import REPO, LabPage, LabServer
+from lab_harness import REPO, LabPage, LabServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -188,4 +188,3 @@ def test_server_extension_not_enabled(
     message.wait_for()
     assert "sci_ext server extension not enabled" in message.inner_text()
     page.screenshot("not-enabled")
-
