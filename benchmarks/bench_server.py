@@ -37,7 +37,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from prometheus_client import CollectorRegistry, values
-    ident = {"pid": 0}
+    ident = {"pid": int(sys.argv[1])}  # metrics are created under the first placeholder pid
     values.ValueClass = values.MultiProcessValue(lambda: ident["pid"])
     from sci_ext.core.telemetry.metrics import SciMetrics
     m = SciMetrics(registry=CollectorRegistry())
@@ -63,7 +63,7 @@ WRITER = textwrap.dedent(
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _load(base: str, path: str, headers: dict[str, str], total: int, concurrency: int) -> dict[str, float]:
@@ -99,16 +99,38 @@ async def _load(base: str, path: str, headers: dict[str, str], total: int, concu
     }
 
 
-def _scrape_times(server, repeat: int) -> tuple[float, float, int]:
+def _scrape_times(server, repeat: int) -> tuple[float, float, float, int]:
+    """Median and max wall ms of ``GET /sci/metrics``, the server's CPU ms per scrape, bytes."""
+    import psutil
+
+    proc = psutil.Process(server.proc.pid)
     times = []
     size = 0
+    cpu0 = sum(proc.cpu_times()[:2])
     for _ in range(repeat):
         t0 = time.perf_counter()
         result = server.get("/sci/metrics")
         times.append(time.perf_counter() - t0)
         assert result.status == 200, result.text
         size = len(result.body)
-    return 1000 * statistics.median(times), 1000 * max(times), size
+    cpu_ms = 1000 * (sum(proc.cpu_times()[:2]) - cpu0) / repeat
+    return 1000 * statistics.median(times), 1000 * max(times), cpu_ms, size
+
+
+def _collect_cpu_ms(directory: Path, repeat: int) -> float:
+    """CPU ms of one in-process read of ``directory`` by the extension's collector."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from sci_ext.server.multiproc import CombinedCollector, MetricsDir
+
+    md = MetricsDir(directory)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CombinedCollector([], md))
+    generate_latest(registry)
+    t0 = time.process_time()
+    for _ in range(repeat):
+        generate_latest(registry)
+    return 1000 * (time.process_time() - t0) / repeat
 
 
 def _write_kernels(directory: Path, pids: list[int], env: dict[str, str]) -> None:
@@ -142,7 +164,9 @@ def main() -> int:
     server = LiveServer(scratch / "jupyter", env=env, sci_options={"sampling_interval": 1.0}).start()
     placeholders: list[subprocess.Popen[bytes]] = []
     try:
-        print(f"jupyter server on 127.0.0.1:{server.port}; {args.requests} requests, at most {args.concurrency} in flight")
+        print(
+            f"jupyter server on 127.0.0.1:{server.port}; {args.requests} requests, at most {args.concurrency} in flight"
+        )
         results = {}
         for path in ("/metrics", "/sci/metrics", "/sci/health"):
             r = asyncio.run(_load(server.base, path, server.auth, args.requests, args.concurrency))
@@ -156,37 +180,53 @@ def main() -> int:
             print(f"ratio {path} vs /metrics throughput = {results[path]['rps'] / results['/metrics']['rps']:.2f}")
 
         metrics_dir = Path(env["XDG_STATE_HOME"]) / "sci_ext" / "prometheus"
-        base_ms, _, base_size = _scrape_times(server, args.repeat)
-        print(f"scrape /sci/metrics, no kernel files: median {base_ms:.1f} ms ({base_size} bytes)")
+        base_ms, _, base_cpu, base_size = _scrape_times(server, args.repeat)
+        print(
+            f"scrape /sci/metrics, no kernel files: median {base_ms:.1f} ms, server CPU {base_cpu:.1f} ms/scrape "
+            f"({base_size} bytes)"
+        )
         placeholders = [subprocess.Popen(["sleep", "3600"]) for _ in range(args.kernels)]
-        _write_kernels(metrics_dir, [p.pid for p in placeholders], env)
+        live_pids = [p.pid for p in placeholders]
+        _write_kernels(metrics_dir, live_pids, env)
         files_live = len(list(metrics_dir.glob("*.db")))
-        live_ms, live_max, live_size = _scrape_times(server, args.repeat)
+        live_ms, live_max, live_cpu, live_size = _scrape_times(server, args.repeat)
         print(
             f"scrape /sci/metrics, {args.kernels} live kernels ({files_live} files): median {live_ms:.1f} ms, "
-            f"max {live_max:.1f} ms ({live_size} bytes)"
+            f"max {live_max:.1f} ms, server CPU {live_cpu:.1f} ms/scrape ({live_size} bytes)"
         )
         dead = [subprocess.Popen(["true"]) for _ in range(args.kernels)]
         for p in dead:
             p.wait()
-        _write_kernels(metrics_dir, [p.pid for p in dead], env)
-        files_all = len(list(metrics_dir.glob("*.db")))
-        mixed_ms, mixed_max, _ = _scrape_times(server, max(3, args.repeat // 5))
-        print(
-            f"scrape /sci/metrics, +{args.kernels} dead before compaction ({files_all} files): "
-            f"median {mixed_ms:.1f} ms, max {mixed_max:.1f} ms"
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(metrics_dir.glob(f"*_{dead[0].pid}.db")):
-            time.sleep(0.2)
+        dead_pids = [p.pid for p in dead]
+        _write_kernels(metrics_dir, dead_pids, env)
+        deadline = time.monotonic() + 60
+        dead_suffixes = tuple(f"_{pid}.db" for pid in dead_pids)
+        while time.monotonic() < deadline and any(n.endswith(dead_suffixes) for n in os.listdir(metrics_dir)):
+            time.sleep(0.2)  # the server's background compaction removes them all, then they are gone
         files_after = len(list(metrics_dir.glob("*.db")))
-        after_ms, after_max, _ = _scrape_times(server, args.repeat)
+        after_ms, after_max, after_cpu, _ = _scrape_times(server, args.repeat)
         print(
-            f"scrape /sci/metrics, +{args.kernels} dead after compaction ({files_after} files): "
-            f"median {after_ms:.1f} ms, max {after_max:.1f} ms"
+            f"scrape /sci/metrics, {args.kernels} live + {args.kernels} dead after the server's compaction "
+            f"({files_after} files): median {after_ms:.1f} ms, max {after_max:.1f} ms, server CPU {after_cpu:.1f} ms/scrape"
         )
-        print(f"ratio scrape time dead-compacted vs live only = {after_ms / live_ms:.2f}")
-        print(f"ratio scrape time dead-uncompacted vs live only = {mixed_ms / live_ms:.2f}")
+        print(f"ratio scrape server CPU dead-compacted vs live only = {after_cpu / live_cpu:.2f}")
+
+        # The same files read in-process (no HTTP), before and after compaction.
+        from sci_ext.server.multiproc import MetricsDir
+
+        side = scratch / "side"
+        side.mkdir()
+        _write_kernels(side, live_pids, env)
+        live_only = _collect_cpu_ms(side, args.repeat)
+        _write_kernels(side, dead_pids, env)
+        uncompacted = _collect_cpu_ms(side, args.repeat)
+        MetricsDir(side).compact()
+        compacted = _collect_cpu_ms(side, args.repeat)
+        print(
+            f"collector CPU in-process: {args.kernels} live {live_only:.1f} ms, + {args.kernels} dead uncompacted "
+            f"{uncompacted:.1f} ms, compacted {compacted:.1f} ms"
+        )
+        print(f"ratio collector CPU dead-compacted vs live only = {compacted / live_only:.2f}")
     finally:
         for p in placeholders:
             p.kill()

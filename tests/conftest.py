@@ -14,6 +14,7 @@ import pytest
 from guard_fixtures import *  # noqa: F403
 from kernel_harness import KernelSession, kernel_env
 from security_fixtures import *  # noqa: F403
+from telemetry_fixtures import *  # noqa: F403
 
 ISOLATED_VARS = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME")
 

@@ -198,3 +198,75 @@ def test_unusable_state_dir_server_starts_health_failing(unusable_state, jp_asyn
     # metrics still answer (the server's own registry)
     code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics")
     assert code == 200 and "http_request_duration_seconds" in body
+
+
+# ------------------------------------------------------------------ authorizer
+from jupyter_server.auth import Authorizer  # noqa: E402
+
+
+class DenySci(Authorizer):
+    """An authorizer (as JupyterHub's would be) that lets users do anything but read ``sci``."""
+
+    def is_authorized(self, handler, user, action, resource) -> bool:
+        return resource != "sci"
+
+
+@pytest.mark.parametrize(
+    "jp_server_config",
+    [{"ServerApp": {"jpserver_extensions": {"sci_ext": True}, "authorizer_class": DenySci}, "SciExt": {}}],
+)
+def test_authorizer_denies_sci(jp_asyncio_loop, jp_fetch) -> None:
+    for path in (("sci", "health"), ("sci", "metrics"), ("sci", "api", "status")):
+        code, body, _ = fetch(jp_asyncio_loop, jp_fetch, *path)
+        assert code == 403, (path, code)
+        assert json.loads(body) == {"message": "not authorized to read sci"}
+    assert fetch(jp_asyncio_loop, jp_fetch, "api", "status")[0] == 200  # the rest of Jupyter is allowed
+
+
+def test_single_flight_shares_one_computation() -> None:
+    import asyncio
+    import threading
+
+    from sci_ext.server.sampler import SingleFlight, Worker
+
+    calls = []
+    gate = threading.Event()
+
+    def slow() -> int:
+        gate.wait(5)
+        calls.append(1)
+        return len(calls)
+
+    worker = Worker(2)
+    flight = SingleFlight(worker, slow, max_age=60)
+
+    async def main():
+        tasks = [asyncio.ensure_future(flight.get()) for _ in range(50)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        results = await asyncio.gather(*tasks)
+        again = await flight.get()  # fresh: no new computation
+        return results, again
+
+    try:
+        results, again = asyncio.run(main())
+    finally:
+        worker.shutdown()
+    assert results == [1] * 50 and again == 1 and calls == [1]
+
+
+def test_periodic_tick_never_raises(caplog) -> None:
+    import asyncio
+
+    from sci_ext.server.sampler import SingleFlight, Worker
+
+    def broken() -> None:
+        raise OSError("disk gone")
+
+    worker = Worker(1)
+    try:
+        tick = SingleFlight(worker, broken, max_age=1).periodic()
+        asyncio.run(tick())
+    finally:
+        worker.shutdown()
+    assert "background sampling failed: disk gone" in caplog.text

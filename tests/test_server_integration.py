@@ -132,6 +132,20 @@ def test_kernel_metrics_and_errors_reach_the_server(live: LiveServer, kernel_run
     health = live.get("/sci/health")
     assert health.status in (200, 503) and set(health.json()) >= {"status", "checks", "version"}
 
+    # a kernel that dies mid-scrape: scrapes keep answering, its files are compacted, its counts stay
+    before = _sample(live.get("/sci/metrics").text, "sci_cell_duration_seconds_count")
+    directory = Path(kernel_run["dir"])
+    os.kill(kernel_run["pid"], signal.SIGKILL)
+    # scrapes keep answering while the kernel dies and its files get compacted
+    for _ in range(10):
+        result = live.get("/sci/metrics")
+        assert result.status == 200
+        time.sleep(0.1)
+    _wait(lambda: not list(directory.glob(f"*_{kernel_run['pid']}.db")), 30, "compaction of the dead kernel's files")
+    assert (directory / "histogram_archive.db").exists()
+    after = _sample(live.get("/sci/metrics").text, "sci_cell_duration_seconds_count")
+    assert after >= before  # the dead kernel's counters still count
+
 
 def test_endpoints_refuse_without_auth(live: LiveServer) -> None:
     from sci_ext.core.security import get_security_manager
@@ -167,21 +181,10 @@ def test_endpoints_refuse_without_auth(live: LiveServer) -> None:
     assert locked.status == 403 and "locked out" in locked.text
     # Jupyter's own auth still works for the user
     assert live.get("/sci/api/status").status == 200
-
-
-def test_kernel_dying_mid_scrape_and_compaction(live: LiveServer, kernel_run) -> None:
-    before = _sample(live.get("/sci/metrics").text, "sci_cell_duration_seconds_count")
-    directory = Path(kernel_run["dir"])
-    os.kill(kernel_run["pid"], signal.SIGKILL)
-    # scrapes keep answering while the kernel dies and its files get compacted
-    for _ in range(10):
-        result = live.get("/sci/metrics")
-        assert result.status == 200
-        time.sleep(0.1)
-    _wait(lambda: not list(directory.glob(f"*_{kernel_run['pid']}.db")), 30, "compaction of the dead kernel's files")
-    assert (directory / "histogram_archive.db").exists()
-    after = _sample(live.get("/sci/metrics").text, "sci_cell_duration_seconds_count")
-    assert after >= before  # the dead kernel's counters still count
+    # and so does `jupyter sci health --url` with the Jupyter token from the environment
+    run = _sci("health", "--url", live.base, env={**os.environ, "JUPYTER_TOKEN": live.token})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "metrics_dir" in run.stdout
 
 
 @pytest.mark.skipif(not shutil.which("prometheus"), reason="needs /usr/bin/prometheus (Debian package prometheus)")
@@ -199,21 +202,20 @@ def test_real_prometheus_scrapes_with_bearer_key(live: LiveServer, kernel_run, t
     assert token.startswith("sci_") and token not in cli.stderr
 
     port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        f"""global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: sci_ext
-    metrics_path: /sci/metrics
-    authorization:
-      type: Bearer
-      credentials: {token}
-    static_configs:
-      - targets: ["127.0.0.1:{live.port}"]
-"""
+    token_file = tmp_path / "sci_ext.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    # the scrape config is the README's ("Monitoring"), pointed at this server and token file
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    monitoring = readme[readme.index("## Monitoring") :]
+    block = monitoring[monitoring.index("```yaml\n") + len("```yaml\n") :]
+    block = block[: block.index("```")]
+    assert "/etc/prometheus/sci_ext.token" in block and "127.0.0.1:8888" in block
+    block = block.replace("/etc/prometheus/sci_ext.token", str(token_file)).replace(
+        "127.0.0.1:8888", f"127.0.0.1:{live.port}"
     )
+    config = tmp_path / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + block)
     check = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     proc = subprocess.Popen(
@@ -255,7 +257,11 @@ scrape_configs:
 
 def _sci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sci_ext", *args], capture_output=True, text=True, timeout=120, env=env or os.environ.copy()
+        [sys.executable, "-m", "sci_ext", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or os.environ.copy(),
     )
 
 
@@ -288,9 +294,3 @@ def test_cli_health_url_against_a_server_with_unusable_state_dir(tmp_path: Path,
     unreachable = _sci("health", "--url", server.base, "--http-timeout", "2")
     assert unreachable.returncode == 1 and "unreachable" in unreachable.stderr
     assert _sci("health", "--url", "ftp://example.org/").returncode == 2
-
-
-def test_cli_health_url_ok(live: LiveServer) -> None:
-    run = _sci("health", "--url", live.base, env={**os.environ, "JUPYTER_TOKEN": live.token})
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "metrics_dir" in run.stdout

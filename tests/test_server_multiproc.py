@@ -166,7 +166,11 @@ def test_install_kernel_env_adds_variables_once() -> None:
     kwargs = {"kernel_id": "k1", "env": {"JPY_SESSION_NAME": "nb.ipynb"}}
     _, _, kid = km.pre_start_kernel(None, kwargs)
     assert kid == "k1" and calls == ["k1"]
-    assert kwargs["env"] == {"JPY_SESSION_NAME": "nb.ipynb", "PROMETHEUS_MULTIPROC_DIR": "/x", "SCI_EXT_KERNEL_ID": "k1"}
+    assert kwargs["env"] == {
+        "JPY_SESSION_NAME": "nb.ipynb",
+        "PROMETHEUS_MULTIPROC_DIR": "/x",
+        "SCI_EXT_KERNEL_ID": "k1",
+    }
     kwargs = {}
     km.pre_start_kernel(None, kwargs)
     assert kwargs["env"]["SCI_EXT_KERNEL_ID"] == "generated-id"

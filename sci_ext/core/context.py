@@ -87,11 +87,12 @@ def current() -> RunContext:
 
 def bind(correlation_id: str | None = None, execution_count: int | None = None, **extra: str) -> contextvars.Token:
     """Start a run (a cell): returns the token :func:`reset` needs."""
-    ctx = replace(
-        _process,
-        correlation_id=correlation_id or new_correlation_id(),
-        execution_count=execution_count,
-        extra=tuple(sorted(extra.items())),
+    # A direct constructor call, not dataclasses.replace: this runs once per cell.
+    ctx = RunContext(
+        correlation_id or uuid.uuid4().hex,
+        _process.kernel_id,
+        execution_count,
+        tuple(sorted(extra.items())) if extra else _process.extra,
     )
     return _current.set(ctx)
 

@@ -1,8 +1,9 @@
 """Listeners: how features announce what they do without importing who listens.
 
 Features (config, cache, resilience, security, LLM accounting) emit events through a
-:class:`Listeners`; telemetry, the dashboards and the status API add callbacks.  A
-listener that raises is logged and ignored: instrumentation must not break the call it
+:class:`Listeners` (named ones come from :func:`channel`, so listeners need not import
+the feature); telemetry, the dashboards and the status API add callbacks.  A listener
+that raises is logged and ignored: instrumentation must not break the call it
 observes.  Emitting with no listener costs one attribute read.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Listeners"]
+__all__ = ["Listeners", "channel"]
 
 _log = logging.getLogger("sci_ext.events")
 
@@ -53,3 +54,21 @@ class Listeners(Generic[EventT]):
 
     def __len__(self) -> int:
         return len(self._callbacks)
+
+
+_channels: dict[str, Listeners[Any]] = {}
+_channels_lock = threading.Lock()
+
+
+def channel(kind: str) -> Listeners[Any]:
+    """The process-wide :class:`Listeners` called ``kind`` (created on first use).
+
+    Features define their event lists through it (``on_retry = channel("retry")``), so a
+    listener can subscribe by name without importing the feature's package (telemetry
+    subscribes at ``%load_ext`` without loading tenacity or diskcache).
+    """
+    found = _channels.get(kind)
+    if found is None:
+        with _channels_lock:
+            found = _channels.setdefault(kind, Listeners(kind))
+    return found

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import time
 from typing import Any
 
 from ..core import context
+from ..core.telemetry.subscribe import record_cell
 from .state import KernelState
 
 __all__ = ["CellTimer", "register"]
@@ -27,6 +29,8 @@ def _kernel_id() -> str | None:
     """The kernel's id: ``SCI_EXT_KERNEL_ID`` (set by the server) or the connection file's name."""
     if os.environ.get("SCI_EXT_KERNEL_ID"):
         return os.environ["SCI_EXT_KERNEL_ID"]
+    if "ipykernel.kernelapp" not in sys.modules:
+        return None  # a plain IPython shell: no kernel, and importing ipykernel would cost ~0.5 s
     try:
         from ipykernel.connect import get_connection_file
 
@@ -75,8 +79,6 @@ class CellTimer:
                 error = result.error_in_exec or result.error_before_exec
             if isinstance(error, KeyboardInterrupt) or not isinstance(error, Exception):
                 error = None  # an interrupt is not a failure
-            from ..core.telemetry.subscribe import record_cell
-
             where = f"cell [{context.current().execution_count}]"
             record_cell(duration, error, where, already_recorded=error is not None and self._recorded == self._cid)
         finally:
@@ -85,7 +87,7 @@ class CellTimer:
 
 def register(ipython: Any, state: KernelState) -> None:
     """Install telemetry and the cell hooks on ``ipython`` (undone by ``%unload_ext``)."""
-    from ..core.resilience.hooks import on_error
+    from ..core.events import channel
     from ..core.telemetry.subscribe import install, uninstall
 
     kernel_id = _kernel_id()
@@ -95,6 +97,6 @@ def register(ipython: Any, state: KernelState) -> None:
     state.on_close(uninstall)
     timer = CellTimer(ipython)
     state.timer = timer  # type: ignore[attr-defined]
-    state.on_close(on_error.add(timer.note_error))
+    state.on_close(channel("error").add(timer.note_error))
     state.add_event("pre_run_cell", timer.pre)
     state.add_event("post_run_cell", timer.post)

@@ -73,7 +73,7 @@ class SciExt(ExtensionApp):
             self.metrics.error = state_error
         else:
             self.metrics.prepare()
-        if self.kernel_metrics and self.metrics.usable:
+        if self.kernel_metrics and self.metrics.usable and self.serverapp is not None:
             install_kernel_env(self.serverapp.kernel_manager, self._kernel_env)
         try:
             self._telemetry_installed = bridge.install_server_telemetry()
@@ -137,9 +137,7 @@ class SciExt(ExtensionApp):
                 {"name": "metrics_dir", "status": "failing", "detail": self.metrics.error, "duration_ms": 0.0}
             )
         else:
-            checks.append(
-                {"name": "metrics_dir", "status": "ok", "detail": str(self.metrics.path), "duration_ms": 0.0}
-            )
+            checks.append({"name": "metrics_dir", "status": "ok", "detail": str(self.metrics.path), "duration_ms": 0.0})
         dead = [k["id"] for k in self.kernel_models() if k.get("execution_state") == "dead"]
         checks.append(
             {
@@ -152,7 +150,7 @@ class SciExt(ExtensionApp):
         return checks
 
     def _health_report(self) -> dict[str, Any]:
-        return bridge.health(self.state_dir, self._server_checks())
+        return bridge.health(self._server_checks())
 
     def _status_report(self) -> dict[str, Any]:
         from .resources import sample_resources
@@ -169,7 +167,6 @@ class SciExt(ExtensionApp):
             "pid": os.getpid(),
             "metrics_dir": str(self.metrics.path),
             "metrics_dir_error": self.metrics.error,
-            "telemetry": bridge.telemetry_available(),
         }
         self.health.value, self.health.stamp = report, time.monotonic()  # a fresh health sample for free
         return status

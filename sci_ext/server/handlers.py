@@ -16,6 +16,7 @@ from typing import Any
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+
 from . import auth
 
 __all__ = ["HealthHandler", "MetricsHandler", "StatusHandler"]
@@ -45,7 +46,9 @@ class _SciHandler(ExtensionHandlerMixin, APIHandler):
             from jupyter_server.utils import ensure_async
 
             try:
-                if await ensure_async(self.authorizer.is_authorized(self, self.current_user, "read", self.auth_resource)):
+                if await ensure_async(
+                    self.authorizer.is_authorized(self, self.current_user, "read", self.auth_resource)
+                ):
                     return True
             except Exception as exc:
                 self.log.warning("sci_ext: authorizer failed: %s", exc)
@@ -124,4 +127,3 @@ class StatusHandler(_SciHandler):
         body["kernels"] = self.sci.kernel_models()
         body["time"] = time.time()
         self._json(200, body)
-

@@ -212,9 +212,10 @@ class MetricsDir:
                 for path in files:
                     try:
                         MultiProcessCollector.merge([path], accumulate=True)
-                    except Exception:  # noqa: S112 - a vanished/torn file is skipped by design
-                        continue
-                    good.append(path)
+                    except Exception as err:  # a vanished or torn file is skipped by design
+                        log.debug("sci_ext: skipping metrics file %s: %s", os.path.basename(path), err)
+                    else:
+                        good.append(path)
                 return list(MultiProcessCollector.merge(good, accumulate=True))
 
 
@@ -255,7 +256,9 @@ class CombinedCollector:
                 families[name] = copy
                 continue
             if have.type != family.type:
-                log.warning("sci_ext: metric %s has types %s and %s; kept the first", family.name, have.type, family.type)
+                log.warning(
+                    "sci_ext: metric %s has types %s and %s; kept the first", family.name, have.type, family.type
+                )
                 continue
             index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(have.samples)}
             for s in samples:

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..events import Listeners, channel
+
 __all__ = ["CacheEvent", "cache_counters", "record", "reset_counters", "subscribe"]
 
 
@@ -33,32 +35,22 @@ Listener = Callable[[CacheEvent], None]
 
 _lock = threading.Lock()
 _counters: Counter[tuple[str, str]] = Counter()
-_listeners: list[Listener] = []
+
+
+#: Every cache event (``events.channel("cache")``: listeners subscribe without importing this package).
+on_cache_event: Listeners[CacheEvent] = channel("cache")
 
 
 def record(event: CacheEvent) -> None:
-    """Count ``event`` and pass it to every listener (a failing listener is dropped from this call only)."""
+    """Count ``event`` and pass it to every listener (a failing listener is logged, never raised)."""
     with _lock:
         _counters[(event.layer, event.result)] += 1
-        listeners = list(_listeners)
-    for listener in listeners:
-        try:
-            listener(event)
-        except Exception:  # noqa: S112  # nosec B112 - telemetry must never break a cache lookup
-            continue
+    on_cache_event.emit(event)
 
 
 def subscribe(listener: Listener) -> Callable[[], None]:
     """Call ``listener`` with every future event; returns a function that unsubscribes."""
-    with _lock:
-        _listeners.append(listener)
-
-    def unsubscribe() -> None:
-        with _lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
-
-    return unsubscribe
+    return on_cache_event.add(listener)
 
 
 def cache_counters() -> dict[tuple[str, str], int]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import context
-from ..events import Listeners
+from ..events import Listeners, channel
 
 __all__ = [
     "BreakerEvent",
@@ -77,13 +77,13 @@ class RateLimitEvent:
 
 
 #: Every retry of ``retry_with_backoff`` and ``%%guarded``.
-on_retry: Listeners[RetryEvent] = Listeners("retry")
+on_retry: Listeners[RetryEvent] = channel("retry")
 #: Every state change of a circuit breaker made in this process.
-on_breaker_change: Listeners[BreakerEvent] = Listeners("breaker")
+on_breaker_change: Listeners[BreakerEvent] = channel("breaker")
 #: Every error recorded by ``handle_errors`` and ``%%guarded``.
-on_error: Listeners[ErrorRecord] = Listeners("error")
+on_error: Listeners[ErrorRecord] = channel("error")
 #: Every time a caller blocks on a rate limiter.
-on_rate_limit_wait: Listeners[RateLimitEvent] = Listeners("rate limit")
+on_rate_limit_wait: Listeners[RateLimitEvent] = channel("rate limit")
 
 _correlation_id_provider: Callable[[], str | None] | None = None
 

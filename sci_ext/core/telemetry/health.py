@@ -15,7 +15,6 @@ only when a Redis URL is configured).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import inspect
 import json
@@ -36,6 +35,7 @@ __all__ = [
     "CheckResult",
     "HealthReport",
     "health_check",
+    "last_report",
     "on_health_report",
     "registered_checks",
     "run_health_checks",
@@ -194,6 +194,7 @@ def _interpret(value: Any) -> tuple[str, str]:
 def _call(func: Callable[..., Any]) -> Any:
     result = func()
     if inspect.isawaitable(result):
+        import asyncio
 
         async def wait() -> Any:
             return await result
@@ -263,8 +264,18 @@ def run_health_checks(names: list[str] | None = None, *, timeout: float | None =
         out.append(CheckResult(check.name, status, detail, round(ms, 3), _since[check.name][1]))
     overall = max((c.status for c in out), key=_RANK.__getitem__, default="ok")
     report = HealthReport(overall, out, now)
+    global _last_report
+    _last_report = report
     on_health_report.emit(report)
     return report
+
+
+_last_report: HealthReport | None = None
+
+
+def last_report() -> HealthReport | None:
+    """The report of the latest :func:`run_health_checks` in this process (``None`` before the first)."""
+    return _last_report
 
 
 # ---------------------------------------------------------------- built-ins

@@ -26,7 +26,7 @@ process's default registry.
 
 **Bounded labels.** Label values that come from user input (breaker, retry and function
 names) go through a :class:`LabelLimiter`: at most :data:`MAX_LABEL_VALUES` distinct
-values per label and process, each cut to 80 printable characters; later new values
+values per label and process, each cut to 80 printable characters (200 for function names); later new values
 become ``"other"``.  Layers, results, categories and check names come from fixed sets.
 """
 
@@ -155,7 +155,7 @@ class SciMetrics:
         self.breaker_names = LabelLimiter()
         self.retry_names = LabelLimiter()
         self.error_types = LabelLimiter()
-        self.function_names = LabelLimiter()
+        self.function_names = LabelLimiter(max_length=200)
         self.check_names = LabelLimiter()
         self.categories = LabelLimiter(limit=20)
         self._function_children: dict[str, Any] = {}

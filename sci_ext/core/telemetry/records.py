@@ -4,7 +4,8 @@ Kernels record errors (``handle_errors``, ``%%guarded``, cells that raise); the
 server's status API shows them.  Both meet in ``core.state_dir/telemetry/errors.jsonl``:
 each record is one line appended with a single ``write`` (``O_APPEND``: lines of
 concurrent writers do not interleave); when the file passes :data:`MAX_BYTES` the
-newest :data:`KEEP_LINES` lines are kept (under a file lock, by an atomic rename).
+newest lines are kept (at most :data:`KEEP_LINES`, at most half of :data:`MAX_BYTES`;
+under a file lock, by an atomic rename).
 Messages are redacted before they are written and cut to 500 characters.
 """
 
@@ -67,6 +68,9 @@ def _trim(path: Path) -> None:
             if path.stat().st_size <= MAX_BYTES:
                 return  # another process trimmed it
             lines = path.read_bytes().splitlines(keepends=True)[-KEEP_LINES:]
+            total = sum(len(line) for line in lines)
+            while len(lines) > 1 and total > MAX_BYTES // 2:  # room for many appends before the next trim
+                total -= len(lines.pop(0))
             tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:

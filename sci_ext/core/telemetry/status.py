@@ -126,17 +126,18 @@ def _safe(what: str, default: Any, func: Any, *args: Any) -> Any:
 def collect_status(*, run_checks: bool = True) -> dict[str, Any]:
     """The status of this machine's sci_ext, in the shape of ``docs/status-api.md``.
 
-    ``run_checks=False`` reuses the last results instead of running the health checks.
+    ``run_checks=False`` reuses the last results of this process (the background monitor
+    runs the checks every ``monitoring.check_interval_seconds``) instead of running them.
     """
     from ..config import get_config
     from .alerts import active_alerts
-    from .health import run_health_checks
+    from .health import last_report, run_health_checks
     from .metrics import collected_samples
     from .records import read_errors
     from .resources import resources
 
     cfg = get_config()
-    report = run_health_checks() if run_checks else None
+    report = run_health_checks() if run_checks else last_report()
     samples = _safe("metrics", {}, collected_samples)
     checks = [c.as_dict() for c in report.checks] if report else []
     return {

@@ -3,13 +3,14 @@
 :func:`install` (idempotent) subscribes to:
 
 * the cache's stats listener -> ``sci_cache_requests_total{layer,result}``;
-* the resilience hooks: ``on_retry`` -> ``sci_retry_attempts_total{name,error_type}`` and a
-  log line, ``on_breaker_change`` -> ``sci_breaker_state{name}`` and a log line,
+* the resilience hooks: ``on_retry`` -> ``sci_retry_attempts_total{name,error_type}`` (the
+  retry layer logs the retry itself), ``on_breaker_change`` -> ``sci_breaker_state{name}`` and a log line,
   ``on_error`` -> ``sci_errors_total{category}``, the shared error records and the alert
   window, ``on_rate_limit_wait`` -> a DEBUG line;
 * the security hooks: auth failures -> ``sci_auth_failures_total`` and the alert window,
   lockouts -> a WARNING line;
 * health reports -> ``sci_health_check_status{check}`` and the alert window;
+* config changes -> the log handlers follow ``core.log_format``, ``core.state_dir``, ...;
 
 configures the JSON log, and (``monitor=True``) starts the background monitor that
 samples CPU and memory, refreshes the cache-size gauge, runs the health checks every
@@ -41,13 +42,19 @@ def installed() -> bool:
     return _installed
 
 
-def _metrics_on() -> bool:
-    try:
-        from ..config import get_config
+_metrics_enabled: bool | None = None  # cached monitoring.metrics_enabled; refreshed on config changes
 
-        return bool(get_config().monitoring.metrics_enabled)
-    except Exception:
-        return True
+
+def _metrics_on() -> bool:
+    global _metrics_enabled
+    if _metrics_enabled is None:
+        try:
+            from ..config import get_config
+
+            _metrics_enabled = bool(get_config().monitoring.metrics_enabled)
+        except Exception:
+            return True
+    return _metrics_enabled
 
 
 def _on_cache(event: Any) -> None:
@@ -161,14 +168,10 @@ def record_cell(
     (``%%guarded`` gave up, ``handle_errors``): it counts as a failed cell but is not
     recorded a second time.
     """
-    from .alerts import get_monitor
-
-    monitor = get_monitor()
+    monitor = _monitor or _get_monitor()
     monitor.note_run(duration)
     if _metrics_on():
-        from .metrics import get_metrics
-
-        m = get_metrics()
+        m = _metrics or _get_metrics()
         m.cell_duration.observe(duration)
         if error is not None:
             m.cell_errors.inc()
@@ -177,6 +180,26 @@ def record_cell(
 
         # One path for every error: classified, logged, kept, shared (through _on_error).
         record_error(error, where, level=logging.INFO)
+
+
+_monitor: Any = None
+_metrics: Any = None
+
+
+def _get_monitor() -> Any:
+    global _monitor
+    from .alerts import get_monitor
+
+    _monitor = get_monitor()
+    return _monitor
+
+
+def _get_metrics() -> Any:
+    global _metrics
+    from .metrics import get_metrics
+
+    _metrics = get_metrics()
+    return _metrics
 
 
 def _tick() -> None:
@@ -205,6 +228,24 @@ def _tick() -> None:
         run_health_checks()
 
 
+def _reconfigure_logging(event: Any) -> None:
+    global _metrics_enabled
+    from .logs import configure_logging
+
+    _metrics_enabled = None  # read again on next use
+    configure_logging()  # no-op unless a log setting changed
+
+
+def _follow_config() -> Callable[[], None]:
+    """Re-apply log settings when the config changes (``%sci_config core.log_format=text``)."""
+    from ..config import get_config_manager
+
+    try:
+        return get_config_manager().subscribe(_reconfigure_logging)
+    except Exception:  # a broken config: nothing to follow yet
+        return lambda: None
+
+
 def install(*, monitor: bool = True, interval: float | None = None) -> None:
     """Subscribe telemetry to every feature's events and configure the log (idempotent).
 
@@ -212,24 +253,27 @@ def install(*, monitor: bool = True, interval: float | None = None) -> None:
     ``min(5, monitoring.check_interval_seconds)``).
     """
     global _installed
-    from ..cache import stats
-    from ..resilience import hooks
+    # Channels by name: subscribing loads neither the cache nor the resilience package.
+    from ..events import channel
     from ..security.manager import add_auth_failure_hook, add_lockout_hook
     from .alerts import get_monitor
     from .health import on_health_report
     from .logs import configure_logging
 
+    global _metrics_enabled, _monitor
+    _metrics_enabled = _monitor = None
     with _lock:
         if not _installed:
             _undo.extend([
-                stats.subscribe(_on_cache),
-                hooks.on_retry.add(_on_retry),
-                hooks.on_breaker_change.add(_on_breaker),
-                hooks.on_error.add(_on_error),
-                hooks.on_rate_limit_wait.add(_on_rate_wait),
+                channel("cache").add(_on_cache),
+                channel("retry").add(_on_retry),
+                channel("breaker").add(_on_breaker),
+                channel("error").add(_on_error),
+                channel("rate limit").add(_on_rate_wait),
                 add_auth_failure_hook(_on_auth_failure),
                 add_lockout_hook(_on_lockout),
                 on_health_report.add(_on_health),
+                _follow_config(),
             ])  # fmt: skip
             _installed = True
     try:
@@ -252,9 +296,10 @@ def uninstall() -> None:
 
     The log handlers stay until :func:`.logs.unconfigure_logging`.
     """
-    global _installed
+    global _installed, _metrics_enabled, _monitor
     from .alerts import get_monitor
 
+    _metrics_enabled = _monitor = None
     with _lock:
         while _undo:
             _undo.pop()()

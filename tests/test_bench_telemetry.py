@@ -1,0 +1,21 @@
+"""Smoke test of benchmarks/bench_telemetry.py: it runs and prints its ratio lines."""
+
+from __future__ import annotations
+
+import pytest
+from bench_support import run_quick_benchmark
+
+pytestmark = pytest.mark.kernel
+
+
+def test_bench_telemetry_quick_prints_ratios():
+    text = run_quick_benchmark("bench_telemetry.py")
+    for line in (
+        "added per cell (hooks timed in-kernel)",
+        "ratio performance_monitor/Histogram.time :",
+        "ratio performance_monitor/bare",
+        "ratio cell on/off (round trip)",
+    ):
+        assert line in text, text
+    assert float(text.split("ratio performance_monitor/Histogram.time :")[1].split("x")[0]) > 0
+    assert float(text.split("added per cell (hooks timed in-kernel)   :")[1].split("ms")[0]) > 0
