@@ -139,19 +139,21 @@ def test_polling_pauses_while_the_tab_is_hidden(lab: LabServer, lab_page: LabPag
     t0 = time.monotonic()
     lab_page.page.wait_for_timeout(4000)
     visible = lab_page.status_requests_between(t0, time.monotonic())
-    assert visible >= 3, f"{visible} requests in 4 s at a 1 s interval"
+    assert visible >= 2, f"{visible} requests in 4 s at a 1 s interval"
 
     lab_page.set_hidden(True)
-    lab_page.page.wait_for_timeout(1500)  # lumino lingers one tick before standing by
+    lab_page.page.wait_for_timeout(3000)  # lumino lingers one tick (and it may be in flight)
     t1 = time.monotonic()
     lab_page.page.wait_for_timeout(5000)
     hidden = lab_page.status_requests_between(t1, time.monotonic())
-    assert hidden == 0, f"{hidden} requests in 5 s while hidden"
+    assert hidden == 0, f"{hidden} requests in 5 s while hidden (1 s interval)"
 
     t2 = time.monotonic()
     lab_page.set_hidden(False)  # shown again: refreshed at once, then polled again
-    lab_page.page.wait_for_timeout(2500)
-    assert lab_page.status_requests_between(t2, time.monotonic()) >= 2
+    deadline = t2 + 15
+    while lab_page.status_requests_between(t2, time.monotonic()) < 2:
+        assert time.monotonic() < deadline, "polling did not resume after the tab was shown"
+        lab_page.page.wait_for_timeout(200)
 
 
 def test_gpu_and_llm_rendering(lab: LabServer, lab_page: LabPage) -> None:
