@@ -184,3 +184,14 @@ def test_metrics_of_a_kernel_in_multiprocess_mode_reach_another_process(kernel_f
     assert status["cells"]["p50_seconds"] is not None
     assert status["errors"][0]["error_type"] == "ZeroDivisionError"
     assert status["errors"][0]["kernel_id"]
+
+
+def test_a_cell_running_another_cell_gets_its_id_back(kernel):
+    code = (
+        "from sci_ext.core import context\n"
+        "outer = context.current().correlation_id\n"
+        "get_ipython().run_cell('inner = context.current().correlation_id')\n"
+        "(inner != outer, context.current().correlation_id == outer)"
+    )
+    assert kernel.run(code).check().result["text/plain"] == "(True, True)"
+    assert kernel.run("context.current().correlation_id != outer").check().result["text/plain"] == "True"

@@ -47,9 +47,8 @@ class CellTimer:
     def __init__(self, ipython: Any) -> None:
         self.ipython = ipython
         self.enabled = True
-        self._token: contextvars.Token[Any] | None = None
-        self._start = 0.0
-        self._cid: str | None = None
+        # One entry per running cell: a cell may run another (``get_ipython().run_cell``).
+        self._runs: list[tuple[contextvars.Token[Any], float, str | None, int]] = []
         self._recorded: str | None = None  # correlation id of the last recorded error
 
     def note_error(self, record: Any) -> None:
@@ -63,24 +62,23 @@ class CellTimer:
         count = self.ipython.execution_count
         if getattr(info, "store_history", False):
             count -= 1  # IPython counts the cell up before it triggers pre_run_cell
-        self._token = context.bind(execution_count=count)
-        self._cid = context.current().correlation_id
-        self._start = time.perf_counter()
+        token = context.bind(execution_count=count)
+        self._runs.append((token, time.perf_counter(), context.current().correlation_id, count))
 
     def post(self, result: Any = None) -> None:
         """End the run: record duration and error, then reset the context."""
-        token, self._token = self._token, None
-        if token is None:
+        if not self._runs:
             return
-        duration = time.perf_counter() - self._start
+        token, start, cid, count = self._runs.pop()
+        duration = time.perf_counter() - start
         try:
             error = None
             if result is not None:
                 error = result.error_in_exec or result.error_before_exec
             if isinstance(error, KeyboardInterrupt) or not isinstance(error, Exception):
                 error = None  # an interrupt is not a failure
-            where = f"cell [{context.current().execution_count}]"
-            record_cell(duration, error, where, already_recorded=error is not None and self._recorded == self._cid)
+            recorded = error is not None and cid is not None and self._recorded == cid
+            record_cell(duration, error, f"cell [{count}]", already_recorded=recorded)
         finally:
             context.reset(token)
 

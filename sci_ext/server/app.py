@@ -157,6 +157,9 @@ class SciExt(ExtensionApp):
 
         with self.metrics.lock:  # compaction rewrites the files collect_status reads
             status = bridge.collect_status()
+        if self.metrics.path != bridge.default_metrics_dir(self.state_dir):
+            # telemetry reads the default directory; with c.SciExt.metrics_dir, count what /sci/metrics serves
+            status.update(bridge.figures_from(self.registry))
         # cgroup v1 and v2, GPUs only when a device is present (see .resources)
         status["resources"] = sample_resources(self.state_dir)
         report = self._health_report()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["AuthDecision", "authenticate_bearer", "client_id", "parse_bearer", "record_failure"]
 
@@ -122,15 +121,3 @@ def authenticate_bearer(header: str | None, client: str, scope: str = "metrics:r
         log.warning("sci_ext: API key validation failed for %s: %s", client, exc)
         return AuthDecision(401, "invalid credentials")
     return AuthDecision(200, "api key", info.key_id)
-
-
-def jupyter_user_allowed(handler: Any) -> bool:
-    """True when Jupyter authenticated the request and its authorizer allows reading ``sci``."""
-    user = handler.current_user
-    if not user:
-        return False
-    try:
-        return bool(handler.authorizer.is_authorized(handler, user, "read", "sci"))
-    except Exception as exc:
-        log.warning("sci_ext: authorizer failed: %s", exc)
-        return False

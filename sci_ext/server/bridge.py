@@ -17,6 +17,7 @@ __all__ = [
     "STATUS_ORDER",
     "collect_status",
     "default_metrics_dir",
+    "figures_from",
     "health",
     "install_server_telemetry",
     "server_registries",
@@ -49,8 +50,10 @@ def install_server_telemetry() -> bool:
 def uninstall_server_telemetry() -> None:
     """Undo :func:`install_server_telemetry`."""
     from ..core.telemetry import uninstall
+    from ..core.telemetry.logs import unconfigure_logging
 
     uninstall()
+    unconfigure_logging()  # the server's log handlers go with the extension
 
 
 def default_metrics_dir(state_dir: Path) -> Path:
@@ -87,3 +90,16 @@ def collect_status() -> dict[str, Any]:
     from ..core.telemetry import collect_status as collect
 
     return dict(collect(run_checks=False))
+
+
+def figures_from(registry: Any) -> dict[str, Any]:
+    """``cells`` and ``retries`` of the status computed from ``registry`` (what /sci/metrics serves)."""
+    from ..core.telemetry.status import cells_status
+
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in registry.collect():
+        if family.name.startswith("sci_"):
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    retries = sum(v for _labels, v in samples.get("sci_retry_attempts_total", []))
+    return {"cells": cells_status(samples), "retries": {"total": int(retries)}}

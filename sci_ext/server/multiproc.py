@@ -158,7 +158,7 @@ class MetricsDir:
             return result
         from prometheus_client.mmap_dict import MmapedDict
 
-        with self.lock:
+        with self.lock, self._file_lock():
             for typ in _ACCUMULATED:
                 sources = [self.path / name for pid in dead for name, t in by_pid[pid] if t == typ]
                 if not sources:
@@ -194,6 +194,26 @@ class MetricsDir:
             log.debug("sci_ext: compacted metrics of %d dead process(es)", len(dead))
         return result
 
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Across processes: two servers sharing a state dir never compact (or read mid-compaction) at once."""
+        from filelock import FileLock, Timeout
+
+        lock: FileLock | None = FileLock(str(self.path / ".compact.lock"), timeout=10)
+        try:
+            lock.acquire()  # type: ignore[union-attr]
+        except Timeout:
+            log.warning("sci_ext: metrics directory lock busy for 10 s; going on without it")
+            lock = None
+        except OSError as exc:
+            log.debug("sci_ext: no metrics directory lock: %s", exc)
+            lock = None
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
+
     # ----------------------------------------------------------------- reading
     def collect(self) -> list[Any]:
         """Metric families merged from every file; a file that vanishes or is torn is skipped."""
@@ -201,7 +221,7 @@ class MetricsDir:
             return []
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        with self.lock:
+        with self.lock, self._file_lock():
             files = self.files()
             try:
                 return list(MultiProcessCollector.merge(files, accumulate=True))

@@ -1,0 +1,61 @@
+"""``c.SciExt.metrics_dir``: kernels' files elsewhere than ``core.state_dir/prometheus`` still count everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from server_fixtures import *  # noqa: F403
+from server_fixtures import fetch
+
+WRITER = """
+from sci_ext.core.telemetry.metrics import SciMetrics
+m = SciMetrics()
+for i in range(7):
+    m.cell_duration.observe(0.01)
+m.cell_errors.inc()
+m.retry_attempts.labels("svc", "HTTPError").inc(3)
+"""
+
+
+@pytest.fixture
+def custom_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "custom-metrics"
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.fixture
+def jp_server_config(custom_dir: Path) -> dict:
+    return {
+        "ServerApp": {"jpserver_extensions": {"sci_ext": True}},
+        "SciExt": {"sampling_interval": 0.2, "metrics_dir": str(custom_dir)},
+    }
+
+
+def test_custom_metrics_dir_feeds_metrics_and_status(custom_dir: Path, jp_asyncio_loop, jp_fetch) -> None:
+    code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "health")
+    assert code in (200, 503)
+    checks = {c["name"]: c for c in json.loads(body)["checks"]}
+    assert checks["metrics_dir"] == {**checks["metrics_dir"], "status": "ok", "detail": str(custom_dir)}
+    # a process writing like a kernel launched by this server (it exits: the server compacts its files later)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(custom_dir)}
+    subprocess.run([sys.executable, "-c", WRITER], env=env, check=True)
+    code, text, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics")
+    assert code == 200 and "sci_cell_duration_seconds_count 7.0" in text
+    import time
+
+    deadline = time.monotonic() + 15
+    while True:
+        code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "api", "status")
+        status = json.loads(body)
+        if status["cells"]["total"] >= 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert status["cells"]["total"] == 7 and status["cells"]["errors"] == 1
+    assert status["retries"]["total"] == 3
+    assert status["server"]["metrics_dir"] == str(custom_dir)
