@@ -8,6 +8,7 @@ it here: private XDG directories (no test ever reads or writes the real
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,3 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The notebooks use a vault passphrase from the environment (they cannot type into getpass).
     os.environ.setdefault("SCI_EXT_VAULT_PASSPHRASE", "notebook-test-passphrase")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # The venv's scripts first on PATH (jlpm, jupyter-builder for wheel builds; jupyter for
+    # subprocesses), also when pytest runs as .venv/bin/python -m pytest without activation.
+    scripts = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join(filter(None, [scripts, os.environ.get("PATH", "")]))

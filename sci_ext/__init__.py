@@ -25,6 +25,11 @@ def _jupyter_server_extension_points() -> list[dict[str, object]]:
     return [{"module": "sci_ext.server.app", "app": SciExt}]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Called by ``jupyter labextension develop``: the built JupyterLab extension ``sci-ext``."""
+    return [{"src": "labextension", "dest": "sci-ext"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Called by ``%load_ext sci_ext``: register the magics and kernel hooks."""
     from .kernel import load
