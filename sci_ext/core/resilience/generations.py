@@ -116,9 +116,11 @@ class GenerationFile:
         """Open (creating or repairing under the file lock) and map ``path``; ``None`` when impossible."""
         if fcntl is None:  # pragma: no cover - Windows
             return None
+        from ..trust import open_private
+
         path = Path(path)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:  # 0600, no symlink followed, ours: another user's file is refused (read from the store instead)
+            fd = open_private(path, os.O_RDWR, what="generation file")
         except OSError as exc:
             _warn_unusable(path, exc)
             return None
