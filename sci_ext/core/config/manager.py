@@ -439,7 +439,7 @@ class ConfigManager:
             values = {k: self._config[k] for k in self._runtime}
             new_text = update_toml_text(old_text, {"schema_version": SCHEMA_VERSION, **values})
             self._check_file_text(target, path, new_text)
-            atomic_write_text(path, new_text)
+            atomic_write_text(path, new_text, mode=0o644 if target == "project" else 0o600)
             self._runtime = {}
             self.reload()
             return path

@@ -85,7 +85,7 @@ class CoreConfig:
     reload_interval_seconds: float = setting(
         2.0, doc="How often config files are checked for changes.", min=0.1, max=3600
     )
-    trusted_dirs: list[str] = setting(
+    trusted_dirs: list[str] = setting(  # noqa: RUF009 - setting() returns a dataclass field
         default_factory=list,
         doc="Directories whose sci_ext.toml is used even if others can write there (user file or env only; * = all).",
     )

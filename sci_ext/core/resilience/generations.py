@@ -1,6 +1,6 @@
 """A memory-mapped file of change counters, so readers of a shared store skip unchanged records.
 
-Reading a breaker's record from diskcache costs a SQLite query (~6 us); reading an
+Reading a breaker's record from SQLite costs a SQLite query (~6 us); reading an
 8-byte counter from a shared memory map costs ~0.1 us.  :class:`GenerationFile`
 holds one counter per *slot* (a key hashes to a slot; two keys sharing a slot
 only cost each other an extra read).  Every write to the store bumps the slot's
