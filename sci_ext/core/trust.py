@@ -167,6 +167,8 @@ def ensure_private_dir(path: str | os.PathLike[str], *, what: str = "directory")
             if probe.parent == probe:
                 break
             probe = probe.parent
+    if missing:  # refuse before creating anything under a directory another user controls
+        check_ancestors(missing[-1], what=what)
     for directory in reversed(missing):
         try:
             os.mkdir(directory, 0o700)
