@@ -93,8 +93,7 @@ def _problem(path: Path, info: os.stat_result, *, directory: bool) -> str | None
     if stat.S_IMODE(info.st_mode) & _SHARED_WRITE:
         wanted = "700" if directory else "600"
         return (
-            f"{path} is writable by group or others ({describe(info)}); refusing to use it. "
-            f"Fix: chmod {wanted} {path}"
+            f"{path} is writable by group or others ({describe(info)}); refusing to use it. Fix: chmod {wanted} {path}"
         )
     return None
 

@@ -7,7 +7,6 @@ The cross-user attacks with two real users are in ``test_cross_user_attacks.py``
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from pathlib import Path
@@ -195,7 +194,7 @@ def test_a_user_file_others_can_write_is_refused(sci_env):
     assert "\n" not in manager.last_error
 
 
-def test_project_file_in_a_directory_others_can_write_is_ignored(sci_env, tmp_path, caplog, monkeypatch):
+def test_project_file_in_a_directory_others_can_write_is_ignored(sci_env, tmp_path, capsys, monkeypatch):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)
@@ -203,10 +202,9 @@ def test_project_file_in_a_directory_others_can_write_is_ignored(sci_env, tmp_pa
     planted.write_text("schema_version = 2\n[rag]\ntop_k = 9\n")
     work = shared / "me"
     work.mkdir(mode=0o700)
-    with caplog.at_level(logging.WARNING, logger="sci_ext.config"):
-        manager = ConfigManager(cwd=work)
+    manager = ConfigManager(cwd=work)
     assert manager.project_path is None and manager.config.rag.top_k == 5
-    lines = [r.getMessage() for r in caplog.records if "ignoring" in r.getMessage()]
+    lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and str(planted) in lines[0] and "writable by group or others" in lines[0]
     assert "core.trusted_dirs" in lines[0]
     # A project file cannot opt itself in ...
@@ -219,16 +217,16 @@ def test_project_file_in_a_directory_others_can_write_is_ignored(sci_env, tmp_pa
     assert trusted.project_path == planted and trusted.config.rag.top_k == 9
 
 
-def test_project_file_of_another_user_is_ignored(sci_env, tmp_path, monkeypatch, caplog):
+def test_project_file_of_another_user_is_ignored(sci_env, tmp_path, monkeypatch, capsys):
     project = tmp_path / "proj"
     (project / "sub").mkdir(parents=True)
     planted = project / "sci_ext.toml"
     planted.write_text("schema_version = 2\n[rag]\ntop_k = 9\n")
     give_away(planted, monkeypatch)
-    with caplog.at_level(logging.WARNING, logger="sci_ext.config"):
-        manager = ConfigManager(cwd=project / "sub")
+    manager = ConfigManager(cwd=project / "sub")
     assert manager.config.rag.top_k == 5
-    assert any("belongs to another user" in r.getMessage() for r in caplog.records)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "belongs to another user" in line and str(planted) in line
 
 
 def test_discovery_stops_at_the_repository_root(sci_env, tmp_path):
@@ -265,10 +263,10 @@ top_k = 8
 """
 
 
-def test_a_project_file_cannot_lower_protection(sci_env, caplog):
+def test_a_project_file_cannot_lower_protection(sci_env, capsys):
     (sci_env["project"] / "sci_ext.toml").write_text(PROTECTION_LOWERING)
-    with caplog.at_level(logging.WARNING, logger="sci_ext.config"):
-        manager = ConfigManager()
+    manager = ConfigManager()
+    assert capsys.readouterr().err.splitlines() == manager.notices  # each shown once, one line each
     cfg = manager.config
     assert cfg.rag.top_k == 8  # ordinary settings still apply
     assert cfg.security.redact_outputs is True and cfg.security.audit_path is None

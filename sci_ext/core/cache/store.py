@@ -10,6 +10,7 @@ diskcache inserts its row only after the value file is complete.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -126,6 +127,10 @@ class DiskStore:
         import diskcache
 
         self.directory = ensure_private_dir(Path(directory).expanduser())
+        from ..trust import open_private
+
+        # The database 0600 whatever the umask, created without following a symlink (SQLite keeps its mode).
+        os.close(open_private(self.directory / "cache.db", os.O_RDWR, what="cache database"))
         self.cache = diskcache.Cache(
             str(self.directory),
             size_limit=size_limit,

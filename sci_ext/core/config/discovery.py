@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,15 @@ _warned: set[str] = set()
 
 
 def warn_once(message: str) -> None:
-    """Log ``message`` as a warning once per process (the file watcher re-reads every few seconds)."""
+    """Show ``message`` on stderr once per process (the file watcher re-reads every few seconds).
+
+    Like git's ``safe.directory`` warning it goes to stderr (a kernel shows it in the
+    cell's output, a CLI on the terminal); it is also logged at INFO for log files.
+    """
     if message not in _warned:
         _warned.add(message)
-        log.warning("%s", message)
+        print(message, file=sys.stderr, flush=True)
+        log.info("%s", message)
 
 
 def _is_trusted_dir(directory: Path, trusted_dirs: Iterable[str]) -> bool:
