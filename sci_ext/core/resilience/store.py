@@ -420,6 +420,9 @@ def resolve_store(spec: str | StateStore | None, namespace: str, redis_url: str 
     with _stores_lock:
         disk = _shared_stores.get(("disk", directory))
         if disk is None:
+            from ..trust import ensure_private_dir
+
+            ensure_private_dir(get_config().core.state_dir, what="core.state_dir")  # 0700 (0755 tightened)
             disk = _shared_stores[("disk", directory)] = DiskStore(directory)
         if kind == "disk" or not redis_url:
             return disk
