@@ -296,7 +296,8 @@ def test_guarded_with_an_unusable_state_dir_is_a_one_line_usage_error(kernel, sc
     kernel.run(f"%sci_config core.state_dir={blocker}").check()
     res = kernel.run(f"%%guarded {line}\nprint('ran')")
     assert res.error is not None and res.error["ename"] == "UsageError", res.text
-    assert res.stderr.startswith(f"UsageError: {option}: shared state unusable (NotADirectoryError")
+    assert res.stderr.startswith(f"UsageError: {option}: shared state unusable (")
+    assert f"{blocker} is not a directory. Fix:" in res.stderr and res.stderr.count("\n") == 1
     assert "core.state_dir" in res.stderr and "Traceback" not in res.text
     assert kernel.run("%%guarded\nprint('plain guarded still runs')").check().stdout == "plain guarded still runs\n"
 

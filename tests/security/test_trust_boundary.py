@@ -326,7 +326,7 @@ def test_refused_state_dir_is_one_line_in_guarded(sci_env, tmp_path):
     get_config_manager().set("core.state_dir", str(shared))
     with pytest.raises(UntrustedPathError) as info:
         CircuitBreaker("svc-trust-test", store="disk")
-    assert "\n" not in str(info.value) and f"Fix: chmod go-w {shared}" in str(info.value)
+    assert "\n" not in str(info.value) and f"Fix: chmod 700 {shared}" in str(info.value)
 
 
 def test_config_error_type_for_refused_user_file(sci_env):
