@@ -336,3 +336,16 @@ def test_config_error_type_for_refused_user_file(sci_env):
     (user / "config.toml").write_text("schema_version = 2\n")
     with pytest.raises(ConfigError, match="config directory .* writable by group or others"):
         ConfigManager().reload()
+
+
+def test_cached_cell_store_refuses_redis_without_a_signing_key(sci_env):
+    """V4: %%cached with cache.redis_url and no key: one CacheError (the cell then runs uncached)."""
+    from sci_ext.core.config import get_config_manager
+    from sci_ext.core.errors import CacheError
+    from sci_ext.kernel.cached_cell import open_store
+
+    get_config_manager().set("cache.redis_url", "redis://127.0.0.1:1/0")
+    with pytest.raises(CacheError) as info:
+        open_store("redis")
+    assert "\n" not in str(info.value) and "cache.redis_signing_key is not" in str(info.value)
+    assert "SCI_EXT_CACHE__REDIS_SIGNING_KEY" in str(info.value)
