@@ -349,3 +349,15 @@ def test_cached_cell_store_refuses_redis_without_a_signing_key(sci_env):
         open_store("redis")
     assert "\n" not in str(info.value) and "cache.redis_signing_key is not" in str(info.value)
     assert "SCI_EXT_CACHE__REDIS_SIGNING_KEY" in str(info.value)
+
+
+@pytest.mark.kernel
+def test_a_kernel_shows_the_not_applied_line_and_keeps_redacting(kernel_factory, sci_env):
+    """V3 in a real kernel: the project file's `redact_outputs = false` is not applied, said once."""
+    (sci_env["project"] / "sci_ext.toml").write_text("schema_version = 2\n[security]\nredact_outputs = false\n")
+    session = kernel_factory(load_extension=False)
+    res = session.run("%load_ext sci_ext").check()
+    lines = [line for line in res.stderr.splitlines() if "not applied" in line]
+    assert len(lines) == 1 and "security.redact_outputs = False not applied" in lines[0], res.stderr
+    shown = session.run("%sci_config security.redact_outputs").check().displays[0]["text/plain"]
+    assert "True" in shown and "default" in shown
