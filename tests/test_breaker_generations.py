@@ -60,7 +60,7 @@ def test_a_reader_keeps_its_copy_until_another_store_writes(stores):
     writer.update("api", lambda _: closed(1))
     assert reader.load("api") == closed(1)
     assert "api" in reader._seen  # the copy is kept ...
-    reader._cache.set("api", closed(7))  # ... and used: a change that bypasses the counters is not seen
+    reader._put("api", closed(7))  # ... and used: a change that bypasses the counters is not seen
     assert reader.load("api") == closed(1)
     writer.update("api", lambda _: closed(2))  # a real write moves the counter: read again
     assert reader.load("api") == closed(2)

@@ -297,9 +297,14 @@ def test_disk_store_is_private_and_round_trips(tmp_path):
 
 
 def test_disk_store_refuses_a_directory_of_another_user(tmp_path, monkeypatch):
-    monkeypatch.setattr(os, "getuid", lambda: 12345)
-    with pytest.raises(CacheError, match="another user"):
-        ensure_private_dir(tmp_path / "x")
+    target = tmp_path / "x"
+    target.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(target, 12345, 12345)  # root can give it away: now another user's
+    else:
+        monkeypatch.setattr("sci_ext.core.trust._me", lambda: 12345)
+    with pytest.raises(CacheError, match=r"x belongs to another user \(owner .*uid 12345.*Fix"):
+        ensure_private_dir(target)
 
 
 def test_memory_store_lru_and_ttl():
@@ -315,7 +320,7 @@ def test_memory_store_lru_and_ttl():
 
 
 def test_redis_store_round_trip_and_unreachable(redis_server):
-    store = RedisStore(redis_server.url)
+    store = RedisStore(redis_server.url, signing_key="k1")
     store.ping()
     store.set("k", pack([1, 2]), _info("k", "r"), 5)
     assert unpack(store.get("k"))[0] == [1, 2]
@@ -332,7 +337,7 @@ def test_redis_store_round_trip_and_unreachable(redis_server):
 
 def test_layered_store_falls_back_and_warns_once(tmp_path, redis_server):
     warnings: list[str] = []
-    remote = RedisStore(redis_server.url, timeout=0.5)
+    remote = RedisStore(redis_server.url, timeout=0.5, signing_key="k1")
     layered = LayeredStore(get_disk_store(str(tmp_path / "d"), 2**24), remote, warnings.append)
     assert layered.backend == "disk+redis"
     layered.set("k", pack("v"), _info("k"), None)
@@ -444,10 +449,53 @@ def test_redis_entries_signed_with_a_shared_key(redis_server):
     with pytest.raises(UnsignedEntry):
         RedisStore(redis_server.url, signing_key="other-key").get("k")
     # Someone without the key writes a (possibly malicious) pickle: never unpickled.
-    RedisStore(redis_server.url).set("k", pack({"evil": 1}), _info("k"), None)
+    RedisStore(redis_server.url, signing_key="attacker-key").set("k", pack({"evil": 1}), _info("k"), None)
     with pytest.raises(UnsignedEntry, match="never unpickled"):
         signed.get("k")
+    signed.client.delete(f"{signed.prefix}sig:k")  # unsigned
+    with pytest.raises(UnsignedEntry, match="not signed"):
+        signed.get("k")
     assert signed.delete("k")
+
+
+def test_redis_cache_refuses_to_start_without_a_signing_key(redis_server):
+    for key in (None, ""):
+        with pytest.raises(CacheError, match=r"cache.redis_signing_key is not.*SCI_EXT_CACHE__REDIS_SIGNING_KEY"):
+            RedisStore(redis_server.url, signing_key=key)
+
+
+def test_redis_signature_binds_the_entry_key_expiry_and_format(redis_server):
+    from sci_ext.core.cache.store import UnsignedEntry
+
+    store = RedisStore(redis_server.url, signing_key="team-key-1")
+    store.set("doc1", pack("result of doc1"), _info("doc1"), None)
+    store.set("doc2", pack("result of doc2"), _info("doc2"), 60)
+    client, prefix = store.client, store.prefix
+    # Moved: doc1's entry and signature copied under doc2's key.
+    for part in ("entry", "sig"):
+        client.set(f"{prefix}{part}:doc2", client.get(f"{prefix}{part}:doc1"))
+    with pytest.raises(UnsignedEntry, match="moved from another key"):
+        store.get("doc2")
+    # Replayed after expiry: a signed entry whose signed expiry has passed.
+    store.set("old", pack("stale"), _info("old"), 1)
+    sig = client.get(f"{prefix}sig:old")
+    blob = client.get(f"{prefix}entry:old")
+    expired = int(time.time()) - 3600
+    client.set(f"{prefix}sig:old", bytes([sig[0]]) + expired.to_bytes(8, "big") + sig[9:])
+    client.set(f"{prefix}entry:old", blob)
+    with pytest.raises(UnsignedEntry, match="moved from another key"):
+        store.get("old")  # the expiry is inside the HMAC: editing it breaks the signature
+    forged_exp = bytes([sig[0]]) + expired.to_bytes(8, "big") + store._mac("old", expired, blob)
+    client.set(f"{prefix}sig:old", forged_exp)  # (only a key holder could make this one)
+    with pytest.raises(UnsignedEntry, match="expiry has passed"):
+        store.get("old")
+    # An entry signed in the old format (HMAC of the bytes only) is refused, never unpickled.
+    import hashlib
+    import hmac
+
+    client.set(f"{prefix}sig:doc1", hmac.new(b"team-key-1", client.get(f"{prefix}entry:doc1"), hashlib.sha256).digest())
+    with pytest.raises(UnsignedEntry, match="not signed"):
+        store.get("doc1")
 
 
 def test_local_modules_are_keyed_by_source_and_settings(tmp_path, monkeypatch):

@@ -157,6 +157,7 @@ def test_redis_layer_shares_results_and_degrades(redis_server, tmp_path, monkeyp
         calls.append(v)
         return np.full(3, v)
 
+    get_config_manager().set("cache.redis_signing_key", "team-signing-key")
     one = cache_result(backend="redis", redis_url=redis_server.url)(compute)
     assert one(2).tolist() == [2, 2, 2]
     # Another machine: its own disk cache, the same Redis.

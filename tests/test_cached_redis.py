@@ -13,12 +13,24 @@ def test_cell_cached_through_redis_hits_in_another_kernel_with_another_cache_dir
     kernel_factory, redis_server, tmp_path
 ):
     cell = "%%cached --backend redis shared\nimport numpy as np\nprint('computing')\nweights = np.linspace(0, 1, 500_000)\nlabel = 'v1'"
-    a = kernel_factory(env={"SCI_EXT_CACHE__REDIS_URL": redis_server.url, "SCI_EXT_CACHE__DIR": str(tmp_path / "a")})
+    a = kernel_factory(
+        env={
+            "SCI_EXT_CACHE__REDIS_URL": redis_server.url,
+            "SCI_EXT_CACHE__REDIS_SIGNING_KEY": "k1",
+            "SCI_EXT_CACHE__DIR": str(tmp_path / "a"),
+        }
+    )
     first = a.run(cell).check()
     assert "computing" in first.stdout
     assert a.run(STATUS).check().result["text/plain"] == "('miss', 'disk+redis')"
 
-    b = kernel_factory(env={"SCI_EXT_CACHE__REDIS_URL": redis_server.url, "SCI_EXT_CACHE__DIR": str(tmp_path / "b")})
+    b = kernel_factory(
+        env={
+            "SCI_EXT_CACHE__REDIS_URL": redis_server.url,
+            "SCI_EXT_CACHE__REDIS_SIGNING_KEY": "k1",
+            "SCI_EXT_CACHE__DIR": str(tmp_path / "b"),
+        }
+    )
     hit = b.run(cell).check()
     assert b.run(STATUS).check().result["text/plain"] == "('hit', 'redis')"
     assert "computing" in hit.stdout and "restored from redis" in hit.stdout
@@ -32,7 +44,11 @@ def test_cell_cached_through_redis_hits_in_another_kernel_with_another_cache_dir
 
 def test_redis_down_mid_session_warns_and_falls_back_to_the_local_cache(kernel_factory, redis_server, tmp_path):
     k = kernel_factory(
-        env={"SCI_EXT_CACHE__REDIS_URL": redis_server.url, "SCI_EXT_CACHE__REDIS_TIMEOUT_SECONDS": "0.5"}
+        env={
+            "SCI_EXT_CACHE__REDIS_URL": redis_server.url,
+            "SCI_EXT_CACHE__REDIS_SIGNING_KEY": "k1",
+            "SCI_EXT_CACHE__REDIS_TIMEOUT_SECONDS": "0.5",
+        }
     )
     k.run("%%cached one\na = 1").check()
     assert k.run(STATUS).check().result["text/plain"] == "('miss', 'disk+redis')"

@@ -142,3 +142,97 @@ def test_plain_keys_only_go_into_config_without_touching_the_env_file(sci_env) -
 
     assert ConfigManager().config.dotenv.extra == {"MODEL_NAME": "gpt-4o", "NUM_WORKERS": "4"}
     assert not migrate(path).changed
+
+
+# -- V1: a realistic AI-Scientist .env never puts a credential into a config file ---------------
+
+FIXTURE = Path(__file__).parent / "data" / "ai_scientist.env"
+VAULTED = {
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "OPENROUTER_API_KEY",
+    "S2_API_KEY",
+    "HF_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "DATABASE_URL",
+    "MY_SERVICE_PASSPHRASE",
+    "WANDB_API_KEY",
+    "SLACK_WEBHOOK_TOKEN",
+}
+LEFT = ("SCI_EXT_VAULT_PASSPHRASE", "SCI_EXT_CACHE__REDIS_URL", "SCI_EXT_CACHE__REDIS_SIGNING_KEY")
+
+
+@pytest.fixture
+def ai_scientist_env(fast_vault) -> tuple[Path, dict[str, str]]:
+    register()
+    path = fast_vault["project"] / ".env"
+    path.write_text(FIXTURE.read_text())
+    path.chmod(0o600)
+    values = {e.key: e.value for e in parse_dotenv(path)[0]}
+    return path, values
+
+
+def _credential_values(values: dict[str, str]) -> list[str]:
+    return [values[k] for k in (*VAULTED, *LEFT)]
+
+
+def test_fixture_is_a_realistic_30_line_env(ai_scientist_env) -> None:
+    path, values = ai_scientist_env
+    assert len(path.read_text().splitlines()) >= 30 and len(values) == 24
+    assert {k for k, v in values.items() if is_credential(k, v)} == VAULTED | set(LEFT)
+
+
+def test_ai_scientist_dry_run_masks_every_credential(ai_scientist_env) -> None:
+    path, values = ai_scientist_env
+    result = migrate(path, dry_run=True)
+    shown = result.summary() + result.diff
+    leaked = [v for v in _credential_values(values) if v in shown]
+    assert leaked == [], "dry-run shows credential values"
+    for fragment in ("FAKEredispass123", "FAKEdbpass456"):  # the password inside a URL
+        assert fragment not in shown
+    for key in (*VAULTED, *LEFT):
+        assert f"{key}=********" in result.diff
+    assert path.read_text() == FIXTURE.read_text()
+
+
+def test_ai_scientist_migration_writes_no_credential_into_a_config_file(ai_scientist_env, fast_vault) -> None:
+    path, values = ai_scientist_env
+    result = migrate(path)
+    toml_path = fast_vault["project"] / "sci_ext.toml"
+    toml = toml_path.read_text()
+    assert [v for v in _credential_values(values) if v in toml] == []
+    assert "FAKEredispass123" not in toml and "FAKEdbpass456" not in toml and "[dotenv]" in toml
+    assert "ttl_seconds = 86400" in toml and "max_attempts = 5" in toml and 'log_level = "DEBUG"' in toml
+    sm = get_security_manager()
+    assert set(sm.vault.names()) == VAULTED
+    assert sm.vault.get("DATABASE_URL") == values["DATABASE_URL"]
+    new_env = path.read_text()
+    for key in LEFT:  # read by sci_ext from the environment: left where they were, and said so
+        assert f"{key}={values[key]}" in new_env
+        assert key in result.summary()
+    assert "left in .env" in result.summary()
+    for key in VAULTED:
+        assert values[key] not in new_env and f"# {key}: moved to the sci_ext vault" in new_env
+    from sci_ext.core.config import ConfigManager
+
+    extra = ConfigManager().config.dotenv.extra
+    assert set(extra) == {"AWS_REGION_NAME", "MLFLOW_TRACKING_URI", "MODEL_NAME", "NUM_WORKERS", "CUDA_VISIBLE_DEVICES"}
+    # Nothing secret anywhere else in the project, the state (audit) or the data dirs except .env and the vault.
+    for value in _credential_values(values):
+        hits = scan_for(value, fast_vault["project"], fast_vault["XDG_STATE_HOME"], fast_vault["XDG_CONFIG_HOME"])
+        assert {h.name for h in map(Path, hits)} <= {".env"}, hits
+    assert not migrate(path).changed
+
+
+def test_a_url_with_a_password_is_a_credential_whatever_its_name() -> None:
+    assert is_credential("DATABASE_URL", "postgres://app:pw-123@db/app")
+    assert is_credential("BROKER", "amqp://user:hunter2@mq:5672/")
+    assert not is_credential("DATABASE_URL", "postgres://db/app")
+    assert not is_credential("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert is_credential("SCI_EXT_CACHE__REDIS_SIGNING_KEY", "x") and is_credential("SCI_EXT_VAULT_PASSPHRASE")
+    assert not is_credential("SCI_EXT_SECURITY__KEY_DIR", "/home/u/keys")  # a setting's name is not the test
+    assert is_credential("SCI_EXT_BREAKER__REDIS_URL", "redis://:pw@h:6379/0")
+    assert not is_credential("SCI_EXT_BREAKER__REDIS_URL", "redis://h:6379/0")

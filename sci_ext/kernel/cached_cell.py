@@ -444,9 +444,10 @@ def _key_lock(store: LayeredStore, key: str) -> Any:
         return None
     from filelock import FileLock
 
-    locks = store.local.directory / ".locks"
-    locks.mkdir(mode=0o700, exist_ok=True)
-    return FileLock(str(locks / f"{key}.lock"))
+    from ..core.trust import ensure_private_dir
+
+    locks = ensure_private_dir(store.local.directory / ".locks", what="cache lock directory")
+    return FileLock(str(locks / f"{key}.lock"), mode=0o600)
 
 
 def _miss(

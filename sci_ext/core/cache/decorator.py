@@ -123,6 +123,11 @@ class _Layers:
         self.redis_url = redis_url or cfg.redis_url
         if backend == "redis" and not self.redis_url:
             raise ValueError("cache_result: backend='redis' needs redis_url= or cache.redis_url")
+        if backend == "redis" and not cfg.redis_signing_key:
+            from ..errors import CacheError
+            from .store import MISSING_KEY_MESSAGE
+
+            raise CacheError(f"cache_result: {MISSING_KEY_MESSAGE}")
         self.layers = BACKENDS[: BACKENDS.index(backend) + 1]
         self.memory = _MemoryLRU(cfg.memory_max_items if max_items is None else max_items, ttl)
         self.stats = LayerStats(self.layers)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import threading
 import time
 from collections import OrderedDict
@@ -92,18 +91,31 @@ class EntryStore(Protocol):
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` with mode 0700, or tighten it; refuse a directory owned by someone else.
+    """Create ``path`` (and missing parents) 0700, or tighten it; refuse a directory another user can write.
 
     diskcache unpickles what is in its directory (CVE-2025-69872), so nobody else
-    may be able to write there.
+    may be able to write there.  The rule is :func:`sci_ext.core.trust.ensure_private_dir`'s;
+    a refusal is a :class:`CacheError` (one line: path, owner, mode, fix).
     """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise CacheError(f"cache directory {path} belongs to another user; refusing to use it")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
-    return path
+    from ..trust import UntrustedPathError
+    from ..trust import ensure_private_dir as _ensure
+
+    try:
+        return _ensure(path, what="cache directory")
+    except UntrustedPathError as exc:
+        raise CacheError(str(exc)) from None
+
+
+#: Format of a Redis entry's signature record: version byte, expiry, HMAC.
+SIGNATURE_VERSION = 2
+#: Seconds an entry's signed expiry may be behind this machine's clock (clock skew between machines).
+EXPIRY_GRACE_SECONDS = 30
+MISSING_KEY_MESSAGE = (
+    "cache.redis_url is set but cache.redis_signing_key is not: the Redis cache refuses to start "
+    "(its entries are pickles any Redis client could forge). Fix: set the same key on every machine, "
+    "e.g. `%sci_secret set SCI_EXT_CACHE__REDIS_SIGNING_KEY`, `%sci_secret export SCI_EXT_CACHE__REDIS_SIGNING_KEY` "
+    "and `%sci_config --reload`, or export SCI_EXT_CACHE__REDIS_SIGNING_KEY before starting Jupyter"
+)
 
 
 class DiskStore:
@@ -115,6 +127,10 @@ class DiskStore:
         import diskcache
 
         self.directory = ensure_private_dir(Path(directory).expanduser())
+        from ..trust import open_private
+
+        # The database 0600 whatever the umask, created without following a symlink (SQLite keeps its mode).
+        os.close(open_private(self.directory / "cache.db", os.O_RDWR, what="cache database"))
         self.cache = diskcache.Cache(
             str(self.directory),
             size_limit=size_limit,
@@ -266,28 +282,48 @@ class RedisStore:
     prefix = "sci_ext:cache:"
 
     def __init__(self, url: str, timeout: float = 2.0, signing_key: str | None = None) -> None:
+        # Entries are pickles: only writers holding the shared key can make a kernel unpickle.
+        if not signing_key:
+            raise CacheError(MISSING_KEY_MESSAGE)
         import redis
 
         self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        # Entries are pickles: with a shared key, only writers holding it can make a kernel unpickle.
-        self._key = signing_key.encode() if signing_key else None
+        self._key = signing_key.encode()
 
-    def _signature(self, blob: bytes) -> bytes:
+    def _mac(self, key: str, expiry: int, blob: bytes) -> bytes:
+        """HMAC-SHA256 over the format version, the entry key, its expiry and the bytes."""
         import hashlib
         import hmac
 
-        if self._key is None:
-            raise CacheError("no signing key")
-        return hmac.new(self._key, blob, hashlib.sha256).digest()
+        mac = hmac.new(self._key, b"sci_ext-cache\0%d\0" % SIGNATURE_VERSION, hashlib.sha256)
+        key_bytes = key.encode("utf-8")
+        mac.update(len(key_bytes).to_bytes(4, "big") + key_bytes + expiry.to_bytes(8, "big"))
+        mac.update(blob)
+        return mac.digest()
 
-    def _checked(self, blob: bytes | None, signature: bytes | None) -> bytes | None:
-        if blob is None or self._key is None:
-            return blob
+    def _signature(self, key: str, expiry: int, blob: bytes) -> bytes:
+        """The stored signature record: version (1 byte), expiry (8 bytes, 0 = none), HMAC (32 bytes)."""
+        return bytes([SIGNATURE_VERSION]) + expiry.to_bytes(8, "big") + self._mac(key, expiry, blob)
+
+    def _checked(self, key: str, blob: bytes | None, signature: bytes | None) -> bytes | None:
+        if blob is None:
+            return None
         import hmac
 
-        if signature is None or not hmac.compare_digest(signature, self._signature(blob)):
-            raise UnsignedEntry("Redis entry is not signed with cache.redis_signing_key; ignored, never unpickled")
+        if signature is None or len(signature) != 41 or signature[0] != SIGNATURE_VERSION:
+            raise UnsignedEntry(
+                "Redis entry is not signed with cache.redis_signing_key (format "
+                f"{SIGNATURE_VERSION}); ignored, never unpickled"
+            )
+        expiry = int.from_bytes(signature[1:9], "big")
+        if not hmac.compare_digest(signature[9:], self._mac(key, expiry, blob)):
+            raise UnsignedEntry(
+                "Redis entry's signature does not match its key and bytes (forged, or moved from another key); "
+                "ignored, never unpickled"
+            )
+        if expiry and expiry + EXPIRY_GRACE_SECONDS < time.time():
+            raise UnsignedEntry("Redis entry's signed expiry has passed (a replayed entry); ignored, never unpickled")
         return blob
 
     def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -307,17 +343,15 @@ class RedisStore:
     def get_raw(self, key: str) -> bytes | None:
         """The entry's bytes as stored, its signature checked (to copy it into the local disk cache)."""
         blob, signature = self._call(self.client.mget, f"{self.prefix}entry:{key}", f"{self.prefix}sig:{key}")
-        return self._checked(None if blob is None else bytes(blob), signature)
+        return self._checked(key, None if blob is None else bytes(blob), signature)
 
     def set(self, key: str, packed: PackedEntry, info: EntryInfo, ttl: float | None) -> None:
         expire = max(1, round(ttl)) if ttl is not None else None
         pipe = self.client.pipeline()
         blob = packed.to_bytes()
         pipe.set(f"{self.prefix}entry:{key}", blob, ex=expire)
-        if self._key is not None:
-            pipe.set(f"{self.prefix}sig:{key}", self._signature(blob), ex=expire)
-        else:
-            pipe.delete(f"{self.prefix}sig:{key}")
+        expiry = int(time.time()) + expire + 1 if expire is not None else 0
+        pipe.set(f"{self.prefix}sig:{key}", self._signature(key, expiry, blob), ex=expire)
         pipe.set(f"{self.prefix}meta:{key}", info.to_json(), ex=expire)
         pipe.delete(f"{self.prefix}hits:{key}")
         self._call(pipe.execute)

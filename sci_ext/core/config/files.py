@@ -103,30 +103,55 @@ def lock_path_for(path: Path) -> str:
     """
     import hashlib
 
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    directory = Path(base) / "sci_ext" / "locks"
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from ..trust import locks_dir
+
+    directory = locks_dir()
     digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:32]
     return str(directory / f"{digest}.lock")
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def holds_secret_setting(text: str) -> bool:
+    """Whether TOML ``text`` sets a ``secret=True`` setting (such a file must be 0600)."""
+    from .registry import registered_sections
+    from .schema import leaf_fields
+
+    try:
+        values = flatten_table(tomllib.loads(text))
+    except tomllib.TOMLDecodeError:
+        return False
+    for name, cls in registered_sections().items():
+        for key, spec in leaf_fields(cls).items():
+            if spec.secret and values.get(f"{name}.{key}") is not None:
+                return True
+    return False
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, private: bool | None = None) -> None:
     """Replace ``path`` with ``text`` atomically; the old file stays if anything fails.
 
-    An existing file keeps its permissions (a 0600 config may hold a signing key);
-    ``mode`` is the mode of a new file.  A symlink (a dotfiles checkout) stays a
-    symlink: its target is the file replaced.
+    An existing file keeps its permissions, and ``mode`` (0600) is the mode of a new
+    one, whatever the umask; ``private`` (by default: a ``.toml`` file that holds a
+    ``secret=True`` setting) makes the file 0600 in any case.  A missing directory is
+    created 0700.  A symlink (a dotfiles checkout) stays a symlink: its target is the
+    file replaced.
     """
     from filelock import FileLock
 
+    from ..trust import ensure_private_dir
+
     if path.is_symlink():
         path = Path(os.path.realpath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(lock_path_for(path), timeout=30):
+    if private is None:
+        private = path.suffix == ".toml" and holds_secret_setting(text)
+    if not path.parent.exists():
+        ensure_private_dir(path.parent)
+    with FileLock(lock_path_for(path), timeout=30, mode=0o600):
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
             pass
+        if private:
+            mode = 0o600
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

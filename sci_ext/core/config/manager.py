@@ -110,6 +110,10 @@ class ConfigManager:
         self._stop = threading.Event()
         self._stamps: dict[str, tuple[float, int] | None] = {}
         self.last_error: str | None = None
+        #: One line per setting a project file asked for but was not applied (see discovery.py).
+        self.notices: list[str] = []
+        # core.trusted_dirs as read from the user file and the environment (never a project file).
+        self._trusted_dirs: list[str] = []
         # The layers below runtime as last read successfully; runtime changes build on
         # these, so a `set` neither re-reads files nor picks up an unvalidated edit.
         self._base: list[_Layer] = [self._default_layer()]
@@ -135,7 +139,7 @@ class ConfigManager:
         """The project file in use, if one was given or found."""
         if self._project_path:
             return self._project_path
-        return find_project_file(self._cwd)
+        return find_project_file(self._cwd, self._trusted_dirs)
 
     def _save_path(self, target: str) -> Path:
         if target == "user":
@@ -158,6 +162,8 @@ class ConfigManager:
         elif path is None or not path.exists():
             return None
         else:
+            if layer == "user":
+                self._check_user_file(path)
             table, text = read_toml(path)
         version = table.pop("schema_version", SCHEMA_VERSION)
         problems = []
@@ -177,7 +183,45 @@ class ConfigManager:
                     f"{path} line {find_key_line(text, key) or '?'}: top-level key {key!r} must be inside a [section]"
                 )
         values = flatten_table({k: v for k, v in table.items() if isinstance(v, dict)})
+        if layer == "project":
+            values = self._without_protected(path, values)
         return _Layer(layer, str(path), values, text=text, problems=problems)
+
+    @staticmethod
+    def _check_user_file(path: Path) -> None:
+        """Refuse a user file (or its directory) another user could have written (V5)."""
+        from ..trust import UntrustedPathError, check_trusted
+
+        try:
+            check_trusted(path.parent, what="config directory")
+            check_trusted(path, what="config file")
+        except UntrustedPathError as exc:
+            raise ConfigError(str(exc), path=str(path)) from None
+
+    def _without_protected(self, path: Path, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` of a project file minus the settings it may not change, each noted once."""
+        from .discovery import protected_notice, warn_once
+
+        kept = {}
+        for dotted, value in values.items():
+            notice = protected_notice(path, dotted, value, self.user_path)
+            if notice is None:
+                kept[dotted] = value
+            else:
+                if notice not in self.notices:
+                    self.notices.append(notice)
+                warn_once(notice)
+        return kept
+
+    def _trusted_dirs_from(self, layers: list[_Layer]) -> list[str]:
+        """``core.trusted_dirs`` from the user file and environment layers only."""
+        found: list[str] = []
+        for layer in layers:
+            raw = layer.values.get("core.trusted_dirs")
+            if raw is None or layer.name not in ("user", "env"):
+                continue
+            found = [str(v) for v in raw] if isinstance(raw, list) else [p for p in str(raw).split(",") if p.strip()]
+        return found
 
     def _env_layer(self) -> _Layer:
         environ = os.environ if self._environ is None else self._environ
@@ -194,12 +238,18 @@ class ConfigManager:
 
     def _read_base_layers(self) -> list[_Layer]:
         """Defaults, files and environment, read now (may raise for unreadable files)."""
+        self.notices = []
         layers = [self._default_layer()]
-        for name, path in (("user", self.user_path), ("project", self.project_path)):
-            file_layer = self._file_layer(name, path)
-            if file_layer is not None:
-                layers.append(file_layer)
-        layers.append(self._env_layer())
+        user_layer = self._file_layer("user", self.user_path)
+        env_layer = self._env_layer()
+        if user_layer is not None:
+            layers.append(user_layer)
+        # The project file is found with the trusted directories of the user file and environment.
+        self._trusted_dirs = self._trusted_dirs_from([layer for layer in (user_layer, env_layer) if layer is not None])
+        project_layer = self._file_layer("project", self.project_path)
+        if project_layer is not None:
+            layers.append(project_layer)
+        layers.append(env_layer)
         return layers
 
     def _runtime_layer(self, runtime: dict[str, Any] | None = None) -> _Layer:
@@ -389,7 +439,7 @@ class ConfigManager:
             values = {k: self._config[k] for k in self._runtime}
             new_text = update_toml_text(old_text, {"schema_version": SCHEMA_VERSION, **values})
             self._check_file_text(target, path, new_text)
-            atomic_write_text(path, new_text)
+            atomic_write_text(path, new_text, mode=0o644 if target == "project" else 0o600)
             self._runtime = {}
             self.reload()
             return path

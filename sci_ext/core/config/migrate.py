@@ -12,6 +12,7 @@ second time finds nothing to change.  Nothing here runs on import.
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -85,7 +86,7 @@ def migrate(path: Path | str, *, target: Path | str | None = None, dry_run: bool
 
 
 def write_with_backup(
-    target: Path, old: str | None, new: str, dry_run: bool, mode: int = 0o644
+    target: Path, old: str | None, new: str, dry_run: bool, mode: int = 0o600
 ) -> tuple[bool, str, Path | None]:
     """Write ``new`` into ``target`` after backing up ``old``; return (changed, diff, backup)."""
     before = old if old is not None else ""
@@ -108,7 +109,13 @@ def write_with_backup(
         while backup.exists():
             backup = target.with_name(f"{target.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
             n += 1
-        shutil.copy2(target, backup)
+        from ..trust import create_private_file
+
+        fd = create_private_file(backup)  # 0600, O_EXCL: the old file may hold a signing key
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(target.read_bytes())
+        shutil.copystat(target, backup)
+        os.chmod(backup, 0o600)
     atomic_write_text(target, new, mode=(target.stat().st_mode & 0o777) if target.exists() else mode)
     return True, diff, backup
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -49,11 +50,13 @@ def user_config_path() -> Path:
     return root / "sci_ext" / "config.toml"
 
 
-def find_project_file(start: Path | None = None) -> Path | None:
-    """The nearest ``sci_ext.toml`` in ``start`` (default: cwd) or its parents."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / PROJECT_FILE
-        if candidate.exists():
-            return candidate
-    return None
+def find_project_file(start: Path | None = None, trusted_dirs: Iterable[str] = ()) -> Path | None:
+    """The nearest trusted ``sci_ext.toml`` in ``start`` (default: cwd) or its parents.
+
+    Discovery stops at the repository root, ``$HOME`` or a file-system boundary; a file
+    another user could have written is ignored with one warning line unless its
+    directory is in ``trusted_dirs`` (see :mod:`.discovery`).
+    """
+    from .discovery import find_trusted_project_file
+
+    return find_trusted_project_file(start, PROJECT_FILE, trusted_dirs)

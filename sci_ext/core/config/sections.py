@@ -88,6 +88,10 @@ class CoreConfig:
     log_format: str = setting(
         "json", doc="sci_ext's log lines: json (one object a line) or text.", choices=("json", "text")
     )
+    trusted_dirs: list[str] = setting(  # noqa: RUF009 - setting() returns a dataclass field
+        default_factory=list,
+        doc="Directories whose sci_ext.toml is used even if others can write there (user file or env only; * = all).",
+    )
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Resilience: error classification, retries, circuit breakers, rate limits, fallbacks.
 
 Everything here works without Jupyter; ``%%guarded`` is a thin layer over it.
-Heavy dependencies (tenacity, diskcache, redis) load on first use: tenacity only
-after a first failure, diskcache when the first shared breaker or bucket is made.
+Heavy dependencies (tenacity, redis) load on first use: tenacity only
+after a first failure, the SQLite state when the first shared breaker or bucket is made.
 
 >>> from sci_ext.core.resilience import retry_with_backoff, circuit_breaker, handle_errors
 """

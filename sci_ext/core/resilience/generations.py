@@ -1,6 +1,6 @@
 """A memory-mapped file of change counters, so readers of a shared store skip unchanged records.
 
-Reading a breaker's record from diskcache costs a SQLite query (~6 us); reading an
+Reading a breaker's record from SQLite costs a SQLite query (~6 us); reading an
 8-byte counter from a shared memory map costs ~0.1 us.  :class:`GenerationFile`
 holds one counter per *slot* (a key hashes to a slot; two keys sharing a slot
 only cost each other an extra read).  Every write to the store bumps the slot's
@@ -116,9 +116,11 @@ class GenerationFile:
         """Open (creating or repairing under the file lock) and map ``path``; ``None`` when impossible."""
         if fcntl is None:  # pragma: no cover - Windows
             return None
+        from ..trust import open_private
+
         path = Path(path)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:  # 0600, no symlink followed, ours: another user's file is refused (read from the store instead)
+            fd = open_private(path, os.O_RDWR, what="generation file")
         except OSError as exc:
             _warn_unusable(path, exc)
             return None

@@ -1,7 +1,7 @@
 """A token bucket shared by name: ``RateLimiter("openai", "60/minute")``.
 
 Every limiter with the same name uses one bucket, across threads and every kernel
-on the machine (diskcache under ``core.state_dir``) or, with a Redis URL
+on the machine (JSON in SQLite under ``core.state_dir``) or, with a Redis URL
 configured, across machines.  It is a GCRA token bucket: one atomic update per
 call stores the bucket's "theoretical arrival time", and a caller that must wait
 reserves its slot first, so waiting callers are served in order and never exceed

@@ -3,10 +3,12 @@
 Three stores, one interface:
 
 * :class:`MemoryStore` - this process only (threads).
-* :class:`DiskStore` - every process on the machine, through a diskcache (SQLite)
-  database under ``core.state_dir``; updates run in an immediate transaction, and
-  a memory-mapped file of change counters (:mod:`.generations`) lets readers skip
-  the database while a record has not changed.
+* :class:`DiskStore` - every process on the machine, through a SQLite database of
+  JSON records under ``core.state_dir`` (data, never pickle: a record cannot run
+  code, CVE-2025-69872); updates run in an immediate transaction, and a
+  memory-mapped file of change counters (:mod:`.generations`) lets readers skip
+  the database while a record has not changed.  The directory is private (0700,
+  owner checked by :mod:`sci_ext.core.trust`).
 * :class:`RedisStore` - every machine using the Redis server; updates use
   ``WATCH``/``MULTI`` (optimistic, retried on conflict).  When Redis cannot be
   reached it degrades to a local :class:`DiskStore` and logs a warning, so a Redis
@@ -23,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -89,8 +92,76 @@ class MemoryStore:
         return list(self._data)
 
 
+class _Records:
+    """A SQLite table of JSON records, one connection per thread (and per process after a fork)."""
+
+    def __init__(self, path: Path) -> None:
+        from ..trust import open_private
+
+        self.path = path
+        # Created 0600 without following a symlink before SQLite opens it (its -wal/-shm get the same mode).
+        os.close(open_private(path, os.O_RDWR, what="state database"))
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.connection().execute(
+            "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+        )
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use; a forked child opens its own)."""
+        local = self._local
+        con: sqlite3.Connection | None = getattr(local, "con", None)
+        if con is None or local.pid != os.getpid():
+            con = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            local.con, local.pid = con, os.getpid()
+            with self._lock:
+                self._connections.append(con)
+        return con
+
+    def get(self, key: str, con: sqlite3.Connection | None = None) -> Record | None:
+        row = (con or self.connection()).execute("SELECT value FROM records WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            _log.warning("state record %r in %s is not valid JSON; ignored", key, self.path)
+            return None
+        return value if isinstance(value, dict) else None
+
+    def put(self, key: str, record: Record, con: sqlite3.Connection | None = None) -> None:
+        text = json.dumps(record, separators=(",", ":"))
+        (con or self.connection()).execute("INSERT OR REPLACE INTO records (key, value) VALUES (?, ?)", (key, text))
+
+    def delete(self, key: str) -> None:
+        self.connection().execute("DELETE FROM records WHERE key = ?", (key,))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate transaction: a write lock shared with every process."""
+        con = self.connection()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for con in connections:
+            with contextlib.suppress(sqlite3.Error):
+                con.close()
+        self._local = threading.local()
+
+
 class DiskStore:
-    """Records shared by every process on this machine (diskcache under ``directory``).
+    """Records shared by every process on this machine (JSON in SQLite under ``directory``).
 
     Reads are served from this process's copy of a record while the record's
     counter in the shared :class:`~.generations.GenerationFile` (``generations``
@@ -103,17 +174,20 @@ class DiskStore:
 
     #: Name of the generation file inside ``directory``.
     GENERATIONS_FILE = "generations"
+    #: Name of the database inside ``directory`` (JSON records; an older ``cache.db``
+    #: of pickles from diskcache is never read).
+    DATABASE_FILE = "records.sqlite3"
     #: Seconds between two attempts of a reader to re-open an unusable generation file.
     REOPEN_INTERVAL = 1.0
 
     def __init__(self, directory: str | Path, *, generations: bool = True) -> None:
-        import diskcache
+        from ..trust import ensure_private_dir
 
-        self.directory = Path(directory)
-        # Breaker and bucket names are not secret, but keep the state dir private anyway.
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Another user able to write here could change what every kernel believes
+        # about a service: the directory must be private (0700, ours, checked).
+        self.directory = ensure_private_dir(Path(directory), what="state directory")
         self.description = f"disk ({self.directory})"
-        self._cache = diskcache.Cache(str(self.directory), timeout=10, eviction_policy="none")
+        self._records = _Records(self.directory / self.DATABASE_FILE)
         # key -> (counters it was read under, slot, counter value, record)
         self._seen: dict[str, tuple[memoryview, int, int, Record | None]] = {}
         self._lock = threading.Lock()
@@ -127,8 +201,11 @@ class DiskStore:
         return self.directory / self.GENERATIONS_FILE
 
     def _get(self, key: str) -> Record | None:
-        value = self._cache.get(key)
-        return value if isinstance(value, dict) else None
+        return self._records.get(key)
+
+    def _put(self, key: str, record: Record) -> None:
+        """Write ``record`` without bumping its counter (tests: a change readers must not see)."""
+        self._records.put(key, record)
 
     def load(self, key: str) -> Record | None:
         """The record under ``key``: this process's copy while its counter is unchanged, else one SQLite read."""
@@ -207,12 +284,11 @@ class DiskStore:
     def update(self, key: str, change: Change) -> Record | None:
         """Apply ``change`` inside an immediate SQLite transaction (a cross-process lock)."""
         with self._writing(key) as remember:
-            with self._cache.transact(retry=True):
-                current = self._cache.get(key)
-                current = current if isinstance(current, dict) else None
+            with self._records.transaction() as con:
+                current = self._records.get(key, con)
                 new = change(current)
                 if new is not None:
-                    self._cache.set(key, new, retry=True)
+                    self._records.put(key, new, con)
             after = new if new is not None else current
             remember(after)
         return after
@@ -220,7 +296,7 @@ class DiskStore:
     def delete(self, key: str) -> None:
         """Forget ``key``."""
         with self._writing(key) as remember:
-            self._cache.delete(key, retry=True)
+            self._records.delete(key)
             remember(None)
 
     def keys(self) -> list[str]:
@@ -235,7 +311,7 @@ class DiskStore:
                 self._generations.close()
                 self._generations = None
             self._use_generations = False
-        self._cache.close()
+        self._records.close()
 
 
 class RedisStore:
@@ -370,6 +446,9 @@ def resolve_store(spec: str | StateStore | None, namespace: str, redis_url: str 
     with _stores_lock:
         disk = _shared_stores.get(("disk", directory))
         if disk is None:
+            from ..trust import ensure_private_dir
+
+            ensure_private_dir(get_config().core.state_dir, what="core.state_dir")  # 0700 (0755 tightened)
             disk = _shared_stores[("disk", directory)] = DiskStore(directory)
         if kind == "disk" or not redis_url:
             return disk

@@ -98,7 +98,9 @@ class ApiKeyStore:
             return keys
 
     def _save(self, keys: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        from ..trust import ensure_private_dir
+
+        ensure_private_dir(self.path.parent, what="API key directory")
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -115,7 +117,9 @@ class ApiKeyStore:
     def _modify(self) -> Any:
         from filelock import FileLock
 
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        from ..trust import ensure_private_dir
+
+        ensure_private_dir(self.path.parent, what="API key directory")
         return FileLock(str(self.path) + ".lock", timeout=30, mode=0o600)
 
     # ---------------------------------------------------------------- verbs

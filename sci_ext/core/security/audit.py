@@ -89,8 +89,10 @@ class AuditLog:
         """Write one record and return it."""
         from filelock import FileLock
 
+        from ..trust import ensure_private_dir, open_private
+
         clean = get_redactor().redact_data(details)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent, what="audit directory")  # 0700, ours: nobody can plant a symlink
         with self._lock, FileLock(str(self.path) + ".lock", timeout=30, mode=0o600):
             seq, prev = self._last()
             record: dict[str, Any] = {
@@ -102,7 +104,7 @@ class AuditLog:
                 "prev": prev,
             }
             record["hash"] = record_hash(record)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND, what="audit log")  # O_NOFOLLOW, owner checked
             try:
                 # A torn last line (crash mid-append) must not glue onto the new record.
                 if os.fstat(fd).st_size and not self._ends_with_newline():

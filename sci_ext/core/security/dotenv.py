@@ -2,13 +2,21 @@
 
 ``jupyter sci config migrate .env`` (and ``%sci_config --migrate .env``):
 
-* keys that look like credentials (``*_API_KEY``, ``*_TOKEN``, ``*SECRET*``,
-  ``*PASSWORD*``, ``AWS_ACCESS_KEY_ID``, ...) are stored in the vault;
-* ``SCI_EXT_<SECTION>__<KEY>`` settings go into the project file ``sci_ext.toml``
-  (typed and checked like any config value);
+* keys that look like credentials are stored in the vault: a name containing
+  PASSWORD, PASSWD, PASSPHRASE, SECRET, TOKEN, KEY, CREDENTIAL, PRIVATE or AUTH (and
+  the AI-Scientist-v2 names), or a value that is a URL with a password
+  (``postgres://app:pw@db/app``);
+* credentials sci_ext itself reads from the environment stay in ``.env`` and are
+  listed as left there: ``SCI_EXT_VAULT_PASSPHRASE`` (the vault's own key cannot
+  live in the vault) and ``SCI_EXT_<SECTION>__<KEY>`` settings that are
+  ``secret=True`` (``cache.redis_signing_key``) or a URL with a password;
+* other ``SCI_EXT_<SECTION>__<KEY>`` settings go into the project file
+  ``sci_ext.toml`` (typed and checked like any config value);
 * every other key is copied into the ``[dotenv]`` section of the same file (read
   back as ``get_config().dotenv.extra``) and also stays in the ``.env`` file, because
   other tools read it there and it holds nothing secret.
+
+No credential is ever written into a config file, and diffs show ``KEY=********``.
 
 Order of writes: vault first (fsynced and read back), then an *encrypted* backup of
 the original file (sealed with the vault key: a plaintext backup of secrets would
@@ -51,9 +59,9 @@ KNOWN_CREDENTIALS = frozenset(
         "WANDB_API_KEY",
     }
 )
-_CREDENTIAL_RE = re.compile(
-    r"(API_?KEY|TOKEN|SECRET|PASSW(OR)?D|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL|_KEY$|^KEY$|_PAT$|AUTH)"
-)
+_CREDENTIAL_RE = re.compile(r"(PASSW(OR)?D|PASSPHRASE|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|_PAT$|^PAT$|_PWD$)")
+#: Credentials sci_ext reads from the environment itself: never moved, never copied.
+_LEFT_IN_ENV = frozenset({"SCI_EXT_VAULT_PASSPHRASE"})
 _LINE_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
 _SETTING_PREFIX = "SCI_EXT_"
 
@@ -100,18 +108,63 @@ def parse_dotenv(path: Path) -> tuple[list[DotenvEntry], list[str]]:
     return entries, lines
 
 
-def is_credential(key: str) -> bool:
-    """True for names that look like credentials (they go into the vault)."""
-    upper = key.upper()
-    if upper.startswith(_SETTING_PREFIX) and "__" in upper:
+def has_url_password(value: str) -> bool:
+    """True when ``value`` is a URL carrying a password (``scheme://user:pw@host``)."""
+    from urllib.parse import urlsplit
+
+    if "://" not in value or "@" not in value:
         return False
-    return upper in KNOWN_CREDENTIALS or bool(_CREDENTIAL_RE.search(upper))
+    try:
+        return bool(urlsplit(value.strip()).password)
+    except ValueError:
+        return True  # unparseable but shaped like one: treat as a credential
+
+
+def _secret_setting(dotted: str) -> bool:
+    from ..config.manager import registered_sections
+    from ..config.schema import leaf_fields
+
+    section, _, key = dotted.partition(".")
+    cls = registered_sections().get(section)
+    spec = leaf_fields(cls).get(key) if cls is not None else None
+    return bool(spec is not None and spec.secret)
+
+
+def is_credential(key: str, value: str | None = None) -> bool:
+    """True when ``key`` (with ``value``, if given) holds a credential: it never goes into a config file.
+
+    ``SCI_EXT_<SECTION>__<KEY>`` settings are credentials when the setting is
+    ``secret=True`` or the value is a URL with a password; any other name when it
+    contains PASSWORD, PASSPHRASE, SECRET, TOKEN, KEY, CREDENTIAL, PRIVATE or AUTH,
+    is a known AI-Scientist credential, or its value is a URL with a password.
+    """
+    upper = key.upper()
+    if value is not None and has_url_password(value):
+        return True
+    dotted = _setting_key(upper)
+    if dotted is not None:
+        return _secret_setting(dotted.lower())
+    return upper in KNOWN_CREDENTIALS or upper in _LEFT_IN_ENV or bool(_CREDENTIAL_RE.search(upper))
+
+
+def _left_in_env(entry: DotenvEntry) -> bool:
+    """Credentials sci_ext reads from the environment: they stay in ``.env`` (listed as left)."""
+    return entry.key.upper() in _LEFT_IN_ENV or (
+        _setting_key(entry.key) is not None and is_credential(entry.key, entry.value)
+    )
 
 
 def _setting_key(key: str) -> str | None:
     if not key.startswith(_SETTING_PREFIX) or "__" not in key[len(_SETTING_PREFIX) :]:
         return None
     return ".".join(part.lower() for part in key[len(_SETTING_PREFIX) :].split("__"))
+
+
+def _scrub(text: str, values: list[str]) -> str:
+    """``text`` with every credential value (longest first) replaced by ``********``."""
+    for value in sorted({v for v in values if len(v) >= 4}, key=len, reverse=True):
+        text = text.replace(value, "********")
+    return text
 
 
 def _masked(lines: list[str], secret_lines: set[int]) -> list[str]:
@@ -142,13 +195,19 @@ def _check_setting(dotted: str, value: str, where: str) -> object:
 def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> MigrationResult:
     """Move credentials of ``source`` into the vault and settings into ``target``."""
     entries, lines = parse_dotenv(source)
-    credentials = [e for e in entries if is_credential(e.key)]
+    secret_entries = [e for e in entries if is_credential(e.key, e.value)]
+    left = [e for e in secret_entries if _left_in_env(e)]
+    credentials = [e for e in secret_entries if not _left_in_env(e)]
+    secret_keys = {e.key for e in secret_entries}
     settings = {}
     for entry in entries:
         dotted = _setting_key(entry.key)
         if dotted is not None:
-            settings[dotted] = (_check_setting(dotted, entry.value, f"{source} line {entry.line}"), entry)
-    others = {e.key: e.value for e in entries if not is_credential(e.key) and _setting_key(e.key) is None}
+            checked = _check_setting(dotted, entry.value, f"{source} line {entry.line}")
+            if entry.key not in secret_keys:
+                settings[dotted] = (checked, entry)
+    others = {e.key: e.value for e in entries if e.key not in secret_keys and _setting_key(e.key) is None}
+    secret_values = [e.value for e in secret_entries]
     target = target or default_target(source.parent)
     old_toml = target.read_text(encoding="utf-8") if target.exists() else None
     from ..config.manager import SCHEMA_VERSION
@@ -174,13 +233,18 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
         notes.append(f"{len(settings)} setting(s) into {target}: {', '.join(settings)}")
     if others:
         notes.append(f"copied into [dotenv] of {target.name} (also kept in {source.name}): {', '.join(others)}")
+    if left:
+        notes.append(
+            f"left in {source.name} (credentials sci_ext reads from the environment; never copied into a config "
+            f"file): {', '.join(e.key for e in left)}"
+        )
     changed = bool(credentials or settings or toml_changes)
-    secret_lines = {e.line for e in credentials}
+    secret_lines = {e.line for e in secret_entries}
     diff = (
         "".join(
             difflib.unified_diff(
                 _masked(lines, secret_lines),
-                [line + "\n" for line in new_lines],
+                _masked(new_lines, {e.line for e in left}),
                 fromfile=f"{source} (current, values hidden)",
                 tofile=f"{source} (migrated)",
             )
@@ -197,6 +261,9 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
                 tofile=f"{target} (migrated)",
             )
         )
+    if any(value in toml for value in secret_values if len(value) >= 8):  # never, by construction
+        raise ConfigError(f"{source}: refusing to write a credential into {target}; nothing was changed")
+    diff = _scrub(diff, secret_values)
     if not changed or dry_run:
         return MigrationResult(source, target, changed, diff, dry_run, None, notes)
 

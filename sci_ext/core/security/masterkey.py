@@ -175,11 +175,12 @@ def _new_key_file(vault_id: str, vault_dir: Path, key_dir: Path) -> tuple[bytes,
             f"security.key_dir {key_dir} is inside the vault's directory {vault_dir}; "
             "a key beside the data it protects protects nothing. Choose another directory."
         )
-    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(key_dir, 0o700)
+    from ..trust import create_private_file, ensure_private_dir
+
+    ensure_private_dir(key_dir, what="security.key_dir")
     path = _key_file_path(key_dir, vault_id)
     key = secrets.token_bytes(KEY_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = create_private_file(path)  # O_EXCL | O_NOFOLLOW, 0600
     try:
         os.write(fd, base64.b64encode(key) + b"\n")
         os.fsync(fd)

@@ -122,11 +122,13 @@ class Vault:
         return self.path.exists()
 
     def _check_dir(self) -> None:
+        from ..trust import check_trusted, ensure_private_dir
+
         directory = self.path.parent
         if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True)
-            os.chmod(directory, 0o700)
+            ensure_private_dir(directory, what="vault directory")  # every missing parent 0700 too
             return
+        check_trusted(directory, what="vault directory")
         mode = stat.S_IMODE(directory.stat().st_mode)
         if mode & 0o077:
             raise SecurityError(
