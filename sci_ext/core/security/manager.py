@@ -70,7 +70,7 @@ class SecurityManager:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.RLock()
-        self.audit_log = AuditLog(audit_path or Path(state_dir) / "audit" / "audit.jsonl")
+        self.audit_log = AuditLog(audit_path or Path(state_dir) / "audit" / "audit.jsonl", key_dir=key_dir)
         self.vault = Vault(vault_path, kdf=kdf, key_source=key_source, key_dir=key_dir, prompt=prompt, audit=self.audit)
         self.apikeys = ApiKeyStore(Path(vault_path).expanduser().parent / "apikeys.json")
         self.lockout = Lockout(max_auth_failures_per_minute, lockout_seconds, clock=clock, on_lockout=self._locked_out)
@@ -112,7 +112,7 @@ class SecurityManager:
 
     def verify_audit(self) -> AuditVerification:
         """Check the audit chain."""
-        return verify_audit_log(self.audit_log.path)
+        return verify_audit_log(self.audit_log.path, self.audit_log.key_dir)
 
     # ------------------------------------------------------------------ vault
     def set_secret(self, name: str, value: str) -> None:
