@@ -43,7 +43,7 @@ from typing import Any
 from ..errors import SecurityError
 from .redact import get_redactor
 
-__all__ = ["GENESIS", "MAX_DETAIL_CHARS", "AuditLog", "AuditVerification", "verify_audit_log"]
+__all__ = ["GENESIS", "MAX_DETAIL_CHARS", "AuditLog", "AuditVerification", "escape_text", "verify_audit_log"]
 
 GENESIS = "0" * 64
 #: Longest string kept in a record's details (client ids and names come from callers).
@@ -67,7 +67,7 @@ def record_mac(key: bytes, digest: str) -> str:
     return hmac.new(key, b"sci_ext-audit\x00" + digest.encode("ascii", "replace"), hashlib.sha256).hexdigest()
 
 
-def _escape(text: str) -> str:
+def escape_text(text: str) -> str:
     """Control, format and line/paragraph-separator characters as ``\\uXXXX``; bounded length."""
     out = "".join(
         f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") else ch for ch in text
@@ -80,18 +80,18 @@ def _escape(text: str) -> str:
 def sanitize_details(value: Any, depth: int = 0) -> Any:
     """Details safe to write: strings escaped and bounded, containers bounded, other objects as text."""
     if isinstance(value, str):
-        return _escape(value)
+        return escape_text(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if depth >= 4:
-        return _escape(repr(value))
+        return escape_text(repr(value))
     if isinstance(value, dict):
         items = list(value.items())[:_MAX_ITEMS]
-        return {_escape(str(k)): sanitize_details(v, depth + 1) for k, v in items}
+        return {escape_text(str(k)): sanitize_details(v, depth + 1) for k, v in items}
     if isinstance(value, (list, tuple, set, frozenset)):
         seq = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
         return [sanitize_details(v, depth + 1) for v in seq[:_MAX_ITEMS]]
-    return _escape(str(value))
+    return escape_text(str(value))
 
 
 def _actor() -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _actor() -> dict[str, Any]:
         user = getpass.getuser()
     except Exception:
         user = str(os.getuid()) if hasattr(os, "getuid") else "?"
-    return {"user": _escape(user), "host": _escape(socket.gethostname()), "pid": os.getpid()}
+    return {"user": escape_text(user), "host": escape_text(socket.gethostname()), "pid": os.getpid()}
 
 
 def _default_key_dir() -> Path:
@@ -257,7 +257,7 @@ class AuditLog:
             record: dict[str, Any] = {
                 "seq": seq + 1,
                 "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
-                "event": _escape(str(event)),
+                "event": escape_text(str(event)),
                 "actor": _actor(),
                 "details": clean,
                 "prev": prev,
