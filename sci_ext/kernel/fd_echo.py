@@ -11,7 +11,8 @@ value reaches the server log in clear.
 :class:`EchoRedactor` puts one more pipe in front of that copy: the descriptor
 number ipykernel writes to now feeds a thread that redacts the stream (values
 split across writes too: a tail that may start a value is held back up to
-``hold_seconds``) and writes the result to the real destination.
+``hold_seconds``) and writes the result to the real destination.  Without fd
+watching the same pipe goes in front of fds 1 and 2 themselves.
 """
 
 from __future__ import annotations
@@ -99,13 +100,29 @@ class EchoRedactor:
 
 
 def _echo_fds() -> list[int]:
-    """The descriptors ipykernel echoes captured fd 1/2 output to (its ``_original_stdstream_copy``)."""
+    """The descriptors the kernel process's own stdout/stderr output goes through.
+
+    With fd watching (ipykernel on Linux/macOS), the copy of the original
+    descriptor ipykernel echoes to (``_original_stdstream_copy``); without it (no
+    watching: Windows, or ``PYTEST_CURRENT_TEST`` set), fds 1 and 2 themselves,
+    which then lead straight to the server's log.
+    """
+    if os.name != "posix":  # select() on pipes: POSIX only
+        return []
     fds = []
     for name in ("stdout", "stderr"):
         stream: Any = getattr(sys, name, None)
+        if type(stream).__name__ != "OutStream":
+            continue  # not an ipykernel stream: terminal IPython is handled by RedactingStream
         fd = getattr(stream, "_original_stdstream_copy", None)
         if isinstance(fd, int) and getattr(stream, "_should_watch", False):
             fds.append(fd)
+            continue
+        original = getattr(sys, f"__{name}__", None)
+        try:
+            fds.append(original.fileno())  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            continue
     return fds
 
 
