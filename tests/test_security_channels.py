@@ -92,7 +92,10 @@ CHANNELS: list[tuple[str, str]] = [
     ("%history -o -n", "%history -o -n -l 8"),
     ("_ih / In", "print(In[-3:]); _ih[-2:]"),
     ("Out", "Out"),
-    ("display Markdown", "from IPython.display import display, Markdown, HTML, JSON, Latex\ndisplay(Markdown(f'`{key}`'))"),
+    (
+        "display Markdown",
+        "from IPython.display import display, Markdown, HTML, JSON, Latex\ndisplay(Markdown(f'`{key}`'))",
+    ),
     ("display HTML", "display(HTML(f'<b>{key}</b>'))"),
     ("display JSON", "display(JSON({'key': key}))"),
     ("display Latex", "display(Latex(f'$\\\\texttt{{{key}}}$'))"),
@@ -111,7 +114,10 @@ CHANNELS: list[tuple[str, str]] = [
     ("captured output shown", "cap.show()"),
     ("AWS key print", "print(aws)"),
     ("AWS json-in-json", "print(json.dumps({'outer': json.dumps({'k': aws})}))"),
-    ("AWS URL-quoted", "print(urllib.parse.quote(aws), urllib.parse.quote_plus(aws), urllib.parse.quote(aws, safe=''))"),
+    (
+        "AWS URL-quoted",
+        "print(urllib.parse.quote(aws), urllib.parse.quote_plus(aws), urllib.parse.quote(aws, safe=''))",
+    ),
     ("%whos", "%whos str"),
     ("ipywidgets Text", "import ipywidgets as widgets\ndisplay(widgets.Text(value=key))"),
     ("ipywidgets Image bytes", "display(widgets.Image(value=b'GIF89a' + key.encode(), format='gif'))"),
@@ -209,9 +215,19 @@ def test_every_channel_of_the_review_table(fast_vault, tmp_path: Path) -> None:
     assert leaks == 0, report
     assert tried >= 49
     # the channels did produce output (not vacuously clean): markers where values were
-    cells = {channel: json.dumps(cell.get("outputs", [])) for (channel, _), cell in zip(CHANNELS, nb.cells[len(SETUP) :])}
-    for channel in ("print", "pandas truncated cell", "%xmode Verbose locals", "%whos", "AWS URL-quoted",
-                    "%%guarded retry and summary lines", "ipywidgets Text", "update_display"):
+    cells = {
+        channel: json.dumps(cell.get("outputs", [])) for (channel, _), cell in zip(CHANNELS, nb.cells[len(SETUP) :])
+    }
+    for channel in (
+        "print",
+        "pandas truncated cell",
+        "%xmode Verbose locals",
+        "%whos",
+        "AWS URL-quoted",
+        "%%guarded retry and summary lines",
+        "ipywidgets Text",
+        "update_display",
+    ):
         assert "[REDACTED:" in cells[channel], (channel, cells[channel][:500])
     assert "[REDACTED:OPENAI_API_KEY]" in process_output  # the fd-level writes reached the log, redacted
     assert "image/gif" not in whole or "GIF89a" + KEY not in whole
@@ -220,7 +236,9 @@ def test_every_channel_of_the_review_table(fast_vault, tmp_path: Path) -> None:
 def test_control_channel_requests_do_not_release_a_held_tail(fast_vault, kernel) -> None:
     """V6: kernel_info on the control channel every 0.2 s while a value is written in two flushes."""
     _store(fast_vault)
-    kernel.run("from sci_ext.core import get_security_manager\nkey = get_security_manager().get_secret('OPENAI_API_KEY')").check()
+    kernel.run(
+        "from sci_ext.core import get_security_manager\nkey = get_security_manager().get_secret('OPENAI_API_KEY')"
+    ).check()
     stop = threading.Event()
 
     def ping() -> None:
@@ -248,7 +266,9 @@ def test_control_channel_requests_do_not_release_a_held_tail(fast_vault, kernel)
 def test_reply_channels(fast_vault, kernel) -> None:
     """inspect (key?), inspect_reply, user_expressions and history_reply."""
     _store(fast_vault)
-    kernel.run("from sci_ext.core import get_security_manager\nkey = get_security_manager().get_secret('OPENAI_API_KEY')\nkey").check()
+    kernel.run(
+        "from sci_ext.core import get_security_manager\nkey = get_security_manager().get_secret('OPENAI_API_KEY')\nkey"
+    ).check()
     replies = [
         kernel.run("key?").outputs,
         kernel.kc.inspect("key", 3, detail_level=1, reply=True, timeout=30)["content"],

@@ -21,7 +21,10 @@ from sci_ext.core.security.redact import (
 )
 
 KEY = "sk-proj-Zx9QvT3mK8pL2wR7nB4yH6jD1fG5sA0c"  # the review's 40-character key
-LONG = "sk-" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kM9nP2rS5uV8xA1cD4fG7iL0oR3tU6wY9zB2dE5gH8jK1mN4pQ7sT0vW3yZ6bC9eF2hJ5kM8nP1rS4uV7xA0cD3fG6iL9oR2tU"
+LONG = (
+    "sk-"
+    + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kM9nP2rS5uV8xA1cD4fG7iL0oR3tU6wY9zB2dE5gH8jK1mN4pQ7sT0vW3yZ6bC9eF2hJ5kM8nP1rS4uV7xA0cD3fG6iL9oR2tU"
+)
 AWS = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
@@ -42,7 +45,7 @@ def test_partial_length_rule() -> None:
 @pytest.mark.parametrize(
     "shown",
     [
-        KEY[:46 * len(KEY) // 51],  # pandas' truncated cell: 46 of 51 characters, scaled
+        KEY[: 46 * len(KEY) // 51],  # pandas' truncated cell: 46 of 51 characters, scaled
         KEY[:-1] + "…",
         KEY[:25] + "..." + KEY[-25:],  # %whos: first and last 25
         KEY[:12],
@@ -65,7 +68,9 @@ def test_short_fragments_and_ordinary_text_stay(redactor: Redactor) -> None:
     assert redactor.redact("sk-proj- is the prefix of project keys") == "sk-proj- is the prefix of project keys"
 
 
-@pytest.mark.parametrize("encode", [urllib.parse.quote, urllib.parse.quote_plus, lambda v: urllib.parse.quote(v, safe="")])
+@pytest.mark.parametrize(
+    "encode", [urllib.parse.quote, urllib.parse.quote_plus, lambda v: urllib.parse.quote(v, safe="")]
+)
 def test_url_encoded_forms_are_redacted(redactor: Redactor, encode) -> None:
     url = f"https://api.example/v1?key={encode(AWS)}&x=1"
     out = redactor.redact(f"HTTP 403 for {url}")

@@ -69,7 +69,10 @@ def test_flipped_byte_in_an_entry_is_a_clear_error_and_nothing_is_overwritten(va
     vault.path.write_text(json.dumps(doc))
     before = vault.path.read_bytes()
     v = fresh(vault)
-    with pytest.raises(SecurityError, match=r"secret .OPENAI_API_KEY. (failed authentication: the file was modified|\(its entry or its times\) does not match)"):
+    with pytest.raises(
+        SecurityError,
+        match=r"secret .OPENAI_API_KEY. (failed authentication: the file was modified|\(its entry or its times\) does not match)",
+    ):
         v.get("OPENAI_API_KEY")
     assert v.get("HF_TOKEN") == "hf_abcdefghijklmnop"  # the other entry is intact
     assert vault.path.read_bytes() == before

@@ -103,7 +103,7 @@ class SessionRedactor:
 
     def _redact_buffers(self, msg: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Binary buffers (widget values, comm data) with the UTF-8 bytes of every value replaced."""
-        named = dict(zip(_SEND_ARGS, args))
+        named = dict(zip(_SEND_ARGS, args, strict=False))  # send(..., ident, buffers, ...)
         named.update(kwargs)
         buffers = named.get("buffers")
         if not buffers and isinstance(msg, dict):
@@ -111,7 +111,7 @@ class SessionRedactor:
         if not buffers or not self.redactor:
             return args, kwargs
         clean = [self.redactor.redact_bytes(b) for b in buffers]
-        if all(bytes(a) == b for a, b in zip(buffers, clean)):
+        if all(bytes(a) == b for a, b in zip(buffers, clean, strict=True)):
             return args, kwargs
         self.redacted_messages += 1
         named["buffers"] = clean

@@ -368,7 +368,11 @@ def verify_audit_log(path: Path | str, key_dir: Path | str | None = None) -> Aud
             seq = record["seq"]
         except (ValueError, KeyError, TypeError):
             return AuditVerification(
-                False, expected, f"{path} line {number}: record {expected} is unreadable (damaged or torn)", expected, number
+                False,
+                expected,
+                f"{path} line {number}: record {expected} is unreadable (damaged or torn)",
+                expected,
+                number,
             )
         if seq != expected:
             what = (

@@ -314,7 +314,7 @@ def _redacted_exception(value: BaseException, redactor: Redactor, depth: int = 0
     stand_in.__suppress_context__ = value.__suppress_context__
     notes = getattr(value, "__notes__", None)
     if isinstance(notes, list):
-        stand_in.__notes__ = [redactor.redact(str(n)) for n in notes]  # type: ignore[attr-defined]
+        stand_in.__notes__ = [redactor.redact(str(n)) for n in notes]
     return stand_in
 
 

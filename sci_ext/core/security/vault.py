@@ -350,7 +350,7 @@ class Vault:
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]] | None]:
         state = self._load_state()
         seen = int(state.get("generation", 0) or 0)
-        if isinstance(doc.get("generation"), int) and doc["generation"] < seen or "generation" not in doc and seen:
+        if (isinstance(doc.get("generation"), int) and doc["generation"] < seen) or ("generation" not in doc and seen):
             # a writer renames the vault BEFORE it records the generation: read the file again
             self._doc = None
             fresh = self._read()
