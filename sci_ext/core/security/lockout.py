@@ -20,6 +20,7 @@ callbacks and nested calls cannot deadlock.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
@@ -41,6 +42,17 @@ def normalize_client(client: Any) -> str:
     Other ids are kept (control characters escaped, at most 200 characters);
     an empty id is ``"unknown"``.
     """
+    if isinstance(client, str) and len(client) <= 256:
+        return _normalize_cached(client)
+    return _normalize(client)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_cached(client: str) -> str:
+    return _normalize(client)
+
+
+def _normalize(client: Any) -> str:
     text = str(client).strip() if client is not None else ""
     if not text:
         return "unknown"

@@ -133,6 +133,7 @@ class Vault:
         self._usage_flushed: dict[str, float] = {}
         self._checked_stamp: tuple[int, int, int, int] | None = None
         self._listing: dict[str, dict[str, Any]] | None = None
+        self._checked_names: set[str] = set()
 
     # ---------------------------------------------------------------- files
     @property
@@ -328,8 +329,11 @@ class Vault:
         listing = self._listing if self._checked_stamp is not None and self._checked_stamp == self._stamp else None
         if listing is None or self._doc is not doc:
             doc, listing = self._check_manifest(doc, key)
+            self._checked_names = set()
         if listing is None:
             return doc  # a vault written before manifests: one is added at the next write
+        if name is not None and name in self._checked_names:
+            return doc  # this entry of this very file was checked already (get stays cheap)
         entries = doc["secrets"] if name is None else {name: doc["secrets"][name]} if name in doc["secrets"] else {}
         for entry_name, entry in entries.items():
             expected = listing.get(entry_name) or {}
@@ -343,6 +347,7 @@ class Vault:
                     f"{self.path}: secret {entry_name!r} (its entry or its times) does not match the authenticated "
                     "manifest: an older entry was pasted back or the file was edited; nothing was changed"
                 )
+        self._checked_names.update(entries)
         return doc
 
     def _check_manifest(
