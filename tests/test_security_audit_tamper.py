@@ -241,3 +241,19 @@ def test_a_pre_keyed_log_stays_valid_and_is_continued_with_macs(tmp_path: Path) 
     assert result.ok and "3 unkeyed" in result.message, result.message
     os.unlink(log.anchor_path)
     assert not verify_audit_log(path, log.key_dir).ok
+
+
+def test_cli_verify_reports_a_log_deleted_with_its_head(fast_vault) -> None:
+    from security_fixtures import cli
+
+    from sci_ext.core.security import get_security_manager
+
+    sm = get_security_manager()
+    sm.set_secret("K", "value-for-audit-cli")
+    assert cli("audit", "verify").returncode == 0
+    sm.audit_log.path.unlink()
+    sm.audit_log.head_path.unlink()
+    bad = cli("audit", "verify")
+    assert bad.returncode == 1, bad.stdout
+    assert "audit log was deleted" in bad.stderr and bad.stderr.count("\n") == 1
+    assert "value-for-audit-cli" not in bad.stdout + bad.stderr

@@ -193,3 +193,36 @@ def test_fd_echo_is_redacted(redactor: Redactor, tmp_path) -> None:
     text = target.read_text()
     assert KEY[:12] not in text and KEY[-12:] not in text
     assert text.startswith("token=[REDACTED:OPENAI_API_KEY]\n[REDACTED:OPENAI_API_KEY]\ntail ")
+
+
+@pytest.mark.parametrize("watched", [True, False])
+def test_echo_install_finds_the_kernel_streams(redactor: Redactor, tmp_path, monkeypatch, watched: bool) -> None:
+    """Watched: ipykernel's copy of the original fd; not watched: the original fd itself."""
+    import sys
+
+    from sci_ext.kernel import fd_echo
+
+    target = tmp_path / "server.log"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+
+    class OutStream:  # the class name of ipykernel's streams
+        _original_stdstream_copy = fd if watched else None
+        _should_watch = watched
+
+    class Original:
+        def fileno(self) -> int:
+            return fd
+
+    monkeypatch.setattr(sys, "stdout", OutStream())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a kernel stream: left alone
+    monkeypatch.setattr(sys, "__stdout__", Original())
+    assert fd_echo._echo_fds() == [fd]
+    undo = fd_echo.install(get_redactor())
+    get_redactor().add("OPENAI_API_KEY", KEY)
+    try:
+        os.write(fd, f"log line {KEY}\n".encode())
+    finally:
+        undo()
+        get_redactor().clear()
+        os.close(fd)
+    assert target.read_text() == "log line [REDACTED:OPENAI_API_KEY]\n"
