@@ -252,3 +252,21 @@ def test_state_file_is_private_and_outside_the_vault_dir(fast_vault, tmp_path: P
     assert state["generation"] == json.loads(v.path.read_text())["generation"] == 4  # create + 3 sets
     assert not any(value in v.state_path.read_text() for value in VALUES.values())
     shutil.copy(v.state_path, tmp_path / "state.bak")
+
+
+def test_non_canonical_base64_of_an_entry_is_refused(fast_vault, tmp_path: Path) -> None:
+    """1c: a tag re-encoded with different unused low bits decodes to the same bytes; the manifest digest sees it."""
+    import base64
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    v = _make(tmp_path, "passphrase")
+    doc = json.loads(v.path.read_text())
+    tag = doc["secrets"]["HF_TOKEN"]["tag"]
+    assert tag.endswith("==")  # 16 bytes: the last data character carries 4 unused bits
+    index = alphabet.index(tag[-3])
+    twin = tag[:-3] + alphabet[index ^ 0b0001] + "=="
+    assert base64.b64decode(twin) == base64.b64decode(tag) and twin != tag
+    doc["secrets"]["HF_TOKEN"]["tag"] = twin
+    v.path.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(SecurityError, match="does not match the authenticated manifest"):
+        _fresh(v).get("HF_TOKEN")
