@@ -81,8 +81,15 @@ class EchoRedactor:
                 break
             if not data:
                 break
-            self._write(stream.feed(decoder.decode(data)))
-        self._write(stream.feed(decoder.decode(b"", final=True)) + stream.drain())
+            try:
+                out = stream.feed(decoder.decode(data))
+            except Exception:  # never stop reading (writers would block on a full pipe), never pass raw text
+                out, stream = "[sci_ext: output dropped: redaction failed]\n", StreamRedactor(self.redactor)
+            self._write(out)
+        try:
+            self._write(stream.feed(decoder.decode(b"", final=True)) + stream.drain())
+        except Exception:
+            return
 
     def stop(self) -> None:
         """Point ``fd`` back at the real destination and stop the thread."""
