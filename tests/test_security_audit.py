@@ -45,7 +45,7 @@ def test_edited_record_fails_at_that_record(log: AuditLog) -> None:
     assert "record 3 was modified" in result.message
 
 
-def test_edited_record_with_recomputed_hash_breaks_the_next_link(log: AuditLog) -> None:
+def test_edited_record_with_recomputed_hash_fails_its_mac(log: AuditLog) -> None:
     from sci_ext.core.security.audit import record_hash
 
     content = lines(log)
@@ -55,7 +55,7 @@ def test_edited_record_with_recomputed_hash_breaks_the_next_link(log: AuditLog) 
     content[2] = json.dumps(record)
     log.path.write_text("\n".join(content) + "\n")
     result = verify_audit_log(log.path)
-    assert not result.ok and result.bad_seq == 3 and "does not chain" in result.message
+    assert not result.ok and result.bad_seq == 2 and "MAC mismatch" in result.message
 
 
 def test_deleted_record_is_reported_missing(log: AuditLog) -> None:
@@ -100,7 +100,7 @@ def test_replaced_last_record_is_detected(log: AuditLog) -> None:
     content[-1] = json.dumps(record)
     log.path.write_text("\n".join(content) + "\n")
     result = verify_audit_log(log.path)
-    assert not result.ok and "differs from the one last written" in result.message
+    assert not result.ok and result.bad_seq == 5 and "MAC mismatch" in result.message
 
 
 def test_missing_log_is_fine(tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def test_sci_secret_in_process(shell, monkeypatch, capsys) -> None:
     assert "stored INPROC_KEY" in out.out and "vault locked" in out.out
 
 
-def test_tail_of_an_earlier_cell_goes_out_at_the_next_status(wire) -> None:
+def test_tail_of_an_earlier_cell_goes_out_at_the_next_cells_idle(wire) -> None:
     from sci_ext.kernel.redaction import SessionRedactor
 
     session, out, inp = wire
@@ -135,14 +135,61 @@ def test_tail_of_an_earlier_cell_goes_out_at_the_next_status(wire) -> None:
     hook.install()
     old = session.msg("execute_request", {"code": "thread"})
     new = session.msg("execute_request", {"code": "next"})
+    session.send(out, "status", {"execution_state": "busy"}, parent=old)
+    session.send(out, "status", {"execution_state": "idle"}, parent=old)
     session.send(out, "stream", {"name": "stderr", "text": "background sk-"}, parent=old)
     session.send(out, "status", {"execution_state": "busy"}, parent=new)
+    session.send(out, "status", {"execution_state": "idle"}, parent=new)
     msgs = received(session, inp)
     assert [(m["msg_type"], m["content"].get("text")) for m in msgs] == [
+        ("status", None),
+        ("status", None),
         ("stream", "background "),
+        ("status", None),
         ("stream", "sk-"),
         ("status", None),
     ]
-    assert msgs[1]["parent_header"]["msg_id"] == old["header"]["msg_id"]
+    assert msgs[4]["parent_header"]["msg_id"] == old["header"]["msg_id"]
     assert hook._parents == {}
+    hook.uninstall()
+
+
+def test_control_channel_status_does_not_release_a_held_tail(wire) -> None:
+    """V6: kernel_info/interrupt/usage requests report busy/idle while a cell runs; the tail stays held."""
+    from sci_ext.kernel.redaction import SessionRedactor
+
+    session, out, inp = wire
+    redactor = Redactor()
+    redactor.add("K", SECRET)
+    hook = SessionRedactor(session, redactor)
+    hook.install()
+    cell = session.msg("execute_request", {"code": "cell"})
+    session.send(out, "status", {"execution_state": "busy"}, parent=cell)
+    session.send(out, "stream", {"name": "stdout", "text": SECRET[:5]}, parent=cell)
+    for kind in ("kernel_info_request", "interrupt_request", "debug_request", "usage_request"):
+        ping = session.msg(kind, {})
+        session.send(out, "status", {"execution_state": "busy"}, parent=ping)
+        session.send(out, "status", {"execution_state": "idle"}, parent=ping)
+    session.send(out, "stream", {"name": "stdout", "text": SECRET[5:] + "\n"}, parent=cell)
+    session.send(out, "status", {"execution_state": "idle"}, parent=cell)
+    texts = [m["content"]["text"] for m in received(session, inp) if m["msg_type"] == "stream"]
+    assert texts == ["[REDACTED:K]\n"]
+    hook.uninstall()
+
+
+def test_widget_buffers_are_redacted_as_bytes(wire) -> None:
+    """V15: a comm message's binary buffer holding a value is redacted (bytes replace)."""
+    from sci_ext.kernel.redaction import SessionRedactor
+
+    session, out, inp = wire
+    redactor = Redactor()
+    redactor.add("K", SECRET)
+    hook = SessionRedactor(session, redactor)
+    hook.install()
+    parent = session.msg("comm_msg", {})
+    session.send(out, "comm_msg", {"comm_id": "x", "data": {}}, parent=parent, buffers=[b"img" + SECRET.encode()])
+    msg = session.send(out, "comm_msg", {"comm_id": "x", "data": {}}, parent=parent, buffers=[memoryview(b"clean")])
+    got = received(session, inp)
+    assert [bytes(b) for b in got[0]["buffers"]] == [b"img[REDACTED:K]"]
+    assert [bytes(b) for b in got[1]["buffers"]] == [b"clean"] and msg is not None
     hook.uninstall()

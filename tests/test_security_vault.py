@@ -69,7 +69,10 @@ def test_flipped_byte_in_an_entry_is_a_clear_error_and_nothing_is_overwritten(va
     vault.path.write_text(json.dumps(doc))
     before = vault.path.read_bytes()
     v = fresh(vault)
-    with pytest.raises(SecurityError, match=r"secret 'OPENAI_API_KEY' failed authentication: the file was modified"):
+    with pytest.raises(
+        SecurityError,
+        match=r"secret .OPENAI_API_KEY. (failed authentication: the file was modified|\(its entry or its times\) does not match)",
+    ):
         v.get("OPENAI_API_KEY")
     assert v.get("HF_TOKEN") == "hf_abcdefghijklmnop"  # the other entry is intact
     assert vault.path.read_bytes() == before
@@ -111,7 +114,7 @@ def test_swapped_ciphertexts_are_detected_by_the_associated_data(vault: Vault) -
     vault.path.write_text(json.dumps(doc))
     v = fresh(vault)
     for name in ("OPENAI_API_KEY", "B_KEY"):
-        with pytest.raises(SecurityError, match="failed authentication"):
+        with pytest.raises(SecurityError, match="failed authentication|does not match the authenticated manifest"):
             v.get(name)
 
 
@@ -181,7 +184,7 @@ def test_kdf_cost_below_minimum_is_refused(fast_vault) -> None:
     assert masterkey.derive_scrypt("x", b"s" * 16, FAST_KDF_N, 8, 1) != masterkey.derive_scrypt(
         "y", b"s" * 16, FAST_KDF_N, 8, 1
     )
-    with pytest.raises(SecurityError, match="at least 2\\*\\*14"):
+    with pytest.raises(SecurityError, match="power of two from 2\\*\\*14"):
         masterkey.derive_scrypt("x", b"s" * 16, 2**13, 8, 1)
 
 
@@ -244,7 +247,7 @@ def test_key_file_fallback(fast_vault, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SCI_EXT_VAULT_PASSPHRASE", TEST_PASSPHRASE)  # as the warning advises
     v.rotate()
     assert json.loads(v.path.read_text())["key"]["source"] == "passphrase"
-    assert list(key_dir.iterdir()) == []
+    assert [p for p in key_dir.iterdir() if p.suffix != ".state"] == []  # the generation state stays
     assert Vault(v.path, kdf=KDF).get("K") == "value-in-keyfile-vault"
 
 

@@ -36,11 +36,17 @@ def _path(args: argparse.Namespace) -> Path:
     return Path(configured) if configured else Path(config.core.state_dir) / "audit" / "audit.jsonl"
 
 
+def _key_dir() -> Path:
+    from ..core.config import get_config
+
+    return Path(get_config().security.key_dir)
+
+
 def _verify(args: argparse.Namespace) -> int:
     from ..core.security.audit import verify_audit_log
     from . import CheckFailure
 
-    result = verify_audit_log(_path(args))
+    result = verify_audit_log(_path(args), _key_dir())
     if not result.ok:
         raise CheckFailure(result.message)
     print(result.message)
@@ -50,6 +56,6 @@ def _verify(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from ..core.security.audit import AuditLog
 
-    for record in AuditLog(_path(args)).records()[-max(args.n, 0) :] if args.n else []:
+    for record in AuditLog(_path(args), key_dir=_key_dir()).records()[-max(args.n, 0) :] if args.n else []:
         print(json.dumps({k: record.get(k) for k in ("seq", "ts", "event", "details")}))
     return 0

@@ -130,8 +130,9 @@ class ConfigMagics(Magics):
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) < 80 else text[:77] + "..."
+    from ..core.security.redact import shorten
+
+    return shorten(repr(value), 79)  # redact first, then cut
 
 
 def register(ipython: Any, state: KernelState) -> None:

@@ -47,9 +47,10 @@ def _say(text: str) -> None:
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
-    message = " ".join(str(exc).split())
-    if len(message) > limit:
-        message = message[: limit - 3] + "..."
+    from ..core.security.redact import shorten
+
+    # redact FIRST, then cut: cut first, the start of a long key would no longer match it
+    message = shorten(" ".join(str(exc).split()), limit)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

@@ -6,7 +6,11 @@ one ``Session.send``.  :class:`SessionRedactor` wraps that method on the kernel'
 session: string content is redacted, and stream text is passed through a
 :class:`~sci_ext.core.security.redact.StreamRedactor` per (cell, stream) so a
 value split across writes is caught; a held-back tail is sent before the next
-non-stream output of the cell and before the kernel reports idle.
+non-stream output of the cell and when the kernel reports idle *for that cell*
+(never at the status messages of control-channel requests).  Binary buffers
+(widget values) are redacted as bytes.  What ipykernel echoes of file
+descriptors 1 and 2 to the kernel process's own stdout/stderr (the server's log)
+goes through :mod:`sci_ext.kernel.fd_echo`.
 
 Outside a kernel (terminal IPython) :class:`RedactingStream` wraps ``sys.stdout``
 and ``sys.stderr`` instead (tracebacks and displays are printed there).
@@ -22,7 +26,9 @@ from ..core.security.redact import Redactor, StreamRedactor
 
 __all__ = ["RedactingStream", "SessionRedactor", "install", "uninstall"]
 
-_FLUSH_BEFORE = {"display_data", "update_display_data", "execute_result", "error", "clear_output", "status"}
+_FLUSH_BEFORE = {"display_data", "update_display_data", "execute_result", "error", "clear_output"}
+_CELL_REQUESTS = {"execute_request", "comm_msg"}
+_SEND_ARGS = ("ident", "buffers", "track", "header", "metadata")
 
 
 def _parent_header(parent: Any) -> dict[str, Any]:
@@ -43,6 +49,7 @@ class SessionRedactor:
         self._streams: dict[tuple[str, str], StreamRedactor] = {}
         self._iopub: Any = None
         self._parents: dict[str, dict[str, Any]] = {}
+        self._busy: set[str] = set()
         self.redacted_messages = 0
 
     def install(self) -> None:
@@ -82,21 +89,60 @@ class SessionRedactor:
                     return None  # all of it held back until the rest arrives
                 new_body: Any = {**body, "text": text}
         else:
-            if msg_type == "status":
-                self._drain(None)  # also tails of earlier cells' background threads
+            if msg_type == "status" and isinstance(body, dict):
+                self._status(parent_id, str(parent_header.get("msg_type", "")), body.get("execution_state"))
             elif msg_type in _FLUSH_BEFORE:
-                self._drain(parent_id)
+                self._drain([parent_id])
             new_body = self.redactor.redact_data(body) if body is not None else body
+        args, kwargs = self._redact_buffers(msg_or_type, args, kwargs)
         if new_body != body:
             self.redacted_messages += 1
         if isinstance(msg_or_type, dict):
             return self.original(stream, {**msg_or_type, "content": new_body}, content, parent, *args, **kwargs)
         return self.original(stream, msg_or_type, new_body, parent, *args, **kwargs)
 
-    def _drain(self, parent_id: str | None) -> None:
-        """Send what the streams of one cell (None: of every cell) hold back."""
+    def _redact_buffers(self, msg: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Binary buffers (widget values, comm data) with the UTF-8 bytes of every value replaced."""
+        named = dict(zip(_SEND_ARGS, args, strict=False))  # send(..., ident, buffers, ...)
+        named.update(kwargs)
+        buffers = named.get("buffers")
+        if not buffers and isinstance(msg, dict):
+            buffers = msg.get("buffers")
+        if not buffers or not self.redactor:
+            return args, kwargs
+        clean = [self.redactor.redact_bytes(b) for b in buffers]
+        if all(bytes(a) == b for a, b in zip(buffers, clean, strict=True)):
+            return args, kwargs
+        self.redacted_messages += 1
+        named["buffers"] = clean
+        return (), named
+
+    def _status(self, parent_id: str, parent_type: str, state: Any) -> None:
+        """Release held-back tails only at the end of the cell's OWN output.
+
+        ``busy``/``idle`` of control-channel requests (kernel_info, interrupt,
+        debug, usage) arrive while a cell runs: they must not release the tail of
+        a value the cell is still writing.  At the idle of an execute (or comm)
+        request, the tails of that request and of requests already finished (late
+        output of their background threads) are sent.
+        """
         with self._lock:
-            keys = [k for k in self._streams if parent_id is None or k[0] == parent_id]
+            if state == "busy":
+                self._busy.add(parent_id)
+                return
+            if state != "idle":
+                return
+            self._busy.discard(parent_id)
+            ids = [parent_id]
+            if parent_type in _CELL_REQUESTS:
+                ids += [pid for pid, _ in self._streams if pid not in self._busy and pid != parent_id]
+        self._drain(ids)
+
+    def _drain(self, parent_ids: list[str]) -> None:
+        """Send what the streams of the given requests hold back."""
+        wanted = set(parent_ids)
+        with self._lock:
+            keys = [k for k in self._streams if k[0] in wanted]
             pending = [(k[0], k[1], self._streams.pop(k).drain()) for k in keys]
             iopub = self._iopub
             headers = {pid: self._parents.get(pid, {}) for pid, _, _ in pending}
@@ -146,9 +192,17 @@ def install(ipython: Any, redactor: Redactor) -> Any:
     kernel = getattr(ipython, "kernel", None)
     session = getattr(kernel, "session", None)
     if session is not None:
+        from . import fd_echo
+
         hook = SessionRedactor(session, redactor)
         hook.install()
-        return hook.uninstall
+        undo_echo = fd_echo.install(redactor)
+
+        def undo_kernel() -> None:
+            undo_echo()
+            hook.uninstall()
+
+        return undo_kernel
     out, err = RedactingStream(sys.stdout, redactor), RedactingStream(sys.stderr, redactor)
     previous = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err

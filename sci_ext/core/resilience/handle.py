@@ -36,12 +36,14 @@ _recent_lock = threading.Lock()
 
 def record_error(exc: BaseException, where: str, *, level: int = logging.ERROR) -> ErrorRecord:
     """Classify ``exc``, keep it among the recent errors, tell listeners and log one line."""
+    from ..security.redact import shorten  # redact first, then cut (a cut value is no longer recognised)
+
     category = str(classify_error(exc))
     record = ErrorRecord(
         where=where,
         category=category,
         error_type=type(exc).__name__,
-        message=str(exc)[:500],
+        message=shorten(str(exc), 500),
         correlation_id=current_correlation_id(),
         timestamp=time.time(),
     )

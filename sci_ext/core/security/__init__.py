@@ -16,10 +16,11 @@ from __future__ import annotations
 from . import dotenv
 from .apikeys import ApiKeyInfo, ApiKeyStore
 from .audit import AuditLog, AuditVerification, verify_audit_log
-from .lockout import Lockout, TokenBucket
+from .lockout import Lockout, TokenBucket, normalize_client
 from .manager import (
     SecurityManager,
     add_auth_failure_hook,
+    add_failure_budget_hook,
     add_lockout_hook,
     get_security_manager,
     set_security_manager,
@@ -40,9 +41,11 @@ __all__ = [
     "TokenBucket",
     "Vault",
     "add_auth_failure_hook",
+    "add_failure_budget_hook",
     "add_lockout_hook",
     "get_redactor",
     "get_security_manager",
+    "normalize_client",
     "set_security_manager",
     "verify_audit_log",
 ]

@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_SCOPES", "TOKEN_PREFIX", "ApiKeyInfo", "ApiKeyStore"]
 
 TOKEN_PREFIX = "sci"  # noqa: S105  # nosec B105 - a prefix, not a password
 DEFAULT_SCOPES = ("metrics:read",)
-_TOKEN_RE = re.compile(r"^sci_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_TOKEN_RE = re.compile(r"sci_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")  # always fullmatch: no trailing "\n"
 _SCOPE_RE = re.compile(r"^[a-z][a-z0-9_.-]*(:[a-z0-9_.*-]+)?$|^\*$")
 _DUMMY_SALT = secrets.token_bytes(16)
 
@@ -162,7 +162,7 @@ class ApiKeyStore:
 
     def check(self, token: str) -> ApiKeyInfo:
         """The key ``token`` belongs to; :class:`AuthenticationError` if none (constant time)."""
-        match = _TOKEN_RE.match(token) if isinstance(token, str) else None
+        match = _TOKEN_RE.fullmatch(token) if isinstance(token, str) else None
         key_id, secret = (match.group(1), match.group(2)) if match else ("", "x" * 43)
         record = self._load().get(key_id)
         if record is not None:
@@ -176,7 +176,7 @@ class ApiKeyStore:
 
     def revoke(self, key_id: str) -> ApiKeyInfo:
         """Delete a key by id (or by its full token); KeyError if unknown."""
-        match = _TOKEN_RE.match(key_id)
+        match = _TOKEN_RE.fullmatch(key_id)
         key_id = match.group(1) if match else key_id
         with self._lock, self._modify():
             keys = dict(self._load())

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import AuthenticationError, SecurityError
 from .apikeys import DEFAULT_SCOPES, ApiKeyInfo, ApiKeyStore
 from .audit import AuditLog, AuditVerification, verify_audit_log
-from .lockout import Lockout
+from .lockout import Lockout, normalize_client
 from .masterkey import Prompt, default_prompt
 from .redact import get_redactor, install_log_redaction
 from .vault import SecretInfo, Vault
@@ -26,6 +26,7 @@ from .vault import SecretInfo, Vault
 __all__ = [
     "SecurityManager",
     "add_auth_failure_hook",
+    "add_failure_budget_hook",
     "add_lockout_hook",
     "get_security_manager",
     "set_security_manager",
@@ -33,10 +34,12 @@ __all__ = [
 
 AuthFailureHook = Callable[[str, str], None]
 LockoutHook = Callable[[str, float], None]
+BudgetHook = Callable[[int], None]
 
 # Process-wide hooks survive the manager being rebuilt after a config change (metrics, alerts).
 _AUTH_FAILURE_HOOKS: list[AuthFailureHook] = []
 _LOCKOUT_HOOKS: list[LockoutHook] = []
+_BUDGET_HOOKS: list[BudgetHook] = []
 
 
 def add_auth_failure_hook(hook: AuthFailureHook) -> Callable[[], None]:
@@ -49,6 +52,12 @@ def add_lockout_hook(hook: LockoutHook) -> Callable[[], None]:
     """Call ``hook(client, seconds)`` whenever a client gets locked out; returns an undo."""
     _LOCKOUT_HOOKS.append(hook)
     return lambda: _LOCKOUT_HOOKS.remove(hook) if hook in _LOCKOUT_HOOKS else None
+
+
+def add_failure_budget_hook(hook: BudgetHook) -> Callable[[], None]:
+    """Call ``hook(failures_per_minute)`` when all clients together exceed the failure budget (alerts)."""
+    _BUDGET_HOOKS.append(hook)
+    return lambda: _BUDGET_HOOKS.remove(hook) if hook in _BUDGET_HOOKS else None
 
 
 class SecurityManager:
@@ -70,10 +79,16 @@ class SecurityManager:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.RLock()
-        self.audit_log = AuditLog(audit_path or Path(state_dir) / "audit" / "audit.jsonl")
+        self.audit_log = AuditLog(audit_path or Path(state_dir) / "audit" / "audit.jsonl", key_dir=key_dir)
         self.vault = Vault(vault_path, kdf=kdf, key_source=key_source, key_dir=key_dir, prompt=prompt, audit=self.audit)
         self.apikeys = ApiKeyStore(Path(vault_path).expanduser().parent / "apikeys.json")
-        self.lockout = Lockout(max_auth_failures_per_minute, lockout_seconds, clock=clock, on_lockout=self._locked_out)
+        self.lockout = Lockout(
+            max_auth_failures_per_minute,
+            lockout_seconds,
+            clock=clock,
+            on_lockout=self._locked_out,
+            on_budget_exceeded=self._budget_exceeded,
+        )
         self.redact_outputs = redact_outputs
         self.redactor = get_redactor()
         self.auth_failures_total = 0
@@ -112,7 +127,7 @@ class SecurityManager:
 
     def verify_audit(self) -> AuditVerification:
         """Check the audit chain."""
-        return verify_audit_log(self.audit_log.path)
+        return verify_audit_log(self.audit_log.path, self.audit_log.key_dir)
 
     # ------------------------------------------------------------------ vault
     def set_secret(self, name: str, value: str) -> None:
@@ -186,9 +201,13 @@ class SecurityManager:
 
         Raises :class:`AuthenticationError` (invalid, expired, wrong scope) or
         :class:`RateLimitExceeded` while ``client`` is locked out.  Constant time
-        in the token's secret; cheap and thread-safe.
+        in the token's secret; cheap and thread-safe.  ``client`` is normalised
+        (:func:`~sci_ext.core.security.lockout.normalize_client`); while all clients
+        together are over the failure budget every validation is slowed down.
         """
+        client = normalize_client(client)
         self.lockout.check(client)
+        self.lockout.throttle()
         try:
             info = self.apikeys.check(token)
         except AuthenticationError:
@@ -241,6 +260,15 @@ class SecurityManager:
         for hook in [*_AUTH_FAILURE_HOOKS, *self._auth_failure_hooks]:
             hook(client, reason)
         self.lockout.failure(client)
+
+    def _budget_exceeded(self, failures_per_minute: int) -> None:
+        self.audit(
+            "auth.failure_budget_exceeded",
+            failures_per_minute=failures_per_minute,
+            delay_seconds=self.lockout.global_delay,
+        )
+        for hook in list(_BUDGET_HOOKS):
+            hook(failures_per_minute)
 
     def _locked_out(self, client: str, seconds: float) -> None:
         self.audit("auth.lockout", client=client, seconds=seconds)

@@ -41,6 +41,12 @@ __all__ = [
 PASSPHRASE_ENV = "SCI_EXT_VAULT_PASSPHRASE"  # noqa: S105  # nosec B105 - the variable's name
 KEYRING_SERVICE = "sci_ext-vault"
 MIN_KDF_N = 2**14
+#: Upper bounds, as ``security.kdf_*`` allows them; a header asking for more is tampered with.
+MAX_KDF_N = 2**22
+MAX_KDF_R = 64
+MAX_KDF_P = 16
+#: scrypt needs about 128 * n * r bytes: 4 GiB is the largest config at the default r (n=2**22, r=8).
+MAX_KDF_MEMORY = 4 * 2**30
 KEY_BYTES = 32
 
 #: ``prompt(text) -> value or None`` (None: no way to ask, e.g. no terminal).
@@ -90,8 +96,13 @@ def derive_scrypt(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes
     """A 32-byte key from ``passphrase`` (scrypt, via ``cryptography``)."""
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-    if n < MIN_KDF_N or n & (n - 1):
-        raise SecurityError(f"scrypt cost n={n} must be a power of two of at least 2**14")
+    if n < MIN_KDF_N or n & (n - 1) or n > MAX_KDF_N:
+        raise SecurityError(f"scrypt cost n={n} must be a power of two from 2**14 to 2**22")
+    if not 1 <= r <= MAX_KDF_R or not 1 <= p <= MAX_KDF_P or 128 * n * r > MAX_KDF_MEMORY:
+        raise SecurityError(
+            f"scrypt n={n}, r={r}, p={p} is out of bounds (r 1..{MAX_KDF_R}, p 1..{MAX_KDF_P}, "
+            f"128*n*r at most {MAX_KDF_MEMORY >> 30} GiB)"
+        )
     return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
 
 
@@ -207,7 +218,14 @@ def open_master_key(
             n, r, p = int(spec["n"]), int(spec["r"]), int(spec["p"])
         except (KeyError, ValueError, TypeError):
             raise SecurityError(f"{vault_path}: the vault header's key parameters are damaged") from None
-        if n < MIN_KDF_N or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16:
+        if (
+            n < MIN_KDF_N
+            or n & (n - 1)
+            or n > MAX_KDF_N
+            or not 1 <= r <= MAX_KDF_R
+            or not 1 <= p <= MAX_KDF_P
+            or 128 * n * r > MAX_KDF_MEMORY
+        ):
             raise SecurityError(
                 f"{vault_path}: the vault header asks for scrypt n={n}, r={r}, p={p}: damaged or tampered"
             )

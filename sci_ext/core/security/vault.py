@@ -17,6 +17,16 @@ File layout (``security.vault_path``, mode 0600 in a 0700 directory)::
   the directory.  Two processes setting different secrets both keep theirs; a
   process killed mid-write leaves the old or the new file, never a mix.
 * The master key is derived once and kept in memory until :meth:`Vault.lock`.
+* A *manifest* (``"manifest"``, sealed with the header as associated data) holds
+  the generation counter (``"generation"``, +1 on every write) and, per secret,
+  its ``created``/``updated`` times and a digest of its sealed entry.  Removing,
+  adding, pasting back an older entry or editing a time no longer matches it.
+  The last generation seen is kept outside the vault file, in a 0600 state file in
+  ``key_dir`` (``vault-<path digest>.state``); an older file (the whole vault
+  rolled back) is refused.
+* A rotation records the key material it creates and retires in the state file
+  first; the next unlock removes whatever a crash left behind (new keys that never
+  got used, the old key of a committed rotation) and the vault's stale temp copies.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -38,14 +49,24 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthenticationError, SecurityError
-from .masterkey import Prompt, check_private_file, discard_master_key, new_master_key, open_master_key
+from .masterkey import (
+    Prompt,
+    check_private_file,
+    discard_master_key,
+    keyring_available,
+    new_master_key,
+    open_master_key,
+)
 
 __all__ = ["FORMAT", "SecretInfo", "Vault", "validate_name"]
+
+_MANIFEST_LABEL = b"sci_ext-vault-manifest\x00"
 
 FORMAT = "sci_ext-vault"
 VERSION = 1
 _CHECK_PLAINTEXT = b"sci_ext vault key check v1"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_VALUE_BYTES = 64 * 1024
 
 # Indirection so fault-injection tests can kill the process at the rename.
@@ -110,6 +131,9 @@ class Vault:
         self._stamp: tuple[int, int, int, int] | None = None
         self._usage: dict[str, float] = {}
         self._usage_flushed: dict[str, float] = {}
+        self._checked_stamp: tuple[int, int, int, int] | None = None
+        self._listing: dict[str, dict[str, Any]] | None = None
+        self._checked_names: set[str] = set()
 
     # ---------------------------------------------------------------- files
     @property
@@ -197,6 +221,192 @@ class Vault:
             os.close(dir_fd)
         self._doc, self._stamp = None, None
 
+    # ------------------------------------------------------------ state file
+    @property
+    def state_path(self) -> Path:
+        """Outside the vault file: the last generation seen and key material of unfinished rotations."""
+        digest = hashlib.sha256(os.path.abspath(self.path).encode()).hexdigest()[:16]
+        return self.key_dir / f"vault-{digest}.state"
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            fd = os.open(self.state_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise SecurityError(
+                f"vault state file {self.state_path} cannot be opened ({exc.strerror}); fix its permissions"
+            ) from None
+        with os.fdopen(fd, "r", encoding="utf-8") as handle:
+            if os.fstat(handle.fileno()).st_mode & 0o022:
+                raise SecurityError(
+                    f"vault state file {self.state_path} is writable by group/others; refusing it. "
+                    f"Fix: chmod 600 {self.state_path}"
+                )
+            try:
+                state = json.load(handle)
+            except ValueError:
+                raise SecurityError(
+                    f"vault state file {self.state_path} is damaged (not JSON); "
+                    "delete it to accept the vault file as it is now"
+                ) from None
+        return state if isinstance(state, dict) else {}
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vault-state.", suffix=".tmp", dir=self.key_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(state, handle, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.state_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _remember_generation(self, doc: dict[str, Any]) -> None:
+        generation = doc.get("generation")
+        if not isinstance(generation, int):
+            return
+        state = self._load_state()
+        if generation > int(state.get("generation", 0) or 0) or state.get("vault_id") != doc["vault_id"]:
+            state.update(generation=max(generation, int(state.get("generation", 0) or 0)), vault_id=doc["vault_id"])
+            self._save_state(state)
+
+    def _cleanup(self, doc: dict[str, Any]) -> None:
+        """Remove what an interrupted set or rotation left: temp copies, unused or retired keys.
+
+        Called under the file lock (no writer is active), at the first unlock.
+        """
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+        for tmp in self.key_dir.glob(".vault-state.*.tmp") if self.key_dir.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+        state = self._load_state()
+        pending, retired = state.get("pending") or [], state.get("retired") or []
+        if not pending and not retired:
+            return
+        current = doc.get("key")
+        for vault_id in pending:
+            if not isinstance(vault_id, str) or vault_id == doc["vault_id"] or not _HEX_ID.match(vault_id):
+                continue
+            discard_master_key({"source": "keyfile", "path": str(self.key_dir.resolve() / f"vault-{vault_id}.key")})
+            if keyring_available():
+                discard_master_key({"source": "keyring", "username": vault_id})
+        for spec in retired:
+            if isinstance(spec, dict) and spec != current and spec.get("source") in ("keyfile", "keyring"):
+                discard_master_key(spec)
+        state["pending"], state["retired"] = [], []
+        self._save_state(state)
+
+    # ------------------------------------------------------------- manifest
+    @staticmethod
+    def _entry_digest(entry: Any) -> str:
+        if not isinstance(entry, dict):
+            return ""
+        raw = "\x00".join(str(entry.get(k)) for k in ("nonce", "ciphertext", "tag"))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def _seal_manifest(self, doc: dict[str, Any], key: bytes, generation: int) -> None:
+        """Bump the generation and authenticate the list of names, their times and entries."""
+        doc["generation"] = generation
+        listing = {
+            name: {
+                "created": entry.get("created"),
+                "updated": entry.get("updated"),
+                "digest": self._entry_digest(entry),
+            }
+            for name, entry in doc["secrets"].items()
+        }
+        body = json.dumps({"generation": generation, "secrets": listing}, sort_keys=True).encode()
+        doc["manifest"] = self._seal(key, body, _MANIFEST_LABEL + self._header_aad(doc))
+
+    def _check(self, doc: dict[str, Any], key: bytes, name: str | None = None) -> dict[str, Any]:
+        """Check the generation, the manifest and the list of names, then the entry ``name`` (None: all).
+
+        Returns the document to use (re-read once when it looked older than the last generation seen).
+        """
+        listing = self._listing if self._checked_stamp is not None and self._checked_stamp == self._stamp else None
+        if listing is None or self._doc is not doc:
+            doc, listing = self._check_manifest(doc, key)
+            self._checked_names = set()
+        if listing is None:
+            return doc  # a vault written before manifests: one is added at the next write
+        if name is not None and name in self._checked_names:
+            return doc  # this entry of this very file was checked already (get stays cheap)
+        entries = doc["secrets"] if name is None else {name: doc["secrets"][name]} if name in doc["secrets"] else {}
+        for entry_name, entry in entries.items():
+            expected = listing.get(entry_name) or {}
+            if (
+                not isinstance(entry, dict)
+                or expected.get("digest") != self._entry_digest(entry)
+                or expected.get("created") != entry.get("created")
+                or expected.get("updated") != entry.get("updated")
+            ):
+                raise SecurityError(
+                    f"{self.path}: secret {entry_name!r} (its entry or its times) does not match the authenticated "
+                    "manifest: an older entry was pasted back or the file was edited; nothing was changed"
+                )
+        self._checked_names.update(entries)
+        return doc
+
+    def _check_manifest(
+        self, doc: dict[str, Any], key: bytes
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]] | None]:
+        state = self._load_state()
+        seen = int(state.get("generation", 0) or 0)
+        if (isinstance(doc.get("generation"), int) and doc["generation"] < seen) or ("generation" not in doc and seen):
+            # a writer renames the vault BEFORE it records the generation: read the file again
+            self._doc = None
+            fresh = self._read()
+            if fresh is not None:
+                doc = fresh
+                key = self._unlock_doc(doc)
+        generation = doc.get("generation")
+        if "manifest" not in doc:
+            if seen:
+                raise SecurityError(
+                    f"vault file {self.path} has no manifest but generation {seen} was seen before: it was "
+                    f"replaced by an older or edited copy; nothing was changed. If you restored it on purpose, "
+                    f"delete {self.state_path}"
+                )
+            self._checked_stamp, self._listing = self._stamp, None
+            return doc, None
+        if not isinstance(generation, int) or generation < seen:
+            raise SecurityError(
+                f"vault file {self.path} is generation {generation!r}, older than generation {seen} seen last: "
+                f"it was rolled back to an older copy; nothing was changed. If you restored it on purpose, "
+                f"delete {self.state_path}"
+            )
+        body = self._open(key, doc.get("manifest"), _MANIFEST_LABEL + self._header_aad(doc), "vault manifest")
+        try:
+            manifest = json.loads(body)
+            listing = manifest["secrets"]
+            if not isinstance(listing, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise SecurityError(f"{self.path}: the vault manifest is damaged; nothing was changed") from None
+        if manifest.get("generation") != generation:
+            raise SecurityError(
+                f"{self.path}: the generation {generation} does not match the authenticated one "
+                f"({manifest.get('generation')}): the file was edited; nothing was changed"
+            )
+        names = set(doc["secrets"])
+        if names != set(listing):
+            gone = sorted(set(listing) - names)
+            extra = sorted(names - set(listing))
+            what = f"removed: {', '.join(gone)}" if gone else f"added: {', '.join(extra)}"
+            raise SecurityError(
+                f"{self.path}: the list of secrets does not match the authenticated manifest ({what}); "
+                "the file was edited; nothing was changed"
+            )
+        if generation > seen or state.get("vault_id") != doc["vault_id"]:
+            self._remember_generation(doc)
+        self._checked_stamp, self._listing = self._stamp, listing
+        return doc, listing
+
     # ----------------------------------------------------------------- crypto
     @staticmethod
     def _header_aad(doc: dict[str, Any]) -> bytes:
@@ -254,7 +464,7 @@ class Vault:
             if doc is None:
                 with self._file_lock():
                     doc = self._read() or self._create(passphrase)
-            self._unlock_doc(doc, passphrase)
+            self._check(doc, self._unlock_doc(doc, passphrase))
 
     def _create(self, passphrase: str | None) -> dict[str, Any]:
         vault_id = secrets.token_hex(16)
@@ -269,14 +479,18 @@ class Vault:
         )
         doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "vault_id": vault_id, "key": spec, "secrets": {}}
         doc["check"] = self._seal(key, _CHECK_PLAINTEXT, self._header_aad(doc))
+        seen = int(self._load_state().get("generation", 0) or 0)
+        self._seal_manifest(doc, key, seen + 1)
         self._write(doc)
+        self._remember_generation(doc)
         self._audit("vault.create", path=str(self.path), key_source=spec["source"])
         self._key, self._vault_id = key, vault_id
         return self._read() or doc
 
-    def _unlock_doc(self, doc: dict[str, Any], passphrase: str | None = None) -> bytes:
+    def _unlock_doc(self, doc: dict[str, Any], passphrase: str | None = None, *, locked: bool = False) -> bytes:
         if self._key is not None and self._vault_id == doc["vault_id"]:
             return self._key
+        fresh_unlock = self._key is None
         key = open_master_key(doc["key"], self.path, prompt=self.prompt, passphrase=passphrase)
         try:
             self._open(key, doc.get("check"), self._header_aad(doc), "vault header")
@@ -288,6 +502,12 @@ class Vault:
             ) from None
         self._key, self._vault_id = key, doc["vault_id"]
         self._audit("vault.unlock", path=str(self.path), key_source=doc["key"].get("source"))
+        if fresh_unlock:
+            if locked:
+                self._cleanup(doc)
+            else:
+                with self._file_lock():
+                    self._cleanup(doc)
         return key
 
     @contextlib.contextmanager
@@ -297,10 +517,15 @@ class Vault:
             doc = self._read()
             if doc is None:
                 doc = self._create(None)
-            key = self._unlock_doc(doc)
+            key = self._unlock_doc(doc, locked=True)
+            doc = self._check(doc, key)
+            key = self._unlock_doc(doc, locked=True)
+            generation = int(doc.get("generation", 0) or 0)
             doc = json.loads(json.dumps(doc))  # a private copy: the cache stays intact on failure
             yield doc, key
+            self._seal_manifest(doc, key, generation + 1)
             self._write(doc)
+            self._remember_generation(doc)
 
     # ------------------------------------------------------------------ verbs
     def set(self, name: str, value: str) -> None:
@@ -325,6 +550,9 @@ class Vault:
         with self._lock:
             doc = self._read()
             if doc is None or name not in doc["secrets"]:
+                raise KeyError(f"no secret named {name!r} in {self.path}")
+            doc = self._check(doc, self._unlock_doc(doc), name)
+            if name not in doc["secrets"]:
                 raise KeyError(f"no secret named {name!r} in {self.path}")
             key = self._unlock_doc(doc)
             value = self._open(key, doc["secrets"][name], self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
@@ -364,6 +592,7 @@ class Vault:
             doc = self._read()
             if doc is None:
                 return 0
+            doc = self._check(doc, self._unlock_doc(doc))
             key = self._unlock_doc(doc)
             for name, entry in doc["secrets"].items():
                 self._open(key, entry, self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
@@ -380,7 +609,8 @@ class Vault:
             doc = self._read()
             if doc is None:
                 raise SecurityError(f"no vault at {self.path} to rotate")
-            old_key = self._unlock_doc(doc)
+            doc = self._check(doc, self._unlock_doc(doc, locked=True))
+            old_key = self._unlock_doc(doc, locked=True)
             plain = {
                 name: self._open(old_key, entry, self._entry_aad(doc["vault_id"], name), f"secret {name!r}")
                 for name, entry in doc["secrets"].items()
@@ -390,6 +620,11 @@ class Vault:
                 # keep the vault's source; a key-file vault moves up to a keyring or passphrase when one exists now
                 source = doc["key"].get("source", "auto")
             vault_id = secrets.token_hex(16)
+            # recorded BEFORE the new key exists: a crash anywhere below is cleaned up at the next unlock
+            state = self._load_state()
+            state["pending"] = [*(state.get("pending") or []), vault_id]
+            state["retired"] = [*(state.get("retired") or []), doc["key"]]
+            self._save_state(state)
             key, spec = new_master_key(
                 vault_id,
                 self.path.parent,
@@ -415,9 +650,13 @@ class Vault:
                     old_entry.get("updated", time.time()),
                 )
                 new["secrets"][name] = entry
+            self._seal_manifest(new, key, int(doc.get("generation", 0) or 0) + 1)
             self._write(new)
             self._key, self._vault_id = key, vault_id
             discard_master_key(doc["key"])
+            state = self._load_state()
+            state.update(generation=new["generation"], vault_id=vault_id, pending=[], retired=[])
+            self._save_state(state)
         self._audit("vault.rotate", path=str(self.path), secrets=len(plain), key_source=spec["source"])
 
     # ------------------------------------------------------------ blobs
