@@ -315,6 +315,7 @@ class GuardMagics(Magics):
             timeout=args.timeout,
             name=f"%%guarded {label}",
             on_retry=announce,
+            notice=False,  # the cell prints its own retry lines
         )
         try:
             policy.call(attempt)
