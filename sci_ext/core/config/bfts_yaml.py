@@ -109,7 +109,7 @@ def leaves(data: dict[Any, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str
             where = join_dotted((*prefix, str(key)))
             raise Refused(
                 where,
-                f"the YAML key {key!r} is a {type(key).__name__}, and TOML keys are strings "
+                f"the YAML key {key!r} is of type {type(key).__name__}, and TOML keys are strings "
                 f"(quote it, '{key}', if a string is meant)",
             )
         path = (*prefix, key)
@@ -135,7 +135,7 @@ def encode(value: Any, where: str, *, top: bool = True) -> Any:
             return EMPTY_TABLE
         for key in value:
             if not isinstance(key, str):
-                raise Refused(where, f"the YAML key {key!r} inside a list item is a {type(key).__name__}, not a string")
+                raise Refused(where, f"the YAML key {key!r} inside a list item is of type {type(key).__name__}, not a string")
         return {key: encode(item, f"{where}.{key}", top=False) for key, item in value.items()}
     if isinstance(value, list):
         return [encode(item, f"{where}[{index}]", top=False) for index, item in enumerate(value)]
