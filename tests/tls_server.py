@@ -49,9 +49,7 @@ def make_certificate(directory: Path, hostname: str) -> tuple[Path, Path]:
     cert_path, key_path = directory / f"{hostname}.crt", directory / f"{hostname}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 

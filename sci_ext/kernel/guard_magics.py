@@ -267,7 +267,7 @@ class GuardMagics(Magics):
         def run_cell_code() -> None:
             __tracebackhide__ = True
             if head is not None:
-                exec(head, user_global_ns, user_ns)  # noqa: S102  # nosec B102 - the user's own cell
+                exec(head, user_global_ns, user_ns)  # noqa: S102  # nosec B102  # the user's own cell
             if tail is not None:
                 exec(tail, user_global_ns, user_ns)  # noqa: S102  # nosec B102
 
@@ -332,7 +332,7 @@ class GuardMagics(Magics):
             user_ns["_sci_error"] = error
             # Cached like a cell's code, so a failing fallback's traceback shows its source.
             where = self.ip.compile.cache(fallback, self.ip.execution_count, raw_code=fallback)
-            exec(  # noqa: S102  # nosec B102 - the user's own fallback statement
+            exec(  # noqa: S102  # nosec B102  # the user's own fallback statement
                 compile(fallback, where, "exec", self.ip.compile.flags, True), user_global_ns, user_ns
             )
             return None

@@ -44,7 +44,7 @@ def record(event: CacheEvent) -> None:
     for listener in listeners:
         try:
             listener(event)
-        except Exception:  # noqa: S112  # nosec B112 - telemetry must never break a cache lookup
+        except Exception:  # noqa: S112  # nosec B112  # telemetry must never break a cache lookup
             continue
 
 

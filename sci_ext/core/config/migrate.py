@@ -301,7 +301,7 @@ def _migrate_bfts(source: Path, target: Path | None, dry_run: bool) -> Migration
         new = old  # same content, keep the file byte for byte
     changed, diff, backup = write_with_backup(target, old, new, dry_run)
     written = sum(value is not None for value in values.values())
-    notes = [f"{written} settings under [bfts]; every value of {source.name} loads back equal"]
+    notes = [f"{written} settings under [bfts]"]  # each checked to load back equal (_verify_bfts)
     return MigrationResult(source, target, changed, diff, dry_run, backup, notes)
 
 

@@ -324,7 +324,7 @@ class RetryPolicy:
         backoff = settings.initial_wait * settings.multiplier ** (attempt - 1)
         # Jitter of up to `jitter` seconds, but never more than the backoff itself, so
         # that initial_wait=0 really means "no wait" and tiny waits stay tiny.
-        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311  # nosec B311 - jitter, not crypto
+        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311  # nosec B311  # jitter, not crypto
         return min(settings.max_wait, backoff)
 
     # -- tenacity plumbing, used only after a first failure
