@@ -144,7 +144,13 @@ def test_openai_connection_error_caused_by_a_certificate(endpoints):
 
 @pytest.mark.parametrize(
     "name",
-    ["ClientSSLError", "ClientConnectorSSLError", "ServerFingerprintMismatch", "CertificateError"],
+    [
+        "ClientSSLError",
+        "ClientConnectorSSLError",
+        "ServerFingerprintMismatch",
+        "ServerCertificateError",
+        "CertificateError",
+    ],
 )
 def test_tls_class_names_without_the_library(name):
     """Names matched without importing the client (as for the other SDK names)."""

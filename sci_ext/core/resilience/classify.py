@@ -204,7 +204,13 @@ def _own(exc: BaseException) -> ErrorCategory | None:
 # an https URL on an http port), except an EOF or reset during the handshake, which is
 # the network dropping the connection: transient.
 _CERT_NAMES = frozenset(
-    {"SSLCertVerificationError", "CertificateError", "ClientConnectorCertificateError", "ServerFingerprintMismatch"}
+    {
+        "SSLCertVerificationError",
+        "CertificateError",
+        "ClientConnectorCertificateError",
+        "ServerCertificateError",
+        "ServerFingerprintMismatch",
+    }
 )
 _TLS_NAMES = frozenset({"SSLError", "ClientSSLError", "ClientConnectorSSLError"})
 _TLS_DROP_NAMES = frozenset({"SSLEOFError", "SSLZeroReturnError"})
