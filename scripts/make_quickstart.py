@@ -43,6 +43,12 @@ cells = [
         "    print('refused:', error)\n"
         "print('still', get_rag_config().similarity_threshold)"
     ),
+    new_markdown_cell(
+        "**The next two cells fail on purpose.** The same mistakes typed as magics: each shows a "
+        "one-line `UsageError` naming the key, which is the expected output here. They are tagged "
+        "`raises-exception`, so *Run All* (and the headless run, which labels them *expected error*) "
+        "goes on."
+    ),
     new_code_cell("%sci_config rag.top_k=many", metadata={"tags": ["raises-exception"]}),
     new_code_cell("%sci_config rag.chunk_overlap=2000", metadata={"tags": ["raises-exception"]}),
     new_markdown_cell("Drop a runtime override and check everything is valid:"),

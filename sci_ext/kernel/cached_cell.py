@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib
 import re
 import sqlite3
@@ -200,7 +201,7 @@ def _execute(shell: Any, code: str) -> Any:
         exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
     if tail is None:
         return None
-    return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307 - the user's own cell
+    return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307  # the user's own cell
 
 
 def _rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
@@ -297,7 +298,7 @@ def _secret_holders(values: dict[str, Any], redactor: Any) -> list[str]:
     for name, value in values.items():
         try:
             text = cloudpickle.dumps(value, protocol=5).decode("utf-8", "surrogateescape")
-        except Exception:  # noqa: S112  # nosec B112 - unpicklable values are reported by the store step
+        except Exception:  # noqa: S112  # nosec B112  # unpicklable values are reported by the store step
             continue
         if redactor.redact(text) != text:
             holders.append(repr(name))
@@ -345,10 +346,8 @@ def _lookup(store: LayeredStore, key: str, shell: Any, label: str) -> tuple[dict
         reason = str(exc) if isinstance(exc, CorruptEntry) else f"{type(exc).__name__}: {exc}"
         _warn(f"sci_ext warning: cache entry of {label} unreadable ({reason}); running the cell")
         stats.record(stats.CacheEvent("cell", store.local.backend, "error", label))
-        try:
+        with contextlib.suppress(Exception):  # best effort; the new entry replaces it anyway
             store.delete(key)
-        except Exception:  # noqa: S110  # nosec B110 - best effort; the new entry replaces it anyway
-            pass
         return None
 
 
@@ -367,7 +366,7 @@ def _hit(
         store.count_hit(key)
         if isinstance(store.local, DiskStore):
             store.local.count("hits")
-    except Exception:  # noqa: S110  # nosec B110 - a counter must not fail a hit
+    except Exception:  # noqa: S110  # nosec B110  # a counter must not fail a hit
         pass
     SESSION.hits += 1
     stats.record(stats.CacheEvent("cell", layer, "hit", opts.name))
@@ -483,7 +482,7 @@ def _miss(
     if isinstance(store.local, DiskStore):
         try:
             store.local.count("misses")
-        except Exception:  # noqa: S110  # nosec B110 - counters are best effort
+        except Exception:  # noqa: S110  # nosec B110  # counters are best effort
             pass
     result = None
     if value is not None:

@@ -268,7 +268,7 @@ class GuardMagics(Magics):
         def run_cell_code() -> None:
             __tracebackhide__ = True
             if head is not None:
-                exec(head, user_global_ns, user_ns)  # noqa: S102  # nosec B102 - the user's own cell
+                exec(head, user_global_ns, user_ns)  # noqa: S102  # nosec B102  # the user's own cell
             if tail is not None:
                 exec(tail, user_global_ns, user_ns)  # noqa: S102  # nosec B102
 
@@ -316,6 +316,7 @@ class GuardMagics(Magics):
             timeout=args.timeout,
             name=f"%%guarded {label}",
             on_retry=announce,
+            notice=False,  # the cell prints its own retry lines
         )
         try:
             policy.call(attempt)
@@ -332,7 +333,7 @@ class GuardMagics(Magics):
             user_ns["_sci_error"] = error
             # Cached like a cell's code, so a failing fallback's traceback shows its source.
             where = self.ip.compile.cache(fallback, self.ip.execution_count, raw_code=fallback)
-            exec(  # noqa: S102  # nosec B102 - the user's own fallback statement
+            exec(  # noqa: S102  # nosec B102  # the user's own fallback statement
                 compile(fallback, where, "exec", self.ip.compile.flags, True), user_global_ns, user_ns
             )
             return None

@@ -14,7 +14,7 @@ import functools
 import importlib.metadata
 import marshal
 import os
-import pickle  # nosec B403 - only dumps, to hash; nothing is loaded here
+import pickle  # nosec B403  # only dumps, to hash; nothing is loaded here
 import struct
 import sys
 import types
@@ -75,7 +75,7 @@ def module_version(module_name: str) -> str:
         dists = _distributions().get(top, [])
         for dist in dists:
             return importlib.metadata.version(dist)
-    except Exception:  # noqa: S110  # nosec B110 - metadata can be broken; the name still keys
+    except Exception:  # noqa: S110  # nosec B110  # metadata can be broken; the name still keys
         pass
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
         return "stdlib-" + ".".join(map(str, sys.version_info[:2]))

@@ -132,7 +132,7 @@ class LayeredStore:
                 local = self.local.get(key)
                 if local is not None:
                     return local, "redis"
-            except Exception:  # noqa: S110  # nosec B110 - a bad remote entry is judged by the caller's unpack
+            except Exception:  # noqa: S110  # nosec B110  # a bad remote entry is judged by the caller's unpack
                 pass
         return bytearray(raw), "redis"
 

@@ -21,7 +21,7 @@ import io
 import json
 import mmap
 import os
-import pickle  # nosec B403 - entries live in a 0700 dir or behind a signing key
+import pickle  # nosec B403  # entries live in a 0700 dir or behind a signing key
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -26,9 +26,11 @@ __all__ = [
     "atomic_write_text",
     "find_key_line",
     "flatten_table",
+    "join_dotted",
     "lock_path_for",
     "parse_toml",
     "read_toml",
+    "split_dotted",
     "update_toml_text",
 ]
 
@@ -60,11 +62,57 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
         raise ConfigError(f"{where}: invalid TOML: {reason}", path=str(path), line=line) from None
 
 
+def _quote_key(part: str) -> str:
+    """``part`` as one segment of a dotted name: quoted (TOML basic string) when it holds a
+    ``.`` or ``"``, is empty, or has surrounding spaces; as it is otherwise."""
+    if "." in part or '"' in part or not part or part != part.strip():
+        import json
+
+        return json.dumps(part, ensure_ascii=False)
+    return part
+
+
+def join_dotted(parts: list[str] | tuple[str, ...]) -> str:
+    """``["model_costs", "gpt-4.5", "input"]`` -> ``'model_costs."gpt-4.5".input'``."""
+    return ".".join(_quote_key(part) for part in parts)
+
+
+def split_dotted(dotted: str) -> list[str]:
+    """The inverse of :func:`join_dotted`: split on dots outside double quotes."""
+    import json
+
+    parts: list[str] = []
+    index, end = 0, len(dotted)
+    while True:
+        if dotted.startswith('"', index):
+            try:
+                part, index = json.JSONDecoder().raw_decode(dotted, index)
+            except ValueError:
+                raise ValueError(f"bad quoted key in {dotted!r}") from None
+            parts.append(part)
+        else:
+            dot = dotted.find(".", index)
+            if dot < 0:
+                parts.append(dotted[index:])
+                return parts
+            parts.append(dotted[index:dot])
+            index = dot
+        if index >= end:
+            return parts
+        if dotted[index] != ".":
+            raise ValueError(f"expected a '.' after a quoted key in {dotted!r}")
+        index += 1
+
+
 def flatten_table(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and scalars are leaves."""
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and scalars are leaves.
+
+    A key holding a ``.`` is quoted (``{"m": {"gpt-4.5": 1}}`` -> ``{'m."gpt-4.5"': 1}``),
+    so :func:`split_dotted` gets the original path back.
+    """
     out: dict[str, Any] = {}
     for key, value in table.items():
-        dotted = f"{prefix}{key}"
+        dotted = f"{prefix}{_quote_key(str(key))}"
         if isinstance(value, dict):
             out.update(flatten_table(value, dotted + "."))
         else:
@@ -78,7 +126,7 @@ def find_key_line(text: str, dotted: str) -> int | None:
     A best effort for error messages: it understands ``[table]`` headers and
     ``key = value`` lines, which is what config files are made of.
     """
-    *tables, key = dotted.split(".")
+    *tables, key = split_dotted(dotted)
     current: list[str] = []
     key_re = re.compile(rf"^\s*(?:\"{re.escape(key)}\"|{re.escape(key)})\s*=")
     for number, line in enumerate(text.splitlines(), start=1):
@@ -176,13 +224,15 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, private: bool
 def update_toml_text(text: str, values: dict[str, Any], remove: tuple[str, ...] = ()) -> str:
     """Set dotted ``values`` in TOML ``text``, keeping its comments and layout.
 
+    Dotted names may quote a key holding a dot (``bfts.m."gpt-4.5"``, see :func:`join_dotted`).
+
     ``None`` removes a key (TOML has no null).  Keys in ``remove`` are deleted.
     """
     import tomlkit
 
     doc = tomlkit.parse(text) if text.strip() else tomlkit.document()
     for dotted in remove:
-        *tables, key = dotted.split(".")
+        *tables, key = split_dotted(dotted)
         container: Any = doc
         for name in tables:
             if name not in container:
@@ -192,7 +242,7 @@ def update_toml_text(text: str, values: dict[str, Any], remove: tuple[str, ...] 
         if container is not None and key in container:
             del container[key]
     for dotted, value in values.items():
-        *tables, key = dotted.split(".")
+        *tables, key = split_dotted(dotted)
         container = doc
         for name in tables:
             if name not in container:

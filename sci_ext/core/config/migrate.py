@@ -11,8 +11,10 @@ second time finds nothing to change.  Nothing here runs on import.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -22,9 +24,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from .bfts import BftsConfig
-from .files import atomic_write_text, flatten_table, read_toml, update_toml_text
+from .bfts_yaml import INT64_MAX, INT64_MIN, Refused, encode, leaves, load_yaml
+from .files import atomic_write_text, flatten_table, join_dotted, read_toml, update_toml_text
 from .manager import PROJECT_FILE, RENAMED_KEYS, SCHEMA_VERSION, find_project_file
-from .schema import coerce, leaf_fields
+from .schema import FieldSpec, coerce, flatten_instance, leaf_fields, type_name
 
 __all__ = ["MigrationResult", "default_target", "migrate", "register_migrator", "write_with_backup"]
 
@@ -122,64 +125,172 @@ def write_with_backup(
 
 # ------------------------------------------------------------------ bfts YAML
 def _yaml_lines(text: str) -> dict[str, int]:
-    """Dotted key -> 1-based line in a YAML mapping document (for messages)."""
+    """Dotted key (quoted where needed) -> 1-based line in a YAML mapping document (for messages)."""
     import yaml
 
     lines: dict[str, int] = {}
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                dotted = f"{prefix}{key_node.value}"
-                lines[dotted] = key_node.start_mark.line + 1
-                walk(value_node, dotted + ".")
+                path = (*prefix, str(key_node.value))
+                lines[join_dotted(path)] = key_node.start_mark.line + 1
+                walk(value_node, path)
 
     try:
-        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
     except yaml.YAMLError:
         pass
     return lines
 
 
-def _load_bfts(source: Path) -> dict[str, Any]:
+def _read_bfts(source: Path) -> tuple[str, dict[str, Any]]:
+    """The text and data of a bfts YAML file, read as AI-Scientist-v2 reads it."""
     import yaml
 
-    text = source.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        text = source.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is not a key
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text ({exc.reason})", path=str(source)) from None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source} line {mark.line + 1}" if mark is not None else str(source)
         raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}", path=str(source)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level", path=str(source))
-    flat = {k: v for k, v in flatten_table(data).items() if v is not None}
-    specs = leaf_fields(BftsConfig)
+    return text, data
+
+
+def _kind(value: Any) -> str:
+    return "a table" if isinstance(value, dict) else "null" if value is None else f"a {type(value).__name__}"
+
+
+def _typed_value(dotted: str, value: Any, spec: FieldSpec, default: Any) -> Any:
+    """What to write for typed key ``dotted`` (``None``: nothing); ``ValueError`` says why not."""
+    kind = type_name(spec.type)
+    if value is None:
+        if not kind.endswith("or none"):
+            raise ValueError(f"null is not allowed: sci_ext types this key as {kind}")
+        return None if default is None else "null"  # absent would load the non-null default
+    if isinstance(value, dict):
+        raise ValueError(f"expected {kind}, got a table")
+    if isinstance(value, str) and "${" in value and not kind.startswith("string"):
+        raise ValueError(
+            f"{value!r} is an OmegaConf interpolation, and sci_ext types this key as {kind} without "
+            f"resolving interpolations: write the value (or set it per run with "
+            f"SCI_EXT_BFTS__{dotted.upper().replace('.', '__')})"
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{value} does not fit in TOML's 64-bit integers")
+    coerced = coerce(spec, value)
+    if not _equal(value, coerced, numeric=kind.startswith("number")):
+        raise ValueError(f"{_kind(value)} {value!r} would load back as {coerced!r}: write it as {kind}")
+    return coerced
+
+
+def _extra_value(path: tuple[str, ...], value: Any, specs: dict[str, FieldSpec]) -> Any:
+    """What to write for a key sci_ext does not type; ``ValueError`` when it clashes with a typed one."""
+    dotted = join_dotted(path)
+    inside = sorted(name for name in specs if name.startswith(dotted + "."))
+    if inside:
+        raise ValueError(f"is a table of settings ({', '.join(inside[:3])}, ...), got {_kind(value)}")
+    for end in range(1, len(path)):
+        outer = join_dotted(path[:end])
+        if outer in specs:
+            raise ValueError(f"{outer} is {type_name(specs[outer].type)}, so it cannot hold {path[end]!r}")
+    return encode(value, dotted)
+
+
+def _load_bfts(source: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], Any], dict[str, int]]:
+    """``(values to write by dotted key, YAML leaves by path, YAML lines)``; refuses with one line per problem."""
+    text, data = _read_bfts(source)
     lines = _yaml_lines(text)
+
+    def where(dotted: str) -> str:
+        line = lines.get(dotted)
+        return f"{source} line {line}" if line else str(source)
+
+    try:
+        yaml_leaves = leaves(data)
+    except Refused as exc:
+        raise ConfigError(f"{where(exc.path)}: {exc}", path=str(source)) from None
+    specs = leaf_fields(BftsConfig)
+    defaults = flatten_instance(dataclasses.replace(BftsConfig(), extra={}))
     problems = []
-    typed: dict[str, Any] = {}
-    for dotted, value in flat.items():
+    values: dict[str, Any] = {}
+    for path, value in yaml_leaves.items():
+        dotted = join_dotted(path)
         spec = specs.get(dotted)
-        if spec is None:
-            typed[dotted] = value if not isinstance(value, tuple) else list(value)
-            continue
         try:
-            typed[dotted] = coerce(spec, value)
+            if spec is not None:
+                values[dotted] = _typed_value(dotted, value, spec, defaults.get(dotted))
+            else:
+                values[dotted] = _extra_value(path, value, specs)
         except ValueError as exc:
-            line = lines.get(dotted)
-            where = f"{source} line {line}" if line else str(source)
-            problems.append(f"{where}: {dotted}: {exc}")
+            problems.append(f"{where(dotted)}: {dotted}: {exc.args[0] if isinstance(exc, Refused) else exc}")
+    _raise_problems(source, problems)
+    return values, yaml_leaves, lines
+
+
+def _raise_problems(source: Path, problems: list[str]) -> None:
     if problems:
         error = ConfigError(
             problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more)", path=str(source)
         )
         error.problems = problems  # type: ignore[attr-defined]
         raise error
-    return typed
+
+
+def _equal(a: Any, b: Any, numeric: bool = False) -> bool:
+    """Equal values of the same type (an int equals a float only for a typed number)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if numeric and isinstance(a, int | float) and isinstance(b, int | float):
+        return not isinstance(a, bool) and not isinstance(b, bool) and a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _verify_bfts(
+    source: Path, target: Path, new: str, yaml_leaves: dict[tuple[str, ...], Any], lines: dict[str, int]
+) -> None:
+    """Load the ``[bfts]`` part of ``new`` as sci_ext will, and check every YAML leaf comes back equal."""
+    import tomlkit
+
+    from .manager import ConfigManager
+
+    bfts_only = tomlkit.dumps({"schema_version": SCHEMA_VERSION, "bfts": tomlkit.parse(new)["bfts"].unwrap()})
+    manager = ConfigManager(load=False, environ={})
+    layer = manager._file_layer("project", target, text=bfts_only)
+    back = manager._build([manager._default_layer(), *([layer] if layer else [])]).bfts
+    specs = leaf_fields(BftsConfig)
+    problems = []
+    for path, value in yaml_leaves.items():
+        dotted = join_dotted(path)
+        if dotted in specs:
+            got: Any = back
+            for part in path:
+                got = getattr(got, part)
+            same = _equal(value, got, numeric=type_name(specs[dotted].type).startswith("number"))
+        else:
+            got = back.extra.get(dotted, "<missing>")
+            same = _equal(value, got)
+        if not same:
+            line = lines.get(dotted)
+            where = f"{source} line {line}" if line else str(source)
+            problems.append(f"{where}: {dotted}: {value!r} would load back as {got!r}; not migrated")
+    _raise_problems(source, problems)
 
 
 def _migrate_bfts(source: Path, target: Path | None, dry_run: bool) -> MigrationResult:
-    values = _load_bfts(source)
+    values, yaml_leaves, lines = _load_bfts(source)
     target = target or default_target()
     old = target.read_text(encoding="utf-8") if target.exists() else None
     if old is not None:
@@ -191,11 +302,13 @@ def _migrate_bfts(source: Path, target: Path | None, dry_run: bool) -> Migration
     if "bfts" in doc:
         del doc["bfts"]
     new = update_toml_text(tomlkit.dumps(doc), {"schema_version": SCHEMA_VERSION})
-    new = update_toml_text(new, {f"bfts.{k}": v for k, v in values.items()})
+    new = update_toml_text(new, {f"bfts.{k}": v for k, v in values.items() if v is not None})
+    _verify_bfts(source, target, new, yaml_leaves, lines)
     if old is not None and _same_bfts(old, new):
         new = old  # same content, keep the file byte for byte
     changed, diff, backup = write_with_backup(target, old, new, dry_run)
-    notes = [f"{len(values)} settings under [bfts]"]
+    written = sum(value is not None for value in values.values())
+    notes = [f"{written} settings under [bfts]"]  # each checked to load back equal (_verify_bfts)
     return MigrationResult(source, target, changed, diff, dry_run, backup, notes)
 
 
@@ -203,7 +316,7 @@ def _same_bfts(old: str, new: str) -> bool:
     import tomlkit
 
     try:
-        return tomlkit.parse(old).unwrap() == tomlkit.parse(new).unwrap()
+        return bool(tomlkit.parse(old).unwrap() == tomlkit.parse(new).unwrap())
     except Exception:
         return False
 

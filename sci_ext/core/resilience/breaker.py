@@ -9,6 +9,10 @@ write.  ``KeyboardInterrupt`` (and any non-``Exception``) never counts as a fail
 by default only transient errors (see :func:`classify_error`) count, because a
 ``ValueError`` or a 404 says nothing about the dependency's health.
 
+Whoever opens a shared breaker writes its ``reset_timeout`` and the next-trial
+time (``retry_at``) into the shared record; every process follows the record, not
+its own setting, so kernels with different settings agree about the state.
+
 State is shared by name through a store (see :mod:`.store`): threads (memory),
 every kernel on the machine (diskcache under ``core.state_dir``, the default), or
 every machine (Redis, when ``breaker.redis_url`` or ``cache.redis_url`` is set).
@@ -45,6 +49,11 @@ STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
 def _closed(failures: int = 0) -> Record:
     return {"state": CLOSED, "failures": failures, "opened_at": 0.0, "trial_id": "", "trial_until": 0.0}
+
+
+def _clock(when: float) -> str:
+    """``when`` (epoch seconds) as ``HH:MM:SS UTC``."""
+    return datetime.fromtimestamp(when, tz=timezone.utc).strftime("%H:%M:%S UTC")
 
 
 class CircuitBreaker:
@@ -119,11 +128,43 @@ class CircuitBreaker:
     def _record(self) -> Record:
         return self.store.load(self.name) or _closed()
 
+    def _retry_at(self, record: Record) -> float:
+        """When an open ``record`` lets its next trial through: decided by the shared record.
+
+        The process that opened the breaker stores its reset timeout and the resulting
+        ``retry_at`` in the record, so every kernel sharing it agrees; a record written
+        before those fields existed falls back to this process's ``reset_timeout``.
+        """
+        retry_at = record.get("retry_at")
+        if isinstance(retry_at, (int, float)) and not isinstance(retry_at, bool):
+            return float(retry_at)
+        return float(record["opened_at"]) + self.reset_timeout
+
+    def _shared_reset_timeout(self, record: Record) -> float:
+        """The reset timeout the shared record was opened with (this process's when it has none)."""
+        value = record.get("reset_timeout")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return self.reset_timeout
+
+    def _opened(self, current: Record, now: float, failures: int, reset_timeout: float) -> Record:
+        """``current`` opened at ``now``: the shared record carries when its next trial is."""
+        return {
+            **current,
+            "state": OPEN,
+            "failures": failures,
+            "opened_at": now,
+            "reset_timeout": reset_timeout,
+            "retry_at": now + reset_timeout,
+            "trial_id": "",
+            "trial_until": 0.0,
+        }
+
     @property
     def state(self) -> str:
-        """``closed``, ``open`` or ``half_open`` (open whose reset timeout has passed)."""
+        """``closed``, ``open`` or ``half_open`` (open whose shared next-trial time has passed)."""
         record = self._record()
-        if record["state"] == OPEN and time.time() >= record["opened_at"] + self.reset_timeout:
+        if record["state"] == OPEN and time.time() >= self._retry_at(record):
             return HALF_OPEN
         return str(record["state"])
 
@@ -151,18 +192,42 @@ class CircuitBreaker:
         on_breaker_change.emit(event)
 
     def _open_error(self, record: Record, now: float) -> CircuitOpenError:
+        """The refusal, saying what the shared record says (not this process's settings).
+
+        Open: when the next trial is.  Half-open: a trial is running; its outcome
+        decides (success closes, failure reopens for the shared reset timeout), and
+        an unfinished trial is abandoned at ``trial_until``.  ``retry_after`` is then
+        when it is worth asking again: the shared reset timeout, at most the time left
+        of the trial's lease.
+        """
+        reset_timeout = self._shared_reset_timeout(record)
         if record["state"] == HALF_OPEN:
-            retry_at = record["trial_until"]
-            why = "is half-open and a trial call is in progress"
+            trial_until = float(record["trial_until"])
+            lease_left = max(0.0, trial_until - now)
+            retry_at = now + min(reset_timeout, lease_left)
+            trial_timeout = record.get("trial_timeout")
+            started = f" started {now - (trial_until - float(trial_timeout)):.1f} s ago" if trial_timeout else ""
+            text = (
+                f"is half-open: a trial call{started} is in progress; if it succeeds calls go through again, "
+                f"if it fails the breaker reopens for {reset_timeout:g} s; a trial still unfinished "
+                f"in {lease_left:.1f} s (at {_clock(trial_until)}) is abandoned and the next call becomes the trial"
+            )
         else:
-            retry_at = record["opened_at"] + self.reset_timeout
-            why = f"is open after {record['failures']} consecutive failures"
-        remaining = max(0.0, retry_at - now)
-        at = datetime.fromtimestamp(retry_at, tz=timezone.utc).strftime("%H:%M:%S UTC")
-        error = CircuitOpenError(f"circuit breaker {self.name!r} {why}; next trial in {remaining:.1f} s (at {at})")
+            retry_at = self._retry_at(record)
+            remaining = max(0.0, retry_at - now)
+            text = (
+                f"is open after {record['failures']} consecutive failures; "
+                f"next trial in {remaining:.1f} s (at {_clock(retry_at)})"
+            )
+            if reset_timeout != self.reset_timeout:
+                text += (
+                    f"; the shared reset timeout is {reset_timeout:g} s "
+                    f"(set where it opened; this process's is {self.reset_timeout:g} s)"
+                )
+        error = CircuitOpenError(f"circuit breaker {self.name!r} {text}")
         error.breaker = self.name  # type: ignore[attr-defined]
         error.retry_at = retry_at  # type: ignore[attr-defined]
-        error.retry_after = remaining  # type: ignore[attr-defined]
+        error.retry_after = max(0.0, retry_at - now)  # type: ignore[attr-defined]
         return error
 
     # -- the protocol around one call
@@ -178,21 +243,27 @@ class CircuitBreaker:
         if record is None or record["state"] == CLOSED:
             return None  # the fast path: one read, no lock, no write
         now = time.time()
-        if record["state"] == OPEN and now < record["opened_at"] + self.reset_timeout:
+        if record["state"] == OPEN and now < self._retry_at(record):
             raise self._open_error(record, now)
         if record["state"] == HALF_OPEN and now < record["trial_until"]:
             raise self._open_error(record, now)
         token = uuid.uuid4().hex
-        reset_timeout, trial_timeout = self.reset_timeout, self.trial_timeout
+        trial_timeout = self.trial_timeout
 
         def take_trial(current: Record | None) -> Record | None:
             if current is None or current["state"] == CLOSED:
                 return None
-            if current["state"] == OPEN and now < current["opened_at"] + reset_timeout:
+            if current["state"] == OPEN and now < self._retry_at(current):
                 return None
             if current["state"] == HALF_OPEN and now < current["trial_until"]:
                 return None
-            return {**current, "state": HALF_OPEN, "trial_id": token, "trial_until": now + trial_timeout}
+            return {
+                **current,
+                "state": HALF_OPEN,
+                "trial_id": token,
+                "trial_until": now + trial_timeout,
+                "trial_timeout": trial_timeout,
+            }
 
         after = self.store.update(self.name, take_trial)
         if after is None or after["state"] == CLOSED:
@@ -231,7 +302,7 @@ class CircuitBreaker:
             self.on_abort(token)
             return
         now = time.time()
-        fail_max = self.fail_max
+        fail_max, reset_timeout = self.fail_max, self.reset_timeout
         seen: list[str] = []
 
         def fail(current: Record | None) -> Record | None:
@@ -239,17 +310,10 @@ class CircuitBreaker:
             seen[:] = [current["state"]]
             failures = int(current["failures"]) + 1
             if current["state"] == HALF_OPEN and token is not None and current["trial_id"] == token:
-                return {
-                    **current,
-                    "state": OPEN,
-                    "failures": failures,
-                    "opened_at": now,
-                    "trial_id": "",
-                    "trial_until": 0.0,
-                }
+                return self._opened(current, now, failures, reset_timeout)
             if current["state"] == CLOSED:
                 if failures >= fail_max:
-                    return {**current, "state": OPEN, "failures": failures, "opened_at": now}
+                    return self._opened(current, now, failures, reset_timeout)
                 return {**current, "failures": failures}
             return None  # already open: a late failure does not push the trial back
 
@@ -339,8 +403,13 @@ class CircuitBreaker:
     def trip(self) -> None:
         """Open the breaker now (for maintenance windows and demos)."""
         old = self.state
-        now = time.time()
-        self.store.update(self.name, lambda cur: {**(cur or _closed()), "state": OPEN, "opened_at": now})
+        now, reset_timeout = time.time(), self.reset_timeout
+
+        def open_now(current: Record | None) -> Record:
+            current = current or _closed()
+            return self._opened(current, now, int(current["failures"]), reset_timeout)
+
+        self.store.update(self.name, open_now)
         self._changed(old, OPEN, self.failures)
 
     def __repr__(self) -> str:

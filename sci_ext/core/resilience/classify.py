@@ -4,7 +4,9 @@
 exception or its ``response``, the class names used by the usual HTTP clients and LLM
 SDKs (OpenAI, Anthropic, httpx, requests, aiohttp, urllib3; matched by name along the
 MRO so none of them is imported), builtin connection and timeout errors, ``OSError``
-errnos, and finally the exception's cause.  :func:`retry_after` reads a server's
+errnos, and finally the exception's cause.  Certificate and other TLS failures are
+permanent wherever they sit in the chain (a handshake cut short by the network is
+transient).  :func:`retry_after` reads a server's
 ``Retry-After`` (seconds or an HTTP date) from the exception or its response.
 """
 
@@ -195,6 +197,67 @@ def _own(exc: BaseException) -> ErrorCategory | None:
     return None
 
 
+# TLS failures.  A certificate that does not verify (untrusted, expired, self-signed,
+# wrong host) fails the same way on every retry: permanent, even when a client wraps it
+# in a "connection error" (httpx ConnectError, openai APIConnectionError, requests
+# SSLError).  So is any other TLS failure (wrong protocol version, no shared cipher,
+# an https URL on an http port), except an EOF or reset during the handshake, which is
+# the network dropping the connection: transient.
+_CERT_NAMES = frozenset(
+    {
+        "SSLCertVerificationError",
+        "CertificateError",
+        "ClientConnectorCertificateError",
+        "ServerCertificateError",
+        "ServerFingerprintMismatch",
+    }
+)
+_TLS_NAMES = frozenset({"SSLError", "ClientSSLError", "ClientConnectorSSLError"})
+_TLS_DROP_NAMES = frozenset({"SSLEOFError", "SSLZeroReturnError"})
+_CERT_MARKERS = (
+    "certificate_verify_failed",
+    "certificate verify failed",
+    "certificate has expired",
+    "unable to get local issuer certificate",
+)
+_TLS_DROP_MARKERS = ("unexpected_eof_while_reading", "eof occurred in violation of protocol")
+
+
+def _chain(exc: BaseException, limit: int = 12) -> list[BaseException]:
+    """``exc`` and what it wraps: causes, contexts, ``reason`` and exception arguments."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending and len(found) < limit:
+        current = pending.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return found
+
+
+def _tls(exc: BaseException) -> ErrorCategory | None:
+    """``permanent`` for a certificate or TLS failure anywhere in ``exc``'s chain, ``transient``
+    for a handshake the network cut short, ``None`` when TLS is not involved."""
+    chain = _chain(exc)
+    # Class names along the MRO, so ``ssl`` and no client library is imported here
+    # (``ssl.SSLError`` and its subclasses carry ``SSLError`` in theirs).
+    names = [{klass.__name__ for klass in type(item).__mro__} for item in chain]
+    texts = [str(item).lower() for item in chain]
+    if any(kinds & _CERT_NAMES for kinds in names):
+        return ErrorCategory.PERMANENT
+    if any(marker in text for text in texts for marker in _CERT_MARKERS):
+        return ErrorCategory.PERMANENT
+    if not any(kinds & _TLS_NAMES for kinds in names):
+        return None
+    dropped = any(kinds & _TLS_DROP_NAMES for kinds in names) or any(
+        marker in text for text in texts for marker in _TLS_DROP_MARKERS
+    )
+    dropped = dropped or any(isinstance(item, ConnectionError) for item in chain)
+    return ErrorCategory.TRANSIENT if dropped else ErrorCategory.PERMANENT
+
+
 def _builtin(exc: BaseException) -> ErrorCategory | None:
     if isinstance(exc, TimeoutError):  # socket.timeout, asyncio.TimeoutError (3.11+)
         return ErrorCategory.TIMEOUT
@@ -235,6 +298,10 @@ def classify_error(exc: BaseException, _depth: int = 0) -> ErrorCategory:
     category = _own(exc)
     if category is not None:
         return category
+    if _depth == 0:
+        category = _tls(exc)  # before names: a certificate failure wrapped as a "connection error"
+        if category is not None:
+            return category
     status = http_status(exc)
     if status is not None:
         category = _from_status(status)

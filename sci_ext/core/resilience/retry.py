@@ -126,6 +126,55 @@ async def async_sleep(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
+# ---------------------------------------------------------------- telling the user
+
+
+def _configured(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` reaches a handler other than a ``NullHandler``."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+def _log_retry(name: str, event: RetryEvent, exc: BaseException, *, notice: bool = True) -> None:
+    """Log one retry as a WARNING on ``sci_ext.retry``; a script with no logging still sees it.
+
+    ``import sci_ext`` gives the ``sci_ext`` logger a ``NullHandler`` (a library leaves
+    logging to the application), which also mutes Python's last-resort handler.  A wait
+    of seconds with no sign is worse than one line, so, like stamina, a retry is shown
+    anyway: when no handler other than a ``NullHandler`` would receive the record (no
+    ``logging.basicConfig``, no handler on ``sci_ext`` or the root), it goes to
+    :data:`logging.lastResort` (one line on stderr), prefixed with the logger's name.
+    Configuring logging routes it through your handlers instead; setting the level of
+    ``sci_ext.retry`` above WARNING (or ``logging.lastResort = None``) silences it.
+    """
+    if not _log.isEnabledFor(logging.WARNING):
+        return
+    filename, lineno, function, _ = _log.findCaller()
+    record = _log.makeRecord(
+        _log.name,
+        logging.WARNING,
+        filename,
+        lineno,
+        "retrying %s after attempt %d/%d failed with %s: %s; waiting %.2f s",
+        (name or "call", event.attempt, event.max_attempts, event.error_type, exc, event.wait),
+        None,
+        function,
+        extra={"retry_name": name, "attempt": event.attempt, "error_type": event.error_type},
+    )
+    _log.handle(record)
+    last_resort = logging.lastResort
+    if notice and last_resort is not None and not _configured(_log) and record.levelno >= last_resort.level:
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.msg, shown.args = f"{_log.name}: {record.getMessage()}", None
+        last_resort.handle(shown)
+
+
 # ---------------------------------------------------------------- what to retry
 
 
@@ -198,7 +247,10 @@ class RetryPolicy:
 
     ``policy.call(fn, *args)`` runs ``fn`` and retries it; ``await policy.acall(...)``
     does the same for a coroutine function.  ``on_retry(event)`` is called before
-    each wait (``%%guarded`` prints its retry lines from it).
+    each wait (``%%guarded`` prints its retry lines from it).  Every retry is a
+    WARNING on logger ``sci_ext.retry``; ``notice=False`` (for callers that print
+    their own retry lines) skips the stderr notice given when logging is not
+    configured (see :func:`_log_retry`).
     """
 
     def __init__(
@@ -214,6 +266,7 @@ class RetryPolicy:
         max_retry_after: float | None = None,
         name: str = "",
         on_retry: Callable[[RetryEvent], Any] | None = None,
+        notice: bool = True,
     ) -> None:
         if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
             raise ValueError(f"retry_with_backoff: max_attempts must be an int >= 1, got {max_attempts!r}")
@@ -236,6 +289,7 @@ class RetryPolicy:
         self.max_retry_after = max_retry_after
         self.name = name
         self.on_retry = on_retry
+        self.notice = notice
         self.should_retry = make_retry_predicate(on)
 
     def settings(self) -> _Settings:
@@ -270,7 +324,7 @@ class RetryPolicy:
         backoff = settings.initial_wait * settings.multiplier ** (attempt - 1)
         # Jitter of up to `jitter` seconds, but never more than the backoff itself, so
         # that initial_wait=0 really means "no wait" and tiny waits stay tiny.
-        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311  # nosec B311 - jitter, not crypto
+        backoff += random.uniform(0, min(settings.jitter, backoff))  # noqa: S311  # nosec B311  # jitter, not crypto
         return min(settings.max_wait, backoff)
 
     # -- tenacity plumbing, used only after a first failure
@@ -302,16 +356,7 @@ class RetryPolicy:
                 category=str(classify_error(exc)),
                 wait=state.upcoming_sleep,
             )
-            _log.warning(
-                "retrying %s after attempt %d/%d failed with %s: %s; waiting %.2f s",
-                self.name or "call",
-                event.attempt,
-                event.max_attempts,
-                event.error_type,
-                exc,
-                event.wait,
-                extra={"retry_name": self.name, "attempt": event.attempt, "error_type": event.error_type},
-            )
+            _log_retry(self.name, event, exc, notice=self.notice)
             if self.on_retry is not None:
                 self.on_retry(event)
             on_retry.emit(event)

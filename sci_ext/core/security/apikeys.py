@@ -31,7 +31,7 @@ from ..errors import AuthenticationError, SecurityError
 
 __all__ = ["DEFAULT_SCOPES", "TOKEN_PREFIX", "ApiKeyInfo", "ApiKeyStore"]
 
-TOKEN_PREFIX = "sci"  # noqa: S105  # nosec B105 - a prefix, not a password
+TOKEN_PREFIX = "sci"  # noqa: S105  # nosec B105  # a prefix, not a password
 DEFAULT_SCOPES = ("metrics:read",)
 _TOKEN_RE = re.compile(r"sci_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")  # always fullmatch: no trailing "\n"
 _SCOPE_RE = re.compile(r"^[a-z][a-z0-9_.-]*(:[a-z0-9_.*-]+)?$|^\*$")

@@ -38,7 +38,7 @@ __all__ = [
     "open_master_key",
 ]
 
-PASSPHRASE_ENV = "SCI_EXT_VAULT_PASSPHRASE"  # noqa: S105  # nosec B105 - the variable's name
+PASSPHRASE_ENV = "SCI_EXT_VAULT_PASSPHRASE"  # noqa: S105  # nosec B105  # the variable's name
 KEYRING_SERVICE = "sci_ext-vault"
 MIN_KDF_N = 2**14
 #: Upper bounds, as ``security.kdf_*`` allows them; a header asking for more is tampered with.
