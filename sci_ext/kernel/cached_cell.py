@@ -32,6 +32,7 @@ from ..core.config import get_config
 from ..core.errors import CacheError
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
+from .cellsource import compile_body
 
 __all__ = ["SESSION", "CellOptions", "CellRun", "cell_key", "open_store", "run_cached_cell"]
 
@@ -174,11 +175,14 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
     return hasher.digest()
 
 
-def _execute(shell: Any, code: str) -> Any:
-    """Run ``code`` in the user namespace; return the last expression's value (or None)."""
+def _execute(shell: Any, code: str, body: str | None = None) -> Any:
+    """Run ``code`` in the user namespace; return the last expression's value (or None).
+
+    ``body`` is the cell as typed (before IPython's transforms): tracebacks then name
+    the user's cell and its line numbers as typed.
+    """
     __tracebackhide__ = True  # a failing cell shows its own frames, not this machinery
-    filename = shell.compile.cache(code, shell.execution_count)
-    tree = ast.parse(code, filename)
+    filename, tree = compile_body(shell, body if body is not None else code, code)
     last = None
     # As in a plain cell: a trailing ';' (not one inside a comment) hides the last value.
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(code):
@@ -397,7 +401,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         # An unusable cache.dir (a file, no permission, disk full) must not stop the research.
         _warn(f"sci_ext warning: not cached: the cache cannot be opened ({type(exc).__name__}: {exc})")
         run = CellRun(status="uncached")
-        run.result = _execute(shell, code)
+        run.result = _execute(shell, code, cell)
         SESSION.last = run
         return run
     try:
@@ -408,7 +412,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
             "(only if it does not change the result) or list the inputs with --inputs"
         )
         run = CellRun(status="uncached")
-        run.result = _execute(shell, code)
+        run.result = _execute(shell, code, cell)
         SESSION.last = run
         return run
     key = cell_key(code, analysis, digests, opts)
@@ -433,7 +437,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                     return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        return _miss(shell, store, key=key, code=code, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
+        return _miss(shell, store, key=key, code=code, body=cell, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
@@ -455,6 +459,7 @@ def _miss(
     *,
     key: str,
     code: str,
+    body: str,
     analysis: CellAnalysis,
     inputs: list[str],
     digests: dict[str, str],
@@ -466,7 +471,7 @@ def _miss(
     started = time.time()
     with LiveCapture(shell) as capture:
         try:
-            value = _execute(shell, code)
+            value = _execute(shell, code, body)
         except BaseException:
             # Leave no partial state: names the cell bound or deleted go back to how they were.
             for name in [n for n in ns if n not in before and not _INTERNAL.match(n)]:
