@@ -11,7 +11,6 @@ A value that cannot be hashed raises :class:`UnhashableInput` naming it.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import marshal
 import os
 import pickle  # nosec B403 - only dumps, to hash; nothing is loaded here
@@ -65,26 +64,16 @@ def new_hasher() -> Any:
 
 @functools.lru_cache(maxsize=512)
 def module_version(module_name: str) -> str:
-    """The installed version of the distribution providing ``module_name`` ('' if unknown)."""
-    top = module_name.partition(".")[0]
-    module = sys.modules.get(top)
-    version = getattr(module, "__version__", None)
-    if isinstance(version, str):
-        return version
+    """The installed version of the distribution providing ``module_name`` ('' if unknown).
+
+    Looks only where the module is (see :mod:`.versions`): no scan of the environment.
+    """
+    from .versions import find_version
+
     try:
-        dists = _distributions().get(top, [])
-        for dist in dists:
-            return importlib.metadata.version(dist)
-    except Exception:  # noqa: S110  # nosec B110 - metadata can be broken; the name still keys
-        pass
-    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
-        return "stdlib-" + ".".join(map(str, sys.version_info[:2]))
-    return ""
-
-
-@functools.lru_cache(maxsize=1)
-def _distributions() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
+        return find_version(module_name.partition(".")[0])
+    except Exception:  # noqa: BLE001 - broken metadata: the name still keys
+        return ""
 
 
 def _is_notebook_defined(obj: Any, main_names: frozenset[str]) -> bool:
