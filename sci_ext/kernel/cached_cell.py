@@ -92,6 +92,48 @@ class _ReplayedResult:
         return str(self._data.get("text/plain", "<cached result>"))
 
 
+def show_stored(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, Any]] | None) -> None:
+    """Make the displayhook show ``result`` (stored data) for ``value`` instead of formatting it again.
+
+    ``Out[n]`` and ``_`` still get ``value``: only the display is replaced.  Replay is
+    replay: a hit shows what the cell showed, and never evaluates the restored value's
+    ``repr`` (which may look up names that do not exist in this kernel).  The override
+    lasts for one call of the displayhook.
+    """
+    hook = getattr(shell, "displayhook", None)
+    if hook is None or value is None or result is None:
+        return
+    original = type(hook).compute_format_data
+    data, metadata = result
+
+    def compute_format_data(shown: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        vars(hook).pop("compute_format_data", None)
+        if shown is value:
+            return dict(data), dict(metadata)
+        formatted: tuple[dict[str, Any], dict[str, Any]] = original(hook, shown)
+        return formatted
+
+    hook.compute_format_data = compute_format_data
+
+
+def _flush_inline_figures() -> None:
+    """Draw the figures the inline backend would draw after the cell (``plt.plot`` with no ``show``).
+
+    They are part of the cell's output: drawn here, inside the capture, they are recorded
+    and replay on a hit.  The backend's own post-execute flush then finds nothing to draw.
+    """
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    matplotlib = sys.modules.get("matplotlib")
+    if backend is None or matplotlib is None:
+        return
+    try:
+        if "inline" not in str(matplotlib.get_backend()).lower():
+            return
+        backend.flush_figures()
+    except Exception as exc:  # a figure that fails to draw is reported by the backend as usual
+        _warn(f"sci_ext warning: drawing the cell's figures failed ({type(exc).__name__}: {exc})")
+
+
 def _warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -383,6 +425,8 @@ def _hit(
         value = _rebind(payload["value"], shell.user_ns, _main_modules(shell.user_ns))
     elif result:  # a result that could not be stored as a value: its display only
         value = _ReplayedResult(*result)
+    if result:
+        show_stored(shell, value, tuple(result))  # type: ignore[arg-type]
     run = CellRun(key, "hit", layer, names, value)
     SESSION.last = run
     return run
@@ -472,6 +516,7 @@ def _miss(
     with LiveCapture(shell) as capture:
         try:
             value = _execute(shell, code, body)
+            _flush_inline_figures()
         except BaseException:
             # Leave no partial state: names the cell bound or deleted go back to how they were.
             for name in [n for n in ns if n not in before and not _INTERNAL.match(n)]:
@@ -491,6 +536,8 @@ def _miss(
     if value is not None:
         data, metadata = shell.display_formatter.format(value)
         result = (data, metadata)
+        # Formatted once: the cell shows exactly what is stored and replayed on a hit.
+        show_stored(shell, value, result)
     values, deleted = _collect(ns, before, analysis=analysis, opts=opts, inputs=inputs, digests=digests)
     plain, modules = _split_modules(values)
     events: list[Any] = capture.events
