@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CacheError
+from .canonical import is_pandas, pandas_parts, reduce_state
 
 __all__ = [
     "UnhashableInput",
@@ -42,6 +43,11 @@ _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 # Exact types marshal writes by value (bool before int: marshal keeps them apart).
 _MARSHALABLE = frozenset({type(None), bool, int, float, complex, str, bytes})
 _FAST_MIN = 32
+# Class attributes that are not the class's code: caches Python fills in later (copyreg's
+# __slotnames__ on the first pickle, abc's registry), so keying on them changed the key.
+_CLASS_BOOKKEEPING = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__", "__slotnames__", "_abc_impl"}
+)
 
 
 class UnhashableInput(CacheError):
@@ -226,6 +232,11 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
+        if is_pandas(value):
+            for part_label, part in pandas_parts(value, label):
+                self._tag(part_label.removeprefix(label))
+                self._value(part, part_label, depth + 1, helper_depth)
+            return
         self._object(value, label, depth, helper_depth)
 
     def _decorated(self, value: Any, wrapped: Any, label: str, depth: int, helper_depth: int) -> None:
@@ -308,7 +319,7 @@ class ValueHasher:
         for base in cls.__bases__:
             self._value(base, f"{label} base", 1, helper_depth)
         for attr, member in sorted(vars(cls).items()):
-            if attr in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__"):
+            if attr in _CLASS_BOOKKEEPING:
                 continue
             func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
             if isinstance(member, property):
@@ -368,6 +379,17 @@ class ValueHasher:
             # process's hash seed, and the key would change with every kernel.
             self._tag("state")
             self._value(vars(value), f"{label}.__dict__", depth + 1, helper_depth)
+            return
+        reduced = reduce_state(value)
+        if reduced is not None:
+            # What pickle would store (estimators, dataclasses), walked by content: a pickle
+            # stream depends on which objects happen to be shared, so a restored copy differed.
+            _cls, args, state = reduced
+            self._tag(f"reduced:{len(args)}")
+            self._value(args, f"{label} arguments", depth + 1, helper_depth)
+            for attr in sorted(state):
+                self._tag(f"attr:{attr}")
+                self._value(state[attr], f"{label}.{attr}", depth + 1, helper_depth)
             return
         self._pickled(value, label)
 
