@@ -33,6 +33,7 @@ from ..core.errors import CacheError
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
 from .cellsource import compile_body
+from .hidden import HiddenInputs, attribute_value, find_hidden, rng_state, set_rng_state
 
 __all__ = ["SESSION", "CellOptions", "CellRun", "cell_key", "open_store", "run_cached_cell"]
 
@@ -188,6 +189,29 @@ def hash_inputs(ns: dict[str, Any], names: list[str], ignore: list[str]) -> dict
         else:
             # Not defined yet: keyed as absent, so defining it later is a miss.
             digests[name] = "<absent>"
+    return digests
+
+
+def _hidden_digests(ns: dict[str, Any], hidden: HiddenInputs, opts: CellOptions) -> dict[str, str]:
+    """Digests of the hidden inputs: names read dynamically, module attributes, generator states."""
+    extra = [n for n in sorted(hidden.names) if n not in opts.ignore and not _INTERNAL.match(n)]
+    digests = {f"<dynamic> {n}": d for n, d in hash_inputs(ns, extra, opts.ignore).items()}
+    main = _main_modules(ns)
+    for base, path in sorted(hidden.attributes):
+        if base in opts.ignore:
+            continue
+        how, value = attribute_value(ns, base, path)
+        hasher = ValueHasher(main, opts.ignore)
+        hasher.tag(how)
+        try:
+            hasher.update(value, f"{base}.{path}")
+        except UnhashableInput:
+            hasher.tag("<unhashable>")
+        digests[f"<attribute> {base}.{path}"] = hasher.digest()
+    for which, state in sorted(rng_state(hidden.rng).items()):
+        hasher = ValueHasher(main)
+        hasher.update(state, f"the global {which} generator state")
+        digests[f"<rng> {which}"] = hasher.digest()
     return digests
 
 
@@ -406,6 +430,7 @@ def _hit(
     except Exception as exc:  # e.g. a module it imported is not installed in this kernel
         _warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
+    set_rng_state(payload.get("rng") or {})
     replay(shell, payload["events"])
     try:
         store.count_hit(key)
@@ -459,6 +484,24 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         run.result = _execute(shell, code, cell)
         SESSION.last = run
         return run
+    hidden = find_hidden(code, shell.user_ns, set(analysis.outputs), inputs, _main_modules(shell.user_ns))
+    if hidden.unknowable and opts.inputs is None:
+        _warn(
+            f"sci_ext warning: not cached: the cell reads variables through {hidden.unknowable[0]}; "
+            "list what it reads with --inputs a,b to cache it"
+        )
+        run = CellRun(status="uncached")
+        run.result = _execute(shell, code, cell)
+        SESSION.last = run
+        return run
+    try:
+        digests.update(_hidden_digests(shell.user_ns, hidden, opts))
+    except UnhashableInput as exc:
+        _warn(f"sci_ext warning: not cached: {exc}. List the inputs with --inputs to cache it")
+        run = CellRun(status="uncached")
+        run.result = _execute(shell, code, cell)
+        SESSION.last = run
+        return run
     key = cell_key(code, analysis, digests, opts)
     if not opts.force:
         found = _lookup(store, key, shell, label)
@@ -481,7 +524,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                     return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        return _miss(shell, store, key=key, code=code, body=cell, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
+        return _miss(shell, store, key=key, code=code, body=cell, rng=hidden.rng, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
@@ -504,6 +547,7 @@ def _miss(
     key: str,
     code: str,
     body: str,
+    rng: set[str],
     analysis: CellAnalysis,
     inputs: list[str],
     digests: dict[str, str],
@@ -557,6 +601,9 @@ def _miss(
         events = redactor.redact_data(events)
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
+    if rng:
+        # A hit leaves the global generators where the cell left them, as running it would.
+        payload["rng"] = rng_state(rng)
     if value is not None and _storable_result(value, redactor):
         # A hit then gives Out[n] and `_` the value itself, as a miss does, not only its display.
         payload["value"] = value
