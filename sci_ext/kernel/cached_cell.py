@@ -32,6 +32,8 @@ from ..core.config import get_config
 from ..core.errors import CacheError
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
+from . import aliasing
+from .aliasing import fits_in_place, rebuild_view, restore_in_place
 from .cellsource import compile_body
 from .hidden import HiddenInputs, attribute_value, find_hidden, rng_state, set_rng_state
 
@@ -302,12 +304,33 @@ def _restore(shell: Any, payload: dict[str, Any]) -> list[str]:
     main = _main_modules(ns)
     values = {name: _rebind(v, ns, main) for name, v in payload["vars"].items()}
     modules = {name: importlib.import_module(module) for name, module in payload["modules"].items()}
-    # Only now, with everything unpickled and imported, touch the namespace.
+    # Sharing (see .aliasing): check everything before touching the namespace.
+    inplace = [n for n in payload.get("inplace", ()) if n in values and n in ns and fits_in_place(ns[n], values[n])]
+    views = {}
+    for name, spec in payload.get("views", {}).items():
+        base = values.get(spec[0], ns.get(spec[0]))
+        if spec[0] in inplace:
+            base = ns[spec[0]]
+        views[name] = rebuild_view(base, spec)
+    aliases = payload.get("aliases", {})
+    missing = [other for other in aliases.values() if other not in ns and other not in values]
+    if missing:
+        raise LookupError(f"{missing[0]!r}, which a restored variable is bound to, is not defined")
+    # Only now, with everything unpickled, imported and checked, touch the namespace.
+    for name in inplace:
+        restore_in_place(ns[name], values.pop(name))
     ns.update(values)
     ns.update(modules)
+    for name in views:
+        spec = payload["views"][name]
+        if spec[0] in values or spec[0] in inplace:
+            views[name] = rebuild_view(ns[spec[0]], spec)
+    ns.update(views)
+    for name, other in aliases.items():
+        ns[name] = ns[other]
     for name in payload["deleted"]:
         ns.pop(name, None)
-    return sorted([*values, *modules])
+    return sorted([*values, *modules, *inplace, *views, *aliases])
 
 
 def _collect(
@@ -584,6 +607,14 @@ def _miss(
         show_stored(shell, value, result)
     values, deleted = _collect(ns, before, analysis=analysis, opts=opts, inputs=inputs, digests=digests)
     plain, modules = _split_modules(values)
+    sharing = aliasing.plan(ns, plain, before, set(inputs), _INTERNAL.match)
+    if sharing.problem:
+        _warn(f"sci_ext warning: not cached: {sharing.problem}; the cell runs every time")
+        run = CellRun(key, "uncached", store.backend, sorted(values), value)
+        SESSION.last = run
+        return run
+    for name in [*sharing.aliases, *sharing.views]:
+        plain.pop(name, None)
     events: list[Any] = capture.events
     redactor = _redactor()
     if redactor:
@@ -601,6 +632,7 @@ def _miss(
         events = redactor.redact_data(events)
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
+    payload.update(inplace=sharing.inplace, aliases=sharing.aliases, views=sharing.views)
     if rng:
         # A hit leaves the global generators where the cell left them, as running it would.
         payload["rng"] = rng_state(rng)
