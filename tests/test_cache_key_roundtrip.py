@@ -86,10 +86,14 @@ def _frames():
         "unconsolidated": base,
         "transposed": pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=list("abc")).T,
         "categorical": pd.DataFrame({"c": pd.Categorical(["lo", "hi", "lo"], categories=["lo", "hi"], ordered=True)}),
-        "nullable": pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64"), "s": pd.array(["a", None, "c"], "string")}),
+        "nullable": pd.DataFrame(
+            {"i": pd.array([1, None, 3], dtype="Int64"), "s": pd.array(["a", None, "c"], "string")}
+        ),
         "datetime_tz": pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3, tz="UTC")}),
         "datetime_index": pd.DataFrame({"v": [1, 2, 3]}, index=pd.date_range("2024", periods=3, freq="D")),
-        "multiindex": pd.DataFrame({"v": [1, 2]}, index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["k", "n"])),
+        "multiindex": pd.DataFrame(
+            {"v": [1, 2]}, index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["k", "n"])
+        ),
         "interval": pd.DataFrame({"v": [1, 2]}, index=pd.interval_range(0, 2)),
         "series": pd.Series([1.5, None], name="s", index=["p", "q"]),
         "period": pd.Series(pd.period_range("2024-01", periods=2, freq="M")),
@@ -132,7 +136,10 @@ frames = hpd.data_frames(
     index=hpd.range_indexes(max_size=5),
 )
 dataclass_values = st.builds(
-    Point, st.floats(allow_nan=False), st.lists(st.text(max_size=3), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=3)
+    Point,
+    st.floats(allow_nan=False),
+    st.lists(st.text(max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
 ) | st.builds(Frozen, st.text(max_size=5), st.floats(allow_nan=False))
 leaves = st.one_of(
     scalars,

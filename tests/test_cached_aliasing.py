@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
 from sci_ext.kernel.cached_cell import SESSION
-from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
 
 def statuses(ip, cells, forget=()):  # noqa: F811

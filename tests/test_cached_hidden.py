@@ -8,9 +8,9 @@ import statistics
 
 import numpy as np
 import pytest
+from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
 from sci_ext.kernel.cached_cell import SESSION
-from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
 
 def status() -> str:

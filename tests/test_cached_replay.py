@@ -6,9 +6,9 @@ import re
 import sys
 
 import pytest
+from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
 from sci_ext.kernel.cached_cell import SESSION
-from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
 SHOWER = """from IPython import get_ipython
 

@@ -41,7 +41,7 @@ class AliasPlan:
 
 def _shareable(value: Any) -> bool:
     """Can another variable observe a change to ``value`` (a mutable data object)?"""
-    if isinstance(value, _IMMUTABLE) or isinstance(value, (types.ModuleType, types.FunctionType, type)):
+    if isinstance(value, (*_IMMUTABLE, types.ModuleType, types.FunctionType, type)):
         return False
     if isinstance(value, tuple):
         return any(_shareable(v) for v in value)
@@ -61,7 +61,7 @@ def _arrays(value: Any) -> list[Any]:
             if isinstance(value, pandas.Series):
                 return [a for a in [getattr(value._values, "_ndarray", value._values)] if isinstance(a, numpy.ndarray)]
             return [b.values for b in value._mgr.blocks if isinstance(b.values, numpy.ndarray)]
-        except Exception:  # noqa: BLE001 - internals moved: no memory check for this object
+        except Exception:
             return []
     return []
 
@@ -115,14 +115,22 @@ def _view_spec(view: Any, base_name: str, base: Any) -> list[Any] | None:
 
     if not isinstance(base, numpy.ndarray) or not base.flags.c_contiguous or base.dtype.hasobject:
         return None
-    low, high = numpy.lib.array_utils.byte_bounds(view) if hasattr(numpy.lib, "array_utils") else numpy.byte_bounds(view)
-    base_low, base_high = (
-        numpy.lib.array_utils.byte_bounds(base) if hasattr(numpy.lib, "array_utils") else numpy.byte_bounds(base)
-    )
+    low, high = _byte_bounds(view)
+    base_low, base_high = _byte_bounds(base)
     if low < base_low or high > base_high:
         return None
     offset = view.__array_interface__["data"][0] - base_low
     return [base_name, int(offset), list(view.shape), list(view.strides), view.dtype.str]
+
+
+def _byte_bounds(array: Any) -> tuple[int, int]:
+    """The lowest and one-past-highest byte addresses an array touches (numpy 1 and 2)."""
+    import numpy
+
+    utils = getattr(numpy.lib, "array_utils", None)
+    bounds = getattr(utils, "byte_bounds", None) or getattr(numpy, "byte_bounds")  # noqa: B009
+    low, high = bounds(array)
+    return int(low), int(high)
 
 
 def rebuild_view(base: Any, spec: list[Any]) -> Any:
@@ -145,9 +153,7 @@ def plan(
 ) -> AliasPlan:
     """How to restore ``values`` (the outputs about to be stored) with their sharing."""
     result = AliasPlan()
-    variables = {
-        n: v for n, v in ns.items() if not is_internal(n) and not n.startswith("_") and _shareable(v)
-    }
+    variables = {n: v for n, v in ns.items() if not is_internal(n) and not n.startswith("_") and _shareable(v)}
     for name, value in values.items():
         if not _shareable(value):
             continue

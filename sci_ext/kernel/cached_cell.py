@@ -30,10 +30,10 @@ from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
 from ..core.cache.store import DiskStore, EntryInfo
 from ..core.config import get_config
 from ..core.errors import CacheError
-from .capture import LiveCapture, replay
-from .cells import CellAnalysis, analyze, normalize
 from . import aliasing
 from .aliasing import fits_in_place, rebuild_view, restore_in_place
+from .capture import LiveCapture, replay
+from .cells import CellAnalysis, analyze, normalize
 from .cellsource import compile_body
 from .hidden import HiddenInputs, attribute_value, find_hidden, rng_state, set_rng_state
 
@@ -474,7 +474,7 @@ def _hit(
     elif result:  # a result that could not be stored as a value: its display only
         value = _ReplayedResult(*result)
     if result:
-        show_stored(shell, value, tuple(result))  # type: ignore[arg-type]
+        show_stored(shell, value, (result[0], result[1]))
     run = CellRun(key, "hit", layer, names, value)
     SESSION.last = run
     return run
@@ -547,7 +547,18 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                     return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        return _miss(shell, store, key=key, code=code, body=cell, rng=hidden.rng, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
+        return _miss(
+            shell,
+            store,
+            key=key,
+            code=code,
+            body=cell,
+            rng=hidden.rng,
+            analysis=analysis,
+            inputs=inputs,
+            digests=digests,
+            opts=opts,
+        )
     finally:
         if lock is not None and lock.is_locked:
             lock.release()

@@ -144,9 +144,9 @@ class _Scan:
         kind = self.kind_of(base)
         if kind == "random" and parts[0] not in _RANDOM_OWN_STATE:
             self.found.rng.add("random")
-        elif kind == "numpy" and len(parts) >= 2 and parts[0] == "random" and parts[1] not in _NUMPY_OWN_STATE:
-            self.found.rng.add("numpy")
-        elif kind == "numpy.random" and parts[0] not in _NUMPY_OWN_STATE:
+        elif (kind == "numpy" and len(parts) >= 2 and parts[0] == "random" and parts[1] not in _NUMPY_OWN_STATE) or (
+            kind == "numpy.random" and parts[0] not in _NUMPY_OWN_STATE
+        ):
             self.found.rng.add("numpy")
         if base in self.ns and base not in self.bound and isinstance(self.ns[base], types.ModuleType):
             self.found.attributes.add((base, ".".join(parts)))
@@ -208,7 +208,9 @@ def _in_function(node: ast.AST) -> bool:
 
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
-_SKIP_ATTRIBUTES = frozenset({"environ", "environb", "getenv", "getenvb", "modules", "path", "argv", "stdout", "stderr"})
+_SKIP_ATTRIBUTES = frozenset(
+    {"environ", "environb", "getenv", "getenvb", "modules", "path", "argv", "stdout", "stderr"}
+)
 
 
 def attribute_value(ns: dict[str, Any], base: str, path: str) -> tuple[str, Any]:
@@ -224,7 +226,7 @@ def attribute_value(ns: dict[str, Any], base: str, path: str) -> tuple[str, Any]
             return "type", "<skipped>"
         try:
             value = getattr(value, part)
-        except Exception:  # noqa: BLE001 - absent now: keyed as absent
+        except Exception:
             return "type", "<absent>"
     if type(value) in _PLAIN or isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
         return "value", value

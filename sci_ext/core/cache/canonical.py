@@ -22,7 +22,9 @@ from typing import Any
 
 __all__ = ["is_pandas", "pandas_parts", "reduce_state"]
 
-_NEWOBJ = (copyreg.__newobj__, getattr(copyreg, "__newobj_ex__", None), copyreg._reconstructor)
+_NEWOBJ = tuple(
+    getattr(copyreg, name) for name in ("__newobj__", "__newobj_ex__", "_reconstructor") if hasattr(copyreg, name)
+)
 
 
 def is_pandas(value: Any) -> bool:
@@ -100,7 +102,7 @@ def reduce_state(value: Any) -> tuple[type, tuple[Any, ...], dict[str, Any]] | N
     """
     try:
         reduced = value.__reduce_ex__(5)
-    except Exception:  # noqa: BLE001 - not reducible here: the pickle path reports it
+    except Exception:
         return None
     if not isinstance(reduced, tuple) or len(reduced) < 3 or reduced[0] not in _NEWOBJ:
         return None

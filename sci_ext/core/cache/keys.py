@@ -46,7 +46,16 @@ _FAST_MIN = 32
 # Class attributes that are not the class's code: caches Python fills in later (copyreg's
 # __slotnames__ on the first pickle, abc's registry), so keying on them changed the key.
 _CLASS_BOOKKEEPING = frozenset(
-    {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__", "__slotnames__", "_abc_impl"}
+    {
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__doc__",
+        "__qualname__",
+        "__dataclass_fields__",
+        "__slotnames__",
+        "_abc_impl",
+    }
 )
 
 
@@ -78,7 +87,7 @@ def module_version(module_name: str) -> str:
 
     try:
         return find_version(module_name.partition(".")[0])
-    except Exception:  # noqa: BLE001 - broken metadata: the name still keys
+    except Exception:
         return ""
 
 

@@ -142,7 +142,7 @@ def _state_dir() -> Path | None:
         from ..config import get_config
 
         return Path(get_config().core.state_dir).expanduser() / "distributions"
-    except Exception:  # noqa: BLE001 - no usable configuration: keep no index on disk
+    except Exception:
         return None
 
 
@@ -186,7 +186,7 @@ def _save_index(path: Path, directory: Path, mtime_ns: int, modules: dict[str, l
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except Exception:  # noqa: BLE001 - an index that cannot be saved is rebuilt next time
+    except Exception:
         if tmp:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
