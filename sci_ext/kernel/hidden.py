@@ -17,6 +17,7 @@ without a name, and a hit that ignored it would be stale:
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 import types
 from dataclasses import dataclass, field
@@ -247,6 +248,14 @@ def _is_builtin(value: Any, name: str) -> bool:
     return getattr(builtins, name, None) is value
 
 
+@functools.lru_cache(maxsize=256)
+def _tree(code: str) -> ast.Module:
+    """The parsed cell with parent links (cached: a hit must stay cheap; the tree is only read)."""
+    tree = ast.parse(code)
+    _link_parents(tree)
+    return tree
+
+
 def _link_parents(tree: ast.AST) -> None:
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):
@@ -295,8 +304,7 @@ def find_hidden(code: str, ns: dict[str, Any], bound: set[str], inputs: list[str
 
     ``bound`` are the names the cell binds itself, ``inputs`` the names it reads.
     """
-    tree = ast.parse(code)
-    _link_parents(tree)
+    tree = _tree(code)
     scan = _Scan(ns, bound)
     scan.scan(tree)
     found = scan.found
