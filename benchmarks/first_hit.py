@@ -225,6 +225,7 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 def run(work: Path, extras: list[int], mbytes: int, repeat: int) -> None:
     """Measure and print the first-hit section of the benchmark."""
+    work.mkdir(parents=True, exist_ok=True)
     rows = []
     for extra in extras:
         if extra == 0:
