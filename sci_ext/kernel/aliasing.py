@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import sys
 import types
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["AliasPlan", "fits_in_place", "plan", "rebuild_view", "restore_in_place"]
@@ -28,15 +27,17 @@ __all__ = ["AliasPlan", "fits_in_place", "plan", "rebuild_view", "restore_in_pla
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, frozenset)
 
 
-@dataclass
 class AliasPlan:
-    """How the outputs of one cell are restored on a hit."""
+    """How the outputs of one cell are restored on a hit (a plain class: cheap to define)."""
 
-    inplace: list[str] = field(default_factory=list)
-    aliases: dict[str, str] = field(default_factory=dict)
-    views: dict[str, list[Any]] = field(default_factory=dict)
-    #: Why the cell cannot be cached, when its sharing cannot be restored.
-    problem: str = ""
+    __slots__ = ("aliases", "inplace", "problem", "views")
+
+    def __init__(self) -> None:
+        self.inplace: list[str] = []
+        self.aliases: dict[str, str] = {}
+        self.views: dict[str, list[Any]] = {}
+        #: Why the cell cannot be cached, when its sharing cannot be restored.
+        self.problem = ""
 
 
 def _shareable(value: Any) -> bool:

@@ -20,7 +20,6 @@ import ast
 import functools
 import sys
 import types
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["HiddenInputs", "attribute_value", "find_hidden", "rng_state", "set_rng_state"]
@@ -47,18 +46,20 @@ _DYNAMIC = frozenset({"globals", "vars", "locals"})
 _HELPER_DEPTH = 4
 
 
-@dataclass
 class HiddenInputs:
-    """What :func:`find_hidden` found."""
+    """What :func:`find_hidden` found (a plain class: dataclass creation costs a first hit)."""
 
-    #: Global generators the cell draws from: ``"random"``, ``"numpy"``.
-    rng: set[str] = field(default_factory=set)
-    #: Names read through a literal ``globals()["x"]`` or a literal ``eval("x + 1")``.
-    names: set[str] = field(default_factory=set)
-    #: ``module.attr`` chains read, as ``(input name, attribute path)``.
-    attributes: set[tuple[str, str]] = field(default_factory=set)
-    #: Constructs whose reads cannot be known (the cell runs uncached).
-    unknowable: list[str] = field(default_factory=list)
+    __slots__ = ("attributes", "names", "rng", "unknowable")
+
+    def __init__(self) -> None:
+        #: Global generators the cell draws from: ``"random"``, ``"numpy"``.
+        self.rng: set[str] = set()
+        #: Names read through a literal ``globals()["x"]`` or a literal ``eval("x + 1")``.
+        self.names: set[str] = set()
+        #: ``module.attr`` chains read, as ``(input name, attribute path)``.
+        self.attributes: set[tuple[str, str]] = set()
+        #: Constructs whose reads cannot be known (the cell runs uncached).
+        self.unknowable: list[str] = []
 
 
 def _literal(node: ast.AST | None) -> str | None:
