@@ -181,8 +181,11 @@ class _Scan:
             parent = getattr(node, "_parent", None)
             if isinstance(parent, ast.Subscript) and _literal(parent.slice) is not None:
                 return  # globals()["x"]: a known name (see subscript)
-            if isinstance(parent, ast.Attribute) and parent.attr == "get" and _literal_get(parent) is not None:
-                return  # globals().get("x")
+            if isinstance(parent, ast.Attribute) and parent.attr == "get":
+                key = _literal_get(parent)
+                if key is not None:
+                    self.found.names.add(key)  # globals().get("x"): a known name
+                    return
             self.found.unknowable.append(f"{name}() (names read through it cannot be known)")
 
     def subscript(self, node: ast.Subscript) -> None:
