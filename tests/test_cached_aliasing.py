@@ -45,6 +45,17 @@ def test_same_object_under_two_names(ip):  # noqa: F811
     assert ip.user_ns["b"] is ip.user_ns["a"] and ip.user_ns["a"] == [1, 2, 3]
 
 
+def test_new_name_for_an_object_changed_in_place(ip):  # noqa: F811
+    ip.user_ns["lst"] = [1]
+    cell = "%%cached\nlst2 = lst\nlst2.append(2)"
+    run(ip, cell)
+    ip.user_ns["lst"] = [1]
+    ip.user_ns.pop("lst2")
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    assert ip.user_ns["lst2"] is ip.user_ns["lst"] and ip.user_ns["lst"] == [1, 2]
+
+
 def test_dict_changed_in_place_through_an_alias(ip):  # noqa: F811
     ip.user_ns["config"] = {"lr": 0.1}
     ip.user_ns["same"] = ip.user_ns["config"]

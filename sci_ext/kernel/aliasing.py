@@ -155,6 +155,11 @@ def plan(
     """How to restore ``values`` (the outputs about to be stored) with their sharing."""
     result = AliasPlan()
     variables = {n: v for n, v in ns.items() if not is_internal(n) and not n.startswith("_") and _shareable(v)}
+    # Objects changed in place are restored into the live object: a name bound to one of
+    # them is bound to that object again, never to a second, unpickled copy.
+    restored_in_place = {
+        n for n, v in values.items() if _shareable(v) and before.get(n) is v and can_restore_in_place(v)
+    }
     for name, value in values.items():
         if not _shareable(value):
             continue
@@ -174,6 +179,9 @@ def plan(
         same = [o for o, v in variables.items() if o != name and v is value]
         if same:
             other = same[0]
+            if other in restored_in_place:
+                result.aliases[name] = other
+                continue
             if other in values:
                 continue  # both stored: one pickle keeps them one object
             if other in inputs:
