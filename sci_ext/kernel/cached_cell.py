@@ -31,8 +31,12 @@ from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
 from ..core.cache.store import DiskStore, EntryInfo
 from ..core.config import get_config
 from ..core.errors import CacheError
+from . import aliasing
+from .aliasing import fits_in_place, rebuild_view, restore_in_place
 from .capture import LiveCapture, replay
 from .cells import CellAnalysis, analyze, normalize
+from .cellsource import compile_body
+from .hidden import HiddenInputs, attribute_value, find_hidden, rng_state, set_rng_state
 
 __all__ = ["SESSION", "CellOptions", "CellRun", "cell_key", "open_store", "run_cached_cell"]
 
@@ -92,6 +96,48 @@ class _ReplayedResult:
         return str(self._data.get("text/plain", "<cached result>"))
 
 
+def show_stored(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, Any]] | None) -> None:
+    """Make the displayhook show ``result`` (stored data) for ``value`` instead of formatting it again.
+
+    ``Out[n]`` and ``_`` still get ``value``: only the display is replaced.  Replay is
+    replay: a hit shows what the cell showed, and never evaluates the restored value's
+    ``repr`` (which may look up names that do not exist in this kernel).  The override
+    lasts for one call of the displayhook.
+    """
+    hook = getattr(shell, "displayhook", None)
+    if hook is None or value is None or result is None:
+        return
+    original = type(hook).compute_format_data
+    data, metadata = result
+
+    def compute_format_data(shown: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        vars(hook).pop("compute_format_data", None)
+        if shown is value:
+            return dict(data), dict(metadata)
+        formatted: tuple[dict[str, Any], dict[str, Any]] = original(hook, shown)
+        return formatted
+
+    hook.compute_format_data = compute_format_data
+
+
+def _flush_inline_figures() -> None:
+    """Draw the figures the inline backend would draw after the cell (``plt.plot`` with no ``show``).
+
+    They are part of the cell's output: drawn here, inside the capture, they are recorded
+    and replay on a hit.  The backend's own post-execute flush then finds nothing to draw.
+    """
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    matplotlib = sys.modules.get("matplotlib")
+    if backend is None or matplotlib is None:
+        return
+    try:
+        if "inline" not in str(matplotlib.get_backend()).lower():
+            return
+        backend.flush_figures()
+    except Exception as exc:  # a figure that fails to draw is reported by the backend as usual
+        _warn(f"sci_ext warning: drawing the cell's figures failed ({type(exc).__name__}: {exc})")
+
+
 def _warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -149,6 +195,29 @@ def hash_inputs(ns: dict[str, Any], names: list[str], ignore: list[str]) -> dict
     return digests
 
 
+def _hidden_digests(ns: dict[str, Any], hidden: HiddenInputs, opts: CellOptions) -> dict[str, str]:
+    """Digests of the hidden inputs: names read dynamically, module attributes, generator states."""
+    extra = [n for n in sorted(hidden.names) if n not in opts.ignore and not _INTERNAL.match(n)]
+    digests = {f"<dynamic> {n}": d for n, d in hash_inputs(ns, extra, opts.ignore).items()}
+    main = _main_modules(ns)
+    for base, path in sorted(hidden.attributes):
+        if base in opts.ignore:
+            continue
+        how, value = attribute_value(ns, base, path)
+        hasher = ValueHasher(main, opts.ignore)
+        hasher.tag(how)
+        try:
+            hasher.update(value, f"{base}.{path}")
+        except UnhashableInput:
+            hasher.tag("<unhashable>")
+        digests[f"<attribute> {base}.{path}"] = hasher.digest()
+    for which, state in sorted(rng_state(hidden.rng).items()):
+        hasher = ValueHasher(main)
+        hasher.update(state, f"the global {which} generator state")
+        digests[f"<rng> {which}"] = hasher.digest()
+    return digests
+
+
 def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: CellOptions) -> str:
     """The entry key of a cell (a 32-hex-digit xxh3-128 digest)."""
     hasher = ValueHasher()
@@ -175,11 +244,14 @@ def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: C
     return hasher.digest()
 
 
-def _execute(shell: Any, code: str) -> Any:
-    """Run ``code`` in the user namespace; return the last expression's value (or None)."""
+def _execute(shell: Any, code: str, body: str | None = None) -> Any:
+    """Run ``code`` in the user namespace; return the last expression's value (or None).
+
+    ``body`` is the cell as typed (before IPython's transforms): tracebacks then name
+    the user's cell and its line numbers as typed.
+    """
     __tracebackhide__ = True  # a failing cell shows its own frames, not this machinery
-    filename = shell.compile.cache(code, shell.execution_count)
-    tree = ast.parse(code, filename)
+    filename, tree = compile_body(shell, body if body is not None else code, code)
     last = None
     # As in a plain cell: a trailing ';' (not one inside a comment) hides the last value.
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(code):
@@ -233,12 +305,33 @@ def _restore(shell: Any, payload: dict[str, Any]) -> list[str]:
     main = _main_modules(ns)
     values = {name: _rebind(v, ns, main) for name, v in payload["vars"].items()}
     modules = {name: importlib.import_module(module) for name, module in payload["modules"].items()}
-    # Only now, with everything unpickled and imported, touch the namespace.
+    # Sharing (see .aliasing): check everything before touching the namespace.
+    inplace = [n for n in payload.get("inplace", ()) if n in values and n in ns and fits_in_place(ns[n], values[n])]
+    views = {}
+    for name, spec in payload.get("views", {}).items():
+        base = values.get(spec[0], ns.get(spec[0]))
+        if spec[0] in inplace:
+            base = ns[spec[0]]
+        views[name] = rebuild_view(base, spec)
+    aliases = payload.get("aliases", {})
+    missing = [other for other in aliases.values() if other not in ns and other not in values]
+    if missing:
+        raise LookupError(f"{missing[0]!r}, which a restored variable is bound to, is not defined")
+    # Only now, with everything unpickled, imported and checked, touch the namespace.
+    for name in inplace:
+        restore_in_place(ns[name], values.pop(name))
     ns.update(values)
     ns.update(modules)
+    for name in views:
+        spec = payload["views"][name]
+        if spec[0] in values or spec[0] in inplace:
+            views[name] = rebuild_view(ns[spec[0]], spec)
+    ns.update(views)
+    for name, other in aliases.items():
+        ns[name] = ns[other]
     for name in payload["deleted"]:
         ns.pop(name, None)
-    return sorted([*values, *modules])
+    return sorted([*values, *modules, *inplace, *views, *aliases])
 
 
 def _collect(
@@ -361,6 +454,7 @@ def _hit(
     except Exception as exc:  # e.g. a module it imported is not installed in this kernel
         _warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
+    set_rng_state(payload.get("rng") or {})
     replay(shell, payload["events"])
     try:
         store.count_hit(key)
@@ -380,6 +474,8 @@ def _hit(
         value = _rebind(payload["value"], shell.user_ns, _main_modules(shell.user_ns))
     elif result:  # a result that could not be stored as a value: its display only
         value = _ReplayedResult(*result)
+    if result:
+        show_stored(shell, value, (result[0], result[1]))
     run = CellRun(key, "hit", layer, names, value)
     SESSION.last = run
     return run
@@ -398,7 +494,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         # An unusable cache.dir (a file, no permission, disk full) must not stop the research.
         _warn(f"sci_ext warning: not cached: the cache cannot be opened ({type(exc).__name__}: {exc})")
         run = CellRun(status="uncached")
-        run.result = _execute(shell, code)
+        run.result = _execute(shell, code, cell)
         SESSION.last = run
         return run
     try:
@@ -409,7 +505,25 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
             "(only if it does not change the result) or list the inputs with --inputs"
         )
         run = CellRun(status="uncached")
-        run.result = _execute(shell, code)
+        run.result = _execute(shell, code, cell)
+        SESSION.last = run
+        return run
+    hidden = find_hidden(code, shell.user_ns, set(analysis.outputs), inputs, _main_modules(shell.user_ns))
+    if hidden.unknowable and opts.inputs is None:
+        _warn(
+            f"sci_ext warning: not cached: the cell reads variables through {hidden.unknowable[0]}; "
+            "list what it reads with --inputs a,b to cache it"
+        )
+        run = CellRun(status="uncached")
+        run.result = _execute(shell, code, cell)
+        SESSION.last = run
+        return run
+    try:
+        digests.update(_hidden_digests(shell.user_ns, hidden, opts))
+    except UnhashableInput as exc:
+        _warn(f"sci_ext warning: not cached: {exc}. List the inputs with --inputs to cache it")
+        run = CellRun(status="uncached")
+        run.result = _execute(shell, code, cell)
         SESSION.last = run
         return run
     key = cell_key(code, analysis, digests, opts)
@@ -434,7 +548,18 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                     return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        return _miss(shell, store, key=key, code=code, analysis=analysis, inputs=inputs, digests=digests, opts=opts)
+        return _miss(
+            shell,
+            store,
+            key=key,
+            code=code,
+            body=cell,
+            rng=hidden.rng,
+            analysis=analysis,
+            inputs=inputs,
+            digests=digests,
+            opts=opts,
+        )
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
@@ -457,6 +582,8 @@ def _miss(
     *,
     key: str,
     code: str,
+    body: str,
+    rng: set[str],
     analysis: CellAnalysis,
     inputs: list[str],
     digests: dict[str, str],
@@ -468,7 +595,8 @@ def _miss(
     started = time.time()
     with LiveCapture(shell) as capture:
         try:
-            value = _execute(shell, code)
+            value = _execute(shell, code, body)
+            _flush_inline_figures()
         except BaseException:
             # Leave no partial state: names the cell bound or deleted go back to how they were.
             for name in [n for n in ns if n not in before and not _INTERNAL.match(n)]:
@@ -488,8 +616,18 @@ def _miss(
     if value is not None:
         data, metadata = shell.display_formatter.format(value)
         result = (data, metadata)
+        # Formatted once: the cell shows exactly what is stored and replayed on a hit.
+        show_stored(shell, value, result)
     values, deleted = _collect(ns, before, analysis=analysis, opts=opts, inputs=inputs, digests=digests)
     plain, modules = _split_modules(values)
+    sharing = aliasing.plan(ns, plain, before, set(inputs), _INTERNAL.match)
+    if sharing.problem:
+        _warn(f"sci_ext warning: not cached: {sharing.problem}; the cell runs every time")
+        run = CellRun(key, "uncached", store.backend, sorted(values), value)
+        SESSION.last = run
+        return run
+    for name in [*sharing.aliases, *sharing.views]:
+        plain.pop(name, None)
     events: list[Any] = capture.events
     redactor = _redactor()
     if redactor:
@@ -507,6 +645,10 @@ def _miss(
         events = redactor.redact_data(events)
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
+    payload.update(inplace=sharing.inplace, aliases=sharing.aliases, views=sharing.views)
+    if rng:
+        # A hit leaves the global generators where the cell left them, as running it would.
+        payload["rng"] = rng_state(rng)
     if value is not None and _storable_result(value, redactor):
         # A hit then gives Out[n] and `_` the value itself, as a miss does, not only its display.
         payload["value"] = value

@@ -32,6 +32,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .cellsource import compile_body
 from .lines import strip_comment
 from .state import KernelState
 
@@ -226,9 +227,9 @@ class GuardMagics(Magics):
         if cached is not None:
             return cached
         source = shell.transform_cell(cell)
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
         try:
-            tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+            filename, parsed = compile_body(shell, cell, source)
+            tree = shell.transform_ast(parsed)
             body, last = tree.body, None
             # As in a plain cell: the last expression is displayed unless it ends with ';'.
             quiet = shell.displayhook.semicolon_at_end_of_expression(source)

@@ -11,7 +11,6 @@ A value that cannot be hashed raises :class:`UnhashableInput` naming it.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import marshal
 import os
 import pickle  # nosec B403  # only dumps, to hash; nothing is loaded here
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CacheError
+from .canonical import is_pandas, pandas_parts, reduce_state
 
 __all__ = [
     "UnhashableInput",
@@ -43,6 +43,20 @@ _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 # Exact types marshal writes by value (bool before int: marshal keeps them apart).
 _MARSHALABLE = frozenset({type(None), bool, int, float, complex, str, bytes})
 _FAST_MIN = 32
+# Class attributes that are not the class's code: caches Python fills in later (copyreg's
+# __slotnames__ on the first pickle, abc's registry), so keying on them changed the key.
+_CLASS_BOOKKEEPING = frozenset(
+    {
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__doc__",
+        "__qualname__",
+        "__dataclass_fields__",
+        "__slotnames__",
+        "_abc_impl",
+    }
+)
 
 
 class UnhashableInput(CacheError):
@@ -65,26 +79,16 @@ def new_hasher() -> Any:
 
 @functools.lru_cache(maxsize=512)
 def module_version(module_name: str) -> str:
-    """The installed version of the distribution providing ``module_name`` ('' if unknown)."""
-    top = module_name.partition(".")[0]
-    module = sys.modules.get(top)
-    version = getattr(module, "__version__", None)
-    if isinstance(version, str):
-        return version
+    """The installed version of the distribution providing ``module_name`` ('' if unknown).
+
+    Looks only where the module is (see :mod:`.versions`): no scan of the environment.
+    """
+    from .versions import find_version
+
     try:
-        dists = _distributions().get(top, [])
-        for dist in dists:
-            return importlib.metadata.version(dist)
-    except Exception:  # noqa: S110  # nosec B110  # metadata can be broken; the name still keys
-        pass
-    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
-        return "stdlib-" + ".".join(map(str, sys.version_info[:2]))
-    return ""
-
-
-@functools.lru_cache(maxsize=1)
-def _distributions() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
+        return find_version(module_name.partition(".")[0])
+    except Exception:  # noqa: BLE001  # a broken install must not break keying
+        return ""
 
 
 def _is_notebook_defined(obj: Any, main_names: frozenset[str]) -> bool:
@@ -237,6 +241,11 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
+        if is_pandas(value):
+            for part_label, part in pandas_parts(value, label):
+                self._tag(part_label.removeprefix(label))
+                self._value(part, part_label, depth + 1, helper_depth)
+            return
         self._object(value, label, depth, helper_depth)
 
     def _decorated(self, value: Any, wrapped: Any, label: str, depth: int, helper_depth: int) -> None:
@@ -319,7 +328,7 @@ class ValueHasher:
         for base in cls.__bases__:
             self._value(base, f"{label} base", 1, helper_depth)
         for attr, member in sorted(vars(cls).items()):
-            if attr in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__dataclass_fields__"):
+            if attr in _CLASS_BOOKKEEPING:
                 continue
             func = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
             if isinstance(member, property):
@@ -379,6 +388,17 @@ class ValueHasher:
             # process's hash seed, and the key would change with every kernel.
             self._tag("state")
             self._value(vars(value), f"{label}.__dict__", depth + 1, helper_depth)
+            return
+        reduced = reduce_state(value)
+        if reduced is not None:
+            # What pickle would store (estimators, dataclasses), walked by content: a pickle
+            # stream depends on which objects happen to be shared, so a restored copy differed.
+            _cls, args, state = reduced
+            self._tag(f"reduced:{len(args)}")
+            self._value(args, f"{label} arguments", depth + 1, helper_depth)
+            for attr in sorted(state):
+                self._tag(f"attr:{attr}")
+                self._value(state[attr], f"{label}.{attr}", depth + 1, helper_depth)
             return
         self._pickled(value, label)
 

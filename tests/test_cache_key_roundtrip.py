@@ -1,0 +1,168 @@
+"""Stable keys: ``key(v) == key(restore(store(v)))`` for the values notebooks hold.
+
+If a restored value keyed differently from the value it was stored from, every
+cached cell downstream of it would miss once after each kernel restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from hypothesis.extra import pandas as hpd
+
+from sci_ext.core.cache.keys import hash_value
+from sci_ext.core.cache.serialize import pack, unpack
+
+
+def restore_of(value):
+    """Store ``value`` in the entry format the cache writes, then restore it."""
+    packed = pack({"v": value}, mmap_min_bytes=64)
+    data = b"".join(bytes(chunk) for chunk in packed.chunks())
+    return unpack(data)[0]["v"]
+
+
+def assert_stable(value):
+    assert hash_value(value) == hash_value(restore_of(value))
+
+
+@dataclasses.dataclass
+class Point:
+    x: float
+    tags: list[str]
+    extra: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    name: str
+    weight: float
+
+
+def _estimators():
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 3))
+    y = (X[:, 0] > 0.5).astype(int)
+    unfitted = [LogisticRegression(C=0.5), Ridge(), make_pipeline(StandardScaler(), LogisticRegression())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = [
+            LogisticRegression().fit(X, y),
+            StandardScaler().fit(X),
+            Ridge().fit(X, X[:, 1]),
+            make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y),
+            RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y),
+            KMeans(n_clusters=2, n_init=1, random_state=0).fit(X),
+            OneHotEncoder().fit(np.array([["a"], ["b"], ["a"]])),
+        ]
+    return unfitted + fitted
+
+
+ESTIMATORS = _estimators()
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_estimators_fitted_and_unfitted(estimator):
+    assert_stable(estimator)
+
+
+def _frames():
+    base = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    base["b"] = [4.0, 5.0, 6.0]  # a second block of the same dtype (not consolidated)
+    base["c"] = ["x", "y", "z"]
+    return {
+        "unconsolidated": base,
+        "transposed": pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=list("abc")).T,
+        "categorical": pd.DataFrame({"c": pd.Categorical(["lo", "hi", "lo"], categories=["lo", "hi"], ordered=True)}),
+        "nullable": pd.DataFrame(
+            {"i": pd.array([1, None, 3], dtype="Int64"), "s": pd.array(["a", None, "c"], "string")}
+        ),
+        "datetime_tz": pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3, tz="UTC")}),
+        "datetime_index": pd.DataFrame({"v": [1, 2, 3]}, index=pd.date_range("2024", periods=3, freq="D")),
+        "multiindex": pd.DataFrame(
+            {"v": [1, 2]}, index=pd.MultiIndex.from_tuples([("a", 1), ("b", 2)], names=["k", "n"])
+        ),
+        "interval": pd.DataFrame({"v": [1, 2]}, index=pd.interval_range(0, 2)),
+        "series": pd.Series([1.5, None], name="s", index=["p", "q"]),
+        "period": pd.Series(pd.period_range("2024-01", periods=2, freq="M")),
+        "attrs": base.assign(d=1).pipe(lambda f: (f.attrs.update({"unit": "m"}), f)[1]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_frames()))
+def test_pandas_objects(name):
+    assert_stable(_frames()[name])
+
+
+def test_pandas_keys_still_follow_content():
+    frame = _frames()["unconsolidated"]
+    changed = frame.copy()
+    changed.iloc[0, 0] = 99.0
+    assert hash_value(frame) != hash_value(changed)
+    assert hash_value(frame) != hash_value(frame[["b", "a", "c"]])
+    assert hash_value(frame) != hash_value(frame.astype({"a": "float32"}))
+    assert hash_value(frame) != hash_value(frame.rename_axis("idx"))
+    cat = _frames()["categorical"]
+    assert hash_value(cat) != hash_value(cat.astype({"c": pd.CategoricalDtype(["lo", "hi"], ordered=False)}))
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+)
+hashable = st.one_of(scalars, st.tuples(scalars, scalars), st.frozensets(st.integers(), max_size=4))
+arrays = hnp.arrays(
+    dtype=st.sampled_from([np.float64, np.int32, np.bool_, np.complex128, np.dtype("<U3")]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
+)
+frames = hpd.data_frames(
+    columns=hpd.columns(["a", "b"], elements=st.floats(allow_nan=False, allow_infinity=False)),
+    index=hpd.range_indexes(max_size=5),
+)
+dataclass_values = st.builds(
+    Point,
+    st.floats(allow_nan=False),
+    st.lists(st.text(max_size=3), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=3),
+) | st.builds(Frozen, st.text(max_size=5), st.floats(allow_nan=False))
+leaves = st.one_of(
+    scalars,
+    arrays,
+    arrays.map(lambda a: a.T),  # non-contiguous views
+    frames,
+    dataclass_values,
+    st.sampled_from(ESTIMATORS),
+    st.sets(hashable, max_size=4),
+    st.frozensets(hashable, max_size=4),
+)
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values)
+def test_key_of_restored_equals_key_of_original(value):
+    assert_stable(value)

@@ -1,0 +1,32 @@
+"""After a restart, a chain of cached cells (pandas, scikit-learn, numpy views) hits end to end."""
+
+from __future__ import annotations
+
+import pytest
+from test_cached_kernel import restart, status
+
+pytestmark = pytest.mark.kernel
+
+CHAIN = [
+    "%%cached data\nimport numpy as np, pandas as pd\n"
+    "df = pd.DataFrame({'x': np.arange(20.0), 'c': pd.Categorical(list('ab') * 10)})\ndf['y'] = df.x * 2",
+    "%%cached fit\nfrom sklearn.linear_model import LinearRegression\nmodel = LinearRegression().fit(df[['x']], df.y)",
+    "%%cached predict\npred = model.predict(df[['x']])\nfloat(pred.sum())",
+    "%%cached base\ng = np.arange(6)",
+    "%%cached view\nv = g.reshape(2, 3)",
+    "%%cached write\nv[0, 0] = 99",
+]
+
+
+def test_chain_hits_end_to_end_after_restart(kernel):
+    for cell in CHAIN:
+        kernel.run(cell).check()
+        assert status(kernel) == "miss"
+    restart(kernel)
+    got = []
+    for cell in CHAIN:
+        kernel.run(cell).check()
+        got.append(status(kernel))
+    assert got == ["hit"] * len(CHAIN)
+    check = kernel.run("int(g[0]), bool(np.shares_memory(g, v)), type(model).__name__").check()
+    assert check.result["text/plain"] == "(99, True, 'LinearRegression')"
