@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "RateLimiter": "resilience",
     "get_security_manager": "security",
     "SecurityManager": "security",
+    "BudgetExceeded": "errors",
+    "get_llm_usage": "llm",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table

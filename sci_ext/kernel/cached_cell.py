@@ -23,7 +23,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..core.cache import stats
+from ..core.cache import annotations, stats
 from ..core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_version
 from ..core.cache.layered import LayeredStore, get_disk_store, get_memory_store, get_redis_store
 from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
@@ -361,6 +361,7 @@ def _hit(
         _warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
     replay(shell, payload["events"])
+    annotations.hit("cell", opts.name, payload.get("annotations"))
     try:
         store.count_hit(key)
         if isinstance(store.local, DiskStore):
@@ -464,10 +465,12 @@ def _miss(
     ns = shell.user_ns
     before = dict(ns)
     started = time.time()
+    handles = annotations.begin()
     with LiveCapture(shell) as capture:
         try:
             value = _execute(shell, code)
         except BaseException:
+            annotations.end(handles)
             # Leave no partial state: names the cell bound or deleted go back to how they were.
             for name in [n for n in ns if n not in before and not _INTERNAL.match(n)]:
                 del ns[name]
@@ -475,6 +478,7 @@ def _miss(
                 if ns.get(name, _GONE) is not old:
                     ns[name] = old
             raise
+    notes = annotations.end(handles)
     SESSION.misses += 1
     stats.record(stats.CacheEvent("cell", store.local.backend, "miss", opts.name))
     if isinstance(store.local, DiskStore):
@@ -505,6 +509,8 @@ def _miss(
         events = redactor.redact_data(events)
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
+    if notes:
+        payload["annotations"] = notes
     if value is not None and _storable_result(value, redactor):
         # A hit then gives Out[n] and `_` the value itself, as a miss does, not only its display.
         payload["value"] = value
