@@ -23,7 +23,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..core.cache import annotations, stats
+from ..core.cache import annotate, stats
 from ..core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_version
 from ..core.cache.layered import LayeredStore, get_disk_store, get_memory_store, get_redis_store
 from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
@@ -361,7 +361,7 @@ def _hit(
         _warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
     replay(shell, payload["events"])
-    annotations.hit("cell", opts.name, payload.get("annotations"))
+    annotate.hit("cell", opts.name, payload.get("annotations"))
     try:
         store.count_hit(key)
         if isinstance(store.local, DiskStore):
@@ -465,12 +465,12 @@ def _miss(
     ns = shell.user_ns
     before = dict(ns)
     started = time.time()
-    handles = annotations.begin()
+    handles = annotate.begin()
     with LiveCapture(shell) as capture:
         try:
             value = _execute(shell, code)
         except BaseException:
-            annotations.end(handles)
+            annotate.end(handles)
             # Leave no partial state: names the cell bound or deleted go back to how they were.
             for name in [n for n in ns if n not in before and not _INTERNAL.match(n)]:
                 del ns[name]
@@ -478,7 +478,7 @@ def _miss(
                 if ns.get(name, _GONE) is not old:
                     ns[name] = old
             raise
-    notes = annotations.end(handles)
+    notes = annotate.end(handles)
     SESSION.misses += 1
     stats.record(stats.CacheEvent("cell", store.local.backend, "miss", opts.name))
     if isinstance(store.local, DiskStore):

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from . import annotations, stats
+from . import annotate, stats
 from .keys import UnhashableInput, ValueHasher, hash_code
 
 __all__ = ["CacheWarning", "LayerStats", "cache_result"]
@@ -202,7 +202,7 @@ class _Layers:
             if layer == "redis" and "disk" in self.layers:
                 self.store_slow(key, value, only=("disk",), notes=notes)
             self.memory.put(key, value, notes)
-            annotations.hit("function", self.name, notes)
+            annotate.hit("function", self.name, notes)
             return value
         return _MISSING
 
@@ -246,7 +246,7 @@ class _Layers:
         value = self.memory.get(key)
         self.stats.add("memory", "miss" if value is _MISSING else "hit", self.name)
         if value is not _MISSING:
-            annotations.hit("function", self.name, self.memory.notes(key))
+            annotate.hit("function", self.name, self.memory.notes(key))
         return value
 
     def compute(self, key: str, value: Any, notes: dict[str, Any]) -> None:
@@ -315,11 +315,11 @@ def _sync_wrapper(func: Callable[..., Any], layers: _Layers) -> Callable[..., An
                 value = layers.lookup_slow(key)
                 if value is not _MISSING:
                     return value
-                handles = annotations.begin()
+                handles = annotate.begin()
                 try:
                     value = func(*args, **kwargs)
                 finally:
-                    notes = annotations.end(handles)
+                    notes = annotate.end(handles)
                 layers.compute(key, value, notes)
                 return value
         finally:
@@ -347,11 +347,11 @@ def _async_wrapper(func: Callable[..., Any], layers: _Layers) -> Callable[..., A
         try:
             value = layers.lookup_slow(key)
             if value is _MISSING:
-                handles = annotations.begin()
+                handles = annotate.begin()
                 try:
                     value = await func(*args, **kwargs)
                 finally:
-                    notes = annotations.end(handles)
+                    notes = annotate.end(handles)
                 layers.compute(key, value, notes)
             future.set_result(value)
             return value

@@ -1,7 +1,7 @@
 """Cache savings: what the LLM calls behind a cached result cost when it was computed.
 
 The cache knows nothing of LLMs: it asks registered annotators for an opaque dict
-when it starts computing (:func:`sci_ext.core.cache.annotations.begin`), stores
+when it starts computing (:func:`sci_ext.core.cache.annotate.begin`), stores
 what they return beside the entry, and hands it back through an event on every hit.
 This module is the ``llm`` annotator: while a cached computation runs, every call
 recorded in its context counts towards it; on a hit the stored counts become an
@@ -46,7 +46,7 @@ def add(call: LLMCall) -> None:
 
 
 class _Annotator:
-    """The ``llm`` annotator of the cache (see :mod:`sci_ext.core.cache.annotations`)."""
+    """The ``llm`` annotator of the cache (see :mod:`sci_ext.core.cache.annotate`)."""
 
     def begin(self) -> Any:
         collector = Collector()
@@ -93,10 +93,10 @@ def install() -> None:
     """Register the annotator with the cache (idempotent)."""
     if _installed:
         return
-    from ..cache import annotations
+    from ..cache import annotate
 
-    _installed.append(annotations.register("llm", _Annotator()))
-    _installed.append(annotations.on_annotated_hit.add(on_hit))
+    _installed.append(annotate.register("llm", _Annotator()))
+    _installed.append(annotate.on_annotated_hit.add(on_hit))
 
 
 def uninstall() -> None:
