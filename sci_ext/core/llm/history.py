@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import LLMCall, LLMSaved, on_llm_call, on_llm_saved
+from .settings import current
 
 __all__ = ["HistoryWriter", "flush", "install", "machine_usage", "path_for", "uninstall"]
 
@@ -147,16 +148,12 @@ _removers: list[Any] = []
 
 
 def _on_call(call: LLMCall) -> None:
-    from .settings import current
-
     settings = current()
     if settings.history:
         WRITER.put("call", call, settings.state_dir)
 
 
 def _on_saved(saved: LLMSaved) -> None:
-    from .settings import current
-
     settings = current()
     if settings.history:
         WRITER.put("saved", saved, settings.state_dir)

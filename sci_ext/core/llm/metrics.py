@@ -20,6 +20,7 @@ import threading
 from typing import Any
 
 from .events import TOKEN_KINDS, LLMCall, LLMSaved, on_llm_call, on_llm_saved
+from .settings import current
 
 __all__ = ["OTHER", "install", "metrics", "model_label", "uninstall"]
 
@@ -29,6 +30,7 @@ _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _lock = threading.Lock()
 _metrics: dict[str, Any] = {}
 _seen: set[str] = set()
+_children: dict[tuple[str, str], dict[str, Any]] = {}  # (provider, model label) -> bound metric children
 _removers: list[Any] = []
 
 
@@ -71,8 +73,6 @@ def model_label(model: str) -> str:
     """``model``, or ``other`` once the bounded set of labels is full."""
     if model in _seen:
         return model
-    from .settings import current
-
     settings = current()
     if model in settings.model_labels:
         return model
@@ -87,27 +87,39 @@ def model_label(model: str) -> str:
 
 
 def _on_call(call: LLMCall) -> None:
-    from .settings import current
-
     if not current().metrics_enabled:
         return
-    m = metrics()
     model = model_label(call.model)
-    m["requests"].labels(call.provider, model, call.status).inc()
+    bound = _children.get((call.provider, model))
+    if bound is None:
+        bound = _children[(call.provider, model)] = _bind(call.provider, model)
+    status = bound["status"].get(call.status)
+    if status is None:
+        status = bound["status"][call.status] = metrics()["requests"].labels(call.provider, model, call.status)
+    status.inc()
     if call.status == "blocked":
         return
+    tokens = bound["tokens"]
     for kind in TOKEN_KINDS:
         value = getattr(call, kind)
         if value:
-            m["tokens"].labels(call.provider, model, kind).inc(value)
+            tokens[kind].inc(value)
     if call.cost_usd:
-        m["cost"].labels(call.provider, model).inc(call.cost_usd)
-    m["duration"].labels(call.provider, model).observe(call.duration)
+        bound["cost"].inc(call.cost_usd)
+    bound["duration"].observe(call.duration)
+
+
+def _bind(provider: str, model: str) -> dict[str, Any]:
+    m = metrics()
+    return {
+        "status": {},
+        "tokens": {kind: m["tokens"].labels(provider, model, kind) for kind in TOKEN_KINDS},
+        "cost": m["cost"].labels(provider, model),
+        "duration": m["duration"].labels(provider, model),
+    }
 
 
 def _on_saved(saved: LLMSaved) -> None:
-    from .settings import current
-
     if current().metrics_enabled and saved.cost_usd > 0:
         metrics()["saved"].inc(saved.cost_usd)
 

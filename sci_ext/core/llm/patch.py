@@ -34,8 +34,11 @@ from typing import Any
 
 from .. import context
 from ..errors import BudgetExceeded
+from . import budgets
 from .events import LLMCall
 from .extract import StreamUsage, usage_of_response
+from .settings import current
+from .usage import record
 
 __all__ = ["PROVIDERS", "ensure", "instrument", "instrumented", "uninstrument"]
 
@@ -116,8 +119,6 @@ class _Call:
     def finish(self, status: str, model: str | None, tokens: dict[str, int | None] | None, error: str = "") -> None:
         """Record the call (never raises)."""
         try:
-            from .usage import record
-
             duration = time.perf_counter() - self.t0
             call = LLMCall(
                 provider=self.provider,
@@ -145,9 +146,6 @@ def _before(provider: str, options: Any) -> _Call | None:
     if endpoint is None:
         return None
     try:
-        from . import budgets
-        from .settings import current
-
         settings = current()
         if not settings.instrument:
             return None

@@ -86,13 +86,15 @@ def _genai_usage(tokens: dict[str, int]) -> Any:
 class _Linear:
     """Price = constant + sum(rate * tokens), valid while input < ``limit`` tokens."""
 
-    __slots__ = ("constant", "full", "limit", "rates")
+    __slots__ = ("constant", "fast", "full", "limit", "rates")
 
     def __init__(self, constant: Decimal, rates: dict[str, Decimal], limit: float, full: Any) -> None:
         self.constant = constant
         self.rates = rates
         self.limit = limit
         self.full = full
+        # The same rates as floats, for the call path (exact Decimals stay for the linearity check).
+        self.fast = (float(constant), {k: float(v) for k, v in rates.items()})
 
 
 def rates_for(provider: str, model: str) -> Any:
@@ -170,7 +172,11 @@ def cost(provider: str, model: str, tokens: dict[str, int], overrides: dict[str,
     try:
         if isinstance(pricing, _Linear):
             if tokens.get("input", 0) < pricing.limit:
-                return float(_linear_price(pricing, tokens))
+                total, rates = pricing.fast
+                for kind, count in tokens.items():
+                    if count:
+                        total += rates[kind] * count
+                return total
             return float(pricing.full(tokens))
         return float(pricing(tokens))
     except Exception:  # a usage the table cannot price: unknown, not a guess

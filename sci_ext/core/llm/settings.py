@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import get_config
+from ..config.sections import parse_budgets, parse_prices
+
 __all__ = ["LLMSettings", "current"]
 
 
@@ -32,9 +35,6 @@ _cache: tuple[Any, LLMSettings] | None = None
 def current() -> LLMSettings:
     """The settings of the current configuration (re-parsed only when the configuration changed)."""
     global _cache
-    from ..config import get_config
-    from ..config.sections import parse_budgets, parse_prices
-
     cfg = get_config()
     cached = _cache
     if cached is not None and cached[0] is cfg:
