@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import BudgetExceeded
 from .events import BudgetAlert, on_budget_alert
+from .report import money
 from .settings import LLMSettings
 
 __all__ = ["BudgetExceeded", "charge", "check", "kernel_spent", "reset", "status"]
@@ -49,7 +50,7 @@ def check(settings: LLMSettings, what: str) -> None:
     if limit is not None and _kernel["spent"] >= limit:
         spent = _kernel["spent"]
         raise BudgetExceeded(
-            f"LLM budget of this kernel is spent: ${spent:.4f} of ${limit:.2f} (llm.budget_usd); "
+            f"LLM budget of this kernel is spent: {money(spent)} of {money(limit)} (llm.budget_usd); "
             f"{what} was not sent. Raise it with %sci_config llm.budget_usd=<USD> "
             "(or start the count over with %sci_llm --reset)",
             budget="kernel",
@@ -63,7 +64,7 @@ def check(settings: LLMSettings, what: str) -> None:
         spent = _named_spent(store, name)
         if spent >= limit:
             raise BudgetExceeded(
-                f"LLM budget {name!r} is spent: ${spent:.4f} of ${limit:.2f} (shared by every kernel using it, "
+                f"LLM budget {name!r} is spent: {money(spent)} of {money(limit)} (shared by every kernel using it, "
                 f"{store.description}); {what} was not sent. Raise it in llm.budgets ({name}=<USD>, e.g. "
                 f"%sci_config llm.budgets={name}={max(limit * 2, 1):g}) or start it over with "
                 f"'jupyter sci llm --reset-budget {name}'",
