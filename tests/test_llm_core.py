@@ -18,7 +18,12 @@ from sci_ext.core.llm.extract import tokens_of
 
 @pytest.mark.parametrize(
     ("provider", "model"),
-    [("openai", "gpt-4o-mini"), ("openai", "o3"), ("anthropic", "claude-haiku-4-5"), ("anthropic", "claude-sonnet-4-5")],
+    [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "o3"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("anthropic", "claude-sonnet-4-5"),
+    ],
 )
 @pytest.mark.parametrize(
     "tokens",
@@ -33,7 +38,9 @@ def test_cached_rates_equal_the_table(provider: str, model: str, tokens: dict[st
 
     keys = {"input": "input_tokens", "cached_input": "cache_read_tokens", "cache_write": "cache_write_tokens",
             "output": "output_tokens", "reasoning": "output_reasoning_tokens"}  # fmt: skip
-    expected = float(calc_price(Usage(**{keys[k]: v for k, v in tokens.items()}), model, provider_id=provider).total_price)
+    expected = float(
+        calc_price(Usage(**{keys[k]: v for k, v in tokens.items()}), model, provider_id=provider).total_price
+    )
     assert prices.cost(provider, model, tokens, {}) == pytest.approx(expected, rel=1e-12)
 
 
@@ -144,8 +151,7 @@ def test_script_sdk_imported_after_instrument_is_patched(tmp_path: Path) -> None
 
 def test_cache_result_savings_and_history(tmp_path: Path) -> None:
     from sci_ext.core import cache_result
-    from sci_ext.core.llm import LLMCall, history, on_llm_saved, usage
-    from sci_ext.core.llm import savings
+    from sci_ext.core.llm import LLMCall, history, on_llm_saved, savings, usage
 
     savings.install()
     history.install()

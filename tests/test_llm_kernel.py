@@ -117,7 +117,9 @@ def test_failures_unknown_models_and_async(kernel: KernelSession, llm_server: Fa
     kernel.run("oc.chat.completions.create(model='my-private-llama', messages=msgs)").check()
     rows = {r["model"]: r for r in _usage(kernel, "since=0")["models"]}
     u = llm_server.usage
-    assert rows["my-private-llama"]["cost_usd"] == pytest.approx(((u["input"] - u["cached_input"]) * 1 + u["cached_input"] * 1 + u["output"] * 2) / 1e6)
+    assert rows["my-private-llama"]["cost_usd"] == pytest.approx(
+        ((u["input"] - u["cached_input"]) * 1 + u["cached_input"] * 1 + u["output"] * 2) / 1e6
+    )
 
 
 def test_budget_stops_the_call_before_it_is_sent(kernel: KernelSession, llm_server: FakeLLMServer) -> None:
@@ -141,7 +143,9 @@ def test_budget_stops_the_call_before_it_is_sent(kernel: KernelSession, llm_serv
     usage = _usage(kernel)
     assert usage["total"]["blocked"] == 1
     # %%guarded --fallback catches it.
-    cell = kernel.run("%%guarded --fallback print('budget spent')\nac.messages.create(model='claude-haiku-4-5', max_tokens=10, messages=msgs)").check()
+    cell = kernel.run(
+        "%%guarded --fallback print('budget spent')\nac.messages.create(model='claude-haiku-4-5', max_tokens=10, messages=msgs)"
+    ).check()
     assert "budget spent" in cell.text
     assert len(llm_server.requests) == 2
 

@@ -53,5 +53,6 @@ def _llm(args: argparse.Namespace) -> int:
     if saved["calls"]:
         print(f"cache hits saved {report.notice(saved['calls'], saved['cost_usd'])}")
     for row in named:
-        print(f"budget {row['budget']}: {report.money(row['spent_usd'])} of {report.money(row['limit_usd'])} ({row['share']:.0%})")
+        spent, limit = report.money(row["spent_usd"]), report.money(row["limit_usd"])
+        print(f"budget {row['budget']}: {spent} of {limit} ({row['share']:.0%})")
     return 0

@@ -135,7 +135,8 @@ def _alert(alert: Any) -> None:
 
     what = "this kernel's LLM budget" if alert.budget == "kernel" else f"LLM budget {alert.budget!r}"
     if alert.level == "exceeded":
-        text = f"{what} is spent: {report.money(alert.spent_usd)} of {report.money(alert.limit_usd)}; further calls are refused"
+        spent, limit = report.money(alert.spent_usd), report.money(alert.limit_usd)
+        text = f"{what} is spent: {spent} of {limit}; further calls are refused"
     else:
         share = alert.spent_usd / alert.limit_usd if alert.limit_usd else 1.0
         text = f"{what} at {share:.0%}: {report.money(alert.spent_usd)} of {report.money(alert.limit_usd)}"

@@ -247,7 +247,9 @@ def parse_prices(entries: list[str]) -> dict[str, tuple[float, ...]]:
         try:
             rates = tuple(float(part) for part in value.split("/"))
         except ValueError:
-            raise ValueError(f"llm.prices: {model}={value!r}: expected input/output[/cached_input[/cache_write]]") from None
+            raise ValueError(
+                f"llm.prices: {model}={value!r}: expected input/output[/cached_input[/cache_write]]"
+            ) from None
         if not 2 <= len(rates) <= 4 or min(rates) < 0:
             raise ValueError(
                 f"llm.prices: {model}={value!r}: expected 2 to 4 non-negative numbers (USD per million tokens)"
@@ -265,18 +267,20 @@ class LLMConfig:
     notify_cost_usd: float | None = setting(
         0.0, doc="A cell that spent more than this (USD) says so; none never does.", min=0
     )
-    budget_usd: float | None = setting(None, doc="Budget of this kernel (USD); once spent, calls fail before sending.", min=0)
-    budgets: list[str] = setting(
+    budget_usd: float | None = setting(
+        None, doc="Budget of this kernel (USD); once spent, calls fail before sending.", min=0
+    )
+    budgets: list[str] = setting(  # noqa: RUF009 - every field is declared this way
         default_factory=list,
         doc="Named budgets shared by every kernel on the machine (and over llm.redis_url): NAME=USD entries.",
     )
     redis_url: str | None = setting(None, doc="Redis URL sharing named budgets across machines.")
     alert_ratio: float = setting(0.8, doc="Share of a budget at which an alert fires.", min=0, max=1)
-    prices: list[str] = setting(
+    prices: list[str] = setting(  # noqa: RUF009 - every field is declared this way
         default_factory=list,
         doc="Price overrides, USD per million tokens: MODEL=input/output[/cached_input[/cache_write]].",
     )
-    model_labels: list[str] = setting(
+    model_labels: list[str] = setting(  # noqa: RUF009 - every field is declared this way
         default_factory=list, doc="Models that always get their own metrics label (others: the first max_model_labels)."
     )
     max_model_labels: int = setting(20, doc="Distinct model labels in metrics; further models count as 'other'.", min=0)

@@ -122,7 +122,7 @@ def reset(settings: LLMSettings, name: str | None = None) -> None:
 
 def status(settings: LLMSettings) -> list[dict[str, Any]]:
     """Every budget that applies: ``{"budget", "spent_usd", "limit_usd", "share"}``."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if settings.budget_usd is not None:
         rows.append({"budget": "kernel", "spent_usd": _kernel["spent"], "limit_usd": settings.budget_usd})
     if settings.budgets:

@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS saved (
 """
 
 
+_INSERT_CALL = "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_SAVED = "INSERT INTO saved VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SELECT_CALLS = (
+    "SELECT provider, model, endpoint, status, started, duration, input, cached_input, cache_write,"
+    " output, reasoning, cost_usd, correlation_id, kernel_id, stream FROM calls WHERE started >= ?"
+)
+_SELECT_SAVED = "SELECT COUNT(*), COALESCE(SUM(calls), 0), COALESCE(SUM(cost_usd), 0) FROM saved WHERE ts >= ?"
+_SELECT_PIDS = "SELECT COUNT(DISTINCT pid) FROM calls WHERE started >= ?"
+
+
 def path_for(state_dir: str) -> Path:
     """Where the history of ``state_dir`` lives."""
     return Path(state_dir) / "llm" / "usage.sqlite"
@@ -111,9 +121,9 @@ class HistoryWriter:
                 saved = [_saved_row(i, pid) for k, i in items if k == "saved"]
                 conn.execute("BEGIN IMMEDIATE")
                 if calls:
-                    conn.executemany(f"INSERT INTO calls VALUES ({','.join('?' * 16)})", calls)
+                    conn.executemany(_INSERT_CALL, calls)
                 if saved:
-                    conn.executemany(f"INSERT INTO saved VALUES ({','.join('?' * 8)})", saved)
+                    conn.executemany(_INSERT_SAVED, saved)
                 conn.execute("COMMIT")
             except Exception as exc:
                 if not self._warned:
@@ -190,17 +200,10 @@ def machine_usage(state_dir: str, since: float | None = None) -> dict[str, Any]:
         return {**empty, "path": str(path)}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
-        where, args = ("WHERE started >= ?", (since,)) if since is not None else ("", ())
-        rows = conn.execute(
-            "SELECT provider, model, endpoint, status, started, duration, input, cached_input, cache_write,"
-            f" output, reasoning, cost_usd, correlation_id, kernel_id, stream FROM calls {where}",
-            args,
-        ).fetchall()
-        swhere = "WHERE ts >= ?" if since is not None else ""
-        saved = conn.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(calls), 0), COALESCE(SUM(cost_usd), 0) FROM saved {swhere}", args
-        ).fetchone()
-        kernels = conn.execute(f"SELECT COUNT(DISTINCT pid) FROM calls {where}", args).fetchone()[0]
+        args = (since if since is not None else float("-inf"),)
+        rows = conn.execute(_SELECT_CALLS, args).fetchall()
+        saved = conn.execute(_SELECT_SAVED, args).fetchone()
+        kernels = conn.execute(_SELECT_PIDS, args).fetchone()[0]
     finally:
         conn.close()
     calls = [

@@ -59,7 +59,7 @@ _ENDPOINTS = (
 
 class _State:
     active = False  # instrument() was called and uninstrument() was not
-    patched: dict[str, list[tuple[type, str, Any]]] = {}  # noqa: RUF012 - process-wide by design
+    patched: dict[str, list[tuple[type, str, Any]]] = {}
     lock = threading.RLock()
 
 

@@ -111,7 +111,7 @@ def rates_for(provider: str, model: str) -> Any:
 
 
 def _build(provider: str, model: str) -> Any:
-    from datetime import UTC, datetime
+    from datetime import datetime, timezone
 
     snap = _load_table()
     if snap is None:
@@ -120,7 +120,7 @@ def _build(provider: str, model: str) -> Any:
         prov, info = snap.find_provider_model(model, None, provider, None)
     except (LookupError, ValueError):
         return None
-    now = datetime.now(tz=UTC)
+    now = datetime.now(tz=timezone.utc)
 
     def full(tokens: dict[str, int]) -> Decimal:
         result: Decimal = info.calc_price(_genai_usage(tokens), prov).total_price
@@ -128,9 +128,7 @@ def _build(provider: str, model: str) -> Any:
 
     try:
         prices = info.get_prices(now)
-        tier_starts = [
-            tier.start for value in vars(prices).values() if hasattr(value, "tiers") for tier in value.tiers
-        ]
+        tier_starts = [tier.start for value in vars(prices).values() if hasattr(value, "tiers") for tier in value.tiers]
         base = full(_BASE)
         rates = {}
         for kind in _FIELDS:

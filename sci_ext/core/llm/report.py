@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-__all__ = ["HEADER", "money", "parse_since", "table_rows", "notice"]
+__all__ = ["HEADER", "money", "notice", "parse_since", "table_rows"]
 
 HEADER = [
     "provider", "model", "calls", "errors", "input", "cached", "cache write", "output", "reasoning",
