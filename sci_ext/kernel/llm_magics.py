@@ -97,7 +97,8 @@ class _CellWatch:
         from ..core import context
         from ..core.llm import report, settings, usage
 
-        cid = self.correlation_id
+        # The run bound now (telemetry may bind its own after this hook's pre_run_cell) carries the calls.
+        cid = context.current().correlation_id or self.correlation_id
         if self.token is not None:
             context.reset(self.token)
             self.token = None
