@@ -237,3 +237,13 @@ def test_instrument_false_turns_accounting_off(kernel: KernelSession, llm_server
     assert "this cell" not in cell.stdout
     assert _usage(kernel)["total"]["calls"] == 0
     assert len(llm_server.requests) == 1
+    kernel.run("%sci_config llm.instrument=true").check()
+    cell = kernel.run("oc.chat.completions.create(model='gpt-4o-mini', messages=msgs)").check()
+    assert "[sci_ext] this cell: 1 LLM call" in cell.stdout
+    # %unload_ext restores the SDK's own method.
+    out = kernel.run(
+        "%unload_ext sci_ext\n"
+        "from openai._base_client import SyncAPIClient\n"
+        "print(hasattr(SyncAPIClient.request, '__sci_ext_original__'))"
+    ).check()
+    assert out.stdout.strip() == "False"

@@ -154,6 +154,6 @@ def register(ipython: Any, state: KernelState) -> None:
     state.add_event("pre_run_cell", watch.pre_run_cell)
     state.add_event("post_run_cell", watch.post_run_cell)
     state.on_close(events.on_budget_alert.add(_alert))
+    state.on_close(patch.uninstrument)  # also when a later cell turned llm.instrument on
     if get_config().llm.instrument:
         patch.instrument()
-        state.on_close(patch.uninstrument)
