@@ -76,6 +76,7 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._pending = 0
         self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
         self._warned = False
 
     def put(self, kind: str, item: Any, state_dir: str) -> None:
@@ -87,10 +88,16 @@ class HistoryWriter:
                 self._thread.start()
         self._queue.put((kind, (item, state_dir)))
 
+    #: Seconds the writer gathers calls before one transaction: a busy loop of calls wakes it
+    #: twice a second, not once a call (its work competes with the caller for the CPU and the GIL).
+    BATCH_SECONDS = 0.5
+
     def _run(self) -> None:
         conns: dict[str, sqlite3.Connection] = {}
         while True:
             first = self._queue.get()
+            if self._wake.wait(self.BATCH_SECONDS):
+                self._wake.clear()
             batch = [first]
             while True:
                 try:
@@ -133,12 +140,14 @@ class HistoryWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
         deadline = time.monotonic() + timeout
+        self._wake.set()
         with self._lock:
             while self._pending > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._idle.wait(left)
+                self._wake.set()
+                self._idle.wait(min(left, 0.05))
         return True
 
 

@@ -50,11 +50,17 @@ def table_version() -> str:
     return f"genai-prices {ver} ({when})"
 
 
+_prewarmed: list[threading.Thread] = []
+
+
 def prewarm() -> threading.Thread:
-    """Load the table in a background thread (the import takes about a second)."""
-    thread = threading.Thread(target=_load_table, name="sci_ext-llm-prices", daemon=True)
-    thread.start()
-    return thread
+    """Load the table in a background thread (the import takes about a second); once per process."""
+    with _lock:
+        if not _prewarmed:
+            thread = threading.Thread(target=_load_table, name="sci_ext-llm-prices", daemon=True)
+            thread.start()
+            _prewarmed.append(thread)
+        return _prewarmed[0]
 
 
 def _load_table() -> Any:
