@@ -195,6 +195,7 @@ def test_metrics_are_promtool_clean() -> None:
     from sci_ext.core.llm import LLMCall, metrics
 
     registry = CollectorRegistry()
+    saved = dict(metrics._metrics), dict(metrics._children)  # the default registry's, put back after
     metrics._metrics.clear()
     metrics._children.clear()
     metrics.metrics(registry)
@@ -206,6 +207,8 @@ def test_metrics_are_promtool_clean() -> None:
     finally:
         metrics._metrics.clear()
         metrics._children.clear()
+        metrics._metrics.update(saved[0])
+        metrics._children.update(saved[1])
     assert 'sci_llm_requests_total{model="gpt-4o-mini",provider="openai",status="ok"} 1.0' in text
     assert 'sci_llm_tokens_total{kind="input",model="gpt-4o-mini",provider="openai"} 10.0' in text
     assert "sci_llm_request_duration_seconds_bucket" in text and "sci_llm_cost_saved_usd_total" in text
