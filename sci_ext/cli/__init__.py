@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "sci_ext.cli.apikey_cmd",
     "sci_ext.cli.audit_cmd",
     "sci_ext.cli.health_cmd",
+    "sci_ext.cli.llm_cmd",
 ]
 
 

@@ -47,6 +47,8 @@ _EXPORTS: dict[str, str] = {
     "run_health_checks": "telemetry",
     "collect_status": "telemetry",
     "generate_metrics_text": "telemetry",
+    "BudgetExceeded": "errors",
+    "get_llm_usage": "llm",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table

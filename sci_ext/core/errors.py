@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceeded",
     "CacheError",
     "CircuitOpenError",
     "ConfigError",
@@ -75,3 +76,17 @@ class CircuitOpenError(SciExtError):
 
 class CacheError(SciExtError):
     """A cache entry could not be stored, read or keyed."""
+
+
+class BudgetExceeded(SciExtError):
+    """An LLM budget is spent: the call was refused before it was sent.
+
+    ``budget`` names it (``"kernel"`` for ``llm.budget_usd``), ``spent_usd`` and
+    ``limit_usd`` say how much; the message says how to raise it.
+    """
+
+    def __init__(self, message: str, *, budget: str, spent_usd: float, limit_usd: float) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.spent_usd = spent_usd
+        self.limit_usd = limit_usd

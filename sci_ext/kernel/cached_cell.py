@@ -24,7 +24,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..core.cache import stats
+from ..core.cache import annotate, stats
 from ..core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_version
 from ..core.cache.layered import LayeredStore, get_disk_store, get_memory_store, get_redis_store
 from ..core.cache.serialize import FORMAT_VERSION, CorruptEntry, pack, unpack
@@ -456,6 +456,7 @@ def _hit(
         return None
     set_rng_state(payload.get("rng") or {})
     replay(shell, payload["events"])
+    annotate.hit("cell", opts.name, payload.get("annotations"))
     try:
         store.count_hit(key)
         if isinstance(store.local, DiskStore):
@@ -593,11 +594,13 @@ def _miss(
     ns = shell.user_ns
     before = dict(ns)
     started = time.time()
+    handles = annotate.begin()
     with LiveCapture(shell) as capture:
         try:
             value = _execute(shell, code, body)
             _flush_inline_figures()
         except BaseException:
+            annotate.end(handles)
             # Leave no partial state: names the cell bound or deleted go back to how they were.
             for name in [n for n in ns if n not in before and not _INTERNAL.match(n)]:
                 del ns[name]
@@ -605,6 +608,7 @@ def _miss(
                 if ns.get(name, _GONE) is not old:
                     ns[name] = old
             raise
+    notes = annotate.end(handles)
     SESSION.misses += 1
     stats.record(stats.CacheEvent("cell", store.local.backend, "miss", opts.name))
     if isinstance(store.local, DiskStore):
@@ -649,6 +653,8 @@ def _miss(
     if rng:
         # A hit leaves the global generators where the cell left them, as running it would.
         payload["rng"] = rng_state(rng)
+    if notes:
+        payload["annotations"] = notes
     if value is not None and _storable_result(value, redactor):
         # A hit then gives Out[n] and `_` the value itself, as a miss does, not only its display.
         payload["value"] = value

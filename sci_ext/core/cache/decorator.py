@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from . import stats
+from . import annotate, stats
 from .keys import UnhashableInput, ValueHasher, hash_code
 
 __all__ = ["CacheWarning", "LayerStats", "cache_result"]
@@ -68,6 +68,7 @@ class _MemoryLRU:
         self.max_items = max_items
         self.ttl = ttl
         self._items: OrderedDict[str, tuple[float | None, Any]] = OrderedDict()
+        self._notes: dict[str, dict[str, Any]] = {}  # annotations of entries that have some
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any:
@@ -82,19 +83,28 @@ class _MemoryLRU:
             self._items.move_to_end(key)
             return value
 
-    def put(self, key: str, value: Any) -> None:
+    def notes(self, key: str) -> dict[str, Any] | None:
+        """The annotations stored with ``key`` (see :mod:`.annotations`), if any."""
+        return self._notes.get(key)
+
+    def put(self, key: str, value: Any, notes: dict[str, Any] | None = None) -> None:
         if self.max_items <= 0:
             return
+        if notes:
+            self._notes[key] = notes
+        else:
+            self._notes.pop(key, None)
         expires = time.monotonic() + self.ttl if self.ttl is not None else None
         with self._lock:
             self._items[key] = (expires, value)
             self._items.move_to_end(key)
             while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+                self._notes.pop(self._items.popitem(last=False)[0], None)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._notes.clear()
 
 
 class _Layers:
@@ -187,19 +197,23 @@ class _Layers:
                 if buffer is None:
                     self.stats.add(layer, "miss", self.name)
                     continue
-                value, _meta = unpack(buffer)
+                value, meta = unpack(buffer)
             except Exception as exc:
                 self.stats.add(layer, "miss", self.name)
                 self.warn(f"{self.name}: {layer} cache layer failed ({type(exc).__name__}: {exc}); skipping it")
                 continue
             self.stats.add(layer, "hit", self.name)
+            notes = meta.get("annotations") if isinstance(meta, dict) else None
             if layer == "redis" and "disk" in self.layers:
-                self.store_slow(key, value, only=("disk",))
-            self.memory.put(key, value)
+                self.store_slow(key, value, only=("disk",), notes=notes)
+            self.memory.put(key, value, notes)
+            annotate.hit("function", self.name, notes)
             return value
         return _MISSING
 
-    def store_slow(self, key: str, value: Any, only: tuple[str, ...] | None = None) -> None:
+    def store_slow(
+        self, key: str, value: Any, only: tuple[str, ...] | None = None, notes: dict[str, Any] | None = None
+    ) -> None:
         """Store ``value`` in disk and Redis (failures warn once)."""
         layers = [layer for layer in self.layers[1:] if only is None or layer in only]
         if not layers:
@@ -213,7 +227,7 @@ class _Layers:
         try:
             packed = pack(
                 value,
-                meta={"info": {**info.__dict__, "hits": 0, "backend": ""}},
+                meta={"info": {**info.__dict__, "hits": 0, "backend": ""}, **({"annotations": notes} if notes else {})},
                 mmap_min_bytes=get_config().cache.mmap_min_bytes,
             )
         except Exception as exc:
@@ -236,7 +250,14 @@ class _Layers:
     def from_memory(self, key: str) -> Any:
         value = self.memory.get(key)
         self.stats.add("memory", "miss" if value is _MISSING else "hit", self.name)
+        if value is not _MISSING:
+            annotate.hit("function", self.name, self.memory.notes(key))
         return value
+
+    def compute(self, key: str, value: Any, notes: dict[str, Any]) -> None:
+        """Keep a freshly computed ``value`` (with its annotations) in every layer."""
+        self.memory.put(key, value, notes)
+        self.store_slow(key, value, notes=notes)
 
     def flight(self, key: str) -> threading.Lock:
         with self._flight_lock:
@@ -299,9 +320,12 @@ def _sync_wrapper(func: Callable[..., Any], layers: _Layers) -> Callable[..., An
                 value = layers.lookup_slow(key)
                 if value is not _MISSING:
                     return value
-                value = func(*args, **kwargs)
-                layers.memory.put(key, value)
-                layers.store_slow(key, value)
+                handles = annotate.begin()
+                try:
+                    value = func(*args, **kwargs)
+                finally:
+                    notes = annotate.end(handles)
+                layers.compute(key, value, notes)
                 return value
         finally:
             layers.land(key)
@@ -328,9 +352,12 @@ def _async_wrapper(func: Callable[..., Any], layers: _Layers) -> Callable[..., A
         try:
             value = layers.lookup_slow(key)
             if value is _MISSING:
-                value = await func(*args, **kwargs)
-                layers.memory.put(key, value)
-                layers.store_slow(key, value)
+                handles = annotate.begin()
+                try:
+                    value = await func(*args, **kwargs)
+                finally:
+                    notes = annotate.end(handles)
+                layers.compute(key, value, notes)
             future.set_result(value)
             return value
         except BaseException as exc:

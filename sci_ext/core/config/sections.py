@@ -225,3 +225,82 @@ BUILTIN_SECTIONS: dict[str, type] = {
     "rag": RAGConfig,
     "dotenv": DotenvConfig,
 }
+
+
+def _pairs(entries: list[str], what: str) -> dict[str, str]:
+    """``["name=value", ...]`` as a dict; a malformed entry is a ValueError naming it."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        name, sep, value = str(entry).rpartition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{what}: expected NAME=VALUE, got {entry!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def parse_budgets(entries: list[str]) -> dict[str, float]:
+    """``llm.budgets`` entries (``"paper=20"``) as ``{name: usd}``."""
+    out = {}
+    for name, value in _pairs(entries, "llm.budgets").items():
+        try:
+            usd = float(value)
+        except ValueError:
+            raise ValueError(f"llm.budgets: {name}={value!r} is not a number of US dollars") from None
+        if usd < 0:
+            raise ValueError(f"llm.budgets: {name}={value} must be >= 0")
+        out[name] = usd
+    return out
+
+
+def parse_prices(entries: list[str]) -> dict[str, tuple[float, ...]]:
+    """``llm.prices`` entries (``"my-model=input/output[/cached_input[/cache_write]]"``, USD per million tokens)."""
+    out = {}
+    for model, value in _pairs(entries, "llm.prices").items():
+        try:
+            rates = tuple(float(part) for part in value.split("/"))
+        except ValueError:
+            raise ValueError(
+                f"llm.prices: {model}={value!r}: expected input/output[/cached_input[/cache_write]]"
+            ) from None
+        if not 2 <= len(rates) <= 4 or min(rates) < 0:
+            raise ValueError(
+                f"llm.prices: {model}={value!r}: expected 2 to 4 non-negative numbers (USD per million tokens)"
+                " input/output[/cached_input[/cache_write]]"
+            )
+        out[model] = rates
+    return out
+
+
+@dataclass
+class LLMConfig:
+    """LLM usage and cost accounting of the openai and anthropic SDKs (SPEC section 11)."""
+
+    instrument: bool = setting(True, doc="Record calls made through the openai and anthropic SDKs.")
+    notify_cost_usd: float | None = setting(
+        0.0, doc="A cell that spent more than this (USD) says so; none never does.", min=0
+    )
+    budget_usd: float | None = setting(
+        None, doc="Budget of this kernel (USD); once spent, calls fail before sending.", min=0
+    )
+    budgets: list[str] = setting(  # noqa: RUF009 - every field is declared this way
+        default_factory=list,
+        doc="Named budgets shared by every kernel on the machine (and over llm.redis_url): NAME=USD entries.",
+    )
+    redis_url: str | None = setting(None, doc="Redis URL sharing named budgets across machines.")
+    alert_ratio: float = setting(0.8, doc="Share of a budget at which an alert fires.", min=0, max=1)
+    prices: list[str] = setting(  # noqa: RUF009 - every field is declared this way
+        default_factory=list,
+        doc="Price overrides, USD per million tokens: MODEL=input/output[/cached_input[/cache_write]].",
+    )
+    model_labels: list[str] = setting(  # noqa: RUF009 - every field is declared this way
+        default_factory=list, doc="Models that always get their own metrics label (others: the first max_model_labels)."
+    )
+    max_model_labels: int = setting(20, doc="Distinct model labels in metrics; further models count as 'other'.", min=0)
+    history: bool = setting(True, doc="Keep a machine-wide history in core.state_dir/llm for 'jupyter sci llm'.")
+
+    def __post_init__(self) -> None:
+        parse_budgets(self.budgets)
+        parse_prices(self.prices)
+
+
+BUILTIN_SECTIONS["llm"] = LLMConfig
