@@ -20,6 +20,7 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.cache_magics",
     "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.secret_magics",
+    "sci_ext.kernel.dashboard_magics",
     "sci_ext.kernel.unavailable",
 ]
 
