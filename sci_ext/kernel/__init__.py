@@ -22,6 +22,8 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.secret_magics",
     "sci_ext.kernel.dashboard_magics",
     "sci_ext.kernel.unavailable",
+    "sci_ext.kernel.telemetry_hooks",
+    "sci_ext.kernel.health_magics",
 ]
 
 
