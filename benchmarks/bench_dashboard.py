@@ -62,13 +62,14 @@ def main() -> int:
             off: list[float] = []
             on: list[float] = []
             cpu = wall = 0.0
+            out: list[str] = []
             for _ in range(blocks):
                 off += round_trips(kc, per_block)
                 kc.execute_interactive(f"%sci_dashboard --interval {interval}", timeout=60, output_hook=_quiet)
                 started = time.monotonic()
                 on += round_trips(kc, per_block)
                 time.sleep(interval * 2)  # let a couple of refreshes land outside the timed cells too
-                out: list[str] = []
+                out.clear()
                 kc.execute_interactive(
                     f"print({DASH}.cpu_seconds)",
                     timeout=60,
