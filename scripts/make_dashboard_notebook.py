@@ -10,9 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from nbclient import NotebookClient
-
 import nbformat
+from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 IGNORE = {"tags": ["nbval-ignore-output"]}
