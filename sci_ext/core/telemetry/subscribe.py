@@ -58,22 +58,12 @@ def _on_cache(event: Any) -> None:
 
 
 def _on_retry(event: Any) -> None:
-    from .metrics import get_metrics
-
+    # The retry layer logs the retry itself (sci_ext.retry): only the metric here.
     if _metrics_on():
+        from .metrics import get_metrics
+
         m = get_metrics()
         m.retry_attempts.labels(m.retry_names(event.name), m.error_types(event.error_type)).inc()
-    logging.getLogger("sci_ext.retry").warning(
-        "%s: attempt %d/%d failed with %s [%s]; retrying in %.2f s",
-        event.name,
-        event.attempt,
-        event.max_attempts,
-        event.error_type,
-        event.category,
-        event.wait,
-        extra={"retrier": event.name, "attempt": event.attempt, "error_type": event.error_type,
-               "category": event.category, "wait_seconds": round(event.wait, 3)},
-    )  # fmt: skip
 
 
 def _on_breaker(event: Any) -> None:

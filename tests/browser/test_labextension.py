@@ -1,0 +1,191 @@
+"""The JupyterLab extension ``sci-ext`` in a real JupyterLab and a real Chromium.
+
+The server is started by ``conftest.LabServer`` with the sci_ext server extension enabled
+(the real ``/sci/api/status``), except for the degradation test, which starts one with
+it disabled.  Cells run in a real kernel that the page starts.  The only fake is in
+``test_gpu_and_llm_rendering``: GPUs and LLM accounting cannot run here, so that test
+adds a GPU and an ``llm`` block to the real status answer on its way to the page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import REPO, LabPage, LabServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+STATUS_ITEM = "#sci-ext-status"
+PANEL = "#sci-ext-panel"
+PANEL_TAB = ".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='sci-ext-panel']"
+LIVE_TEXT = re.compile(r"CPU [\d.]+% · Mem [\d.]+ [KMGT]?i?B · Cache ")
+
+
+def status_text(lp: LabPage) -> str:
+    return lp.page.locator(STATUS_ITEM).inner_text()
+
+
+def wait_status_text(lp: LabPage, pattern: re.Pattern[str], timeout: float = 30.0) -> str:
+    """Wait until the status item's text matches ``pattern``; returns the text."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = status_text(lp)
+        if pattern.search(text):
+            return text
+        lp.page.wait_for_timeout(200)
+    raise AssertionError(f"status item never matched {pattern.pattern!r}; last text {text!r}")
+
+
+def open_panel(lp: LabPage) -> None:
+    """Open the Sci Health panel by clicking the status-bar item."""
+    lp.page.locator(STATUS_ITEM).click()
+    lp.page.wait_for_selector(f"{PANEL}:not(.lm-mod-hidden) [data-section='checks']")
+
+
+def test_status_item_shows_live_values_that_change_after_kernel_work(lab: LabServer, lab_page: LabPage) -> None:
+    lab.write_notebook(
+        "cache_work.ipynb",
+        ["%load_ext sci_ext", "%%cached browser_demo\nvalue = sum(range(10_000))\nprint('value', value)"],
+    )
+    lab_page.open("cache_work.ipynb")
+    before = wait_status_text(lab_page, LIVE_TEXT)
+    assert "Cache –" in before, before  # no cache request in this server's state dir yet
+    dot = lab_page.page.locator(f"{STATUS_ITEM} .sci-ext-dot")
+    assert dot.get_attribute("data-level") in {"ok", "degraded", "failing"}
+
+    lab_page.run_cell(0)
+    assert "value 49995000" in lab_page.run_cell(1)  # a miss: the cell runs
+    assert "value 49995000" in lab_page.run_cell(1)  # a hit: replayed from the cache
+    after = wait_status_text(lab_page, re.compile(r"Cache 50%"))
+    assert after != before
+    # The values really come from the poll: they keep being refreshed.
+    count = len(lab_page.status_requests)
+    lab_page.page.wait_for_timeout(2500)
+    assert len(lab_page.status_requests) > count
+    lab_page.screenshot("status-item")
+
+
+def test_panel_opens_with_health_checks_and_charts(lab: LabServer, lab_page: LabPage) -> None:
+    lab_page.open()
+    wait_status_text(lab_page, LIVE_TEXT)
+    open_panel(lab_page)
+    panel = lab_page.page.locator(PANEL)
+    assert panel.locator("h2").inner_text() == "Sci Health"
+    checks = panel.locator("[data-section='checks'] tbody tr")
+    assert checks.count() >= 3
+    names = checks.locator("td:first-child").all_inner_texts()
+    assert "cache_dir" in names, names
+    badges = set(checks.locator(".sci-ext-badge").evaluate_all("els => els.map(e => e.dataset.level)"))
+    assert badges <= {"ok", "degraded", "failing"} and badges, badges
+    # Charts fill in as samples arrive (refresh interval 1 s in the test settings).
+    lab_page.page.wait_for_function(
+        "() => (document.querySelector(\"#sci-ext-panel [data-chart='cpu'] path.sci-ext-chart-line\")"
+        "?.getAttribute('d') || '').includes('L')",
+        timeout=30_000,
+    )
+    for key in ("cpu", "memory", "cache", "p95"):
+        assert panel.locator(f"[data-chart='{key}'] svg").count() == 1
+    resources = panel.locator("[data-section='resources']").inner_text()
+    assert "CPU" in resources and "Memory" in resources and "Disk free" in resources
+    for section in ("kernels", "breakers", "errors", "alerts"):
+        assert panel.locator(f"[data-section='{section}']").count() == 1
+    lab_page.screenshot("panel")
+
+
+def test_failing_guarded_cell_listed_with_correlation_id(lab: LabServer, lab_page: LabPage) -> None:
+    lab.write_notebook(
+        "guarded_fail.ipynb",
+        [
+            "%load_ext sci_ext",
+            "%%guarded browser_check --retries 0\n"
+            "from sci_ext.core import context\n"
+            "print('correlation', context.current().correlation_id)\n"
+            "raise ValueError('browser test: the model said no')",
+        ],
+    )
+    lab_page.open("guarded_fail.ipynb")
+    lab_page.run_cell(0)
+    output = lab_page.run_cell(1)
+    match = re.search(r"correlation (\S+)", output)
+    assert match and match.group(1) != "None", output
+    correlation_id = match.group(1)
+    assert "ValueError" in output
+
+    open_panel(lab_page)
+    item = lab_page.page.locator(f"{PANEL} .sci-ext-error[data-correlation-id='{correlation_id}']").first
+    item.wait_for(timeout=30_000)
+    text = item.inner_text()
+    assert "ValueError" in text and "the model said no" in text
+    assert correlation_id in item.locator(".sci-ext-corr").inner_text()
+    lab_page.screenshot("panel-error")
+    # The README's screenshot: a wider panel with live data, the error and its correlation id.
+    lab_page.resize_left_area(620)
+    lab_page.page.wait_for_timeout(1500)  # one more sample drawn at the new width
+    lab_page.screenshot("readme", path=REPO / "docs" / "img" / "sci-health-panel.png")
+
+
+def test_polling_pauses_while_the_tab_is_hidden(lab: LabServer, lab_page: LabPage) -> None:
+    lab_page.open()
+    wait_status_text(lab_page, LIVE_TEXT)
+    t0 = time.monotonic()
+    lab_page.page.wait_for_timeout(4000)
+    visible = lab_page.status_requests_between(t0, time.monotonic())
+    assert visible >= 3, f"{visible} requests in 4 s at a 1 s interval"
+
+    lab_page.set_hidden(True)
+    lab_page.page.wait_for_timeout(1500)  # lumino lingers one tick before standing by
+    t1 = time.monotonic()
+    lab_page.page.wait_for_timeout(5000)
+    hidden = lab_page.status_requests_between(t1, time.monotonic())
+    assert hidden == 0, f"{hidden} requests in 5 s while hidden"
+
+    t2 = time.monotonic()
+    lab_page.set_hidden(False)  # shown again: refreshed at once, then polled again
+    lab_page.page.wait_for_timeout(2500)
+    assert lab_page.status_requests_between(t2, time.monotonic()) >= 2
+
+
+def test_gpu_and_llm_rendering(lab: LabServer, lab_page: LabPage) -> None:
+    """GPUs and LLM accounting cannot run here: add them to the real answer in flight."""
+
+    def add_gpu_and_llm(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["resources"]["gpus"] = [
+            {"index": 0, "name": "NVIDIA A100 (test)", "utilization_percent": 35.0,
+             "memory_used_bytes": 2 * 1024**3, "memory_total_bytes": 40 * 1024**3, "temperature_c": 60}
+        ]  # fmt: skip
+        body["llm"] = {"calls": 3, "cost_usd": 0.42, "cost_saved_usd": 0.1, "by_model": [
+            {"provider": "openai", "model": "gpt-4o", "calls": 3, "cost_usd": 0.42}]}  # fmt: skip
+        route.fulfill(response=response, body=json.dumps(body))
+
+    lab_page.page.route(re.compile(r".*/sci/api/status.*"), add_gpu_and_llm)
+    lab_page.open()
+    wait_status_text(lab_page, re.compile(r"LLM \$0\.42"))
+    open_panel(lab_page)
+    panel = lab_page.page.locator(PANEL)
+    panel.locator("[data-chart='gpu0']").wait_for()
+    assert "NVIDIA A100 (test)" in panel.locator("[data-section='resources']").inner_text()
+    assert "$0.42 spent" in panel.locator("[data-section='llm']").inner_text()
+
+
+def test_server_extension_not_enabled(
+    lab_factory: Callable[..., LabServer], lab_page_factory: Callable[[LabServer], LabPage]
+) -> None:
+    bare = lab_factory(server_extension=False)
+    assert bare.get("/sci/api/status")[0] == 404
+    page = lab_page_factory(bare).open()
+    wait_status_text(page, re.compile(r"sci: off"))
+    item = page.page.locator(STATUS_ITEM)
+    assert "not enabled" in (item.get_attribute("title") or "")
+    item.click()
+    message = page.page.locator(f"{PANEL}:not(.lm-mod-hidden) .sci-ext-disabled")
+    message.wait_for()
+    assert "sci_ext server extension not enabled" in message.inner_text()
+    page.screenshot("not-enabled")
+
