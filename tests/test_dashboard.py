@@ -81,7 +81,7 @@ def wait_for(kernel, code: str, expected: str, timeout: float = 30) -> str:
 def test_dashboard_in_a_real_kernel_updates_and_stops(kernel):
     res = kernel.run("%sci_dashboard --interval 0.2 --window 1").check()
     views = [d for d in res.displays if "application/vnd.jupyter.widget-view+json" in d]
-    assert len(views) == 1
+    assert len(views) == 2  # the panel, and the figure shown inside its Output widget
     first = int(kernel.run(f"print({DASH}.model.samples)").check().stdout)
     # Other cells run while it updates, and the samples keep coming.
     kernel.run("import time; time.sleep(1.0); x = sum(range(10**6))").check()

@@ -63,10 +63,11 @@ class DashboardPanel:
 
         names = list(SERIES)
         titles = [f"{title} ({unit})" if unit else title for title, unit in SERIES.values()]
-        base = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.18)
+        base = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.22)
         for i, name in enumerate(names):
             base.add_scatter(x=[], y=[], mode="lines+markers", name=SERIES[name][0], row=i // 3 + 1, col=i % 3 + 1)
-        base.update_layout(height=420, margin={"l": 40, "r": 10, "t": 40, "b": 30}, showlegend=False)
+        base.update_layout(height=440, margin={"l": 40, "r": 10, "t": 40, "b": 30}, showlegend=False)
+        base.update_xaxes(tickformat="%H:%M:%S", nticks=4)
         self.figure = go.FigureWidget(base)
         self.header = widgets.HTML()
         self.breakers = widgets.HTML()
@@ -75,10 +76,18 @@ class DashboardPanel:
         stop = widgets.Button(description="Stop", button_style="warning", layout=widgets.Layout(width="80px"))
         stop.on_click(lambda _button: on_stop())
         section = widgets.HTML
+        # The figure is shown through an Output widget so that it can be drawn again: plotly 7's
+        # anywidget view, when it is the first one on a busy page, sometimes comes up before its
+        # data and stays empty (seen in JupyterLab 4.6 + anywidget 0.11).  A view reports the
+        # traces it drew (_js2py_traceDeltas); if it drew fewer than the figure has, show a fresh
+        # copy of the figure once.
+        self.plot = widgets.Output()
+        self._redraws = 0
+        self._show_figure()
         self.box = widgets.VBox(
             [
                 widgets.HBox([self.header, stop]),
-                self.figure,
+                self.plot,
                 section("<b>Breakers</b>"),
                 self.breakers,
                 section("<b>Active alerts</b>"),
@@ -89,6 +98,27 @@ class DashboardPanel:
         )
         self.box.add_class("sci-dashboard")
         self._names = names
+
+    def _show_figure(self) -> None:
+        from IPython.display import display
+
+        self.plot.clear_output()
+        with self.plot:
+            display(self.figure)
+        self.figure.observe(self._on_view_drawn, names=["_js2py_traceDeltas"])
+
+    def _on_view_drawn(self, change: Any) -> None:
+        deltas = (change.get("new") or {}).get("trace_deltas")
+        if deltas is None or len(deltas) >= len(self.figure.data) or self._redraws >= 3:
+            return
+        import plotly.graph_objects as go
+
+        self._redraws += 1
+        old = self.figure
+        old.unobserve(self._on_view_drawn, names=["_js2py_traceDeltas"])
+        self.figure = go.FigureWidget(old.to_dict())
+        self._show_figure()
+        old.close()
 
     @property
     def closed(self) -> bool:
@@ -102,7 +132,8 @@ class DashboardPanel:
     def update(self, model: DashboardModel) -> None:
         """Refresh the figure and the HTML parts from ``model``."""
         status: Mapping[str, Any] = model.latest
-        x = [dt.datetime.fromtimestamp(t) for t in model.times]
+        # ISO strings, not datetime objects: plotly's widget serializer sends them as they are.
+        x = [dt.datetime.fromtimestamp(t).isoformat(sep=" ", timespec="seconds") for t in model.times]
         with self.figure.batch_update():
             for trace, name in zip(self.figure.data, self._names, strict=True):
                 trace.x = x
