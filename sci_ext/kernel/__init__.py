@@ -21,6 +21,7 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.secret_magics",
     "sci_ext.kernel.llm_magics",
+    "sci_ext.kernel.dashboard_magics",
     "sci_ext.kernel.unavailable",
     "sci_ext.kernel.telemetry_hooks",
     "sci_ext.kernel.health_magics",
