@@ -165,8 +165,10 @@ class SlotStore:
     def _sync_target(self, text: str) -> None:
         if self._target_text() == text:
             return
-        mode = 0o600
-        atomic_write_text(self.target, text, mode=mode)
+        # A deployed config may hold a secret setting: the live file is private too.
+        if self.target.exists():
+            os.chmod(self.target, 0o600)
+        atomic_write_text(self.target, text, mode=0o600)
 
     def reconcile(self) -> bool:
         """Copy the active slot into the target if a switch stopped half-way; returns whether it did.
