@@ -18,6 +18,13 @@ logging.getLogger("sci_ext").addHandler(logging.NullHandler())
 __all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
+def _jupyter_server_extension_points() -> list[dict[str, object]]:
+    """Called by jupyter_server: the ``SciExt`` extension app (imported only then)."""
+    from .server.app import SciExt
+
+    return [{"module": "sci_ext.server.app", "app": SciExt}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Called by ``%load_ext sci_ext``: register the magics and kernel hooks."""
     from .kernel import load

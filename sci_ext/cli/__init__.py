@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "sci_ext.cli.secret_cmd",
     "sci_ext.cli.apikey_cmd",
     "sci_ext.cli.audit_cmd",
+    "sci_ext.cli.health_cmd",
     "sci_ext.cli.deploy_cmd",
 ]
 

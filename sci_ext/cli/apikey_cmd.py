@@ -17,7 +17,7 @@ def add_parser(subparsers: Any) -> None:
     verbs.required = True
 
     create = verbs.add_parser("create", help="create a key; the token is printed once")
-    create.add_argument("name")
+    create.add_argument("name", nargs="?", default="metrics", help="a label for the key (default: metrics)")
     create.add_argument(
         "--scope", action="append", dest="scopes", metavar="SCOPE", help="repeatable; default metrics:read"
     )

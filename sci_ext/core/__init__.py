@@ -41,6 +41,12 @@ _EXPORTS: dict[str, str] = {
     "RateLimiter": "resilience",
     "get_security_manager": "security",
     "SecurityManager": "security",
+    "performance_monitor": "telemetry",
+    "get_logger": "telemetry",
+    "health_check": "telemetry",
+    "run_health_checks": "telemetry",
+    "collect_status": "telemetry",
+    "generate_metrics_text": "telemetry",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - built from the export table
@@ -79,6 +85,14 @@ if TYPE_CHECKING:  # pragma: no cover
         retry_with_backoff,
     )
     from .security import SecurityManager, get_security_manager  # noqa: F401
+    from .telemetry import (  # noqa: F401
+        collect_status,
+        generate_metrics_text,
+        get_logger,
+        health_check,
+        performance_monitor,
+        run_health_checks,
+    )
 
 
 def __getattr__(name: str) -> Any:

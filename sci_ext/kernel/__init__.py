@@ -21,6 +21,8 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.secret_magics",
     "sci_ext.kernel.unavailable",
+    "sci_ext.kernel.telemetry_hooks",
+    "sci_ext.kernel.health_magics",
 ]
 
 

@@ -85,6 +85,9 @@ class CoreConfig:
     reload_interval_seconds: float = setting(
         2.0, doc="How often config files are checked for changes.", min=0.1, max=3600
     )
+    log_format: str = setting(
+        "json", doc="sci_ext's log lines: json (one object a line) or text.", choices=("json", "text")
+    )
 
 
 @dataclass
@@ -172,6 +175,11 @@ class MonitoringConfig:
     window_seconds: float = setting(300.0, doc="Window of rate-based alerts.", min=1)
     check_failing_seconds: float = setting(60.0, doc="Alert when a health check fails for this long.", min=0)
     min_free_disk_bytes: int = setting(2**30, doc="Free disk below this makes the disk check degraded.", min=0)
+    log_stderr: bool = setting(False, doc="Also write sci_ext's log to stderr.")
+    check_interval_seconds: float = setting(
+        30.0, doc="How often the background monitor runs health checks and samples CPU/memory.", min=1
+    )
+    check_timeout_seconds: float = setting(5.0, doc="A health check running longer fails.", min=0.01)
 
 
 @dataclass

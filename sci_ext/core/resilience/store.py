@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from .generations import MAGIC, GenerationFile, slot_of
 
-__all__ = ["DiskStore", "MemoryStore", "Record", "RedisStore", "StateStore", "resolve_store"]
+__all__ = ["DiskStore", "MemoryStore", "Record", "RedisStore", "StateStore", "resolve_store", "store_keys"]
 
 Record = dict[str, Any]
 Change = Callable[[Record | None], Record | None]
@@ -83,6 +83,10 @@ class MemoryStore:
         """Forget ``key``."""
         with self._lock:
             self._data.pop(key, None)
+
+    def keys(self) -> list[str]:
+        """Every key stored (the status API lists breakers with it)."""
+        return list(self._data)
 
 
 class DiskStore:
@@ -219,6 +223,10 @@ class DiskStore:
             self._cache.delete(key, retry=True)
             remember(None)
 
+    def keys(self) -> list[str]:
+        """Every key stored, by any process."""
+        return [k for k in self._cache.iterkeys() if isinstance(k, str)]
+
     def close(self) -> None:
         """Close the database connection and the generation file."""
         with self._lock:
@@ -314,6 +322,24 @@ class RedisStore:
         except self._errors as exc:
             self._degraded(exc)
             self.fallback.delete(key)
+
+    def keys(self) -> list[str]:
+        """Every key under this store's prefix (``SCAN``); the fallback's keys when Redis is down."""
+        if self._is_down():
+            return store_keys(self.fallback)
+        try:
+            raw = list(self._client.scan_iter(match=self.prefix + "*", count=500))
+        except self._errors as exc:
+            self._degraded(exc)
+            return store_keys(self.fallback)
+        out = [(k.decode() if isinstance(k, bytes) else str(k))[len(self.prefix) :] for k in raw]
+        return sorted(out)
+
+
+def store_keys(store: StateStore) -> list[str]:
+    """The keys of ``store`` (``[]`` for a store that cannot list them)."""
+    keys = getattr(store, "keys", None)
+    return list(keys()) if callable(keys) else []
 
 
 _memory_stores: dict[str, MemoryStore] = {}

@@ -230,6 +230,10 @@ class SecurityManager:
         """Call ``hook(client, seconds)`` when a client gets locked out (alerts)."""
         self._lockout_hooks.append(hook)
 
+    def record_auth_failure(self, client: str, reason: str) -> None:
+        """Count, audit and strike a failed authentication that did not present a key (the server's endpoints)."""
+        self._failure(client, reason)
+
     def _failure(self, client: str, reason: str, key_id: str | None = None) -> None:
         with self._lock:
             self.auth_failures_total += 1

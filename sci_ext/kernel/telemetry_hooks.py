@@ -1,0 +1,100 @@
+"""The kernel side of telemetry: a correlation id and a duration for every cell.
+
+``pre_run_cell`` binds a fresh run context (:mod:`sci_ext.core.context`: correlation id,
+kernel id, execution count); everything the cell logs, records or retries carries it,
+including ``%%guarded`` retries and threads started through ``context.wrap``; asyncio
+tasks inherit it by themselves.  ``post_run_cell`` observes
+``sci_cell_duration_seconds``, accounts a failed cell (once, even when ``%%guarded``
+already recorded its error) and resets the context.  Loading the extension also
+installs telemetry (:func:`sci_ext.core.telemetry.install`) and starts its background
+monitor; unloading undoes both.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+from typing import Any
+
+from ..core import context
+from .state import KernelState
+
+__all__ = ["CellTimer", "register"]
+
+
+def _kernel_id() -> str | None:
+    """The kernel's id: ``SCI_EXT_KERNEL_ID`` (set by the server) or the connection file's name."""
+    if os.environ.get("SCI_EXT_KERNEL_ID"):
+        return os.environ["SCI_EXT_KERNEL_ID"]
+    try:
+        from ipykernel.connect import get_connection_file
+
+        name = os.path.basename(get_connection_file())
+    except Exception:
+        return None
+    stem = name.rsplit(".", 1)[0]
+    return stem[len("kernel-") :] if stem.startswith("kernel-") else stem or None
+
+
+class CellTimer:
+    """The ``pre_run_cell`` / ``post_run_cell`` pair of one shell."""
+
+    def __init__(self, ipython: Any) -> None:
+        self.ipython = ipython
+        self.enabled = True
+        self._token: contextvars.Token[Any] | None = None
+        self._start = 0.0
+        self._cid: str | None = None
+        self._recorded: str | None = None  # correlation id of the last recorded error
+
+    def note_error(self, record: Any) -> None:
+        """``on_error`` listener: remember that this run already recorded its error."""
+        self._recorded = record.correlation_id
+
+    def pre(self, info: Any = None) -> None:
+        """Start a run: bind a new correlation id with this cell's execution count."""
+        if not self.enabled:
+            return
+        count = self.ipython.execution_count
+        if getattr(info, "store_history", False):
+            count -= 1  # IPython counts the cell up before it triggers pre_run_cell
+        self._token = context.bind(execution_count=count)
+        self._cid = context.current().correlation_id
+        self._start = time.perf_counter()
+
+    def post(self, result: Any = None) -> None:
+        """End the run: record duration and error, then reset the context."""
+        token, self._token = self._token, None
+        if token is None:
+            return
+        duration = time.perf_counter() - self._start
+        try:
+            error = None
+            if result is not None:
+                error = result.error_in_exec or result.error_before_exec
+            if isinstance(error, KeyboardInterrupt) or not isinstance(error, Exception):
+                error = None  # an interrupt is not a failure
+            from ..core.telemetry.subscribe import record_cell
+
+            where = f"cell [{context.current().execution_count}]"
+            record_cell(duration, error, where, already_recorded=error is not None and self._recorded == self._cid)
+        finally:
+            context.reset(token)
+
+
+def register(ipython: Any, state: KernelState) -> None:
+    """Install telemetry and the cell hooks on ``ipython`` (undone by ``%unload_ext``)."""
+    from ..core.resilience.hooks import on_error
+    from ..core.telemetry.subscribe import install, uninstall
+
+    kernel_id = _kernel_id()
+    if kernel_id and context.process_context().kernel_id is None:
+        context.set_process_context(kernel_id=kernel_id)
+    install()
+    state.on_close(uninstall)
+    timer = CellTimer(ipython)
+    state.timer = timer  # type: ignore[attr-defined]
+    state.on_close(on_error.add(timer.note_error))
+    state.add_event("pre_run_cell", timer.pre)
+    state.add_event("post_run_cell", timer.post)
