@@ -120,6 +120,7 @@ def deploy(
             report = DeployReport(str(ctx.correlation_id), slot, previous, str(store.target), 0.0)
             steps = _Steps(6 if candidate else 5, progress, report)
             _audit("deploy.start", source=str(source), slot=slot, correlation_id=ctx.correlation_id)
+            kept = store.read_slot(slot)  # the config active before the last switch: rollback's target
             try:
                 text = _prepare(source, store, steps)
                 path = store.write_slot(slot, text)
@@ -141,6 +142,8 @@ def deploy(
                     + (f" (previous file kept as {backup})" if backup else "")
                 )
             except DeployError as exc:
+                if kept is not None and store.read_slot(slot) != kept:
+                    store.write_slot(slot, kept)  # rollback still goes where it went before
                 _audit("deploy.refused", source=str(source), slot=slot, reason=str(exc)[:300])
                 log.error("deploy: refused: %s", exc)
                 raise
@@ -216,9 +219,14 @@ def rollback(*, target: Path | None = None, progress: Progress | None = None) ->
             previous = store.active()
             if previous is None:
                 raise DeployError(f"nothing to roll back: no deploy has been made to {store.target}")
-            slot = "green" if previous == "blue" else "blue"
+            slot = store.other(previous)
             if store.read_slot(slot) is None:
                 raise DeployError(f"nothing to roll back to: slot {slot} is empty")
+            if store.rollback_target() != slot:
+                raise DeployError(
+                    f"slot {slot} holds a config that was never active (a deploy was interrupted); "
+                    f"deploy the config you want instead of rolling back"
+                )
             report = DeployReport(str(ctx.correlation_id), slot, previous, str(store.target), 0.0)
             steps = _Steps(1, progress, report)
             backup = store.backup_target("pre-rollback")

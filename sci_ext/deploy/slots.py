@@ -105,6 +105,22 @@ class SlotStore:
         """The slot a deploy writes into."""
         return "green" if self.active() == "blue" else "blue"
 
+    @staticmethod
+    def other(slot: str) -> str:
+        """The slot that is not ``slot``."""
+        return "green" if slot == "blue" else "blue"
+
+    def rollback_target(self) -> str | None:
+        """The slot rollback would switch to, if it still holds the config active before the last switch."""
+        pointer = self.pointer()
+        if pointer is None:
+            return None
+        other = self.other(str(pointer["slot"]))
+        text = self.read_slot(other)
+        if text is None or pointer.get("other_sha256") != _sha256(text):
+            return None
+        return other
+
     def read_slot(self, slot: str) -> str | None:
         """The text of ``slot``, or ``None`` if it is empty."""
         try:
@@ -151,7 +167,15 @@ class SlotStore:
         return "blue"
 
     def _write_pointer(self, slot: str, text: str) -> None:
-        record = {"slot": slot, "sha256": _sha256(text), "switched_at": time.time(), "target": str(self.target)}
+        other = self.read_slot(self.other(slot))
+        record = {
+            "slot": slot,
+            "sha256": _sha256(text),
+            # What the other slot held at the switch: rollback goes there only if it still does.
+            "other_sha256": None if other is None else _sha256(other),
+            "switched_at": time.time(),
+            "target": str(self.target),
+        }
         atomic_write_text(self.pointer_path, json.dumps(record, indent=2) + "\n", mode=0o600)
 
     def switch(self, slot: str) -> None:
