@@ -184,3 +184,21 @@ def test_a_running_kernel_sees_the_switch_by_hot_reload(sci_env, kernel_factory)
             break
         time.sleep(0.3)
     assert seen == "3"
+
+
+def test_every_step_is_logged_with_the_deployment_id_and_audited(sci_env):
+    import json
+
+    project = sci_env["project"]
+    res = sci("deploy", str(write(project / "n.toml", "[retry]\nmax_attempts = 2\n")), "--no-candidate")
+    assert res.returncode == 0
+    deployment = res.stdout.split("(deployment ")[1].rstrip(")\n")
+    log = sci_env["XDG_STATE_HOME"] / "sci_ext" / "logs" / "sci_ext.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    steps = [r for r in records if r.get("logger") == "sci_ext.deploy"]
+    assert len(steps) == 5 and all(r["correlation_id"] == deployment for r in steps)
+    assert sci("rollback").returncode == 0
+    audit = sci_env["XDG_STATE_HOME"] / "sci_ext" / "audit" / "audit.jsonl"
+    events = [json.loads(line)["event"] for line in audit.read_text().splitlines() if line.strip()]
+    assert events.count("deploy.start") == 1 and "deploy.switch" in events and "deploy.rollback" in events
+    assert sci("audit", "verify").returncode == 0

@@ -21,6 +21,16 @@ def _target(args: argparse.Namespace) -> Path | None:
     return Path(args.target).expanduser() if args.target else None
 
 
+def _log_to_file() -> None:
+    """Every deploy step goes to sci_ext's JSON log (core.state_dir/logs) with the deployment's id."""
+    from ..core.telemetry import configure_logging
+
+    try:
+        configure_logging()
+    except Exception as exc:  # the deploy itself does not need the log
+        print(f"deploy: warning: no JSON log ({exc})", file=sys.stderr)
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from ..deploy import pipeline
 
@@ -35,6 +45,7 @@ def _deploy(args: argparse.Namespace) -> int:
         return 0
     if not args.file:
         raise UsageFailure("deploy: give the new config file (or --status)")
+    _log_to_file()
     report = pipeline.deploy(
         args.file,
         target=_target(args),
@@ -49,6 +60,7 @@ def _deploy(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from ..deploy import pipeline
 
+    _log_to_file()
     report = pipeline.rollback(target=_target(args), progress=_progress)
     print(f"rolled back to slot {report.slot} (was {report.previous})")
     return 0
