@@ -17,14 +17,14 @@ __all__ = ["FEATURE_MODULES", "KernelState", "load", "unload"]
 #: One module per feature; each defines ``register(ipython, state)``.
 FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.config_magics",
+    "sci_ext.kernel.telemetry_hooks",
     "sci_ext.kernel.cache_magics",
     "sci_ext.kernel.guard_magics",
     "sci_ext.kernel.secret_magics",
     "sci_ext.kernel.llm_magics",
     "sci_ext.kernel.dashboard_magics",
-    "sci_ext.kernel.unavailable",
-    "sci_ext.kernel.telemetry_hooks",
     "sci_ext.kernel.health_magics",
+    "sci_ext.kernel.unavailable",
 ]
 
 

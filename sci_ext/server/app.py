@@ -89,6 +89,8 @@ class SciExt(ExtensionApp):
         self.status = SingleFlight(self.worker, self._status_report, interval)
         self.exposition = SingleFlight(self.worker, self._exposition, 0.0)
         self._periodic: PeriodicCallback | None = None
+        # Hot reload in the server too: `jupyter sci deploy` switches config with no restart.
+        _start_config_watcher()
         self.log.info("sci_ext %s: /sci endpoints ready; metrics directory %s", __version__, self.metrics.path)
 
     def initialize_handlers(self) -> None:
@@ -200,3 +202,14 @@ def _state_dir() -> tuple[Path, str | None]:
     except Exception as exc:
         fallback = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "sci_ext"
         return fallback, f"configuration cannot be read: {exc}"
+
+
+def _start_config_watcher() -> None:
+    """Poll the config files as kernels do (``core.hot_reload``), so a deployed config applies here."""
+    from ..core.config import get_config, get_config_manager
+
+    try:
+        if get_config().core.hot_reload:
+            get_config_manager().start_watching()
+    except Exception as exc:  # a broken config must not stop the server
+        log.warning("sci_ext: config hot reload not started: %s", exc)

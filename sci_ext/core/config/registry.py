@@ -44,7 +44,14 @@ def registered_sections() -> dict[str, type]:
 
 
 def user_config_path() -> Path:
-    """``$XDG_CONFIG_HOME/sci_ext/config.toml`` (``~/.config/sci_ext/config.toml``)."""
+    """``$XDG_CONFIG_HOME/sci_ext/config.toml`` (``~/.config/sci_ext/config.toml``).
+
+    ``SCI_EXT_CONFIG_FILE`` names another file: ``jupyter sci deploy`` starts its
+    candidate server on the new slot this way, without touching the live file.
+    """
+    explicit = os.environ.get("SCI_EXT_CONFIG_FILE")
+    if explicit:
+        return Path(explicit).expanduser()
     base = os.environ.get("XDG_CONFIG_HOME")
     root = Path(base) if base else Path.home() / ".config"
     return root / "sci_ext" / "config.toml"

@@ -143,6 +143,7 @@ def collect_status(*, run_checks: bool = True) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "version": __version__,
+        "environment": cfg.core.environment,
         "time": time.time(),
         "status": report.status if report else "ok",
         "checks": checks,
