@@ -38,7 +38,9 @@ def test_compare_flags_regressions_beyond_tolerance_both_ways():
     }
     problems = bench_regress.compare(baseline, {"a": 1.30, "b": 0.70, "c": 1.2}, 0.25)
     assert [p.split(":")[0] for p in problems] == ["a", "b", "gone"]
-    assert bench_regress.compare(baseline, {"a": 1.2, "b": 0.8, "c": 0.5, "gone": 3.0}, 0.25) == ["gone: 3.000 vs baseline 1.000 (lower is better)"]
+    assert bench_regress.compare(baseline, {"a": 1.2, "b": 0.8, "c": 0.5, "gone": 3.0}, 0.25) == [
+        "gone: 3.000 vs baseline 1.000 (lower is better)"
+    ]
 
 
 def test_the_committed_baseline_names_existing_scripts():

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable

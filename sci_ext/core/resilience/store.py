@@ -139,6 +139,10 @@ class _Records:
     def delete(self, key: str) -> None:
         self.connection().execute("DELETE FROM records WHERE key = ?", (key,))
 
+    def keys(self) -> list[str]:
+        """Every key stored."""
+        return [row[0] for row in self.connection().execute("SELECT key FROM records ORDER BY key")]
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate transaction: a write lock shared with every process."""
@@ -301,7 +305,7 @@ class DiskStore:
 
     def keys(self) -> list[str]:
         """Every key stored, by any process."""
-        return [k for k in self._cache.iterkeys() if isinstance(k, str)]
+        return self._records.keys()
 
     def close(self) -> None:
         """Close the database connection and the generation file."""
