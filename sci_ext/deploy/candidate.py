@@ -17,7 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # the candidate server and promtool: fixed argv, no shell
 import sys
 import tempfile
 import time
@@ -91,7 +91,7 @@ def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[
         cmd.append("--allow-root")
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)  # nosec B603  # our own argv
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
@@ -124,7 +124,7 @@ def check_metrics_text(text: str) -> tuple[int, str]:
     """Validate Prometheus text; returns ``(families, checker)`` or raises :class:`CandidateError`."""
     promtool = shutil.which("promtool")
     if promtool:
-        result = subprocess.run(
+        result = subprocess.run(  # nosec B603  # promtool, fixed argv
             [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60, check=False
         )
         if result.returncode != 0:
