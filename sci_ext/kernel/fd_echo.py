@@ -63,7 +63,7 @@ class EchoRedactor:
             data = data[written:]
 
     def _pump(self) -> None:
-        assert self._read is not None  # nosec B101 - set by start()
+        assert self._read is not None  # nosec B101  # set by start()
         stream = StreamRedactor(self.redactor)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while True:

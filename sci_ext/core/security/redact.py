@@ -98,7 +98,7 @@ class _Table:
         return self._partials(text) if self.anchors is not None else text
 
     def _partials(self, text: str) -> str:
-        assert self.anchors is not None  # nosec B101 - checked by the caller
+        assert self.anchors is not None  # nosec B101  # checked by the caller
         out: list[str] = []
         last = pos = 0
         while True:

@@ -96,7 +96,7 @@ def gpu_info() -> list[dict[str, Any]]:
     finally:
         try:
             pynvml.nvmlShutdown()
-        except Exception:  # noqa: S110  # nosec B110 - shutting NVML down is best effort
+        except Exception:  # noqa: S110  # nosec B110  # shutting NVML down is best effort
             pass
     return out
 
