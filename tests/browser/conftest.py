@@ -17,17 +17,25 @@ import pytest
 from lab_harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, LabPage, LabServer, labextension_installed
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium through playwright (no browser download)."""
+    """Headless Debian Chromium through playwright (no browser download).
+
+    Module scope, not session: playwright's sync API keeps an asyncio loop *running* in the
+    main thread while it is open, and every later test that needs the thread's event loop
+    (pytest-asyncio, pytest-jupyter, ``asyncio.run``) would fail with "loop already running".
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (.ci/run does), or set SCI_EXT_CHROMIUM")
+    import asyncio
+
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+    asyncio.set_event_loop(asyncio.new_event_loop())  # not the closed loop playwright leaves behind
 
 
 @pytest.fixture(scope="session")

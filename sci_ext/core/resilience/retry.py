@@ -129,11 +129,20 @@ async def async_sleep(seconds: float) -> None:
 # ---------------------------------------------------------------- telling the user
 
 
+#: Handlers that only write a file nobody watches (sci_ext's own JSON log): a record that
+#: reaches only these is not seen by the user, so the retry notice is still shown.
+_FILE_ONLY_HANDLERS = frozenset({"sci_ext.jsonlog"})
+
+
 def _configured(logger: logging.Logger) -> bool:
-    """Whether a record of ``logger`` reaches a handler other than a ``NullHandler``."""
+    """Whether a record of ``logger`` reaches a handler the user sees (not a ``NullHandler``,
+    not sci_ext's own JSON-log file)."""
     current: logging.Logger | None = logger
     while current is not None:
-        if any(not isinstance(handler, logging.NullHandler) for handler in current.handlers):
+        if any(
+            not isinstance(handler, logging.NullHandler) and handler.get_name() not in _FILE_ONLY_HANDLERS
+            for handler in current.handlers
+        ):
             return True
         if not current.propagate:
             return False

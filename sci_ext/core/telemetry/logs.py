@@ -213,10 +213,19 @@ def _warn_once(key: str, text: str) -> None:
     sys.stderr.write(f"sci_ext: warning: {text}\n")
 
 
+#: The name of sci_ext's JSON-log file handler (it shows nothing on screen).
+FILE_HANDLER_NAME = "sci_ext.jsonlog"
+
+
 def _file_handler(path: Path, max_bytes: int, backups: int) -> logging.Handler | None:
+    from ..trust import ensure_private_dir
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(path.parent, what="log directory")  # 0700 whatever the umask, ours
         handler = SharedRotatingFileHandler(str(path), max_bytes, backups)
+        # Named so that code deciding whether the user sees log records (the retry notice of
+        # sci_ext.core.resilience) knows this handler only writes the file.
+        handler.set_name(FILE_HANDLER_NAME)
         # Open now so an unwritable directory shows here, once, not on every record.
         handler.stream = handler._open()
         return handler
