@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from kernel_harness import REPO
 
 DOC = Path(REPO) / "docs" / "status-api.md"
@@ -130,3 +131,32 @@ def test_importing_the_telemetry_package_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_status_llm_block_holds_the_machine_wide_llm_totals(sci_env):
+    """The status's ``llm`` block (dashboard, JupyterLab panel) comes from the LLM history of every kernel."""
+    import time
+
+    from sci_ext.core.llm import history
+    from sci_ext.core.llm.events import LLMCall, LLMSaved, on_llm_call, on_llm_saved
+    from sci_ext.core.telemetry.status import collect_status
+
+    assert collect_status(run_checks=False)["llm"] is None  # no call yet: no block
+    history.install()
+    try:
+        for cost in (0.25, 0.17):
+            on_llm_call.emit(
+                LLMCall("openai", "gpt-4o-mini", "chat", "ok", time.time(), 0.5, input=100, output=20, cost_usd=cost)
+            )
+        on_llm_saved.emit(LLMSaved("cell", "summary", calls=2, cost_usd=0.42))
+        assert history.flush()
+    finally:
+        history.uninstall()
+    llm = collect_status(run_checks=False)["llm"]
+    assert llm["calls"] == 2 and llm["cost_usd"] == pytest.approx(0.42)
+    assert llm["cost_saved_usd"] == pytest.approx(0.42) and llm["calls_saved"] == 2
+    assert llm["by_model"] == [
+        {"provider": "openai", "model": "gpt-4o-mini", "calls": 2, "input_tokens": 200, "output_tokens": 40,
+         "cost_usd": pytest.approx(0.42)}
+    ]  # fmt: skip
+    assert llm["prices_version"].startswith("genai-prices")

@@ -79,6 +79,36 @@ def _cache_status(samples: dict[str, list[tuple[dict[str, str], float]]], cfg: A
     return out
 
 
+def llm_status(cfg: Any) -> dict[str, Any] | None:
+    """Machine-wide LLM totals (every kernel sharing ``core.state_dir``); ``None`` before any call."""
+    from ..llm import history
+    from ..llm.prices import table_version
+
+    data = history.machine_usage(cfg.core.state_dir)
+    total, saved = data["total"], data["saved"]
+    if not total["calls"] and not saved["hits"]:
+        return None
+    return {
+        "calls": total["calls"],
+        "errors": total["errors"],
+        "cost_usd": total["cost_usd"],
+        "cost_saved_usd": saved["cost_usd"],
+        "calls_saved": saved["calls"],
+        "prices_version": table_version(),
+        "by_model": [
+            {
+                "provider": row["provider"],
+                "model": row["model"],
+                "calls": row["calls"],
+                "input_tokens": row.get("input", 0),
+                "output_tokens": row.get("output", 0),
+                "cost_usd": row["cost_usd"],
+            }
+            for row in data["models"]
+        ],
+    }
+
+
 def breakers_status(cfg: Any = None) -> list[dict[str, Any]]:
     """Every breaker in the shared store of ``core.state_dir`` (and Redis when configured)."""
     if cfg is None:
@@ -155,5 +185,5 @@ def collect_status(*, run_checks: bool = True) -> dict[str, Any]:
         "retries": {"total": int(_sum(samples, "sci_retry_attempts_total"))},
         "errors": _safe("errors", [], read_errors, 50),
         "alerts": _safe("alerts", [], active_alerts),
-        "llm": None,
+        "llm": _safe("llm", None, llm_status, cfg),
     }
