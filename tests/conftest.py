@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from guard_fixtures import *  # noqa: F403
-from kernel_harness import KernelSession, kernel_env
+from kernel_harness import REPO, KernelSession, kernel_env
 from security_fixtures import *  # noqa: F403
 from telemetry_fixtures import *  # noqa: F403
 
@@ -117,3 +117,23 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout, built once per test run (``pip wheel --no-deps --no-build-isolation``).
+
+    The packaging tests of the server extension and of the labextension both read it.
+    """
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = out.glob("sci_ext-*.whl")
+    return wheel

@@ -59,26 +59,8 @@ def test_build_outputs_are_not_committed() -> None:
 
 
 @pytest.mark.slow
-def test_wheel_ships_the_labextension(tmp_path: Path) -> None:
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = tmp_path.glob("sci_ext-*.whl")
+def test_wheel_ships_the_labextension(built_wheel: Path) -> None:
+    wheel = built_wheel
     with zipfile.ZipFile(wheel) as zf:
         names = [n.split(".data/data/", 1)[1] for n in zf.namelist() if ".data/data/" in n]
         package = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith(f"{LABEXT}/package.json"))))

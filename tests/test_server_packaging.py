@@ -35,26 +35,8 @@ def test_extension_points_are_light() -> None:
 
 
 @pytest.mark.slow
-def test_wheel_ships_the_server_config(tmp_path: Path) -> None:
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = tmp_path.glob("sci_ext-*.whl")
+def test_wheel_ships_the_server_config(built_wheel: Path) -> None:
+    wheel = built_wheel
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         shipped = [n for n in names if n.endswith(CONFIG)]
