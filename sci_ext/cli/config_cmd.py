@@ -53,7 +53,7 @@ def _manager() -> ConfigManager:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..kernel.tables import Table
+    from .._table import Table
     from . import UsageFailure
 
     config = _manager().config

@@ -10,11 +10,11 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from .._table import Table
 from ..core.config import ConfigEvent, get_config_manager
 from ..core.errors import ConfigError
 from .lines import split_line
 from .state import KernelState
-from .tables import Table
 
 __all__ = ["ConfigMagics", "register"]
 

@@ -18,12 +18,12 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from .._table import Table
 from ..core.errors import SecurityError
 from ..core.security import get_redactor, get_security_manager
 from . import redaction
 from .lines import strip_comment
 from .state import KernelState
-from .tables import Table
 
 __all__ = ["SecretMagics", "register"]
 

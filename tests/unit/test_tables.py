@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sci_ext.kernel.tables import Table
+from sci_ext._table import Table
 
 
 def test_html_is_escaped_and_text_is_aligned():

@@ -1,4 +1,4 @@
-"""A small table object that renders as HTML in notebooks and as text in terminals."""
+"""A small table object that renders as HTML in notebooks and as text in terminals (kernel and CLI)."""
 
 from __future__ import annotations
 
