@@ -120,6 +120,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from ..core.config.migrate import migrate
+    from ..core.security import dotenv  # noqa: F401 - importing it registers the .env migrator
     from . import UsageFailure
 
     if not args.path.exists():

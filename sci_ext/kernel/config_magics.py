@@ -120,6 +120,7 @@ class ConfigMagics(Magics):
         from pathlib import Path
 
         from ..core.config.migrate import migrate
+        from ..core.security import dotenv  # noqa: F401 - importing it registers the .env migrator
 
         result = migrate(Path(args.migrate), target=args.to, dry_run=args.dry_run)
         print(result.summary())
