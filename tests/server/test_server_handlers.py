@@ -255,9 +255,13 @@ def test_single_flight_shares_one_computation() -> None:
     assert results == [1] * 50 and again == 1 and calls == [1]
 
 
-def test_periodic_tick_never_raises(caplog) -> None:
+def test_background_tick_never_raises(caplog) -> None:
+    """The server's periodic sampling logs a failure and keeps running (it must never raise)."""
     import asyncio
+    import logging
+    from types import SimpleNamespace
 
+    from sci_ext.server.app import SciExt
     from sci_ext.server.sampler import SingleFlight, Worker
 
     def broken() -> None:
@@ -265,8 +269,14 @@ def test_periodic_tick_never_raises(caplog) -> None:
 
     worker = Worker(1)
     try:
-        tick = SingleFlight(worker, broken, max_age=1).periodic()
-        asyncio.run(tick())
+        app = SimpleNamespace(
+            worker=worker,
+            metrics=SimpleNamespace(compact=lambda: None),
+            status=SingleFlight(worker, broken, max_age=1),
+            health=SingleFlight(worker, lambda: None, max_age=1),
+            log=logging.getLogger("sci_ext.test"),
+        )
+        asyncio.run(SciExt._tick(app))  # type: ignore[arg-type]
     finally:
         worker.shutdown()
     assert "background sampling failed: disk gone" in caplog.text
