@@ -36,25 +36,11 @@ def test_overrides_are_validated_and_shown_with_runtime_source(kernel):
     assert "runtime" in res.displays[0]["text/plain"]
 
 
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ("cache.ttl_seconds=abc", "ConfigError: runtime override: cache.ttl_seconds: expected a number, got 'abc'"),
-        ("cache.ttl_second=5", "did you mean cache.ttl_seconds?"),
-        ("retry.max_attempts=0", "must be >= 1"),
-        ("cahce", "unknown section 'cahce'"),
-        ("--save system", "argument --save: invalid choice"),
-        ("--bogus", "unrecognized arguments: --bogus"),
-        ("--dry-run", "--dry-run and --to only go with --migrate"),
-        ("a=1 rag", "mix of KEY=VALUE and lookups"),
-        ("--save user", "nothing to save"),
-        ("--migrate /nonexistent/bfts.yaml", "no such file"),
-    ],
-)
-def test_bad_input_is_a_one_line_usage_error_and_kernel_survives(kernel, line, message):
-    res = kernel.run(f"%sci_config {line}")
+def test_bad_input_is_a_one_line_usage_error_and_kernel_survives(kernel):
+    """The kernel's side; every kind of bad input is checked in-process (test_config_magic_inprocess)."""
+    res = kernel.run("%sci_config cache.ttl_second=5")
     assert res.error is not None and res.error["ename"] == "UsageError", res.error
-    assert message in res.error["evalue"]
+    assert "did you mean cache.ttl_seconds?" in res.error["evalue"]
     assert "\n" not in res.error["evalue"]
     assert kernel.run("1 + 1").result["text/plain"] == "2"
 

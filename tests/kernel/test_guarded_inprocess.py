@@ -138,3 +138,27 @@ def test_trailing_semicolon_suppresses_the_display_as_in_a_plain_cell(ip):
     result = ip.run_cell("%%guarded\nz = 6 * 7\nz;  # quiet")
     assert result.error_in_exec is None and result.result is None
     assert ip.user_ns["z"] == 42
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--retries -1", "--retries must be >= 0, got -1"),
+        ("--on Nope", "--on: unknown exception or category 'Nope'"),
+        ("--on KeyboardInterrupt", "is never retried"),
+        ("--rate 5/fortnight", "--rate: rate '5/fortnight': unknown unit 'fortnight'"),
+        ("--timeout -3", "--timeout must be >= 0"),
+        ("--fallback x = = 1", "--fallback: not a valid Python statement"),
+        ("--breaker bad/name", "--breaker: 'bad/name' may only hold"),
+        ("--frobnicate", "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(ip, capsys, line, message):
+    """Each bad option: one UsageError line on stderr, no traceback, the cell not run."""
+    ip.user_ns["ran"] = False
+    capsys.readouterr()
+    ip.run_cell(f"%%guarded {line}\nran = True")
+    err = capsys.readouterr().err
+    assert err.startswith("UsageError: ") and message in err, err
+    assert err.count("\n") == 1
+    assert ip.user_ns["ran"] is False
