@@ -180,30 +180,79 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(timeout=10)
 
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh real Redis server for one test."""
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
+    def flushall(self) -> None:
+        """Empty every database (``FLUSHALL``), so the next test starts from nothing."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
+            reply = sock.recv(64)
+        if not reply.startswith(b"+OK"):
+            pytest.fail(f"redis-server FLUSHALL answered {reply!r}")
 
 
 @pytest.fixture(scope="session")
-def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """The redis-server this test process shares between tests (a list: replaced when stopped)."""
+    holder: list[RedisServer] = []
+    yield holder
+    for server in holder:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(_session_redis: list[RedisServer], tmp_path_factory: pytest.TempPathFactory) -> RedisServer:
+    """A real Redis server, empty (``FLUSHALL``) at the start of the test.
+
+    One server per test process; a test that stops it (Redis going down) gets it to
+    itself, and the next test starts a new one.
+    """
+    if _session_redis and _session_redis[-1].running:
+        server = _session_redis[-1]
+        server.flushall()
+        return server
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    _session_redis.append(server)
+    return server
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """The wheel of this checkout, built once per test run (``pip wheel --no-deps --no-build-isolation``).
 
     The packaging tests of the server extension and of the labextension both read it.
+    Under xdist the workers share one build (a file lock in the run's common temp dir).
     """
     import sys
 
-    out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = out.glob("sci_ext-*.whl")
-    return wheel
+    from filelock import FileLock
+
+    common = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    out = common / "wheel"
+    with FileLock(str(common / "wheel.lock")):
+        found = sorted(out.glob("sci_ext-*.whl"))
+        if found:
+            return found[0]
+        out.mkdir(exist_ok=True)
+        build = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(out),
+                str(REPO),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert build.returncode == 0, build.stderr
+        (wheel,) = out.glob("sci_ext-*.whl")
+        return wheel
