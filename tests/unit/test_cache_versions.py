@@ -57,6 +57,8 @@ def test_same_versions_as_the_full_scan(fresh):
     for top, dists in sorted(mapping.items()):
         if top in sys.stdlib_module_names or versions.site_dir_of(top) is None:
             continue  # a name in top_level.txt that no longer exists as a module
+        if len(set(dists)) > 1:
+            continue  # a namespace package (sphinxcontrib.*): several distributions, no one version
         assert versions.find_version(top) == importlib.metadata.version(dists[0]), top
         checked += 1
     assert checked > 50
