@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -15,6 +15,9 @@ from ..core.config import ConfigEvent, get_config_manager
 from ..core.errors import ConfigError
 from .lines import split_line
 from .state import KernelState
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["ConfigMagics", "register"]
 
@@ -136,7 +139,7 @@ def _short(value: Any) -> str:
     return shorten(repr(value), 79)  # redact first, then cut
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Register ``%sci_config`` and start hot reload of the config files."""
     ipython.register_magics(ConfigMagics)
     manager = get_config_manager()
