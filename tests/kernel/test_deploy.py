@@ -1,7 +1,7 @@
 """`jupyter sci deploy` / `rollback` as a user runs them: subprocesses, real kernels, SIGKILL.
 
 The candidate-server path (a real Jupyter server with the extension) is in
-``tests/test_deploy_server.py``; here ``--no-candidate`` keeps the steps fast.
+``tests/server/test_deploy_server.py``; here ``--no-candidate`` keeps the steps fast.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests (``tests/browser``), reusable by any of them.
+"""Fixtures of the browser tests (``tests/e2e/browser``), reusable by any of them.
 
 ``lab`` (module scope: one JupyterLab with the sci_ext server extension enabled),
 ``lab_factory`` (start more, e.g. ``lab_factory(server_extension=False)``), ``browser``

@@ -2,7 +2,7 @@
 
 The wheel is built from this checkout without build isolation (the build hook finds the
 bundle ``scripts/dev.sh`` / ``pip install -e .`` built and rebuilds it only when
-``labextension/src`` is newer).  The browser tests (``tests/browser``) check what it does.
+``labextension/src`` is newer).  The browser tests (``tests/e2e/browser``) check what it does.
 """
 
 from __future__ import annotations
