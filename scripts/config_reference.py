@@ -1,6 +1,6 @@
 """Print the configuration reference (markdown) that README.md embeds.
 
-``tests/test_docs.py`` checks that README.md contains exactly this output, so the
+``tests/unit/test_docs.py`` checks that README.md contains exactly this output, so the
 reference cannot drift from the dataclasses.
 """
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two entry points of README.md: `lab` (run JupyterLab with the quickstart) and
-# `test` (run every check). Both create/update the local virtual environment first.
+# `test` (run every check; `test fast` is the edit-test loop, `test unit|kernel|server|e2e|notebooks|lint`
+# one tier). Both create/update the local virtual environment first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SCI_EXT_VENV:-.venv}"
@@ -50,6 +51,18 @@ labextension() {
     fi
 }
 
+# Static checks: ruff, formatting, mypy, bandit, the import-layer contracts (import-linter),
+# the frontend unit tests (polling/backoff, formatting, charts: node:test on the compiled JS).
+lint() {
+    set -e
+    "$VENV/bin/ruff" check sci_ext tests benchmarks scripts
+    "$VENV/bin/ruff" format --check sci_ext tests benchmarks scripts
+    "$VENV/bin/mypy"
+    "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
+    "$VENV/bin/lint-imports" --no-cache
+    (cd labextension && jlpm test)
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -64,22 +77,37 @@ case "$cmd" in
         exec "$VENV/bin/jupyter" lab notebooks/01_quickstart.ipynb $root_flag "$@"
         ;;
     test)
+        # ./scripts/dev.sh test [all|fast|unit|kernel|server|e2e|notebooks|lint] [pytest args]
+        tier=all
+        case "${1:-}" in all | fast | unit | kernel | server | e2e | notebooks | lint) tier="$1"; shift ;; esac
         setup
         if ! command -v redis-server >/dev/null; then
             echo "warning: redis-server not found; Redis tests will fail (apt-get install redis-server)" >&2
         fi
-        "$VENV/bin/ruff" check sci_ext tests benchmarks scripts
-        "$VENV/bin/ruff" format --check sci_ext tests benchmarks scripts
-        "$VENV/bin/mypy"
-        "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
-        # Frontend unit tests (polling/backoff, formatting, charts): node:test on the compiled JS.
-        (cd labextension && jlpm test)
-        # -p no:cacheprovider keeps the tree clean; nbval runs every notebook as a test.
-        "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
-            --cov=sci_ext --cov-report=term "$@" tests notebooks
+        # -p no:cacheprovider keeps the tree clean; -n 2 --dist loadgroup: two workers, tests that
+        # share a server, a browser, a notebook kernel or the session wheel stay in one (conftest.py).
+        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCI_EXT_TEST_WORKERS:-2}" --dist loadgroup)
+        case "$tier" in
+            fast) exec "${pytest[@]}" -m "not slow" "$@" tests/unit tests/kernel/*_inprocess.py ;;
+            unit | kernel | server | e2e) exec "${pytest[@]}" "$@" "tests/$tier" ;;
+            notebooks) exec "${pytest[@]}" --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg "$@" notebooks ;;
+            lint) lint; exit ;;
+        esac
+        # all: the checks run beside pytest (they are single-threaded and pytest waits on
+        # kernels and servers a lot), then every tier and every notebook in one pytest run.
+        lint_log="$(mktemp)"
+        lint >"$lint_log" 2>&1 &
+        lint_pid=$!
+        status=0
+        "${pytest[@]}" --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
+            --cov=sci_ext --cov-report=term "$@" tests notebooks || status=$?
+        wait "$lint_pid" || status=$?
+        cat "$lint_log"
+        rm -f "$lint_log"
+        exit "$status"
         ;;
     *)
-        echo "usage: scripts/dev.sh lab [--headless] | test [pytest args]" >&2
+        echo "usage: scripts/dev.sh lab [--headless] | test [all|fast|unit|kernel|server|e2e|notebooks|lint] [pytest args]" >&2
         exit 2
         ;;
 esac

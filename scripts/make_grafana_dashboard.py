@@ -1,6 +1,6 @@
 """Write jupyter_config/grafana/sci_ext.json, the Grafana dashboard of sci_ext's metrics.
 
-Generated so that every panel has the same shape; ``tests/test_grafana_dashboard.py``
+Generated so that every panel has the same shape; ``tests/server/test_grafana_dashboard.py``
 runs each panel's PromQL against a real Prometheus that scraped a server with busy
 kernels.  A panel whose description says "May be empty" may return no series (alerts
 that are not firing, LLM calls not made); every other one must return data.

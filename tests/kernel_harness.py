@@ -124,6 +124,31 @@ class KernelSession:
             }
         return res
 
+    def adopt(self, env: dict[str, str], spawned_with: dict[str, str], cwd: Path, load_extension: bool = True) -> None:
+        """Make a kernel started for another test look started for this one.
+
+        The kernel (started with ``spawned_with``, sci_ext not yet imported) gets this
+        test's environment and working directory in a cell kept out of the history,
+        then ``%load_ext sci_ext`` runs as the first cell, as in a kernel started here.
+        """
+        changed = {k: v for k, v in env.items() if spawned_with.get(k) != v}
+        removed = sorted(set(spawned_with) - set(env))
+        code = (
+            "import os as _sci_os\n"
+            f"_sci_os.environ.update({changed!r})\n"
+            f"[_sci_os.environ.pop(_k, None) for _k in {removed!r}]\n"
+            f"_sci_os.chdir({str(cwd)!r})\n"
+            "del _sci_os\n"
+        )
+        reply = self.kc.execute_interactive(code, store_history=False, silent=True, timeout=60)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"could not hand the kernel to this test: {reply['content']}")
+        # A restart (the notebook's button) starts the new process with this test's env and cwd.
+        assert self.km._launch_args is not None
+        self.km._launch_args.update(env=dict(env), cwd=str(cwd))
+        if load_extension:
+            self.run("%load_ext sci_ext").check()
+
     def interrupt(self) -> None:
         """Send SIGINT, as the notebook's stop button does."""
         self.km.interrupt_kernel()

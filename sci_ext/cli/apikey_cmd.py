@@ -54,8 +54,8 @@ def _when(ts: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from .._table import Table
     from ..core.security import get_security_manager
-    from ..kernel.tables import Table
 
     keys = get_security_manager().list_api_keys()
     if args.json:

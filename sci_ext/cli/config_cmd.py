@@ -53,7 +53,7 @@ def _manager() -> ConfigManager:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..kernel.tables import Table
+    from .._table import Table
     from . import UsageFailure
 
     config = _manager().config
@@ -120,6 +120,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from ..core.config.migrate import migrate
+    from ..core.security import dotenv  # noqa: F401 - importing it registers the .env migrator
     from . import UsageFailure
 
     if not args.path.exists():

@@ -42,7 +42,7 @@ def _llm(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
-    from ..kernel.tables import Table
+    from .._table import Table
 
     if not data["models"]:
         print(f"no LLM calls recorded in {data['path']}")

@@ -84,8 +84,8 @@ def _when(ts: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from .._table import Table
     from ..core.security import get_security_manager
-    from ..kernel.tables import Table
 
     infos = get_security_manager().list_secrets()
     if args.json:

@@ -1,8 +1,7 @@
 """The IPython side of sci_ext: magics and kernel hooks.
 
 Each feature lives in its own module with a ``register(ipython, state)`` function;
-:data:`FEATURE_MODULES` lists them.  Magics of features that have not landed yet
-are registered by :mod:`.unavailable`, which says so plainly instead of faking them.
+:data:`FEATURE_MODULES` lists them.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.llm_magics",
     "sci_ext.kernel.dashboard_magics",
     "sci_ext.kernel.health_magics",
-    "sci_ext.kernel.unavailable",
 ]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .._table import Table
 from ..core.cache.layered import LayeredStore
 from ..core.cache.store import BackendUnavailable, DiskStore, EntryInfo
-from .tables import Table
 
 __all__ = ["clear", "entries", "info_table", "list_table", "stats", "stats_table"]
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from .._table import Table
 from ..core.config import ConfigEvent, get_config_manager
 from ..core.errors import ConfigError
 from .lines import split_line
 from .state import KernelState
-from .tables import Table
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["ConfigMagics", "register"]
 
@@ -120,6 +123,7 @@ class ConfigMagics(Magics):
         from pathlib import Path
 
         from ..core.config.migrate import migrate
+        from ..core.security import dotenv  # noqa: F401 - importing it registers the .env migrator
 
         result = migrate(Path(args.migrate), target=args.to, dry_run=args.dry_run)
         print(result.summary())
@@ -135,7 +139,7 @@ def _short(value: Any) -> str:
     return shorten(repr(value), 79)  # redact first, then cut
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Register ``%sci_config`` and start hot reload of the config files."""
     ipython.register_magics(ConfigMagics)
     manager = get_config_manager()

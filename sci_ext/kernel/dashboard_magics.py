@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -27,6 +27,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .dashboard_model import DashboardModel, text_summary
 from .lines import strip_comment
 from .state import KernelState
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["Dashboard", "DashboardMagics", "register"]
 
@@ -105,7 +108,7 @@ class Dashboard:
 class DashboardMagics(Magics):
     """``%sci_dashboard``."""
 
-    def __init__(self, shell: Any, state: KernelState) -> None:
+    def __init__(self, shell: InteractiveShell, state: KernelState) -> None:
         super().__init__(shell)
         self.state = state
         self.dashboard: Dashboard | None = None
@@ -152,7 +155,7 @@ class DashboardMagics(Magics):
             self.dashboard.stop()
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Register ``%sci_dashboard``; stop its updater on unload and at exit."""
     magics = DashboardMagics(ipython, state)
     ipython.register_magics(magics)

@@ -8,7 +8,7 @@ terminal (the report object has both representations).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -16,6 +16,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .lines import strip_comment
 from .state import KernelState
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["HealthMagics", "register"]
 
@@ -58,6 +61,6 @@ class HealthMagics(Magics):
         return report
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Register ``%sci_health``."""
     ipython.register_magics(HealthMagics)

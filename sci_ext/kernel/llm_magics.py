@@ -10,16 +10,19 @@ and a cell whose cache hits saved LLM calls says that too
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from .._table import Table
 from .lines import split_line
 from .state import KernelState
-from .tables import Table
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["LLMMagics", "register"]
 
@@ -144,7 +147,7 @@ def _alert(alert: Any) -> None:
     print(f"[sci_ext] warning: {text}", file=sys.stderr, flush=True)
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Register ``%sci_llm``, the cell hooks, and instrument the SDKs (``llm.instrument``)."""
     from ..core.config import get_config
     from ..core.llm import events, patch

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.security.redact import Redactor, StreamRedactor
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["RedactingStream", "SessionRedactor", "install", "uninstall"]
 
@@ -187,7 +190,7 @@ class RedactingStream:
         return getattr(self._wrapped, name)
 
 
-def install(ipython: Any, redactor: Redactor) -> Any:
+def install(ipython: InteractiveShell, redactor: Redactor) -> Any:
     """Install the right hooks on ``ipython``; return an undo function."""
     kernel = getattr(ipython, "kernel", None)
     session = getattr(kernel, "session", None)

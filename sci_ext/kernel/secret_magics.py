@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import getpass
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from .._table import Table
 from ..core.errors import SecurityError
 from ..core.security import get_redactor, get_security_manager
 from . import redaction
 from .lines import strip_comment
 from .state import KernelState
-from .tables import Table
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["SecretMagics", "register"]
 
@@ -111,7 +114,7 @@ class SecretMagics(Magics):
             print("vault locked")
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Register ``%sci_secret`` and install output redaction."""
     from ..core.security import dotenv
     from ..core.security.redact import install_log_redaction, uninstall_log_redaction

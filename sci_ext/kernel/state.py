@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["KernelState"]
 
@@ -13,13 +16,13 @@ class KernelState:
 
     _by_shell: ClassVar[dict[int, KernelState]] = {}
 
-    def __init__(self, ipython: Any) -> None:
+    def __init__(self, ipython: InteractiveShell) -> None:
         self.ipython = ipython
         self.loaded = False
         self._cleanups: list[Callable[[], None]] = []
 
     @classmethod
-    def get(cls, ipython: Any) -> KernelState:
+    def get(cls, ipython: InteractiveShell) -> KernelState:
         """The state of ``ipython``, created on first use."""
         state = cls._by_shell.get(id(ipython))
         if state is None:

@@ -16,11 +16,14 @@ import contextvars
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import context
 from ..core.telemetry.subscribe import record_cell
 from .state import KernelState
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["CellTimer", "register"]
 
@@ -44,7 +47,7 @@ def _kernel_id() -> str | None:
 class CellTimer:
     """The ``pre_run_cell`` / ``post_run_cell`` pair of one shell."""
 
-    def __init__(self, ipython: Any) -> None:
+    def __init__(self, ipython: InteractiveShell) -> None:
         self.ipython = ipython
         self.enabled = True
         # One entry per running cell: a cell may run another (``get_ipython().run_cell``).
@@ -83,7 +86,7 @@ class CellTimer:
             context.reset(token)
 
 
-def register(ipython: Any, state: KernelState) -> None:
+def register(ipython: InteractiveShell, state: KernelState) -> None:
     """Install telemetry and the cell hooks on ``ipython`` (undone by ``%unload_ext``)."""
     from ..core.events import channel
     from ..core.telemetry.subscribe import install, uninstall

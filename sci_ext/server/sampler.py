@@ -9,15 +9,13 @@ one in flight (single flight: 1000 concurrent requests cause one sample, not 100
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 __all__ = ["SingleFlight", "Worker"]
 
-log = logging.getLogger("sci_ext.server")
 T = TypeVar("T")
 
 
@@ -71,14 +69,3 @@ class SingleFlight:
             return value
         finally:
             self._inflight = None
-
-    def periodic(self) -> Callable[[], Awaitable[None]]:
-        """A callback for ``PeriodicCallback`` that refreshes and logs (never raises)."""
-
-        async def tick() -> None:
-            try:
-                await self.refresh()
-            except Exception as exc:
-                log.warning("sci_ext: background sampling failed: %s", exc)
-
-        return tick

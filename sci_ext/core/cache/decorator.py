@@ -3,6 +3,7 @@
 Layers, fastest first: an in-process LRU with a time to live, the diskcache
 directory shared by every process on the machine (``cache.dir``), and Redis
 (opt-in: ``backend="redis"``).  A hit in a slower layer fills the faster ones.
+Disk and Redis are the :class:`~.layered.LayeredStore` that ``%%cached`` uses too.
 The key is the function's qualified name, a hash of its code (and of the
 notebook helpers it reads) and a content hash of its arguments (numpy-aware);
 ``key=`` replaces the argument part.  In one process only one call computes a
@@ -186,37 +187,51 @@ class _Layers:
         cfg = get_config().cache
         return get_redis_store(str(self.redis_url), cfg.redis_timeout_seconds, cfg.redis_signing_key)
 
+    def _store(self) -> Any:
+        """Disk, with Redis behind it for ``backend="redis"``: the :class:`LayeredStore` ``%%cached`` uses.
+
+        Redis failing is the store's business (one warning, then the local layer alone
+        for a while, then Redis again); an entry found only in Redis is copied to disk.
+        """
+        from .layered import LayeredStore
+
+        remote = self._redis() if "redis" in self.layers else None
+        return LayeredStore(self._disk(), remote, warn=self._redis_failed, source="function")
+
+    def _redis_failed(self, message: str) -> None:
+        self.warn(f"{self.name}: redis cache layer failed ({message}); skipping it")
+
     def lookup_slow(self, key: str) -> Any:
         """The value from disk or Redis (filling the faster layers), or ``_MISSING``."""
         from .serialize import unpack
 
-        for layer in self.layers[1:]:
-            try:
-                store = self._disk() if layer == "disk" else self._redis()
-                buffer = store.get(key)
-                if buffer is None:
+        slow = self.layers[1:]
+        if not slow:
+            return _MISSING
+        try:
+            found = self._store().get(key)
+            if found is None:
+                for layer in slow:
                     self.stats.add(layer, "miss", self.name)
-                    continue
-                value, meta = unpack(buffer)
-            except Exception as exc:
+                return _MISSING
+            buffer, layer = found
+            value, meta = unpack(buffer)
+        except Exception as exc:
+            for layer in slow:
                 self.stats.add(layer, "miss", self.name)
-                self.warn(f"{self.name}: {layer} cache layer failed ({type(exc).__name__}: {exc}); skipping it")
-                continue
-            self.stats.add(layer, "hit", self.name)
-            notes = meta.get("annotations") if isinstance(meta, dict) else None
-            if layer == "redis" and "disk" in self.layers:
-                self.store_slow(key, value, only=("disk",), notes=notes)
-            self.memory.put(key, value, notes)
-            annotate.hit("function", self.name, notes)
-            return value
-        return _MISSING
+            self.warn(f"{self.name}: cache lookup failed ({type(exc).__name__}: {exc}); computing the result")
+            return _MISSING
+        if layer == "redis":
+            self.stats.add("disk", "miss", self.name)
+        self.stats.add(layer, "hit", self.name)
+        notes = meta.get("annotations") if isinstance(meta, dict) else None
+        self.memory.put(key, value, notes)
+        annotate.hit("function", self.name, notes)
+        return value
 
-    def store_slow(
-        self, key: str, value: Any, only: tuple[str, ...] | None = None, notes: dict[str, Any] | None = None
-    ) -> None:
-        """Store ``value`` in disk and Redis (failures warn once)."""
-        layers = [layer for layer in self.layers[1:] if only is None or layer in only]
-        if not layers:
+    def store_slow(self, key: str, value: Any, notes: dict[str, Any] | None = None) -> None:
+        """Store ``value`` on disk and in Redis (failures warn once)."""
+        if not self.layers[1:]:
             return
         from ..config import get_config
         from .serialize import pack
@@ -239,12 +254,10 @@ class _Layers:
         if _holds_secret(packed.stream):
             self.warn(f"{self.name}: result holds a secret value; kept in memory only, never written out")
             return
-        for layer in layers:
-            try:
-                store = self._disk() if layer == "disk" else self._redis()
-                store.set(key, packed, info, self.ttl)
-            except Exception as exc:
-                self.warn(f"{self.name}: {layer} cache layer failed ({type(exc).__name__}: {exc}); skipping it")
+        try:
+            self._store().set(key, packed, info, self.ttl)
+        except Exception as exc:
+            self.warn(f"{self.name}: disk cache layer failed ({type(exc).__name__}: {exc}); skipping it")
 
     # -- memory + single flight ----------------------------------------------
     def from_memory(self, key: str) -> Any:

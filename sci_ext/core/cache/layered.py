@@ -17,7 +17,7 @@ from typing import Any
 
 from . import stats
 from .serialize import PackedEntry, read_header
-from .store import BackendUnavailable, DiskStore, EntryInfo, MemoryStore, RedisStore, redact_url
+from .store import BackendUnavailable, DiskStore, EntryInfo, MemoryStore, RedisStore
 
 __all__ = ["REDIS_RETRY_SECONDS", "LayeredStore", "get_disk_store", "get_memory_store", "get_redis_store"]
 
@@ -168,10 +168,6 @@ class LayeredStore:
             except BackendUnavailable as exc:
                 self._remote_failed(exc)
         return found
-
-    def describe_remote(self) -> str:
-        """The Redis URL without its password ('' without Redis)."""
-        return redact_url(self.remote.url) if self.remote is not None else ""
 
 
 def _ttl_left(info: EntryInfo) -> float | None:

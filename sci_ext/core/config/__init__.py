@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+# The AI-Scientist (bfts) and RAG sections register themselves through register_section.
+from . import bfts as _bfts  # noqa: F401
 from .manager import (
     LAYERS,
     SCHEMA_VERSION,
@@ -22,12 +24,12 @@ from .manager import (
     registered_sections,
     user_config_path,
 )
+from .rag import RAGConfig, get_rag_config
 from .sections import (
     BreakerConfig,
     CacheConfig,
     CoreConfig,
     MonitoringConfig,
-    RAGConfig,
     RetryConfig,
     SecurityConfig,
     setting,
@@ -90,10 +92,4 @@ def get_config() -> Config:
 def get_core_config() -> CoreConfig:
     """The ``core`` section."""
     section: Any = get_config().core
-    return section
-
-
-def get_rag_config() -> RAGConfig:
-    """The ``rag`` section (chunking and retrieval settings)."""
-    section: Any = get_config().rag
     return section

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .registry import register_section
 from .sections import setting
 
 __all__ = ["BftsConfig"]
@@ -164,3 +165,6 @@ class BftsConfig:
         for dotted, value in self.extra.items():
             put(split_dotted(dotted), value)
         return out
+
+
+register_section("bfts", BftsConfig)

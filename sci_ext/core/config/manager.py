@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -516,7 +516,3 @@ class ConfigManager:
                 callback(event)
             except Exception:
                 log.exception("config subscriber %r failed", callback)
-
-    def iter_specs(self) -> Iterator[FieldSpec]:
-        """Specs of every leaf setting (for help texts and tab completion)."""
-        yield from self._config._specs.values()

@@ -2,7 +2,8 @@
 
 Built in: AI-Scientist-v2's ``bfts_config.yaml`` (into a ``[bfts]`` section of the
 project file) and older sci_ext schema versions (in place).  Other formats plug in
-with :func:`register_migrator` (the security feature adds ``.env`` files).
+with :func:`register_migrator`: importing ``sci_ext.core.security`` adds ``.env`` files
+(this module never imports a feature).
 
 Every migration computes the new text first, validates it, and only then writes:
 a backup of the file it changes, then an atomic replace.  Running a migration a
@@ -78,9 +79,6 @@ def migrate(path: Path | str, *, target: Path | str | None = None, dry_run: bool
         raise ConfigError(f"{source}: no such file", path=str(source))
     if source.is_dir():
         raise ConfigError(f"{source}: is a directory, expected a file to migrate", path=str(source))
-    from ..security import dotenv  # registers the `.env` migrator (the security feature)
-
-    dotenv.register()
     for _name, matches, run in _MIGRATORS:
         if matches(source):
             return run(source, Path(target) if target else None, dry_run)

@@ -68,11 +68,6 @@ class Config:
 
     __hash__ = None  # type: ignore[assignment]
 
-    @property
-    def section_names(self) -> list[str]:
-        """Names of every section, built-in and registered."""
-        return list(self._sections)
-
     def section(self, name: str) -> Any:
         """The dataclass instance of section ``name``."""
         return getattr(self, name)

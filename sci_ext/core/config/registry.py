@@ -9,14 +9,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import ConfigError
-from .bfts import BftsConfig
 from .sections import BUILTIN_SECTIONS
 
 __all__ = ["PROJECT_FILE", "find_project_file", "register_section", "registered_sections", "user_config_path"]
 
 PROJECT_FILE = "sci_ext.toml"
 
-_SECTIONS: dict[str, type] = {**BUILTIN_SECTIONS, "bfts": BftsConfig}
+# Domain sections (rag, bfts) add themselves with register_section, as a third party does.
+_SECTIONS: dict[str, type] = dict(BUILTIN_SECTIONS)
 _SECTIONS_LOCK = threading.Lock()
 
 

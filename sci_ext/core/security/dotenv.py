@@ -333,3 +333,6 @@ def register() -> None:
     if not _registered:
         register_migrator(".env file (credentials into the vault)", _matches, migrate_dotenv)
         _registered = True
+
+
+register()  # importing the security feature adds its migrator; config never imports security

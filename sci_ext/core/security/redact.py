@@ -26,7 +26,6 @@ import math
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -407,8 +406,3 @@ def uninstall_log_redaction() -> None:
         if _previous_make_record is not None:
             logging.Logger.makeRecord = _previous_make_record  # type: ignore[method-assign]
             _previous_make_record = None
-
-
-def redact_all(texts: Iterable[str]) -> list[str]:
-    """Redact each of ``texts`` with the process-wide redactor."""
-    return [_redactor.redact(t) for t in texts]

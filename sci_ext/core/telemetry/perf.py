@@ -85,6 +85,17 @@ def _decorate(func: Callable[..., Any], name: str | None) -> Callable[..., Any]:
     perf_counter = time.perf_counter
     debug_enabled = _log.isEnabledFor
 
+    def finish(start: float, exc: BaseException | None) -> None:
+        """What every call records, for the sync and the async wrapper alike."""
+        duration = perf_counter() - start
+        observe(duration)
+        note_run(duration)
+        if exc is not None:
+            if isinstance(exc, Exception):  # KeyboardInterrupt/SystemExit are timed, not errors
+                _failed(label, exc, duration)
+        elif debug_enabled(logging.DEBUG):
+            _log.debug("%s took %.6f s", label, duration, extra={"function": label, "duration_seconds": duration})
+
     if inspect.iscoroutinefunction(func):
         afunc = cast(Callable[..., Awaitable[Any]], func)
 
@@ -94,17 +105,9 @@ def _decorate(func: Callable[..., Any], name: str | None) -> Callable[..., Any]:
             try:
                 result = await afunc(*args, **kwargs)
             except BaseException as exc:
-                duration = perf_counter() - start
-                observe(duration)
-                note_run(duration)
-                if isinstance(exc, Exception):
-                    _failed(label, exc, duration)
+                finish(start, exc)
                 raise
-            duration = perf_counter() - start
-            observe(duration)
-            note_run(duration)
-            if debug_enabled(logging.DEBUG):
-                _log.debug("%s took %.6f s", label, duration, extra={"function": label, "duration_seconds": duration})
+            finish(start, None)
             return result
 
         return async_wrapper
@@ -115,17 +118,9 @@ def _decorate(func: Callable[..., Any], name: str | None) -> Callable[..., Any]:
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            duration = perf_counter() - start
-            observe(duration)
-            note_run(duration)
-            if isinstance(exc, Exception):
-                _failed(label, exc, duration)
+            finish(start, exc)
             raise
-        duration = perf_counter() - start
-        observe(duration)
-        note_run(duration)
-        if debug_enabled(logging.DEBUG):
-            _log.debug("%s took %.6f s", label, duration, extra={"function": label, "duration_seconds": duration})
+        finish(start, None)
         return result
 
     return wrapper

@@ -1,0 +1,157 @@
+"""Migration of AI-Scientist-v2's bfts_config.yaml and of older sci_ext files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sci_ext.core import ConfigError
+from sci_ext.core.config import ConfigManager
+from sci_ext.core.config.migrate import migrate
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+@pytest.fixture
+def bfts(sci_env) -> Path:
+    path = sci_env["project"] / "bfts_config.yaml"
+    shutil.copy(DATA / "bfts_config.yaml", path)
+    return path
+
+
+def test_bfts_migration_keeps_every_key_typed(sci_env, bfts):
+    target = sci_env["project"] / "sci_ext.toml"
+    result = migrate(bfts)
+    assert result.changed and result.target == target and result.backup is None
+    config = ConfigManager().config
+    original = yaml.safe_load(bfts.read_text())
+    b = config.bfts
+    assert b.agent.type == "parallel" and b.agent.num_workers == 4
+    assert b.agent.stages.stage4_max_iters == 18
+    assert b.agent.code.model == original["agent"]["code"]["model"]
+    assert b.agent.code.temp == 1.0 and b.agent.feedback.max_tokens == 8192
+    assert b.agent.vlm_feedback.max_tokens is None and b.goal is None
+    assert b.exec.timeout == 3600 and b.exec.format_tb_ipython is False
+    assert b.agent.search.debug_prob == 0.5
+    assert b.extra == {"agent.summary_model": "gpt-4o-mini"}  # unknown keys kept
+    assert config.source("bfts.agent.num_workers").location == str(target)
+    assert bfts.read_text() == (DATA / "bfts_config.yaml").read_text()  # source untouched
+
+    def leaves(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(leaves(v, f"{prefix}{k}."))
+            elif v is not None:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    for key, value in leaves(original).items():
+        assert config[f"bfts.{key}"] == value, key
+
+
+def test_second_run_changes_nothing(sci_env, bfts):
+    migrate(bfts)
+    target = sci_env["project"] / "sci_ext.toml"
+    before = target.read_bytes()
+    again = migrate(bfts)
+    assert not again.changed and again.backup is None and "nothing to migrate" in again.summary()
+    assert target.read_bytes() == before
+    assert len(list(target.parent.glob("sci_ext.toml.bak-*"))) == 0
+
+
+def test_existing_project_file_is_backed_up_and_kept(sci_env, bfts):
+    target = sci_env["project"] / "sci_ext.toml"
+    target.write_text("# team settings\n[rag]\ntop_k = 9\n")
+    result = migrate(bfts)
+    assert result.backup is not None and result.backup.read_text() == "# team settings\n[rag]\ntop_k = 9\n"
+    text = target.read_text()
+    assert "# team settings" in text and "top_k = 9" in text and "[bfts.agent]" in text
+    assert ConfigManager().config.rag.top_k == 9
+
+
+def test_dry_run_prints_a_diff_and_writes_nothing(sci_env, bfts):
+    result = migrate(bfts, dry_run=True)
+    assert result.changed and result.dry_run
+    assert "+[bfts.agent]" in result.diff and "+num_workers = 4" in result.diff
+    assert not (sci_env["project"] / "sci_ext.toml").exists()
+    assert "dry run" in result.summary()
+
+
+def test_invalid_bfts_values_are_rejected_with_line(sci_env, bfts):
+    text = bfts.read_text().replace("type: parallel", "type: paralell").replace("temp: 0.5", "temp: 3.0", 1)
+    bfts.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        migrate(bfts)
+    problems = info.value.problems  # type: ignore[attr-defined]
+    line = text.splitlines().index("  type: paralell") + 1
+    assert f"bfts_config.yaml line {line}: agent.type: must be one of 'parallel', 'sequential'" in problems[0]
+    assert any(": agent.feedback.temp: must be <= 2" in p for p in problems)
+    assert not (sci_env["project"] / "sci_ext.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("agent: [1, 2\n", "invalid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("agent:\n  num_workers: -2\n", "must be >= 1"),
+    ],
+)
+def test_broken_yaml(sci_env, text, message):
+    path = sci_env["project"] / "bfts_config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        migrate(path)
+
+
+def test_refuses_to_rewrite_a_broken_target(sci_env, bfts):
+    target = sci_env["project"] / "sci_ext.toml"
+    target.write_text("[rag\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        migrate(bfts)
+    assert target.read_text() == "[rag\n"
+
+
+def test_schema_upgrade_renames_keys_in_place(sci_env):
+    old = sci_env["project"] / "sci_ext.toml"
+    old.write_text("# old file\n[cache]\nttl = 60 # a minute\n[retry]\nmax_retries = 4\n")
+    assert "renamed" in (ConfigManager().last_error or "")
+    result = migrate(old)
+    assert result.changed and result.backup is not None
+    assert "renamed cache.ttl -> cache.ttl_seconds" in result.summary()
+    manager = ConfigManager()
+    assert manager.last_error is None
+    assert manager.config.cache.ttl_seconds == 60.0 and manager.config.retry.max_attempts == 4
+    assert "# old file" in old.read_text() and "schema_version = 2" in old.read_text()
+    assert not migrate(old).changed
+
+
+def test_explicit_old_schema_version_is_upgraded(sci_env):
+    old = sci_env["project"] / "sci_ext.toml"
+    old.write_text("schema_version = 1\n[rag]\ntop_k = 2\n")
+    assert "outdated" in (ConfigManager().last_error or "")
+    migrate(old)
+    assert ConfigManager().config.rag.top_k == 2
+
+
+def test_unknown_file_kind_and_missing_file(sci_env):
+    other = sci_env["project"] / "settings.ini"
+    other.write_text("[x]\n")
+    with pytest.raises(ConfigError, match="don't know how to migrate"):
+        migrate(other)
+    with pytest.raises(ConfigError, match="no such file"):
+        migrate(sci_env["project"] / "missing.yaml")
+
+
+def test_nothing_migrates_on_import(sci_env, bfts):
+    import importlib
+
+    import sci_ext
+
+    importlib.reload(sci_ext)
+    ConfigManager()
+    assert not (sci_env["project"] / "sci_ext.toml").exists()
