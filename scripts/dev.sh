@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two entry points of README.md: `lab` (run JupyterLab with the quickstart) and
-# `test` (run every check). Both create/update the local virtual environment first.
+# `test` (run every check); `docs` builds the documentation site into docs/_build/html.
+# All create/update the local virtual environment first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SCI_EXT_VENV:-.venv}"
@@ -14,7 +15,7 @@ setup() {
     local stamp="$VENV/.sci_ext-installed"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench]"
+        "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench,docs]"
         touch "$stamp"
     fi
     labextension
@@ -50,6 +51,14 @@ labextension() {
     fi
 }
 
+# The documentation site: warnings are errors (-W), every cross-reference is checked (-n), and
+# the notebooks are rendered with their stored outputs (no execution). External links are not
+# checked (no network needed).
+docs() {
+    # -E: read every page again, so a warning in an unchanged page still fails the build.
+    "$VENV/bin/python" -m sphinx -E -W --keep-going -n -q -b html docs docs/_build/html
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -74,12 +83,18 @@ case "$cmd" in
         "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
         # Frontend unit tests (polling/backoff, formatting, charts): node:test on the compiled JS.
         (cd labextension && jlpm test)
+        docs
         # -p no:cacheprovider keeps the tree clean; nbval runs every notebook as a test.
         "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \
             --cov=sci_ext --cov-report=term "$@" tests notebooks
         ;;
+    docs)
+        setup
+        docs
+        echo "docs/_build/html/index.html"
+        ;;
     *)
-        echo "usage: scripts/dev.sh lab [--headless] | test [pytest args]" >&2
+        echo "usage: scripts/dev.sh lab [--headless] | test [pytest args] | docs" >&2
         exit 2
         ;;
 esac
