@@ -71,7 +71,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 def _kernel_env(venv: Path, home: Path) -> dict[str, str]:
     dirs = {}
-    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "IPYTHONDIR", "JUPYTER_DATA_DIR"):
+    for var in (
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_STATE_HOME",
+        "XDG_DATA_HOME",
+        "IPYTHONDIR",
+        "JUPYTER_DATA_DIR",
+    ):
         path = home / var.lower()
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         dirs[var] = str(path)
@@ -146,7 +153,9 @@ def test_notebook_runs_outside_the_checkout_against_the_wheel(source: Path, whee
             if out.output_type == "error":
                 problems.append(f"cell {index}: {out.ename}: {out.evalue}")
             elif out.output_type == "stream" and out.name == "stderr":
-                if any(word in out.text for word in ("Traceback", "UsageError", "No module named", "ModuleNotFoundError")):
+                if any(
+                    word in out.text for word in ("Traceback", "UsageError", "No module named", "ModuleNotFoundError")
+                ):
                     problems.append(f"cell {index} stderr: {out.text[:300]}")
     assert not problems, f"{source.name} outside the checkout:\n" + "\n".join(problems)
 
