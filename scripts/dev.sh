@@ -83,6 +83,7 @@ case "$cmd" in
         "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
         # Frontend unit tests (polling/backoff, formatting, charts): node:test on the compiled JS.
         (cd labextension && jlpm test)
+        (cd labextension && jlpm lint)  # eslint and prettier, as the pre-commit hooks run them
         docs
         # -p no:cacheprovider keeps the tree clean; nbval runs every notebook as a test.
         "$VENV/bin/python" -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg \

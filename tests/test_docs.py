@@ -33,7 +33,8 @@ def test_readme_is_a_front_page_whose_links_resolve():
 
 def test_no_invented_project_url():
     """Nobody checked that a public repository exists: install from a clone, name no URL for it."""
-    for path in [REPO / "README.md", REPO / "pyproject.toml", *sorted((REPO / "docs").glob("*.md"))]:
+    pages = [REPO / "README.md", REPO / "CONTRIBUTING.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+    for path in [*pages, REPO / "pyproject.toml", REPO / "labextension" / "package.json"]:
         text = path.read_text()
         assert "github.com/sci-ext" not in text and "git+http" not in text, path
     assert "[project.urls]" not in (REPO / "pyproject.toml").read_text()
