@@ -1,6 +1,6 @@
-"""Print the configuration reference (markdown) that README.md embeds.
+"""Print the configuration reference (markdown) that docs/config-reference.md holds.
 
-``tests/test_docs.py`` checks that README.md contains exactly this output, so the
+``tests/test_docs.py`` checks that docs/config-reference.md contains exactly this output, so the
 reference cannot drift from the dataclasses.
 """
 
