@@ -45,7 +45,7 @@ def test_configuration_reference_matches_the_dataclasses():
         [sys.executable, str(REPO / "scripts" / "config_reference.py")], capture_output=True, text=True, check=True
     ).stdout
     page = REPO / "docs" / "config-reference.md"
-    assert table in page.read_text(), f"run scripts/config_reference.py and paste its output into {page}"
+    assert table in page.read_text(), "run: python scripts/config_reference.py --write"
 
 
 def test_every_docs_page_is_reachable_from_the_site_index():
