@@ -8,13 +8,24 @@ links are not checked and there is no intersphinx.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # autodoc documents this checkout's sci_ext, not an installed copy
 
 from sci_ext._version import __version__  # noqa: E402
+
+# The notebooks are part of the site as docs/notebooks/, a copy made here on every build
+# (git-ignored): Sphinx reads only files under docs/, and MyST resolves a symlink to its target
+# outside docs/, so a symlinked folder would break links to the notebooks.
+_NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+shutil.rmtree(_NOTEBOOKS, ignore_errors=True)
+_NOTEBOOKS.mkdir()
+for _notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    shutil.copy2(_notebook, _NOTEBOOKS / _notebook.name)  # mtime kept: unchanged pages are not re-read
 
 project = "sci_ext"
 author = "sci_ext developers"
@@ -22,7 +33,7 @@ copyright = "sci_ext developers"
 version = release = __version__
 
 extensions = [
-    "myst_nb",  # MyST markdown pages and the notebooks in notebooks/ (symlinked as docs/notebooks)
+    "myst_nb",  # MyST markdown pages and the notebooks in notebooks/ (copied to docs/notebooks)
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
 ]
@@ -61,3 +72,18 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_show_sourcelink = False
+
+
+def _notebook_links(app: object, docname: str, source: list[str]) -> None:
+    """Links written for GitHub's view of the repository work on the site too: a page's
+    ``../notebooks/X.ipynb`` is the rendered notebook, a notebook's ``../docs/page.md`` the page
+    (the notebooks are part of the site as ``docs/notebooks/``, the copy above)."""
+    if docname.startswith("notebooks/"):
+        source[0] = source[0].replace("](../docs/", "](../")
+    else:
+        source[0] = source[0].replace("](../notebooks/", "](notebooks/")
+
+
+def setup(app: Any) -> None:
+    """Register the link rewrite above."""
+    app.connect("source-read", _notebook_links)

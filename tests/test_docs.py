@@ -55,7 +55,5 @@ def test_every_docs_page_is_reachable_from_the_site_index():
     # The toctree ends with `*` (pages other than those listed, in name order: development.md and
     # any page added later), so a new page is on the site without editing the index.
     assert toctree.rstrip().endswith("\n*\n```"), toctree
-    assert (REPO / "docs" / "notebooks").resolve() == (REPO / "notebooks").resolve()
     tutorial = (REPO / "docs" / "tutorial.md").read_text()
-    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
-        assert f"notebooks/{notebook.stem}\n" in tutorial, f"{notebook.name} is not in docs/tutorial.md's toctree"
+    assert ":glob:\n\nnotebooks/*\n" in tutorial, "docs/tutorial.md lists every notebook (a glob)"
