@@ -1,7 +1,7 @@
-"""Print the configuration reference (markdown) that README.md embeds.
+"""Print the configuration reference (markdown) that docs/config-reference.md holds.
 
-``tests/unit/test_docs.py`` checks that README.md contains exactly this output, so the
-reference cannot drift from the dataclasses.
+``tests/unit/test_docs.py`` checks that docs/config-reference.md contains exactly this output, so the
+reference cannot drift from the dataclasses.  ``--write`` replaces the table in that page.
 """
 
 from __future__ import annotations
@@ -46,5 +46,17 @@ def reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(page: Path) -> None:
+    """Replace the table in ``page`` (from its ``| key |`` header to the first line after it
+    that is not a table row) with :func:`reference`; the text around it stays."""
+    lines = page.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("| key |"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    page.write_text("".join(lines[:start]) + reference() + "".join(lines[end:]))
+
+
 if __name__ == "__main__":
-    print(reference(), end="")
+    if sys.argv[1:] == ["--write"]:
+        write(Path(__file__).resolve().parents[1] / "docs" / "config-reference.md")
+    else:
+        print(reference(), end="")

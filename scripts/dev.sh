@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two entry points of README.md: `lab` (run JupyterLab with the quickstart) and
 # `test` (run every check; `test fast` is the edit-test loop, `test unit|kernel|server|e2e|notebooks|lint`
-# one tier). Both create/update the local virtual environment first.
+# one tier); `docs` builds the documentation site. All create/update the local virtual environment first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SCI_EXT_VENV:-.venv}"
@@ -15,7 +15,7 @@ setup() {
     local stamp="$VENV/.sci_ext-installed"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench]"
+        "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench,docs]"
         touch "$stamp"
     fi
     labextension
@@ -61,6 +61,16 @@ lint() {
     "$VENV/bin/bandit" -q -c pyproject.toml -r sci_ext
     "$VENV/bin/lint-imports" --no-cache
     (cd labextension && jlpm test)
+    (cd labextension && jlpm lint)  # eslint and prettier, as the pre-commit hooks run them
+    docs
+}
+
+# The documentation site: warnings are errors (-W), every cross-reference is checked (-n), and
+# the notebooks are rendered with their stored outputs (no execution). External links are not
+# checked (no network needed).
+docs() {
+    # -E: read every page again, so a warning in an unchanged page still fails the build.
+    "$VENV/bin/python" -m sphinx -E -W --keep-going -n -q -b html docs docs/_build/html
 }
 
 cmd="${1:-}"
@@ -106,8 +116,13 @@ case "$cmd" in
         rm -f "$lint_log"
         exit "$status"
         ;;
+    docs)
+        setup
+        docs
+        echo "docs/_build/html/index.html"
+        ;;
     *)
-        echo "usage: scripts/dev.sh lab [--headless] | test [all|fast|unit|kernel|server|e2e|notebooks|lint] [pytest args]" >&2
+        echo "usage: scripts/dev.sh lab [--headless] | test [all|fast|unit|kernel|server|e2e|notebooks|lint] [pytest args] | docs" >&2
         exit 2
         ;;
 esac

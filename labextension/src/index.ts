@@ -23,11 +23,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'sci_ext status-bar item and Sci Health panel',
   autoStart: true,
   optional: [ISettingRegistry, IStatusBar],
-  activate: (
-    app: JupyterFrontEnd,
-    registry: ISettingRegistry | null,
-    statusBar: IStatusBar | null
-  ) => {
+  activate: (app: JupyterFrontEnd, registry: ISettingRegistry | null, statusBar: IStatusBar | null) => {
     const serverSettings = ServerConnection.makeSettings();
     const poller = new StatusPoller({
       fetch: () => fetchStatus(serverSettings),

@@ -48,8 +48,7 @@ export interface IPollerOptions {
 /** Turns a response into a chart sample (missing values become null). */
 export function sampleOf(status: IStatus): ISample {
   const r = status.resources ?? {};
-  const num = (v: unknown): number | null =>
-    typeof v === 'number' && Number.isFinite(v) ? v : null;
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   return {
     time: num(status.time) ?? Date.now() / 1000,
     cpu: num(r.cpu_percent),

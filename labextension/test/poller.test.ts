@@ -61,7 +61,10 @@ describe('StatusPoller', () => {
     assert.equal(poller.requests, 1);
     assert.equal(changes, 1);
     assert.equal(poller.status?.resources?.cpu_percent, 12.5);
-    assert.deepEqual(poller.history.map(s => s.cpu), [12.5]);
+    assert.deepEqual(
+      poller.history.map(s => s.cpu),
+      [12.5]
+    );
   });
 
   it('backs off after failures up to the cap, then returns to the base interval', async () => {
@@ -107,7 +110,10 @@ describe('StatusPoller', () => {
     });
     await poller.start();
     await until(() => rejected.length >= 3);
-    assert.ok(rejected.every(i => i >= 20), `intervals ${rejected}`);
+    assert.ok(
+      rejected.every(i => i >= 20),
+      `intervals ${rejected}`
+    );
   });
 
   it('a failure keeps the last good status and reports the error', async () => {
@@ -192,7 +198,10 @@ describe('StatusPoller', () => {
     await until(() => poller.requests >= 8);
     assert.equal(poller.history.length, 5);
     const cpus = poller.history.map(s => s.cpu as number);
-    assert.deepEqual(cpus, [...cpus].sort((a, b) => a - b));
+    assert.deepEqual(
+      cpus,
+      [...cpus].sort((a, b) => a - b)
+    );
     assert.ok(cpus[0] >= 3);
   });
 

@@ -1,4 +1,4 @@
-"""The one error hierarchy of sci_ext (SPEC section 1).
+"""The one error hierarchy of sci_ext (docs/api.md, "Errors").
 
 Every exception sci_ext raises on purpose derives from :class:`SciExtError`, so a
 user can catch all of them with one ``except`` clause and tell them apart by class.

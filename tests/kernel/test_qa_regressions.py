@@ -340,7 +340,7 @@ def test_saving_through_a_symlinked_config_updates_its_target(sci_env, tmp_path)
     assert "top_k = 7" in target.read_text() and "# tuned by hand" in target.read_text()
 
 
-# -- the README's magic lines, as written (trailing comments included) -------------------------
+# -- the README's and docs' magic lines, as written (trailing comments included) -------------------------
 
 
 README_LINES = [
@@ -354,9 +354,10 @@ README_LINES = [
 
 def test_readme_magic_lines_with_trailing_comments_run_as_written(fast_vault, kernel):
     """Bug: IPython passes the comment to the magic: `%sci_config rag  # ...` was a UsageError."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    repo = Path(__file__).resolve().parents[2]
+    docs = "\n".join(p.read_text() for p in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))])
     for line in README_LINES:
-        assert line in readme, line
+        assert line in docs, line
         kernel.run(line).check()
     assert "8" in kernel.run("%sci_config rag.top_k   # how many chunks").check().text
     assert kernel.run("%sci_config core.environment=lab  # where").check().stdout.startswith("core.environment = 'lab'")

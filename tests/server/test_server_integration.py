@@ -205,9 +205,9 @@ def test_real_prometheus_scrapes_with_bearer_key(live: LiveServer, kernel_run, t
     token_file = tmp_path / "sci_ext.token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
-    # the scrape config is the README's ("Monitoring"), pointed at this server and token file
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    monitoring = readme[readme.index("## Monitoring") :]
+    # the scrape config is the docs' (docs/observability.md, "Monitoring"), pointed at this server and token file
+    page = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    monitoring = page[page.index("## Monitoring") :]
     block = monitoring[monitoring.index("```yaml\n") + len("```yaml\n") :]
     block = block[: block.index("```")]
     assert "/etc/prometheus/sci_ext.token" in block and "127.0.0.1:8888" in block

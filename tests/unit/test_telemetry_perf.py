@@ -1,4 +1,4 @@
-"""performance_monitor (sync, async, bare and configured) and the SPEC section 1 snippet."""
+"""performance_monitor (sync, async, bare and configured) and every core decorator stacked on one function."""
 
 from __future__ import annotations
 
@@ -94,9 +94,9 @@ def test_bad_use_is_a_clear_error():
         performance_monitor(3)  # type: ignore[call-overload]
 
 
-# ------------------------------------------------------------- SPEC section 1
+# ------------------------------------------------- every core decorator at once
 def test_spec_snippet_runs_unchanged_sync(telemetry, fast_vault, no_waits):
-    # As written in SPEC section 1 (unsorted on purpose).
+    # The usage example of the library: imports unsorted on purpose, as a user writes them.
     from sci_ext.core import get_config_manager, get_rag_config, get_security_manager  # noqa: I001
     from sci_ext.core import handle_errors, retry_with_backoff, cache_result, performance_monitor
 

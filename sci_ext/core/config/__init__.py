@@ -1,4 +1,4 @@
-"""Typed, layered, validated configuration (SPEC section 2).
+"""Typed, layered, validated configuration (docs/config.md).
 
 >>> from sci_ext.core import get_rag_config
 >>> get_rag_config().chunk_size

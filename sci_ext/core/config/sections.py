@@ -251,7 +251,7 @@ def parse_prices(entries: list[str]) -> dict[str, tuple[float, ...]]:
 
 @dataclass
 class LLMConfig:
-    """LLM usage and cost accounting of the openai and anthropic SDKs (SPEC section 11)."""
+    """LLM usage and cost accounting of the openai and anthropic SDKs (docs/llm.md)."""
 
     instrument: bool = setting(True, doc="Record calls made through the openai and anthropic SDKs.")
     notify_cost_usd: float | None = setting(

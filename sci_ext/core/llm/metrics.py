@@ -1,4 +1,4 @@
-"""Prometheus metrics of LLM calls, fed by the :mod:`.events` (SPEC section 11).
+"""Prometheus metrics of LLM calls, fed by the :mod:`.events` (docs/llm.md).
 
 * ``sci_llm_requests_total{provider,model,status}``
 * ``sci_llm_tokens_total{provider,model,kind}``

@@ -1,4 +1,4 @@
-"""Secrets and security (SPEC section 5): vault, redaction, API keys, lockout, audit.
+"""Secrets and security (docs/secrets.md): vault, redaction, API keys, lockout, audit.
 
 >>> from sci_ext.core import get_security_manager
 >>> sm = get_security_manager()            # doctest: +SKIP

@@ -1,6 +1,6 @@
 """Where the vault's 256-bit master key comes from.
 
-First found (SPEC section 5): the OS keyring when a real backend exists; a
+First found (docs/secrets.md, "Master key"): the OS keyring when a real backend exists; a
 passphrase (``SCI_EXT_VAULT_PASSPHRASE`` or a prompt) stretched by scrypt; a
 generated key file (0600, created with ``O_EXCL``, outside the vault's directory),
 the weakest option, with a warning.  The vault header records which source a vault

@@ -1,4 +1,4 @@
-"""Telemetry: JSON logs, Prometheus metrics, health checks and alerts (SPEC section 6).
+"""Telemetry: JSON logs, Prometheus metrics, health checks and alerts (docs/observability.md).
 
 It *listens*: the features (config, cache, resilience, security) emit events and never
 import this package; :func:`install` subscribes to them.  One idea per module:

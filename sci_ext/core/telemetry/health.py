@@ -1,4 +1,4 @@
-"""Health checks: a registry, a decorator and the built-in checks of SPEC section 6.
+"""Health checks: a registry, a decorator and the built-in checks (docs/observability.md).
 
 A check is a function (sync or async) registered with :func:`health_check`; it
 returns ``None``/``True`` (ok), ``False`` (failing), a status string

@@ -1,4 +1,4 @@
-"""sci_ext's Prometheus metrics (SPEC section 6), created on first use.
+"""sci_ext's Prometheus metrics (docs/observability.md), created on first use.
 
 Every name, its labels and its type::
 
