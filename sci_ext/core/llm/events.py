@@ -33,10 +33,11 @@ TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 class LLMCall:
     """One request through an SDK: counts and timing only, never a prompt or a response."""
 
-    provider: str
-    model: str
+    provider: str  # who bills it (genai-prices id: openai, anthropic, aws, google, azure, ...)
+    model: str  # the model that served it (the response's), else the one requested
     endpoint: str
     status: str  # ok | rate_limited | server_error | client_error | timeout | connection_error | error | blocked
+    # | refused (a retry bound or an open breaker stopped an attempt before it was sent)
     started: float  # unix time
     duration: float  # seconds, until the last stream event for streams
     input: int | None = None
@@ -49,6 +50,14 @@ class LLMCall:
     kernel_id: str | None = None
     stream: bool = False
     error: str = ""  # the exception class name of a failed call
+    model_requested: str = ""  # the model the call asked for ("" when it named none)
+    attempts: int = 1  # HTTP attempts sent (the SDK's own retries included)
+    rate_limited: int = 0  # attempts answered 429
+    server_errors: int = 0  # attempts answered 5xx, timed out or cut off
+
+    def models(self) -> tuple[str, ...]:
+        """The served and requested model (a filter by model matches either)."""
+        return (self.model, self.model_requested) if self.model_requested else (self.model,)
 
     def tokens(self) -> dict[str, int]:
         """The reported token counts by kind (kinds not reported are left out)."""

@@ -1,0 +1,137 @@
+"""Every provider priced: Bedrock, Vertex and Azure clients (and OpenAI-compatible URLs) billed where they bill.
+
+Real SDK clients against the fake server; the price table (genai-prices) is the oracle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from fake_llm_server import FakeLLMServer
+
+from sci_ext.core.config import get_config_manager
+from sci_ext.core.llm import attempts, budgets, get_llm_usage, instrument, settings, uninstrument, usage
+from sci_ext.core.llm.providers import billing_provider, provider_for_url
+
+MSGS = [{"role": "user", "content": "hi"}]
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"  # AI-Scientist-v2's tree-search default
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    usage.BOOK.reset()
+    attempts.reset()
+    instrument()
+    with FakeLLMServer() as srv:
+        # AnthropicBedrock() as AI-Scientist makes it: credentials and region from the environment (SigV4 signed)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        monkeypatch.setenv("ANTHROPIC_BEDROCK_BASE_URL", srv.bedrock_url)
+        yield srv
+    uninstrument()
+    usage.BOOK.reset()
+
+
+def _expected(provider: str, model: str, u: dict[str, int]) -> float:
+    from genai_prices import Usage, calc_price
+
+    price = calc_price(
+        Usage(input_tokens=u["input"], cache_read_tokens=u["cached_input"], cache_write_tokens=u["cache_write"],
+              output_tokens=u["output"]),
+        model, provider_id=provider,
+    )  # fmt: skip
+    return float(price.total_price)
+
+
+def _only_row() -> dict[str, Any]:
+    rows = get_llm_usage()["models"]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_bedrock_calls_are_billed_by_aws_and_priced(server: FakeLLMServer) -> None:
+    client = anthropic.AnthropicBedrock()
+    reply = client.messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS)
+    assert reply.usage.output_tokens == server.usage["output"]
+    row = _only_row()
+    assert row["provider"] == "aws" and row["model"] == BEDROCK_MODEL
+    assert row["input"] == server.usage["input"] and row["cache_write"] == server.usage["cache_write"]
+    assert row["cost_usd"] == pytest.approx(_expected("aws", BEDROCK_MODEL, server.usage), rel=1e-12)
+    assert row["cost_usd"] > 0
+
+
+def test_vertex_and_azure_are_billed_by_google_and_azure(server: FakeLLMServer) -> None:
+    vertex = anthropic.AnthropicVertex(
+        region="us-east5", project_id="p", access_token="tok", base_url=f"{server.anthropic_url}/v1"
+    )
+    vertex.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MSGS)
+    azure = openai.AzureOpenAI(
+        azure_endpoint=server.anthropic_url, api_key="k", api_version="2024-10-21", azure_deployment="dep"
+    )
+    azure.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    rows = {(r["provider"], r["model"]): r for r in get_llm_usage()["models"]}
+    assert set(rows) == {("google", "claude-haiku-4-5"), ("azure", "gpt-4o-mini")}
+    google = rows[("google", "claude-haiku-4-5")]
+    assert google["cost_usd"] == pytest.approx(_expected("google", "claude-haiku-4-5", server.usage), rel=1e-12)
+    chat_usage = {**server.usage, "cache_write": 0}  # the chat API has no cache writes
+    assert rows[("azure", "gpt-4o-mini")]["cost_usd"] == pytest.approx(
+        _expected("azure", "gpt-4o-mini", chat_usage), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "provider"),
+    [
+        ("https://api.deepseek.com", "deepseek"),
+        ("https://openrouter.ai/api/v1", "openrouter"),
+        ("https://generativelanguage.googleapis.com/v1beta/openai/", "google"),
+        ("https://api.openai.com/v1", "openai"),
+        ("http://localhost:11434/v1", None),  # ollama: no table knows it
+    ],
+)
+def test_openai_sdk_at_another_providers_url(url: str, provider: str | None) -> None:
+    assert provider_for_url(url) == provider
+    client = openai.OpenAI(base_url=url, api_key="k")
+    assert billing_provider(client, "openai") == (provider or "openai")
+
+
+def test_budgets_charge_bedrock_calls(server: FakeLLMServer) -> None:
+    get_config_manager().set("llm.budget_usd", 0.001)
+    budgets.reset(settings.current())
+    client = anthropic.AnthropicBedrock()
+    try:
+        client.messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS)
+        assert budgets.kernel_spent() == pytest.approx(_expected("aws", BEDROCK_MODEL, server.usage))
+        sent = len(server.requests)
+        with pytest.raises(budgets.BudgetExceeded):
+            client.messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS)
+        assert len(server.requests) == sent  # refused before it was sent
+    finally:
+        get_config_manager().set("llm.budget_usd", None)
+        budgets.reset(settings.current())
+
+
+def test_unknown_model_and_missing_usage_are_one_line_each(
+    server: FakeLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = anthropic.AnthropicBedrock()
+    with caplog.at_level(logging.WARNING, logger="sci_ext.llm"):
+        for _ in range(3):
+            client.messages.create(model="anthropic.no-such-model-v9:0", max_tokens=5, messages=MSGS)
+        server.usage_override = "absent"  # a Bedrock response without usage
+        for _ in range(2):
+            reply = client.messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS)
+            assert reply.content[0].text  # the user's call is unaffected
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([m for m in lines if "no-such-model" in m]) == 1, lines
+    assert "no price for 'anthropic.no-such-model-v9:0' of provider 'aws'" in "\n".join(lines)
+    assert len([m for m in lines if "reported no token usage" in m]) == 1, lines
+    rows = {r["model"]: r for r in get_llm_usage()["models"]}
+    assert rows["anthropic.no-such-model-v9:0"]["cost_usd"] is None
+    assert rows[BEDROCK_MODEL]["unknown_cost_calls"] == 2 and rows[BEDROCK_MODEL]["input"] == 0
