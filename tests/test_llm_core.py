@@ -214,6 +214,7 @@ def test_metrics_are_promtool_clean() -> None:
         metrics._on_call(LLMCall("openai", "gpt-4o-mini", "chat.completions", "ok", 0, 0.2, input=10, output=5,
                                  cost_usd=0.001))  # fmt: skip
         metrics._on_call(LLMCall("anthropic", "claude-haiku-4-5", "messages", "blocked", 0, 0.0))
+        metrics._on_call(LLMCall("aws", "m", "messages", "ok", 0, 0.2, attempts=4, rate_limited=2, server_errors=1))
         text = generate_latest(registry).decode()
     finally:
         metrics._metrics.clear()
@@ -223,6 +224,8 @@ def test_metrics_are_promtool_clean() -> None:
     assert 'sci_llm_requests_total{model="gpt-4o-mini",provider="openai",status="ok"} 1.0' in text
     assert 'sci_llm_tokens_total{kind="input",model="gpt-4o-mini",provider="openai"} 10.0' in text
     assert "sci_llm_request_duration_seconds_bucket" in text and "sci_llm_cost_saved_usd_total" in text
+    for outcome, n in (("ok", 1), ("rate_limited", 2), ("server_error", 1)):
+        assert f'sci_llm_attempts_total{{model="m",outcome="{outcome}",provider="aws"}} {n}.0' in text
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     out = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -135,3 +135,28 @@ def test_unknown_model_and_missing_usage_are_one_line_each(
     rows = {r["model"]: r for r in get_llm_usage()["models"]}
     assert rows["anthropic.no-such-model-v9:0"]["cost_usd"] is None
     assert rows[BEDROCK_MODEL]["unknown_cost_calls"] == 2 and rows[BEDROCK_MODEL]["input"] == 0
+
+
+def test_requested_and_served_model_both_kept_and_filterable(server: FakeLLMServer) -> None:
+    from sci_ext.core.llm import history, report
+
+    server.served["gpt-4o-mini"] = "gpt-4o-mini-2024-07-18"  # as the real API answers
+    client = openai.OpenAI(base_url=server.openai_url, api_key="sk")
+    server.fail(429)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    client.chat.completions.create(model="gpt-4o", messages=MSGS)
+    call = next(c for c in usage.BOOK.calls if c.model_requested == "gpt-4o-mini")
+    assert (call.model, call.attempts, call.rate_limited) == ("gpt-4o-mini-2024-07-18", 2, 1)
+    for name in ("gpt-4o-mini", "gpt-4o-mini-2024-07-18"):
+        rows = get_llm_usage(model=name)["models"]
+        assert [r["model"] for r in rows] == ["gpt-4o-mini-2024-07-18"], name
+    assert get_llm_usage(model="gpt-4o-mini")["total"]["attempts"] == 2
+    assert get_llm_usage(model="no-such")["models"] == []
+    table = report.table_rows(get_llm_usage(model="gpt-4o-mini"))[0]
+    assert table[1] == "gpt-4o-mini-2024-07-18 (asked: gpt-4o-mini)" and table[4] == "2 (1 429)"
+    assert history.flush()
+    from sci_ext.core.config import get_config
+
+    machine = history.machine_usage(get_config().core.state_dir, since=call.started - 1, model="gpt-4o-mini")
+    assert machine["total"]["calls"] >= 1 and machine["total"]["rate_limited"] >= 1
+    assert {r["model"] for r in machine["models"]} == {"gpt-4o-mini-2024-07-18"}

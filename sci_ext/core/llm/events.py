@@ -9,7 +9,9 @@ Nothing here imports an SDK, prometheus or IPython.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..events import Listeners
 
@@ -18,6 +20,7 @@ __all__ = [
     "BudgetAlert",
     "LLMCall",
     "LLMSaved",
+    "Subscription",
     "on_budget_alert",
     "on_llm_call",
     "on_llm_saved",
@@ -94,3 +97,30 @@ class BudgetAlert:
 on_llm_call: Listeners[LLMCall] = Listeners("llm_call")
 on_llm_saved: Listeners[LLMSaved] = Listeners("llm_saved")
 on_budget_alert: Listeners[BudgetAlert] = Listeners("llm_budget_alert")
+
+
+class Subscription:
+    """Listeners a module adds to these events together: ``install()`` (idempotent) and ``uninstall()``.
+
+    The history writer and the metrics both listen to :data:`on_llm_call` and
+    :data:`on_llm_saved`; this holds what each of them added, so neither repeats it.
+    """
+
+    def __init__(self, *pairs: tuple[Listeners[Any], Callable[[Any], Any]]) -> None:
+        self._pairs = pairs
+        self._removers: list[Callable[[], Any]] = []
+
+    def install(self) -> None:
+        """Add the listeners (once)."""
+        if not self._removers:
+            self._removers.extend(listeners.add(fn) for listeners, fn in self._pairs)
+
+    def uninstall(self) -> None:
+        """Remove them (what they already did stays done)."""
+        while self._removers:
+            self._removers.pop()()
+
+    @property
+    def installed(self) -> bool:
+        """Whether the listeners are added now."""
+        return bool(self._removers)

@@ -129,6 +129,7 @@ def _row(provider: str, model: str, calls: list[LLMCall]) -> dict[str, Any]:
     row["errors"] = sum(1 for c in calls if c.status not in ("ok", "blocked"))
     row["blocked"] = sum(1 for c in calls if c.status == "blocked")
     row["refused"] = sum(1 for c in calls if c.status == "refused")
+    row["requested"] = sorted({c.model_requested for c in calls if c.model_requested and c.model_requested != model})
     row["attempts"] = sum(c.attempts for c in calls)
     row["rate_limited"] = sum(c.rate_limited for c in calls)
     row["server_errors"] = sum(c.server_errors for c in calls)
@@ -154,7 +155,7 @@ def _saved_total(saved: Iterable[LLMSaved]) -> dict[str, Any]:
 
 
 def get_llm_usage(
-    *, since: float | None = None, correlation_id: str | None = None, cell: bool = False
+    *, since: float | None = None, correlation_id: str | None = None, cell: bool = False, model: str | None = None
 ) -> dict[str, Any]:
     """LLM usage of this process, as ``%sci_llm`` shows it.
 
@@ -162,11 +163,14 @@ def get_llm_usage(
         since: only calls started at or after this unix time.
         correlation_id: only the calls of this cell run.
         cell: only the calls of the last finished cell (``%sci_llm --cell``).
+        model: only the calls that requested this model or were served by it (``gpt-4o-mini`` finds
+            the calls answered by ``gpt-4o-mini-2024-07-18``).
 
     Returns ``{"models": [row, ...], "total": row, "saved": {...}, "budgets": [...],
     "price_table": str}``; a row holds ``provider``, ``model``, ``calls``, ``errors``,
     ``blocked``, the token kinds, ``cost_usd`` (None when no call had a known price),
-    ``unknown_cost_calls``, ``p50_seconds`` and ``p95_seconds``.
+    ``unknown_cost_calls``, ``p50_seconds``, ``p95_seconds``, ``refused`` (by a retry bound or a
+    breaker), ``attempts``, ``rate_limited``, ``server_errors`` and ``requested`` (the models asked for).
     """
     if cell:
         correlation_id = BOOK.last_cell
@@ -176,6 +180,8 @@ def get_llm_usage(
     saved: Iterable[LLMSaved] = list(BOOK.saved)
     if since is not None:
         calls = [c for c in calls if c.started >= since]
+    if model is not None:
+        calls = [c for c in calls if model in c.models()]
     if correlation_id is not None:
         calls = [c for c in calls if c.correlation_id == correlation_id]
         saved = [s for s in saved if s.correlation_id == correlation_id]
