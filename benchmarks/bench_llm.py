@@ -2,7 +2,7 @@
 
     python benchmarks/bench_llm.py [--quick]      (BENCH_PAIRS=600 pairs by default)
 
-The real openai and anthropic SDKs call the fake LLM server (tests/fake_llm_server.py)
+The real openai and anthropic SDKs call the fake LLM server (sci_ext/testing/llm_server.py)
 over loopback.  Calls come in pairs, one with the SDK's own ``request`` method and one
 with sci_ext's wrapper (default settings: history, metrics and cache collectors on,
 no budget), in alternating order, so machine load hits both sides alike.  Reported:
@@ -138,7 +138,7 @@ class _Remote:
 def _server_process() -> Iterator[_Remote]:
     """The fake server in its own process, as a real API is: it does not compete for this GIL."""
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "fake_llm_server.py")], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(REPO / "sci_ext" / "testing" / "llm_server.py")], stdout=subprocess.PIPE, text=True
     )
     try:
         line = proc.stdout.readline() if proc.stdout else ""

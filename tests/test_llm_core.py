@@ -8,12 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fake_llm_server import FakeLLMServer
 
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.errors import BudgetExceeded, ConfigError, SciExtError
 from sci_ext.core.llm import prices, report
 from sci_ext.core.llm.extract import tokens_of
+from sci_ext.testing import FakeLLMServer
 
 
 @pytest.mark.parametrize(

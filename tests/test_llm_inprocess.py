@@ -10,12 +10,12 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from fake_llm_server import FakeLLMServer
 
 from sci_ext.cli import main
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.llm import get_llm_usage, history, instrument, uninstrument, usage
 from sci_ext.core.llm.patch import _endpoint, _status
+from sci_ext.testing import FakeLLMServer
 
 MSGS = [{"role": "user", "content": "hi"}]
 

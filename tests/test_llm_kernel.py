@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from fake_llm_server import FakeLLMServer
 from kernel_harness import KernelSession
+
+from sci_ext.testing import FakeLLMServer
 
 
 @pytest.fixture
