@@ -18,7 +18,14 @@ Endpoints:
   usage chunk only with ``stream_options.include_usage``, as the real API);
 * ``POST /v1/responses`` - plain, or SSE events ending in ``response.completed`` with usage;
 * ``POST /v1/embeddings``;
-* ``POST /v1/messages`` - plain, or SSE ``message_start`` ... ``message_delta`` (usage) ... ``message_stop``.
+* ``POST /v1/messages`` - plain, or SSE ``message_start`` ... ``message_delta`` (usage) ... ``message_stop``;
+* ``POST /model/{model}/invoke`` - Bedrock's (``anthropic.AnthropicBedrock(base_url=server.bedrock_url)``), and
+  ``POST .../publishers/anthropic/models/{model}:rawPredict`` - Vertex's: anthropic messages.
+
+``server.served`` maps a requested model to the one the response names (the real APIs answer
+``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``); ``server.usage_override`` replaces the usage
+block as sent (``"absent"`` leaves it out, a dict is sent as it is: malformed usage);
+``server.fail_always = 429`` answers every request with that status until set back to 0.
 
 Usage fields are the ones the real APIs send, from :attr:`FakeLLMServer.usage`.
 ``server.fail(429, 500)`` makes the next requests answer those statuses (a 429 with
@@ -96,8 +103,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         model = body.get("model", "")
         stream = bool(body.get("stream"))
+        if path.startswith("/model/") and (path.endswith("/invoke") or path.endswith("/invoke-with-response-stream")):
+            model = path.split("/")[2]  # Bedrock: the model is in the path, the body has none
+            path = "/v1/messages"
+        elif ":rawPredict" in path or ":streamRawPredict" in path:
+            model = path.rsplit("/", 1)[-1].split(":", 1)[0]  # Vertex
+            stream = stream or ":streamRawPredict" in path
+            path = "/v1/messages"
         status = owner.take_failure()
         owner.seen(path, model, stream, status)
+        model = owner.served.get(model, model)
         if status:
             self._json(status, {"error": {"type": "rate_limit_error" if status == 429 else "api_error",
                                           "message": f"fake failure {status}"}}, retry_after=status == 429)  # fmt: skip
@@ -198,6 +213,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- wire -----------------------------------------------------------------
     def _json(self, status: int, data: dict[str, Any], retry_after: bool = False) -> None:
+        override = self.server.owner.usage_override
+        if status == 200 and override is not None and "usage" in data:
+            if override == "absent":
+                del data["usage"]
+            else:
+                data["usage"] = override
         raw = json.dumps(data).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -235,6 +256,9 @@ class FakeLLMServer:
         self.requests: list[dict[str, Any]] = []
         self.reported: list[dict[str, int] | None] = []
         self._failures: deque[int] = deque()
+        self.served: dict[str, str] = {}
+        self.usage_override: Any = None
+        self.fail_always = 0
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -253,6 +277,11 @@ class FakeLLMServer:
     @property
     def anthropic_url(self) -> str:
         """The ``base_url`` for ``anthropic.Anthropic``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def bedrock_url(self) -> str:
+        """The ``base_url`` for ``anthropic.AnthropicBedrock`` (or ``ANTHROPIC_BEDROCK_BASE_URL``)."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeLLMServer:
@@ -279,7 +308,7 @@ class FakeLLMServer:
     def take_failure(self) -> int:
         """The next planned failure status, or 0 (used by the request handler)."""
         with self._lock:
-            return self._failures.popleft() if self._failures else 0
+            return self._failures.popleft() if self._failures else self.fail_always
 
     def seen(self, path: str, model: str, stream: bool, status: int) -> None:
         """Record a request in :attr:`requests` (used by the request handler)."""
@@ -297,6 +326,9 @@ class FakeLLMServer:
             self.requests.clear()
             self.reported.clear()
             self._failures.clear()
+            self.served.clear()
+            self.usage_override = None
+            self.fail_always = 0
 
 
 def main() -> None:  # pragma: no cover - manual use, and the LLM benchmark runs it

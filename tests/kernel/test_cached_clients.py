@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm_server import FakeLLMServer
+
+from sci_ext.testing import FakeLLMServer
 
 SECRET = "sk-SECRET-cached-client-4242"
 

@@ -9,10 +9,10 @@ import httpx
 import httpx2
 import openai
 import pytest
-from fake_llm_server import FakeLLMServer
 
 from sci_ext.core.cache.clients import ClientSpec, credential_header, spec_of
 from sci_ext.core.cache.serialize import open_buffer, pack, register_reducer, unpack
+from sci_ext.testing import FakeLLMServer
 
 SECRETS = ("sk-live-SECRET-openai-0123456789", "sk-ant-SECRET-anthropic-987654", "AKIASECRETACCESSKEY",
            "aws-SECRET-secret-key", "vertex-SECRET-token", "azure-SECRET-key", "Bearer SECRET-header")  # fmt: skip

@@ -18,12 +18,12 @@ import anthropic
 import backoff
 import openai
 import pytest
-from fake_llm_server import FakeLLMServer
 
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.errors import CircuitOpenError, SciExtError
 from sci_ext.core.llm import attempts, get_llm_usage, instrument, uninstrument, usage
 from sci_ext.core.llm.attempts import RetryBoundReached
+from sci_ext.testing import FakeLLMServer
 
 MSGS = [{"role": "user", "content": "hi"}]
 RETRYABLE = (openai.RateLimitError, openai.APITimeoutError, openai.InternalServerError, anthropic.RateLimitError)

@@ -12,11 +12,11 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from fake_llm_server import FakeLLMServer
 
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.llm import attempts, budgets, get_llm_usage, instrument, settings, uninstrument, usage
 from sci_ext.core.llm.providers import billing_provider, provider_for_url
+from sci_ext.testing import FakeLLMServer
 
 MSGS = [{"role": "user", "content": "hi"}]
 BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"  # AI-Scientist-v2's tree-search default
