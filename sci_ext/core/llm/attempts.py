@@ -119,7 +119,7 @@ def _refuse(call: Any, bound: str, limit: float, what: str, example: str) -> Ret
         f"sci_ext stopped retrying this {call.provider} call ({call.model}): {what} ({bound} = {limit:g}); "
         f"{attempts} failed attempt{'s' if attempts != 1 else ''} in {seconds:.1f} s in {where}"
         f" ({limited} rate-limited, {errors} server errors)."
-        f" The attempt was not sent. Raise the bound with {how_to_set(bound, example)}",
+        f" No further attempt was sent. Raise the bound with {how_to_set(bound, example)}",
         bound=bound,
         limit=limit,
         attempts=attempts,

@@ -53,7 +53,7 @@ def check(settings: LLMSettings, what: str) -> None:
         raise BudgetExceeded(
             f"LLM budget of this {'kernel' if in_kernel() else 'process'} is spent: {money(spent)} of "
             f"{money(limit)} (llm.budget_usd); {what} was not sent. Raise it with "
-            f"{how_to_set('llm.budget_usd', f'{max(limit * 2, 1):g}')} "
+            f"{how_to_set('llm.budget_usd', '<USD>')} "
             + (
                 "(or start the count over with %sci_llm --reset)"
                 if in_kernel()

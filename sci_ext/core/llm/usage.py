@@ -129,7 +129,8 @@ def _row(provider: str, model: str, calls: list[LLMCall]) -> dict[str, Any]:
     row["errors"] = sum(1 for c in calls if c.status not in ("ok", "blocked"))
     row["blocked"] = sum(1 for c in calls if c.status == "blocked")
     row["refused"] = sum(1 for c in calls if c.status == "refused")
-    row["requested"] = sorted({c.model_requested for c in calls if c.model_requested and c.model_requested != model})
+    asked = {c.model_requested for c in calls if c.model_requested and c.model_requested != model}
+    row["requested"] = sorted(asked) if provider else []  # the total row names no model
     row["attempts"] = sum(c.attempts for c in calls)
     row["rate_limited"] = sum(c.rate_limited for c in calls)
     row["server_errors"] = sum(c.server_errors for c in calls)
