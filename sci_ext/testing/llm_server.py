@@ -25,7 +25,8 @@ Endpoints:
 ``server.served`` maps a requested model to the one the response names (the real APIs answer
 ``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``); ``server.usage_override`` replaces the usage
 block as sent (``"absent"`` leaves it out, a dict is sent as it is: malformed usage);
-``server.fail_always = 429`` answers every request with that status until set back to 0.
+``server.fail_always = 429`` answers every request with that status until set back to 0;
+``server.cut_streams = True`` drops the connection after the first two events of a stream.
 
 Usage fields are the ones the real APIs send, from :attr:`FakeLLMServer.usage`.
 ``server.fail(429, 500)`` makes the next requests answer those statuses (a 429 with
@@ -240,6 +241,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
+        if self.server.owner.cut_streams:  # the connection drops in the middle of the stream
+            first = "".join(parts[:2]).encode()
+            self.wfile.write(first)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(raw)
 
 
@@ -259,6 +266,7 @@ class FakeLLMServer:
         self.served: dict[str, str] = {}
         self.usage_override: Any = None
         self.fail_always = 0
+        self.cut_streams = False
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -329,6 +337,7 @@ class FakeLLMServer:
             self.served.clear()
             self.usage_override = None
             self.fail_always = 0
+            self.cut_streams = False
 
 
 def main() -> None:  # pragma: no cover - manual use, and the LLM benchmark runs it

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import anthropic
@@ -160,3 +161,85 @@ def test_requested_and_served_model_both_kept_and_filterable(server: FakeLLMServ
     machine = history.machine_usage(get_config().core.state_dir, since=call.started - 1, model="gpt-4o-mini")
     assert machine["total"]["calls"] >= 1 and machine["total"]["rate_limited"] >= 1
     assert {r["model"] for r in machine["models"]} == {"gpt-4o-mini-2024-07-18"}
+
+
+@pytest.mark.parametrize(
+    "bad_usage",
+    [
+        {"prompt_tokens": "many", "completion_tokens": -3},
+        {"prompt_tokens": None},
+        {"weird": {"nested": [1, 2]}},
+        "absent",
+    ],
+)
+def test_malformed_usage_is_unknown_tokens_never_an_exception(
+    server: FakeLLMServer, bad_usage: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.usage_override = bad_usage
+    client = openai.OpenAI(base_url=server.openai_url, api_key="sk", max_retries=0)
+    with caplog.at_level(logging.WARNING, logger="sci_ext.llm"):
+        try:
+            reply = client.chat.completions.create(model="gpt-4o", messages=MSGS)
+        except openai.APIResponseValidationError:  # the SDK's own verdict on the body, not sci_ext's
+            reply = None
+    if reply is not None:
+        assert reply.choices[0].message.content
+    (call,) = list(usage.BOOK.calls)
+    assert call.tokens() == {} or all(isinstance(v, int) and v >= 0 for v in call.tokens().values())
+    assert call.cost_usd is None and call.input is None
+    assert sum("reported no token usage" in r.getMessage() for r in caplog.records) <= 1
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_stream_cut_in_the_middle_is_recorded_with_unknown_tokens(server: FakeLLMServer, sdk: str) -> None:
+    server.cut_streams = True
+    if sdk == "openai":
+        client: Any = openai.OpenAI(base_url=server.openai_url, api_key="sk", max_retries=0)
+        make = lambda: client.chat.completions.create(  # noqa: E731
+            model="gpt-4o-mini", messages=MSGS, stream=True, stream_options={"include_usage": True}
+        )
+    else:
+        client = anthropic.Anthropic(base_url=server.anthropic_url, api_key="sk", max_retries=0)
+        make = lambda: client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MSGS, stream=True)  # noqa: E731
+    seen = []
+    with pytest.raises(Exception) as info:  # the SDK's / HTTP client's error: what the user gets without sci_ext
+        for event in make():
+            seen.append(event)
+    assert type(info.value).__module__.split(".")[0] in ("openai", "anthropic", "httpx2", "httpx", "httpcore")
+    (call,) = list(usage.BOOK.calls)
+    assert call.status != "ok" and call.cost_usd is None and call.output is None
+
+
+_FIELDS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "cache_read_input_tokens",
+           "cache_creation_input_tokens", "prompt_tokens_details", "completion_tokens_details",
+           "input_tokens_details", "output_tokens_details", "cached_tokens", "reasoning_tokens")  # fmt: skip
+
+
+def _junk() -> Any:
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(), st.text(max_size=5))
+    return st.recursive(
+        leaf,
+        lambda inner: st.builds(lambda d: SimpleNamespace(**d), st.dictionaries(st.sampled_from(_FIELDS), inner)),
+        max_leaves=12,
+    )
+
+
+def test_any_usage_block_reads_as_ints_or_unknown() -> None:
+    """Property: whatever a provider puts in ``usage``, reading it never raises and yields ints or None."""
+    from hypothesis import given, settings
+
+    from sci_ext.core.llm.extract import StreamUsage, tokens_of
+
+    @settings(max_examples=300, deadline=None)
+    @given(_junk())
+    def check(block: Any) -> None:
+        out = tokens_of(block)
+        assert all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in out.values())
+        stream = StreamUsage()
+        stream.see(SimpleNamespace(type="message_delta", usage=block))
+        stream.see(SimpleNamespace(type=None, usage=block, model=block))
+        assert stream.model is None or isinstance(stream.model, str)
+
+    check()

@@ -237,7 +237,7 @@ def _observe_sync(iterator: Iterator[Any], call: _Call, usage: StreamUsage) -> I
             status, error = "ok", ""
         raise
     finally:
-        call.finish(status, usage.model, usage.tokens, error)
+        call.finish(status, usage.model, usage.tokens if status == "ok" else usage.cut(), error)
 
 
 async def _observe_async(iterator: AsyncIterator[Any], call: _Call, usage: StreamUsage) -> AsyncIterator[Any]:
@@ -252,7 +252,7 @@ async def _observe_async(iterator: AsyncIterator[Any], call: _Call, usage: Strea
             status, error = "ok", ""
         raise
     finally:
-        call.finish(status, usage.model, usage.tokens, error)
+        call.finish(status, usage.model, usage.tokens if status == "ok" else usage.cut(), error)
 
 
 def _wrap_sync(original: Callable[..., Any], sdk: str, stream_types: tuple[type, ...]) -> Callable[..., Any]:

@@ -71,6 +71,13 @@ def record(call: LLMCall) -> LLMCall:
 def _price(call: LLMCall, settings: Any) -> None:
     """The cost of ``call`` by the model served, else the one requested; one line for what stays unknown."""
     tokens = call.tokens()
+    if call.status != "ok" and tokens and call.output is None:
+        if _once(("cut", call.provider, call.model)):  # a stream that broke off before its final counts
+            _log.warning(
+                "sci_ext: a %s stream (%s) broke off before it reported its output tokens (%s); its cost is unknown",
+                call.provider, call.model, call.error or call.status,
+            )  # fmt: skip
+        return
     if not tokens:
         if call.status == "ok" and _once(("no-usage", call.provider, call.model)):
             _log.warning(
