@@ -96,7 +96,7 @@ def test_other_values_and_hooks() -> None:
         def __init__(self, x: int) -> None:
             self.x = x
 
-    remove = register_reducer(lambda obj: (int, (41,)) if isinstance(obj, Point) else NotImplemented)
+    remove = register_reducer(lambda obj: (int, (41,)) if isinstance(obj, Point) else NotImplemented, (__name__,))
     try:
         assert unpack(open_buffer(pack([Point(1), 2]).to_bytes()))[0] == [41, 2]
     finally:

@@ -26,7 +26,10 @@ from typing import Any
 
 from ..errors import CacheError
 
-__all__ = ["ClientSpec", "credential_header", "rebuild", "reduce_client", "spec_of"]
+__all__ = ["MODULES", "ClientSpec", "credential_header", "rebuild", "reduce_client", "spec_of"]
+
+#: The modules whose classes :func:`reduce_client` looks at (the serializer asks it about no other).
+MODULES = ("openai", "anthropic", "httpx")
 
 #: Classes stored as settings, by (top-level package, class name).
 _SDK_CLIENTS = {
@@ -179,9 +182,6 @@ def rebuild(spec: ClientSpec) -> Any:
 
 def reduce_client(value: Any) -> Any:
     """The :mod:`.serialize` reducer hook: ``(rebuild, (spec,))`` for a client, else ``NotImplemented``."""
-    module = type(value).__module__
-    if not module.startswith(("openai", "anthropic", "httpx")):
-        return NotImplemented  # the common case: one string test
     spec = spec_of(value)
     if spec is None:
         return NotImplemented
