@@ -96,24 +96,23 @@ def test_since_parsing_and_money() -> None:
 
 
 def test_budget_exceeded_is_a_sci_ext_error() -> None:
-    from sci_ext.core.llm import budgets, settings
+    from sci_ext.core.llm import budgets, hints, settings
 
     get_config_manager().set("llm.budget_usd", 1.0)
     budgets.reset(settings.current())
     budgets.charge(settings.current(), 1.5)
-    with pytest.raises(BudgetExceeded) as info:
-        budgets.check(settings.current(), "this call")
+    with pytest.MonkeyPatch.context() as mp:  # a script (an earlier test may have loaded the extension)
+        mp.setattr(hints, "in_kernel", lambda: False)
+        with pytest.raises(BudgetExceeded) as info:
+            budgets.check(settings.current(), "this call")
     assert isinstance(info.value, SciExtError)
     assert info.value.spent_usd == 1.5 and info.value.limit_usd == 1.0
     # in a script: the environment variable, the config file key and the library call (item 4 of issue 20)
     message = str(info.value)
     assert "SCI_EXT_LLM__BUDGET_USD=<USD>" in message and "budget_usd = <USD> under [llm]" in message
     assert "get_config_manager().set('llm.budget_usd', <USD>)" in message and "%sci_config" not in message
-    from sci_ext.core.llm import hints
-
     with pytest.MonkeyPatch.context() as mp:  # in a kernel with the extension loaded: the magics
-        mp.setattr(budgets, "in_kernel", lambda: True)
-        mp.setattr(budgets, "how_to_set", lambda key, example: f"%sci_config {key}={example}")
+        mp.setattr(hints, "in_kernel", lambda: True)
         with pytest.raises(BudgetExceeded, match=r"%sci_config llm.budget_usd=<USD> .*%sci_llm --reset"):
             budgets.check(settings.current(), "this call")
     assert hints.env_name("llm.max_retry_seconds") == "SCI_EXT_LLM__MAX_RETRY_SECONDS"

@@ -37,7 +37,10 @@ ANTHROPIC_ERRORS = (
 
 
 @pytest.fixture
-def server() -> Iterator[FakeLLMServer]:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    from sci_ext.core.llm import hints
+
+    monkeypatch.setattr(hints, "in_kernel", lambda: False)  # messages for a script, whatever ran before
     usage.BOOK.reset()
     attempts.reset()
     instrument()
