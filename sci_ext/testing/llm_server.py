@@ -19,7 +19,8 @@ Endpoints:
 * ``POST /v1/responses`` - plain, or SSE events ending in ``response.completed`` with usage;
 * ``POST /v1/embeddings``;
 * ``POST /v1/messages`` - plain, or SSE ``message_start`` ... ``message_delta`` (usage) ... ``message_stop``;
-* ``POST /model/{model}/invoke`` - Bedrock's (``anthropic.AnthropicBedrock(base_url=server.bedrock_url)``), and
+* ``POST /model/{model}/invoke`` (and ``invoke-with-response-stream``, AWS event-stream frames) - Bedrock's
+  (``anthropic.AnthropicBedrock(base_url=server.bedrock_url)``), and
   ``POST .../publishers/anthropic/models/{model}:rawPredict`` - Vertex's: anthropic messages.
 
 ``server.served`` maps a requested model to the one the response names (the real APIs answer
@@ -104,8 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         model = body.get("model", "")
         stream = bool(body.get("stream"))
+        self.aws_framing = False
         if path.startswith("/model/") and (path.endswith("/invoke") or path.endswith("/invoke-with-response-stream")):
             model = path.split("/")[2]  # Bedrock: the model is in the path, the body has none
+            stream = path.endswith("/invoke-with-response-stream")
+            self.aws_framing = stream  # Bedrock streams are AWS event-stream frames, not SSE
             path = "/v1/messages"
         elif ":rawPredict" in path or ":streamRawPredict" in path:
             model = path.rsplit("/", 1)[-1].split(":", 1)[0]  # Vertex
@@ -213,6 +217,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._sse(events, done=False)
 
     # -- wire -----------------------------------------------------------------
+    aws_framing = False
+
+    def _aws_events(self, events: Sequence[object]) -> None:
+        frames = [_aws_frame(data) for data in events]
+        raw = b"".join(frames)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        if self.server.owner.cut_streams:
+            self.wfile.write(b"".join(frames[:2]))
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(raw)
+
     def _json(self, status: int, data: dict[str, Any], retry_after: bool = False) -> None:
         override = self.server.owner.usage_override
         if status == 200 and override is not None and "usage" in data:
@@ -230,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def _sse(self, events: Sequence[tuple[str | None, object]], done: bool) -> None:
+        if self.aws_framing:
+            self._aws_events([data for _, data in events])
+            return
         parts = []
         for name, data in events:
             head = f"event: {name}\n" if name else ""
@@ -248,6 +271,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(raw)
+
+
+def _aws_frame(data: object) -> bytes:
+    """One AWS event-stream message carrying ``data`` as Bedrock does (a ``chunk`` of base64 JSON bytes)."""
+    import base64
+    import struct
+    import zlib
+
+    payload = json.dumps({"bytes": base64.b64encode(json.dumps(data).encode()).decode()}).encode()
+    headers = b""
+    for name, value in ((":event-type", "chunk"), (":content-type", "application/json"), (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += bytes([len(n)]) + n + bytes([7]) + struct.pack(">H", len(v)) + v  # 7: a string header
+    prelude = struct.pack(">II", 12 + len(headers) + len(payload) + 4, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))
 
 
 class _Server(ThreadingHTTPServer):

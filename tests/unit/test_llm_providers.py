@@ -56,10 +56,26 @@ def _only_row() -> dict[str, Any]:
     return rows[0]
 
 
-def test_bedrock_calls_are_billed_by_aws_and_priced(server: FakeLLMServer) -> None:
-    client = anthropic.AnthropicBedrock()
-    reply = client.messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS)
-    assert reply.usage.output_tokens == server.usage["output"]
+@pytest.mark.parametrize("mode", ["plain", "stream", "async stream"])
+def test_bedrock_calls_are_billed_by_aws_and_priced(server: FakeLLMServer, mode: str) -> None:
+    if mode == "plain":
+        reply = anthropic.AnthropicBedrock().messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS)
+        assert reply.usage.output_tokens == server.usage["output"]
+    elif mode == "stream":  # AWS event-stream frames, decoded by the SDK (botocore)
+        events = list(anthropic.AnthropicBedrock().messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS,
+                                                                   stream=True))  # fmt: skip
+        assert events[-1].type == "message_stop"
+    else:
+        import asyncio
+
+        async def go() -> None:
+            client = anthropic.AsyncAnthropicBedrock()
+            stream = await client.messages.create(model=BEDROCK_MODEL, max_tokens=5, messages=MSGS, stream=True)
+            async for _ in stream:
+                pass
+
+        asyncio.run(go())
+    assert server.requests[-1]["stream"] == (mode != "plain")
     row = _only_row()
     assert row["provider"] == "aws" and row["model"] == BEDROCK_MODEL
     assert row["input"] == server.usage["input"] and row["cache_write"] == server.usage["cache_write"]
@@ -190,7 +206,7 @@ def test_malformed_usage_is_unknown_tokens_never_an_exception(
     assert sum("reported no token usage" in r.getMessage() for r in caplog.records) <= 1
 
 
-@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+@pytest.mark.parametrize("sdk", ["openai", "anthropic", "bedrock"])
 def test_a_stream_cut_in_the_middle_is_recorded_with_unknown_tokens(server: FakeLLMServer, sdk: str) -> None:
     server.cut_streams = True
     if sdk == "openai":
@@ -199,8 +215,13 @@ def test_a_stream_cut_in_the_middle_is_recorded_with_unknown_tokens(server: Fake
             model="gpt-4o-mini", messages=MSGS, stream=True, stream_options={"include_usage": True}
         )
     else:
-        client = anthropic.Anthropic(base_url=server.anthropic_url, api_key="sk", max_retries=0)
-        make = lambda: client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MSGS, stream=True)  # noqa: E731
+        client = (
+            anthropic.Anthropic(base_url=server.anthropic_url, api_key="sk", max_retries=0)
+            if sdk == "anthropic"
+            else anthropic.AnthropicBedrock(max_retries=0)
+        )
+        model = "claude-haiku-4-5" if sdk == "anthropic" else BEDROCK_MODEL
+        make = lambda: client.messages.create(model=model, max_tokens=5, messages=MSGS, stream=True)  # noqa: E731
     seen = []
     with pytest.raises(Exception) as info:  # the SDK's / HTTP client's error: what the user gets without sci_ext
         for event in make():
