@@ -181,3 +181,20 @@ def test_bad_breaker_entries_are_one_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="llm.breakers"):
         get_config_manager().set("llm.breakers", ["openai="])
+
+
+def test_async_clients_are_bounded_too(server: FakeLLMServer) -> None:
+    import asyncio
+
+    get_config_manager().set("llm.max_attempts", 3)
+    server.fail_always = 503
+    client = openai.AsyncOpenAI(base_url=server.openai_url, api_key="sk")
+
+    @backoff.on_exception(backoff.expo, RETRYABLE, factor=0.01)
+    async def call() -> Any:
+        return await client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+
+    with pytest.raises(RetryBoundReached, match="3 server errors"):
+        asyncio.run(call())
+    assert len(server.requests) == 3
+    assert get_llm_usage()["total"]["server_errors"] == 3
