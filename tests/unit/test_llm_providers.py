@@ -154,7 +154,9 @@ def test_unknown_model_and_missing_usage_are_one_line_each(
     assert rows[BEDROCK_MODEL]["unknown_cost_calls"] == 2 and rows[BEDROCK_MODEL]["input"] == 0
 
 
-def test_requested_and_served_model_both_kept_and_filterable(server: FakeLLMServer) -> None:
+def test_requested_and_served_model_both_kept_and_filterable(
+    server: FakeLLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sci_ext.core.llm import history, report
 
     server.served["gpt-4o-mini"] = "gpt-4o-mini-2024-07-18"  # as the real API answers
@@ -177,6 +179,15 @@ def test_requested_and_served_model_both_kept_and_filterable(server: FakeLLMServ
     machine = history.machine_usage(get_config().core.state_dir, since=call.started - 1, model="gpt-4o-mini")
     assert machine["total"]["calls"] >= 1 and machine["total"]["rate_limited"] >= 1
     assert {r["model"] for r in machine["models"]} == {"gpt-4o-mini-2024-07-18"}
+    import json
+
+    from sci_ext.cli import main
+
+    capsys.readouterr()
+    assert main(["llm", "--since", "1h", "--model", "gpt-4o-mini", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert {r["model"] for r in printed["models"]} == {"gpt-4o-mini-2024-07-18"}
+    assert printed["total"]["attempts"] >= 2
 
 
 @pytest.mark.parametrize(
