@@ -48,7 +48,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as srv:
         yield srv
     manager.set_many({"llm.max_attempts": 20, "llm.max_retry_seconds": 600.0, "llm.max_failed_attempts": 500,
-                      "llm.breakers": []})  # fmt: skip
+                      "llm.breaker": []})  # fmt: skip
     uninstrument()
     usage.BOOK.reset()
     attempts.reset()
@@ -158,7 +158,7 @@ def test_an_open_breaker_refuses_sdk_calls_by_name(server: FakeLLMServer) -> Non
     from sci_ext.core.resilience.breaker import circuit_breaker
 
     breaker = circuit_breaker("llm-test-openai", fail_max=2, reset_timeout=60, store="memory")
-    get_config_manager().set("llm.breakers", ["openai=llm-test-openai"])
+    get_config_manager().set("llm.breaker", ["openai=llm-test-openai"])
     client = openai.OpenAI(base_url=server.openai_url, api_key="sk", max_retries=0)
     server.fail_always = 503
     for _ in range(2):
@@ -179,8 +179,8 @@ def test_an_open_breaker_refuses_sdk_calls_by_name(server: FakeLLMServer) -> Non
 def test_bad_breaker_entries_are_one_clear_error() -> None:
     from sci_ext.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="llm.breakers"):
-        get_config_manager().set("llm.breakers", ["openai="])
+    with pytest.raises(ConfigError, match="llm.breaker"):
+        get_config_manager().set("llm.breaker", ["openai="])
 
 
 def test_async_clients_are_bounded_too(server: FakeLLMServer) -> None:

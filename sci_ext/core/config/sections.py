@@ -309,7 +309,7 @@ class LLMConfig:
         500, doc="Failed HTTP attempts in one cell (one script run) before sci_ext refuses every further attempt "
         "there; none: no bound.", min=1,
     )  # fmt: skip
-    breakers: list[str] = setting(  # noqa: RUF009 - every field is declared this way
+    breaker: list[str] = setting(  # noqa: RUF009 - every field is declared this way
         default_factory=list,
         doc="Circuit breakers that SDK calls go through: NAME (every provider) or PROVIDER=NAME entries; an open "
         "breaker refuses the attempt before it is sent.",
@@ -318,10 +318,10 @@ class LLMConfig:
     def __post_init__(self) -> None:
         parse_budgets(self.budgets)
         parse_prices(self.prices)
-        for entry in self.breakers:
+        for entry in self.breaker:
             who, sep, name = entry.partition("=")
             if not who.strip() or (sep and not name.strip()):
-                raise ValueError(f"llm.breakers: {entry!r}: expected NAME or PROVIDER=NAME")
+                raise ValueError(f"llm.breaker: {entry!r}: expected NAME or PROVIDER=NAME")
 
 
 BUILTIN_SECTIONS["llm"] = LLMConfig

@@ -60,7 +60,7 @@ def current() -> LLMSettings:
         max_attempts=llm.max_attempts,
         max_retry_seconds=llm.max_retry_seconds,
         max_failed_attempts=llm.max_failed_attempts,
-        breakers=tuple(e.strip() for e in llm.breakers),
+        breakers=tuple(e.strip() for e in llm.breaker),
     )
     _cache = (cfg, parsed)
     return parsed
