@@ -214,3 +214,42 @@ def test_unknown_yaml_tag_is_refused_with_line_and_tag(sci_env):
     path.write_text("agent:\n  steps: [3\n")
     with pytest.raises(ConfigError, match=r"line \d: invalid YAML"):
         migrate(path)
+
+
+def _saved_config_strategy():
+    from hypothesis import strategies as st
+
+    key = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+    leaf = st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["???", "${agent.code.model}", "${oc.env:HOME}", "sci_ext:x", "", "1e-5", "yes"]),
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+        st.builds(lambda parts: Path("/", *parts), st.lists(key, min_size=1, max_size=3)),
+    )
+    tree = st.recursive(leaf, lambda inner: st.dictionaries(key, inner, min_size=1, max_size=3), max_leaves=10)
+    return st.dictionaries(key.map(lambda k: f"run_{k}"), tree, min_size=1, max_size=4)
+
+
+def test_any_saved_run_config_keeps_every_leaf_as_omegaconf_reads_it(tmp_path):
+    """Property: what OmegaConf.save writes (paths, ???, interpolations, any scalar) migrates leaf for leaf."""
+    from hypothesis import HealthCheck, given, settings
+    from omegaconf import OmegaConf
+
+    counter = iter(range(10**9))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_saved_config_strategy())
+    def check(data):
+        work = tmp_path / f"case{next(counter)}"
+        work.mkdir()
+        saved, target = work / "config.yaml", work / "sci_ext.toml"
+        OmegaConf.save(OmegaConf.create(data), saved)
+        migrate(saved, target=target)
+        extra = ConfigManager(project_path=target, user_path=work / "none.toml", environ={}).config.bfts.extra
+        oracle = _omegaconf_leaves(OmegaConf.load(saved))
+        assert {k: v for k, v in extra.items()} == oracle
+
+    check()
