@@ -65,6 +65,19 @@ def test_cell_binding_a_client_is_cached_and_rebuilt(ip: Any) -> None:
         assert (client.max_retries, client.timeout, str(client.base_url)) == (1, 9.0, str(first.base_url))
         reply = client.chat.completions.create(model=ip.user_ns["model"], messages=[{"role": "user", "content": "x"}])
         assert reply.usage.prompt_tokens == server.usage["input"]
+        # A cell that uses the client as an input is keyed by the client's settings: the rebuilt client hits.
+        ask = (
+            "%%cached ask\n"
+            "answer = client.chat.completions.create(model=model, messages=[{'role': 'user', 'content': 'x'}])"
+            ".choices[0].message.content\n"
+        )
+        ip.user_ns["client"] = first
+        _run(ip, "%%cached --force ask\n" + ask.split("\n", 1)[1])
+        sent = len(server.requests)
+        ip.user_ns["client"] = client  # the rebuilt one
+        _run(ip, ask)
+        assert SESSION.last.status == "hit", SESSION.last
+        assert len(server.requests) == sent
     entries = [p for p in Path(get_config().cache.dir).rglob("*") if p.is_file()]
     assert entries, "no disk entry written"
     assert not any(SECRET.encode() in p.read_bytes() for p in entries)  # the credential is never stored

@@ -102,3 +102,20 @@ def test_other_values_and_hooks() -> None:
     finally:
         remove()
     assert isinstance(ClientSpec("m", "n", None, None, None), ClientSpec)
+
+
+def test_a_client_input_is_keyed_by_its_settings_not_its_credential(env: None) -> None:
+    from sci_ext.core.cache.keys import ValueHasher
+
+    def key(value: Any) -> str:
+        hasher = ValueHasher()
+        hasher.update(value)
+        return str(hasher.digest())
+
+    a = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-SECRET-one")
+    b = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="sk-SECRET-two")
+    c = openai.OpenAI(base_url="http://127.0.0.1:8/v1", api_key="sk-SECRET-one")
+    rebuilt, _ = unpack(open_buffer(pack(a).to_bytes()))
+    assert key(a) == key(b) == key(rebuilt)  # the same service and settings: the same key, whatever the key
+    assert key(a) != key(c) and key(a) != key(anthropic.Anthropic(base_url="http://127.0.0.1:9/v1"))
+    assert key({"client": a, "model": "m"}) == key({"client": rebuilt, "model": "m"})
