@@ -55,7 +55,9 @@ def _switches() -> tuple[Callable[[], None], Callable[[], None]]:
 
     llm.instrument()
     entries = [
-        (cls, name, orig, cls.__dict__[name]) for done in patch._state.patched.values() for cls, name, orig in done
+        (cls, name, orig, cls.__dict__[name])
+        for done in [*patch._state.patched.values(), patch._state.http]  # the HTTP clients' send too
+        for cls, name, orig in done
     ]
 
     def plain() -> None:

@@ -13,6 +13,7 @@ def add_parser(subparsers: Any) -> None:
     """Add the ``llm`` command."""
     llm = subparsers.add_parser("llm", help="LLM calls, tokens and cost of every kernel on this machine")
     llm.add_argument("--since", metavar="T", help="only calls since T: 30s, 10m, 2h, 1d ago or an ISO time")
+    llm.add_argument("--model", metavar="M", help="only calls that requested model M or were served by it")
     llm.add_argument("--json", action="store_true", help="print the totals as JSON")
     llm.add_argument("--reset-budget", metavar="NAME", help="start the named budget's spend over (every kernel)")
     llm.set_defaults(handler=_llm)
@@ -35,7 +36,7 @@ def _llm(args: argparse.Namespace) -> int:
         since = report.parse_since(args.since) if args.since else None
     except ValueError as exc:
         raise UsageFailure(str(exc)) from None
-    data = history.machine_usage(get_config().core.state_dir, since)
+    data = history.machine_usage(get_config().core.state_dir, since, args.model)
     data["price_table"] = prices.table_version()
     named = [row for row in budgets.status(current) if row["budget"] != "kernel"]
     data["budgets"] = named

@@ -34,6 +34,7 @@ class LLMMagics(Magics):
     @magic_arguments()
     @argument("--cell", action="store_true", help="only the last cell's calls")
     @argument("--since", metavar="T", help="only calls since T: 30s, 10m, 2h, 1d ago or an ISO time")
+    @argument("--model", metavar="M", help="only calls that requested model M or were served by it")
     @argument("--reset", action="store_true", help="forget this kernel's calls and its llm.budget_usd spend")
     @line_magic
     def sci_llm(self, line: str = "") -> Any:
@@ -44,6 +45,7 @@ class LLMMagics(Magics):
             %sci_llm                 # everything since the kernel started
             %sci_llm --cell          # the last cell
             %sci_llm --since 10m     # the last ten minutes (or an ISO time)
+            %sci_llm --model gpt-4o-mini  # requested or served (gpt-4o-mini-2024-07-18)
             %sci_llm --reset         # start over
         """
         from ..core.llm import budgets, report, settings, usage
@@ -52,13 +54,16 @@ class LLMMagics(Magics):
         if args.reset:
             usage.BOOK.reset()
             budgets.reset(settings.current())
+            from ..core.llm import attempts
+
+            attempts.reset()
             print("[sci_ext] LLM usage of this kernel reset")
             return None
         try:
             since = report.parse_since(args.since) if args.since else None
         except ValueError as exc:
             raise UsageError(f"%sci_llm: {exc}") from None
-        data = usage.get_llm_usage(since=since, cell=args.cell)
+        data = usage.get_llm_usage(since=since, cell=args.cell, model=args.model)
         scope = "last cell" if args.cell else (f"since {args.since}" if args.since else "this kernel")
         if not data["models"]:
             print(f"[sci_ext] no LLM calls ({scope}); prices: {data['price_table']}")

@@ -18,7 +18,16 @@ Endpoints:
   usage chunk only with ``stream_options.include_usage``, as the real API);
 * ``POST /v1/responses`` - plain, or SSE events ending in ``response.completed`` with usage;
 * ``POST /v1/embeddings``;
-* ``POST /v1/messages`` - plain, or SSE ``message_start`` ... ``message_delta`` (usage) ... ``message_stop``.
+* ``POST /v1/messages`` - plain, or SSE ``message_start`` ... ``message_delta`` (usage) ... ``message_stop``;
+* ``POST /model/{model}/invoke`` (and ``invoke-with-response-stream``, AWS event-stream frames) - Bedrock's
+  (``anthropic.AnthropicBedrock(base_url=server.bedrock_url)``), and
+  ``POST .../publishers/anthropic/models/{model}:rawPredict`` - Vertex's: anthropic messages.
+
+``server.served`` maps a requested model to the one the response names (the real APIs answer
+``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``); ``server.usage_override`` replaces the usage
+block as sent (``"absent"`` leaves it out, a dict is sent as it is: malformed usage);
+``server.fail_always = 429`` answers every request with that status until set back to 0;
+``server.cut_streams = True`` drops the connection after the first two events of a stream.
 
 Usage fields are the ones the real APIs send, from :attr:`FakeLLMServer.usage`.
 ``server.fail(429, 500)`` makes the next requests answer those statuses (a 429 with
@@ -96,8 +105,19 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         model = body.get("model", "")
         stream = bool(body.get("stream"))
+        self.aws_framing = False
+        if path.startswith("/model/") and (path.endswith("/invoke") or path.endswith("/invoke-with-response-stream")):
+            model = path.split("/")[2]  # Bedrock: the model is in the path, the body has none
+            stream = path.endswith("/invoke-with-response-stream")
+            self.aws_framing = stream  # Bedrock streams are AWS event-stream frames, not SSE
+            path = "/v1/messages"
+        elif ":rawPredict" in path or ":streamRawPredict" in path:
+            model = path.rsplit("/", 1)[-1].split(":", 1)[0]  # Vertex
+            stream = stream or ":streamRawPredict" in path
+            path = "/v1/messages"
         status = owner.take_failure()
         owner.seen(path, model, stream, status)
+        model = owner.served.get(model, model)
         if status:
             self._json(status, {"error": {"type": "rate_limit_error" if status == 429 else "api_error",
                                           "message": f"fake failure {status}"}}, retry_after=status == 429)  # fmt: skip
@@ -197,7 +217,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._sse(events, done=False)
 
     # -- wire -----------------------------------------------------------------
+    aws_framing = False
+
+    def _aws_events(self, events: Sequence[object]) -> None:
+        frames = [_aws_frame(data) for data in events]
+        raw = b"".join(frames)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        if self.server.owner.cut_streams:
+            self.wfile.write(b"".join(frames[:2]))
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(raw)
+
     def _json(self, status: int, data: dict[str, Any], retry_after: bool = False) -> None:
+        override = self.server.owner.usage_override
+        if status == 200 and override is not None and "usage" in data:
+            if override == "absent":
+                del data["usage"]
+            else:
+                data["usage"] = override
         raw = json.dumps(data).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -208,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def _sse(self, events: Sequence[tuple[str | None, object]], done: bool) -> None:
+        if self.aws_framing:
+            self._aws_events([data for _, data in events])
+            return
         parts = []
         for name, data in events:
             head = f"event: {name}\n" if name else ""
@@ -219,7 +264,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
+        if self.server.owner.cut_streams:  # the connection drops in the middle of the stream
+            first = "".join(parts[:2]).encode()
+            self.wfile.write(first)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(raw)
+
+
+def _aws_frame(data: object) -> bytes:
+    """One AWS event-stream message carrying ``data`` as Bedrock does (a ``chunk`` of base64 JSON bytes)."""
+    import base64
+    import struct
+    import zlib
+
+    payload = json.dumps({"bytes": base64.b64encode(json.dumps(data).encode()).decode()}).encode()
+    headers = b""
+    for name, value in ((":event-type", "chunk"), (":content-type", "application/json"), (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += bytes([len(n)]) + n + bytes([7]) + struct.pack(">H", len(v)) + v  # 7: a string header
+    prelude = struct.pack(">II", 12 + len(headers) + len(payload) + 4, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))
 
 
 class _Server(ThreadingHTTPServer):
@@ -235,6 +303,10 @@ class FakeLLMServer:
         self.requests: list[dict[str, Any]] = []
         self.reported: list[dict[str, int] | None] = []
         self._failures: deque[int] = deque()
+        self.served: dict[str, str] = {}
+        self.usage_override: Any = None
+        self.fail_always = 0
+        self.cut_streams = False
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -253,6 +325,11 @@ class FakeLLMServer:
     @property
     def anthropic_url(self) -> str:
         """The ``base_url`` for ``anthropic.Anthropic``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def bedrock_url(self) -> str:
+        """The ``base_url`` for ``anthropic.AnthropicBedrock`` (or ``ANTHROPIC_BEDROCK_BASE_URL``)."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeLLMServer:
@@ -279,7 +356,7 @@ class FakeLLMServer:
     def take_failure(self) -> int:
         """The next planned failure status, or 0 (used by the request handler)."""
         with self._lock:
-            return self._failures.popleft() if self._failures else 0
+            return self._failures.popleft() if self._failures else self.fail_always
 
     def seen(self, path: str, model: str, stream: bool, status: int) -> None:
         """Record a request in :attr:`requests` (used by the request handler)."""
@@ -297,6 +374,10 @@ class FakeLLMServer:
             self.requests.clear()
             self.reported.clear()
             self._failures.clear()
+            self.served.clear()
+            self.usage_override = None
+            self.fail_always = 0
+            self.cut_streams = False
 
 
 def main() -> None:  # pragma: no cover - manual use, and the LLM benchmark runs it

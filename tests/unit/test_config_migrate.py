@@ -155,3 +155,101 @@ def test_nothing_migrates_on_import(sci_env, bfts):
     importlib.reload(sci_ext)
     ConfigManager()
     assert not (sci_env["project"] / "sci_ext.toml").exists()
+
+
+def _omegaconf_leaves(node: object, prefix: str = "") -> dict[str, object]:
+    """Every leaf as OmegaConf reads it: paths as strings, ??? as ???, interpolations unresolved."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=False) if prefix == "" else node  # type: ignore[arg-type]
+    out: dict[str, object] = {}
+    for key, value in data.items():  # type: ignore[union-attr]
+        if isinstance(value, dict) and value:
+            out.update(_omegaconf_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def test_omegaconf_saved_run_config_migrates_every_leaf(sci_env):
+    """A run's merged config as AI-Scientist-v2 saves it (OmegaConf.save): Path tags, ???, interpolations."""
+    from omegaconf import OmegaConf
+
+    saved = sci_env["project"] / "config.yaml"
+    original = yaml.safe_load((DATA / "bfts_config.yaml").read_text())
+    original["log_dir"] = Path("/runs/logs/0-run")
+    original["workspace_dir"] = Path("/runs/workspaces/0-run")
+    original["data_dir"] = Path("/data/input")
+    original["desc_file"] = "???"
+    original["exp_name"] = "???"
+    original["report"]["model"] = "${agent.code.model}"
+    OmegaConf.save(OmegaConf.create(original), saved)
+    text = saved.read_text()
+    assert "!!python/object/apply:pathlib.PosixPath" in text and "???" in text  # the real format
+    result = migrate(saved)
+    summary = result.summary()
+    assert "bfts.exp_name (line" in summary and "OmegaConf's missing value" in summary
+    assert "interpolation(s) kept as text" in summary and "bfts.report.model" in summary
+    b = ConfigManager().config.bfts
+    oracle = _omegaconf_leaves(OmegaConf.load(saved))
+    assert b.log_dir == oracle["log_dir"] == "/runs/logs/0-run" and b.data_dir == "/data/input"
+    assert b.report.model == oracle["report.model"] == "${agent.code.model}"
+    assert b.extra["desc_file"] == "???"  # an untyped key: kept as the text
+    assert b.exp_name == "run"  # a typed key left missing: sci_ext's default, as the note says
+    for dotted, value in oracle.items():  # every leaf kept
+        if dotted == "exp_name":
+            continue
+        got: object = b.extra[dotted] if dotted in b.extra else b
+        if dotted not in b.extra:
+            for part in dotted.split("."):
+                got = getattr(got, part)
+        assert got == value, dotted
+
+
+def test_unknown_yaml_tag_is_refused_with_line_and_tag(sci_env):
+    path = sci_env["project"] / "config.yaml"
+    path.write_text("agent:\n  steps: 3\nthing: !!python/object:os.system\n  x: 1\n")
+    with pytest.raises(ConfigError, match=r"line 3: the tag !!python/object:os.system is not one OmegaConf.load"):
+        migrate(path)
+    path.write_text("agent:\n  steps: [3\n")
+    with pytest.raises(ConfigError, match=r"line \d: invalid YAML"):
+        migrate(path)
+
+
+def _saved_config_strategy():
+    from hypothesis import strategies as st
+
+    key = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+    leaf = st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["???", "${agent.code.model}", "${oc.env:HOME}", "sci_ext:x", "", "1e-5", "yes"]),
+        st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+        st.builds(lambda parts: Path("/", *parts), st.lists(key, min_size=1, max_size=3)),
+    )
+    tree = st.recursive(leaf, lambda inner: st.dictionaries(key, inner, min_size=1, max_size=3), max_leaves=10)
+    return st.dictionaries(key.map(lambda k: f"run_{k}"), tree, min_size=1, max_size=4)
+
+
+def test_any_saved_run_config_keeps_every_leaf_as_omegaconf_reads_it(tmp_path):
+    """Property: what OmegaConf.save writes (paths, ???, interpolations, any scalar) migrates leaf for leaf."""
+    from hypothesis import HealthCheck, given, settings
+    from omegaconf import OmegaConf
+
+    counter = iter(range(10**9))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_saved_config_strategy())
+    def check(data):
+        work = tmp_path / f"case{next(counter)}"
+        work.mkdir()
+        saved, target = work / "config.yaml", work / "sci_ext.toml"
+        OmegaConf.save(OmegaConf.create(data), saved)
+        migrate(saved, target=target)
+        extra = ConfigManager(project_path=target, user_path=work / "none.toml", environ={}).config.bfts.extra
+        oracle = _omegaconf_leaves(OmegaConf.load(saved))
+        assert {k: v for k, v in extra.items()} == oracle
+
+    check()

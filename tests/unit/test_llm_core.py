@@ -96,16 +96,26 @@ def test_since_parsing_and_money() -> None:
 
 
 def test_budget_exceeded_is_a_sci_ext_error() -> None:
-    from sci_ext.core.llm import budgets, settings
+    from sci_ext.core.llm import budgets, hints, settings
 
     get_config_manager().set("llm.budget_usd", 1.0)
     budgets.reset(settings.current())
     budgets.charge(settings.current(), 1.5)
-    with pytest.raises(BudgetExceeded) as info:
-        budgets.check(settings.current(), "this call")
+    with pytest.MonkeyPatch.context() as mp:  # a script (an earlier test may have loaded the extension)
+        mp.setattr(hints, "in_kernel", lambda: False)
+        with pytest.raises(BudgetExceeded) as info:
+            budgets.check(settings.current(), "this call")
     assert isinstance(info.value, SciExtError)
     assert info.value.spent_usd == 1.5 and info.value.limit_usd == 1.0
-    assert "%sci_config llm.budget_usd" in str(info.value)
+    # in a script: the environment variable, the config file key and the library call (item 4 of issue 20)
+    message = str(info.value)
+    assert "SCI_EXT_LLM__BUDGET_USD=<USD>" in message and "budget_usd = <USD> under [llm]" in message
+    assert "get_config_manager().set('llm.budget_usd', <USD>)" in message and "%sci_config" not in message
+    with pytest.MonkeyPatch.context() as mp:  # in a kernel with the extension loaded: the magics
+        mp.setattr(hints, "in_kernel", lambda: True)
+        with pytest.raises(BudgetExceeded, match=r"%sci_config llm.budget_usd=<USD> .*%sci_llm --reset"):
+            budgets.check(settings.current(), "this call")
+    assert hints.env_name("llm.max_retry_seconds") == "SCI_EXT_LLM__MAX_RETRY_SECONDS"
     budgets.reset(settings.current())
     budgets.check(settings.current(), "this call")
 
@@ -203,6 +213,7 @@ def test_metrics_are_promtool_clean() -> None:
         metrics._on_call(LLMCall("openai", "gpt-4o-mini", "chat.completions", "ok", 0, 0.2, input=10, output=5,
                                  cost_usd=0.001))  # fmt: skip
         metrics._on_call(LLMCall("anthropic", "claude-haiku-4-5", "messages", "blocked", 0, 0.0))
+        metrics._on_call(LLMCall("aws", "m", "messages", "ok", 0, 0.2, attempts=4, rate_limited=2, server_errors=1))
         text = generate_latest(registry).decode()
     finally:
         metrics._metrics.clear()
@@ -212,6 +223,8 @@ def test_metrics_are_promtool_clean() -> None:
     assert 'sci_llm_requests_total{model="gpt-4o-mini",provider="openai",status="ok"} 1.0' in text
     assert 'sci_llm_tokens_total{kind="input",model="gpt-4o-mini",provider="openai"} 10.0' in text
     assert "sci_llm_request_duration_seconds_bucket" in text and "sci_llm_cost_saved_usd_total" in text
+    for outcome, n in (("ok", 1), ("rate_limited", 2), ("server_error", 1)):
+        assert f'sci_llm_attempts_total{{model="m",outcome="{outcome}",provider="aws"}} {n}.0' in text
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     out = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr

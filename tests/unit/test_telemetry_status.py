@@ -146,8 +146,9 @@ def test_status_llm_block_holds_the_machine_wide_llm_totals(sci_env):
     try:
         for cost in (0.25, 0.17):
             on_llm_call.emit(
-                LLMCall("openai", "gpt-4o-mini", "chat", "ok", time.time(), 0.5, input=100, output=20, cost_usd=cost)
-            )
+                LLMCall("openai", "gpt-4o-mini", "chat", "ok", time.time(), 0.5, input=100, output=20, cost_usd=cost,
+                        model_requested="gpt-4o", attempts=3, rate_limited=2)
+            )  # fmt: skip
         on_llm_saved.emit(LLMSaved("cell", "summary", calls=2, cost_usd=0.42))
         assert history.flush()
     finally:
@@ -156,7 +157,8 @@ def test_status_llm_block_holds_the_machine_wide_llm_totals(sci_env):
     assert llm["calls"] == 2 and llm["cost_usd"] == pytest.approx(0.42)
     assert llm["cost_saved_usd"] == pytest.approx(0.42) and llm["calls_saved"] == 2
     assert llm["by_model"] == [
-        {"provider": "openai", "model": "gpt-4o-mini", "calls": 2, "input_tokens": 200, "output_tokens": 40,
-         "cost_usd": pytest.approx(0.42)}
+        {"provider": "openai", "model": "gpt-4o-mini", "models_requested": ["gpt-4o"], "calls": 2, "attempts": 6,
+         "rate_limited": 4, "input_tokens": 200, "output_tokens": 40, "cost_usd": pytest.approx(0.42)}
     ]  # fmt: skip
+    assert (llm["attempts"], llm["rate_limited"], llm["server_errors"], llm["refused"]) == (6, 4, 0, 0)
     assert llm["prices_version"].startswith("genai-prices")

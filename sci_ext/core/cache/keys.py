@@ -38,6 +38,8 @@ __all__ = [
 MAX_HELPER_DEPTH = 8
 #: Containers are followed at most this deep; deeper parts are pickled.
 MAX_CONTAINER_DEPTH = 64
+#: Classes of these packages may be SDK/HTTP clients, keyed by their settings (:mod:`.clients`).
+_CLIENT_MODULES = ("openai", "anthropic", "httpx")
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 # Exact types marshal writes by value (bool before int: marshal keeps them apart).
@@ -381,6 +383,15 @@ class ValueHasher:
 
     def _object(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
         kind = type(value)
+        if kind.__module__.startswith(_CLIENT_MODULES):
+            from .clients import spec_of
+
+            spec = spec_of(value)
+            if spec is not None:  # an SDK/HTTP client: keyed by its settings, as the cache stores it
+                self._tag("client")
+                fields = (spec.module, spec.name, spec.base_url, spec.timeout, spec.max_retries, spec.headers)
+                self._value((*fields, spec.extra), label, depth + 1, helper_depth)
+                return
         self._tag("object")
         self._value(kind, f"type of {label}", depth + 1, helper_depth)
         if _plain_state(value):

@@ -23,13 +23,13 @@ import mmap
 import os
 import pickle  # nosec B403  # entries live in a 0700 dir or behind a signing key
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CacheError
 
-__all__ = ["FORMAT_VERSION", "CorruptEntry", "PackedEntry", "open_buffer", "pack", "unpack"]
+__all__ = ["FORMAT_VERSION", "CorruptEntry", "PackedEntry", "open_buffer", "pack", "register_reducer", "unpack"]
 
 MAGIC = b"SCICACH1"
 #: Bumped whenever the layout or the meaning of a key changes; old entries become misses.
@@ -102,12 +102,58 @@ class _ChunkReader(io.RawIOBase):
         return out
 
 
+#: Reducer hooks: ``(module prefixes, hook)``; ``hook(obj)`` returns a pickle reduce tuple to store
+#: ``obj`` differently, or ``NotImplemented``; it is asked only for objects whose class's module starts
+#: with one of its prefixes.  Built in: SDK and HTTP clients stored as their settings (:mod:`.clients`).
+_REDUCERS: list[tuple[tuple[str, ...], Callable[[Any], Any]]] = []
+
+
+def register_reducer(hook: Callable[[Any], Any], modules: tuple[str, ...] = ("",)) -> Callable[[], None]:
+    """Add a reducer hook to every later :func:`pack` for classes of ``modules`` (prefixes); returns its remover."""
+    _default_reducers()
+    entry = (tuple(modules), hook)
+    _REDUCERS.append(entry)
+    return lambda: _REDUCERS.remove(entry) if entry in _REDUCERS else None
+
+
+def _default_reducers() -> None:
+    if not _REDUCERS:
+        from .clients import MODULES, reduce_client
+
+        _REDUCERS.append((MODULES, reduce_client))
+
+
+def _dumps(value: Any, buffer_callback: Callable[[pickle.PickleBuffer], bool]) -> bytes:
+    """cloudpickle's ``dumps``, with the reducer hooks asked first for objects of their modules."""
+    import cloudpickle
+
+    _default_reducers()
+    hooks = tuple(_REDUCERS)
+    prefixes = tuple({prefix for modules, _ in hooks for prefix in modules})
+    base = cloudpickle.Pickler.reducer_override
+
+    class _Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            # One startswith per object on the common path: pickling speed is the cache's speed.
+            if type(obj).__module__.startswith(prefixes):
+                module = type(obj).__module__
+                for modules, hook in hooks:
+                    if module.startswith(modules):
+                        reduced = hook(obj)
+                        if reduced is not NotImplemented:
+                            return reduced
+            return base(self, obj)
+
+    out = io.BytesIO()
+    _Pickler(out, protocol=5, buffer_callback=buffer_callback).dump(value)
+    return out.getvalue()
+
+
 def pack(value: Any, *, meta: dict[str, Any] | None = None, mmap_min_bytes: int = 1 << 20) -> PackedEntry:
     """Serialize ``value`` (cloudpickle, protocol 5) with large buffers out of band.
 
     Raises whatever the pickler raises for an unpicklable value.
     """
-    import cloudpickle
     import xxhash
 
     buffers: list[memoryview] = []
@@ -124,7 +170,7 @@ def pack(value: Any, *, meta: dict[str, Any] | None = None, mmap_min_bytes: int 
         readonly.append(memoryview(buf).readonly)
         return False
 
-    stream = cloudpickle.dumps(value, protocol=5, buffer_callback=keep_out_of_band)
+    stream = _dumps(value, keep_out_of_band)
     header: dict[str, Any] = {"version": FORMAT_VERSION, "meta": meta or {}}
     # Offsets depend on the header length, which depends on the offsets: fix the
     # header's size first with placeholders of the final width.

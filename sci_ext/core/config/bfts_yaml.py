@@ -3,7 +3,11 @@
 AI-Scientist-v2 loads the file with ``OmegaConf.load``: PyYAML's safe loader plus
 OmegaConf's rules (``1e-5`` is a float, dates stay strings, a duplicate key is an
 error); interpolations such as ``${oc.env:OPENAI_API_KEY}`` are strings until they
-are read.  :func:`load_yaml` applies the same rules without importing OmegaConf.
+are read.  :func:`load_yaml` applies the same rules without importing OmegaConf,
+including what ``OmegaConf.save`` writes for a run's merged config: ``pathlib`` paths
+as ``!!python/object/apply:pathlib.PosixPath`` (and ``Path``/``WindowsPath``) tags, read
+here as the path's string, and ``???`` (a missing value) as the string ``???``.  Any
+other ``!!python`` tag is refused, as ``OmegaConf.load`` refuses it.
 
 TOML cannot hold everything YAML can.  Keys sci_ext does not type (``extra``) keep
 their value through these markers, which :func:`decode` turns back:
@@ -28,7 +32,16 @@ from typing import Any
 
 from .files import join_dotted
 
-__all__ = ["EMPTY_TABLE", "MARK", "NULL", "Refused", "decode", "encode", "leaves", "load_yaml"]
+__all__ = ["EMPTY_TABLE", "MARK", "MISSING", "NULL", "Refused", "decode", "encode", "leaves", "load_yaml"]
+
+#: OmegaConf's mandatory-missing value: a key that must be set before it is read.
+MISSING = "???"
+#: The ``pathlib`` tags ``OmegaConf.save`` writes and ``OmegaConf.load`` reads back (as paths).
+PATH_TAGS = {
+    "tag:yaml.org,2002:python/object/apply:pathlib.Path": "posix",
+    "tag:yaml.org,2002:python/object/apply:pathlib.PosixPath": "posix",
+    "tag:yaml.org,2002:python/object/apply:pathlib.WindowsPath": "windows",
+}
 
 MARK = "sci_ext:"
 NULL = "sci_ext:null"
@@ -83,6 +96,15 @@ def _loader() -> type:
                 seen.add(key_node.value)
             return dict(super().construct_mapping(node, deep=deep))
 
+    def construct_path(loader: Any, node: Any) -> str:
+        import pathlib
+
+        parts = [str(part) for part in loader.construct_sequence(node)]
+        flavour = pathlib.PureWindowsPath if PATH_TAGS[node.tag] == "windows" else pathlib.PurePosixPath
+        return str(flavour(*parts)) if parts else "."
+
+    for tag in PATH_TAGS:
+        OmegaConfLikeLoader.add_constructor(tag, construct_path)
     OmegaConfLikeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     OmegaConfLikeLoader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]

@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .bfts import BftsConfig
-from .bfts_yaml import INT64_MAX, INT64_MIN, Refused, encode, leaves, load_yaml
+from .bfts_yaml import INT64_MAX, INT64_MIN, MISSING, Refused, encode, leaves, load_yaml
 from .files import atomic_write_text, flatten_table, join_dotted, read_toml, update_toml_text
 from .manager import PROJECT_FILE, RENAMED_KEYS, SCHEMA_VERSION, find_project_file
 from .schema import FieldSpec, coerce, flatten_instance, leaf_fields, type_name
@@ -155,7 +156,16 @@ def _read_bfts(source: Path) -> tuple[str, dict[str, Any]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source} line {mark.line + 1}" if mark is not None else str(source)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}", path=str(source)) from None
+        problem = str(getattr(exc, "problem", exc))
+        tag = re.search(r"constructor for the tag '([^']+)'", problem)
+        if tag is not None:  # valid YAML, with a tag neither OmegaConf.load nor sci_ext reads
+            shown = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise ConfigError(
+                f"{where}: the tag {shown} is not one OmegaConf.load reads (it reads plain values, "
+                "and pathlib paths as OmegaConf.save writes them); not migrated",
+                path=str(source),
+            ) from None
+        raise ConfigError(f"{where}: invalid YAML: {problem}", path=str(source)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level", path=str(source))
     return text, data
@@ -222,7 +232,9 @@ def _load_bfts(source: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], Any]
         dotted = join_dotted(path)
         spec = specs.get(dotted)
         try:
-            if spec is not None:
+            if spec is not None and value == MISSING:
+                values[dotted] = None  # OmegaConf's "must be set": sci_ext's default applies (a note says so)
+            elif spec is not None:
                 values[dotted] = _typed_value(dotted, value, spec, defaults.get(dotted))
             else:
                 values[dotted] = _extra_value(path, value, specs)
@@ -272,6 +284,8 @@ def _verify_bfts(
     problems = []
     for path, value in yaml_leaves.items():
         dotted = join_dotted(path)
+        if dotted in specs and value == MISSING:
+            continue  # not written: a note says so
         if dotted in specs:
             got: Any = back
             for part in path:
@@ -307,6 +321,24 @@ def _migrate_bfts(source: Path, target: Path | None, dry_run: bool) -> Migration
     changed, diff, backup = write_with_backup(target, old, new, dry_run)
     written = sum(value is not None for value in values.values())
     notes = [f"{written} settings under [bfts]"]  # each checked to load back equal (_verify_bfts)
+    specs = leaf_fields(BftsConfig)
+
+    def at(dotted: str) -> str:
+        line = lines.get(dotted)
+        return f" (line {line})" if line else ""
+
+    for path, value in yaml_leaves.items():
+        dotted = join_dotted(path)
+        if value == MISSING:
+            kept = "kept as the text '???'" if dotted not in specs else "not written: sci_ext's default applies"
+            notes.append(f"bfts.{dotted}{at(dotted)}: ??? is OmegaConf's missing value (set it before a run reads it); "
+                         f"{kept}")  # fmt: skip
+    interpolated = [join_dotted(p) for p, v in yaml_leaves.items() if isinstance(v, str) and "${" in v]
+    if interpolated:
+        notes.append(
+            f"{len(interpolated)} OmegaConf interpolation(s) kept as text, not resolved: "
+            + ", ".join(f"bfts.{d}{at(d)}" for d in interpolated)
+        )
     return MigrationResult(source, target, changed, diff, dry_run, backup, notes)
 
 

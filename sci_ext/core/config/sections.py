@@ -275,10 +275,31 @@ class LLMConfig:
     )
     max_model_labels: int = setting(20, doc="Distinct model labels in metrics; further models count as 'other'.", min=0)
     history: bool = setting(True, doc="Keep a machine-wide history in core.state_dir/llm for 'jupyter sci llm'.")
+    max_attempts: int | None = setting(
+        20, doc="HTTP attempts in a row that may fail at one provider and model (the SDK's retries and the caller's "
+        "own loops counted together, per cell or script run) before sci_ext refuses the next; none: no bound.", min=1,
+    )  # fmt: skip
+    max_retry_seconds: float | None = setting(
+        600.0, doc="Seconds after the first of those failures that retrying may go on before sci_ext refuses the "
+        "next attempt; none: no bound.", min=0,
+    )  # fmt: skip
+    max_failed_attempts: int | None = setting(
+        500, doc="Failed HTTP attempts in one cell (one script run) before sci_ext refuses every further attempt "
+        "there; none: no bound.", min=1,
+    )  # fmt: skip
+    breaker: list[str] = setting(  # noqa: RUF009 - every field is declared this way
+        default_factory=list,
+        doc="Circuit breakers that SDK calls go through: NAME (every provider) or PROVIDER=NAME entries; an open "
+        "breaker refuses the attempt before it is sent.",
+    )
 
     def __post_init__(self) -> None:
         parse_budgets(self.budgets)
         parse_prices(self.prices)
+        for entry in self.breaker:
+            who, sep, name = entry.partition("=")
+            if not who.strip() or (sep and not name.strip()):
+                raise ValueError(f"llm.breaker: {entry!r}: expected NAME or PROVIDER=NAME")
 
 
 BUILTIN_SECTIONS["llm"] = LLMConfig

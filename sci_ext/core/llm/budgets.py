@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ..errors import BudgetExceeded
+from . import hints
 from .events import BudgetAlert, on_budget_alert
 from .report import money
 from .settings import LLMSettings
@@ -50,9 +51,14 @@ def check(settings: LLMSettings, what: str) -> None:
     if limit is not None and _kernel["spent"] >= limit:
         spent = _kernel["spent"]
         raise BudgetExceeded(
-            f"LLM budget of this kernel is spent: {money(spent)} of {money(limit)} (llm.budget_usd); "
-            f"{what} was not sent. Raise it with %sci_config llm.budget_usd=<USD> "
-            "(or start the count over with %sci_llm --reset)",
+            f"LLM budget of this {'kernel' if hints.in_kernel() else 'process'} is spent: {money(spent)} of "
+            f"{money(limit)} (llm.budget_usd); {what} was not sent. Raise it with "
+            f"{hints.how_to_set('llm.budget_usd', '<USD>')} "
+            + (
+                "(or start the count over with %sci_llm --reset)"
+                if hints.in_kernel()
+                else "(or start the count over with sci_ext.core.llm.budgets.reset(settings))"
+            ),
             budget="kernel",
             spent_usd=spent,
             limit_usd=limit,
@@ -66,7 +72,7 @@ def check(settings: LLMSettings, what: str) -> None:
             raise BudgetExceeded(
                 f"LLM budget {name!r} is spent: {money(spent)} of {money(limit)} (shared by every kernel using it, "
                 f"{store.description}); {what} was not sent. Raise it in llm.budgets ({name}=<USD>, e.g. "
-                f"%sci_config llm.budgets={name}={max(limit * 2, 1):g}) or start it over with "
+                f"{hints.how_to_set('llm.budgets', f'{name}={max(limit * 2, 1):g}')}) or start it over with "
                 f"'jupyter sci llm --reset-budget {name}'",
                 budget=name,
                 spent_usd=spent,

@@ -9,7 +9,9 @@ Nothing here imports an SDK, prometheus or IPython.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..events import Listeners
 
@@ -18,6 +20,7 @@ __all__ = [
     "BudgetAlert",
     "LLMCall",
     "LLMSaved",
+    "Subscription",
     "on_budget_alert",
     "on_llm_call",
     "on_llm_saved",
@@ -33,10 +36,11 @@ TOKEN_KINDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 class LLMCall:
     """One request through an SDK: counts and timing only, never a prompt or a response."""
 
-    provider: str
-    model: str
+    provider: str  # who bills it (genai-prices id: openai, anthropic, aws, google, azure, ...)
+    model: str  # the model that served it (the response's), else the one requested
     endpoint: str
     status: str  # ok | rate_limited | server_error | client_error | timeout | connection_error | error | blocked
+    # | refused (a retry bound or an open breaker stopped an attempt before it was sent)
     started: float  # unix time
     duration: float  # seconds, until the last stream event for streams
     input: int | None = None
@@ -49,6 +53,14 @@ class LLMCall:
     kernel_id: str | None = None
     stream: bool = False
     error: str = ""  # the exception class name of a failed call
+    model_requested: str = ""  # the model the call asked for ("" when it named none)
+    attempts: int = 1  # HTTP attempts sent (the SDK's own retries included)
+    rate_limited: int = 0  # attempts answered 429
+    server_errors: int = 0  # attempts answered 5xx, timed out or cut off
+
+    def models(self) -> tuple[str, ...]:
+        """The served and requested model (a filter by model matches either)."""
+        return (self.model, self.model_requested) if self.model_requested else (self.model,)
 
     def tokens(self) -> dict[str, int]:
         """The reported token counts by kind (kinds not reported are left out)."""
@@ -85,3 +97,30 @@ class BudgetAlert:
 on_llm_call: Listeners[LLMCall] = Listeners("llm_call")
 on_llm_saved: Listeners[LLMSaved] = Listeners("llm_saved")
 on_budget_alert: Listeners[BudgetAlert] = Listeners("llm_budget_alert")
+
+
+class Subscription:
+    """Listeners a module adds to these events together: ``install()`` (idempotent) and ``uninstall()``.
+
+    The history writer and the metrics both listen to :data:`on_llm_call` and
+    :data:`on_llm_saved`; this holds what each of them added, so neither repeats it.
+    """
+
+    def __init__(self, *pairs: tuple[Listeners[Any], Callable[[Any], Any]]) -> None:
+        self._pairs = pairs
+        self._removers: list[Callable[[], Any]] = []
+
+    def install(self) -> None:
+        """Add the listeners (once)."""
+        if not self._removers:
+            self._removers.extend(listeners.add(fn) for listeners, fn in self._pairs)
+
+    def uninstall(self) -> None:
+        """Remove them (what they already did stays done)."""
+        while self._removers:
+            self._removers.pop()()
+
+    @property
+    def installed(self) -> bool:
+        """Whether the listeners are added now."""
+        return bool(self._removers)

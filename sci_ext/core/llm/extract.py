@@ -65,11 +65,18 @@ def usage_of_response(result: Any) -> tuple[str | None, dict[str, int | None] | 
 class StreamUsage:
     """Accumulates the usage reported by the events of one stream."""
 
-    __slots__ = ("model", "tokens")
+    __slots__ = ("final", "model", "tokens")
 
     def __init__(self) -> None:
         self.model: str | None = None
         self.tokens: dict[str, int | None] | None = None
+        self.final = False  # the event carrying the stream's final counts was seen
+
+    def cut(self) -> dict[str, int | None] | None:
+        """The counts of a stream that broke off: output unknown unless its final counts came."""
+        if self.final or self.tokens is None:
+            return self.tokens
+        return {**self.tokens, "output": None, "reasoning": None}
 
     def see(self, item: Any) -> None:
         """Read one chunk or event (most carry no usage and cost one attribute read)."""
@@ -84,12 +91,14 @@ class StreamUsage:
             usage = getattr(item, "usage", None)
             if usage is not None:
                 self._delta(usage)
+                self.final = True
         elif kind in ("response.completed", "response.incomplete", "response.failed"):  # openai responses
             response = getattr(item, "response", None)
             self.model = getattr(response, "model", None) or self.model
             usage = getattr(response, "usage", None)
             if usage is not None:
                 self.tokens = tokens_of(usage)
+                self.final = True
         elif kind is None:  # openai chat completion chunks: usage in the last one
             usage = getattr(item, "usage", None)
             if self.model is None:
@@ -97,6 +106,7 @@ class StreamUsage:
                 self.model = model if isinstance(model, str) else None
             if usage is not None:
                 self.tokens = tokens_of(usage)
+                self.final = True
 
     def _delta(self, usage: Any) -> None:
         tokens = self.tokens if self.tokens is not None else {}

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .events import LLMCall, LLMSaved, on_llm_call, on_llm_saved
+from .events import LLMCall, LLMSaved, Subscription, on_llm_call, on_llm_saved
 from .settings import current
 
 __all__ = ["HistoryWriter", "flush", "install", "machine_usage", "path_for", "uninstall"]
@@ -29,7 +29,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     started REAL, provider TEXT, model TEXT, endpoint TEXT, status TEXT,
     input INTEGER, cached_input INTEGER, cache_write INTEGER, output INTEGER, reasoning INTEGER,
-    cost_usd REAL, duration REAL, correlation_id TEXT, kernel_id TEXT, pid INTEGER, stream INTEGER
+    cost_usd REAL, duration REAL, correlation_id TEXT, kernel_id TEXT, pid INTEGER, stream INTEGER,
+    model_requested TEXT, attempts INTEGER, rate_limited INTEGER, server_errors INTEGER
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
 CREATE TABLE IF NOT EXISTS saved (
@@ -39,11 +40,19 @@ CREATE TABLE IF NOT EXISTS saved (
 """
 
 
-_INSERT_CALL = "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: Columns added after the first release: an older database gets them on open (old rows: NULL).
+_ADDED = (("model_requested", "TEXT"), ("attempts", "INTEGER"), ("rate_limited", "INTEGER"),
+          ("server_errors", "INTEGER"))  # fmt: skip
+_INSERT_CALL = (
+    "INSERT INTO calls (started, provider, model, endpoint, status, input, cached_input, cache_write, output,"
+    " reasoning, cost_usd, duration, correlation_id, kernel_id, pid, stream, model_requested, attempts,"
+    " rate_limited, server_errors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_SAVED = "INSERT INTO saved VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT_CALLS = (
     "SELECT provider, model, endpoint, status, started, duration, input, cached_input, cache_write,"
-    " output, reasoning, cost_usd, correlation_id, kernel_id, stream FROM calls WHERE started >= ?"
+    " output, reasoning, cost_usd, correlation_id, kernel_id, stream, COALESCE(model_requested, ''),"
+    " COALESCE(attempts, 1), COALESCE(rate_limited, 0), COALESCE(server_errors, 0) FROM calls WHERE started >= ?"
 )
 _SELECT_SAVED = "SELECT COUNT(*), COALESCE(SUM(calls), 0), COALESCE(SUM(cost_usd), 0) FROM saved WHERE ts >= ?"
 _SELECT_PIDS = "SELECT COUNT(DISTINCT pid) FROM calls WHERE started >= ?"
@@ -60,6 +69,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
+    have = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    for column, kind in _ADDED:
+        if column not in have:
+            conn.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
     try:
         os.chmod(path, 0o600)
     except OSError:  # pragma: no cover - not the owner: the directory is private anyway
@@ -155,6 +168,7 @@ def _call_row(c: LLMCall, pid: int) -> tuple[Any, ...]:
     return (
         c.started, c.provider, c.model, c.endpoint, c.status, c.input, c.cached_input, c.cache_write,
         c.output, c.reasoning, c.cost_usd, c.duration, c.correlation_id, c.kernel_id, pid, int(c.stream),
+        c.model_requested, c.attempts, c.rate_limited, c.server_errors,
     )  # fmt: skip
 
 
@@ -163,7 +177,6 @@ def _saved_row(s: LLMSaved, pid: int) -> tuple[Any, ...]:
 
 
 WRITER = HistoryWriter()
-_removers: list[Any] = []
 
 
 def _on_call(call: LLMCall) -> None:
@@ -178,17 +191,11 @@ def _on_saved(saved: LLMSaved) -> None:
         WRITER.put("saved", saved, settings.state_dir)
 
 
-def install() -> None:
-    """Write every recorded call and saving to the history (idempotent)."""
-    if not _removers:
-        _removers.append(on_llm_call.add(_on_call))
-        _removers.append(on_llm_saved.add(_on_saved))
-
-
-def uninstall() -> None:
-    """Stop writing (what is queued is still written)."""
-    while _removers:
-        _removers.pop()()
+_SUBSCRIPTION = Subscription((on_llm_call, _on_call), (on_llm_saved, _on_saved))
+#: Write every recorded call and saving to the history (idempotent).
+install = _SUBSCRIPTION.install
+#: Stop writing (what is queued is still written).
+uninstall = _SUBSCRIPTION.uninstall
 
 
 def flush(timeout: float = 10.0) -> bool:
@@ -199,8 +206,11 @@ def flush(timeout: float = 10.0) -> bool:
 atexit.register(flush, 5.0)
 
 
-def machine_usage(state_dir: str, since: float | None = None) -> dict[str, Any]:
-    """Totals of every process on the machine that shares ``state_dir``: as :func:`~.usage.get_llm_usage`."""
+def machine_usage(state_dir: str, since: float | None = None, model: str | None = None) -> dict[str, Any]:
+    """Totals of every process on the machine that shares ``state_dir``: as :func:`~.usage.get_llm_usage`.
+
+    ``model`` keeps the calls that requested it or were served by it.
+    """
     from .usage import summarize
 
     path = path_for(state_dir)
@@ -219,10 +229,13 @@ def machine_usage(state_dir: str, since: float | None = None) -> dict[str, Any]:
         LLMCall(
             provider=r[0], model=r[1], endpoint=r[2], status=r[3], started=r[4], duration=r[5], input=r[6],
             cached_input=r[7], cache_write=r[8], output=r[9], reasoning=r[10], cost_usd=r[11],
-            correlation_id=r[12], kernel_id=r[13], stream=bool(r[14]),
+            correlation_id=r[12], kernel_id=r[13], stream=bool(r[14]), model_requested=r[15], attempts=r[16],
+            rate_limited=r[17], server_errors=r[18],
         )
         for r in rows
     ]  # fmt: skip
+    if model is not None:
+        calls = [c for c in calls if model in c.models()]
     out = summarize(calls)
     out["saved"] = {"hits": saved[0], "calls": saved[1], "cost_usd": saved[2]}
     out["processes"] = kernels

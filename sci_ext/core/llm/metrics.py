@@ -5,6 +5,8 @@
 * ``sci_llm_cost_usd_total{provider,model}``
 * ``sci_llm_cost_saved_usd_total``
 * ``sci_llm_request_duration_seconds{provider,model}`` (histogram)
+* ``sci_llm_attempts_total{provider,model,outcome}``: HTTP attempts, the SDK's retries included
+  (``outcome``: ok, rate_limited, server_error, other)
 
 Created on the first event (prometheus_client is imported then, not before), in
 ``prometheus_client``'s default registry; counters and histograms only, so they
@@ -19,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .events import TOKEN_KINDS, LLMCall, LLMSaved, on_llm_call, on_llm_saved
+from .events import TOKEN_KINDS, LLMCall, LLMSaved, Subscription, on_llm_call, on_llm_saved
 from .settings import current
 
 __all__ = ["OTHER", "install", "metrics", "model_label", "uninstall"]
@@ -31,7 +33,6 @@ _lock = threading.Lock()
 _metrics: dict[str, Any] = {}
 _seen: set[str] = set()
 _children: dict[tuple[str, str], dict[str, Any]] = {}  # (provider, model label) -> bound metric children
-_removers: list[Any] = []
 
 
 def metrics(registry: Any = None) -> dict[str, Any]:
@@ -59,6 +60,10 @@ def metrics(registry: Any = None) -> dict[str, Any]:
             ),
             "saved": Counter(
                 "sci_llm_cost_saved_usd", "LLM cost in US dollars that cache hits saved.", registry=reg,
+            ),
+            "attempts": Counter(
+                "sci_llm_attempts", "LLM HTTP attempts (the SDK's own retries included) by outcome.",
+                ["provider", "model", "outcome"], registry=reg,
             ),
             "duration": Histogram(
                 "sci_llm_request_duration_seconds", "LLM request duration (to the last event for streams).",
@@ -97,6 +102,8 @@ def _on_call(call: LLMCall) -> None:
     if status is None:
         status = bound["status"][call.status] = metrics()["requests"].labels(call.provider, model, call.status)
     status.inc()
+    if call.attempts:
+        _count_attempts(bound, call)
     if call.status == "blocked":
         return
     tokens = bound["tokens"]
@@ -109,9 +116,21 @@ def _on_call(call: LLMCall) -> None:
     bound["duration"].observe(call.duration)
 
 
+def _count_attempts(bound: dict[str, Any], call: LLMCall) -> None:
+    ok = 1 if call.status == "ok" else 0
+    other = max(call.attempts - ok - call.rate_limited - call.server_errors, 0)
+    for outcome, n in (("ok", ok), ("rate_limited", call.rate_limited), ("server_error", call.server_errors),
+                       ("other", other)):  # fmt: skip
+        if n:
+            bound["attempts"][outcome].inc(n)
+
+
 def _bind(provider: str, model: str) -> dict[str, Any]:
     m = metrics()
     return {
+        "attempts": {
+            o: m["attempts"].labels(provider, model, o) for o in ("ok", "rate_limited", "server_error", "other")
+        },
         "status": {},
         "tokens": {kind: m["tokens"].labels(provider, model, kind) for kind in TOKEN_KINDS},
         "cost": m["cost"].labels(provider, model),
@@ -124,14 +143,8 @@ def _on_saved(saved: LLMSaved) -> None:
         metrics()["saved"].inc(saved.cost_usd)
 
 
-def install() -> None:
-    """Feed the metrics from the events (idempotent)."""
-    if not _removers:
-        _removers.append(on_llm_call.add(_on_call))
-        _removers.append(on_llm_saved.add(_on_saved))
-
-
-def uninstall() -> None:
-    """Stop feeding the metrics (they keep their values)."""
-    while _removers:
-        _removers.pop()()
+_SUBSCRIPTION = Subscription((on_llm_call, _on_call), (on_llm_saved, _on_saved))
+#: Feed the metrics from the events (idempotent).
+install = _SUBSCRIPTION.install
+#: Stop feeding the metrics (they keep their values).
+uninstall = _SUBSCRIPTION.uninstall

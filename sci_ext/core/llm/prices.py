@@ -14,7 +14,7 @@ import threading
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["cost", "override_rates", "prewarm", "rates_for", "table_version"]
+__all__ = ["cost", "override_rates", "prewarm", "rates_for", "snapshot", "table_version", "unknown_note"]
 
 _FIELDS = ("input", "cached_input", "cache_write", "output", "reasoning")
 _GENAI_KEYS = {
@@ -70,6 +70,30 @@ def _load_table() -> Any:
         return data_snapshot.get_snapshot()
     except Exception:
         return None
+
+
+def snapshot() -> Any:
+    """The ``genai-prices`` table (loaded on first use), or None when it cannot load."""
+    return _load_table()
+
+
+_noted: set[tuple[str, str]] = set()
+
+
+def unknown_note(provider: str, model: str) -> str | None:
+    """The one line said once per process for a model no table prices (None after the first time)."""
+    key = (provider, model)
+    if key in _noted:
+        return None
+    with _lock:
+        if key in _noted:
+            return None
+        _noted.add(key)
+    return (
+        f"sci_ext: no price for {model!r} of provider {provider!r} in {table_version()}: its calls have unknown "
+        f"cost and budgets do not charge them; set one with llm.prices {model}=<input>/<output> "
+        "(USD per million tokens)"
+    )
 
 
 def override_rates(model: str, overrides: dict[str, tuple[float, ...]]) -> tuple[float, float, float, float] | None:

@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["HEADER", "money", "notice", "parse_since", "table_rows"]
 
 HEADER = [
-    "provider", "model", "calls", "errors", "input", "cached", "cache write", "output", "reasoning",
+    "provider", "model", "calls", "errors", "attempts", "input", "cached", "cache write", "output", "reasoning",
     "cost", "p50", "p95",
 ]  # fmt: skip
 
@@ -42,8 +42,17 @@ def table_rows(usage: dict[str, Any]) -> list[list[Any]]:
         if row.get("unknown_cost_calls") and row["cost_usd"] is not None:
             cost += f" (+{row['unknown_cost_calls']} unknown)"
         errors = str(row["errors"]) + (f" (+{row['blocked']} blocked)" if row.get("blocked") else "")
+        if row.get("refused"):
+            errors += f" ({row['refused']} refused)"
+        tries = str(row.get("attempts", row["calls"]))
+        retried = [
+            f"{row[k]} {label}" for k, label in (("rate_limited", "429"), ("server_errors", "5xx")) if row.get(k)
+        ]
+        if retried:
+            tries += f" ({', '.join(retried)})"
+        model = row["model"] + (f" (asked: {', '.join(row['requested'])})" if row.get("requested") else "")
         rows.append([
-            row["provider"], row["model"], row["calls"], errors, row["input"], row["cached_input"],
+            row["provider"], model, row["calls"], errors, tries, row["input"], row["cached_input"],
             row["cache_write"], row["output"], row["reasoning"], cost,
             _seconds(row["p50_seconds"]), _seconds(row["p95_seconds"]),
         ])  # fmt: skip

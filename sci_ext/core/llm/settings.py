@@ -27,6 +27,10 @@ class LLMSettings:
     history: bool = True
     state_dir: str = ""
     metrics_enabled: bool = True
+    max_attempts: int | None = 20
+    max_retry_seconds: float | None = 600.0
+    max_failed_attempts: int | None = 500
+    breakers: tuple[str, ...] = ()
 
 
 _cache: tuple[Any, LLMSettings] | None = None
@@ -53,6 +57,10 @@ def current() -> LLMSettings:
         history=llm.history,
         state_dir=cfg.core.state_dir,
         metrics_enabled=cfg.monitoring.metrics_enabled,
+        max_attempts=llm.max_attempts,
+        max_retry_seconds=llm.max_retry_seconds,
+        max_failed_attempts=llm.max_failed_attempts,
+        breakers=tuple(e.strip() for e in llm.breaker),
     )
     _cache = (cfg, parsed)
     return parsed

@@ -8,6 +8,7 @@ to the book, charge the budgets, feed the cache-savings collectors and emit
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -20,6 +21,8 @@ from .events import TOKEN_KINDS, LLMCall, LLMSaved, on_llm_call, on_llm_saved
 from .settings import current as current_settings
 
 __all__ = ["BOOK", "UsageBook", "get_llm_usage", "record", "summarize"]
+
+_log = logging.getLogger("sci_ext.llm")
 
 #: Calls kept in memory per process (the machine-wide history keeps them all).
 MAX_CALLS = 100_000
@@ -55,16 +58,50 @@ BOOK = UsageBook()
 def record(call: LLMCall) -> LLMCall:
     """Price ``call``, keep it, charge budgets, feed cache-savings collectors and emit it."""
     settings = current_settings()
-    if call.status != "blocked" and call.cost_usd is None:
-        tokens = call.tokens()
-        if tokens:
-            call.cost_usd = prices.cost(call.provider, call.model, tokens, settings.prices)
+    if call.cost_usd is None and call.status not in ("blocked", "refused"):
+        _price(call, settings)
     BOOK.add(call)
     if call.cost_usd:
         budgets.charge(settings, call.cost_usd)
     savings.add(call)
     on_llm_call.emit(call)
     return call
+
+
+def _price(call: LLMCall, settings: Any) -> None:
+    """The cost of ``call`` by the model served, else the one requested; one line for what stays unknown."""
+    tokens = call.tokens()
+    if call.status != "ok" and tokens and call.output is None:
+        if _once(("cut", call.provider, call.model)):  # a stream that broke off before its final counts
+            _log.warning(
+                "sci_ext: a %s stream (%s) broke off before it reported its output tokens (%s); its cost is unknown",
+                call.provider, call.model, call.error or call.status,
+            )  # fmt: skip
+        return
+    if not tokens:
+        if call.status == "ok" and _once(("no-usage", call.provider, call.model)):
+            _log.warning(
+                "sci_ext: a %s call (%s) reported no token usage (a provider or proxy that leaves it out, or a stream "
+                "cut or read without usage); its tokens and cost are unknown", call.provider, call.model,
+            )  # fmt: skip
+        return
+    call.cost_usd = prices.cost(call.provider, call.model, tokens, settings.prices)
+    if call.cost_usd is None and call.model_requested and call.model_requested != call.model:
+        call.cost_usd = prices.cost(call.provider, call.model_requested, tokens, settings.prices)
+    if call.cost_usd is None:
+        line = prices.unknown_note(call.provider, call.model)
+        if line:
+            _log.warning(line)
+
+
+_said: set[tuple[str, str, str]] = set()
+
+
+def _once(key: tuple[str, str, str]) -> bool:
+    if key in _said or len(_said) > 10_000:
+        return False
+    _said.add(key)
+    return True
 
 
 def _saved_listener(saved: LLMSaved) -> None:
@@ -98,6 +135,12 @@ def _row(provider: str, model: str, calls: list[LLMCall]) -> dict[str, Any]:
     row: dict[str, Any] = {"provider": provider, "model": model, "calls": len(calls)}
     row["errors"] = sum(1 for c in calls if c.status not in ("ok", "blocked"))
     row["blocked"] = sum(1 for c in calls if c.status == "blocked")
+    row["refused"] = sum(1 for c in calls if c.status == "refused")
+    asked = {c.model_requested for c in calls if c.model_requested and c.model_requested != model}
+    row["requested"] = sorted(asked) if provider else []  # the total row names no model
+    row["attempts"] = sum(c.attempts for c in calls)
+    row["rate_limited"] = sum(c.rate_limited for c in calls)
+    row["server_errors"] = sum(c.server_errors for c in calls)
     for kind in TOKEN_KINDS:
         row[kind] = sum(getattr(c, kind) or 0 for c in calls)
     known = [c.cost_usd for c in calls if c.cost_usd is not None]
@@ -120,7 +163,7 @@ def _saved_total(saved: Iterable[LLMSaved]) -> dict[str, Any]:
 
 
 def get_llm_usage(
-    *, since: float | None = None, correlation_id: str | None = None, cell: bool = False
+    *, since: float | None = None, correlation_id: str | None = None, cell: bool = False, model: str | None = None
 ) -> dict[str, Any]:
     """LLM usage of this process, as ``%sci_llm`` shows it.
 
@@ -128,11 +171,14 @@ def get_llm_usage(
         since: only calls started at or after this unix time.
         correlation_id: only the calls of this cell run.
         cell: only the calls of the last finished cell (``%sci_llm --cell``).
+        model: only the calls that requested this model or were served by it (``gpt-4o-mini`` finds
+            the calls answered by ``gpt-4o-mini-2024-07-18``).
 
     Returns ``{"models": [row, ...], "total": row, "saved": {...}, "budgets": [...],
     "price_table": str}``; a row holds ``provider``, ``model``, ``calls``, ``errors``,
     ``blocked``, the token kinds, ``cost_usd`` (None when no call had a known price),
-    ``unknown_cost_calls``, ``p50_seconds`` and ``p95_seconds``.
+    ``unknown_cost_calls``, ``p50_seconds``, ``p95_seconds``, ``refused`` (by a retry bound or a
+    breaker), ``attempts``, ``rate_limited``, ``server_errors`` and ``requested`` (the models asked for).
     """
     if cell:
         correlation_id = BOOK.last_cell
@@ -142,6 +188,8 @@ def get_llm_usage(
     saved: Iterable[LLMSaved] = list(BOOK.saved)
     if since is not None:
         calls = [c for c in calls if c.started >= since]
+    if model is not None:
+        calls = [c for c in calls if model in c.models()]
     if correlation_id is not None:
         calls = [c for c in calls if c.correlation_id == correlation_id]
         saved = [s for s in saved if s.correlation_id == correlation_id]

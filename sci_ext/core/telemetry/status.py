@@ -91,6 +91,10 @@ def llm_status(cfg: Any) -> dict[str, Any] | None:
     return {
         "calls": total["calls"],
         "errors": total["errors"],
+        "attempts": total.get("attempts", total["calls"]),
+        "rate_limited": total.get("rate_limited", 0),
+        "server_errors": total.get("server_errors", 0),
+        "refused": total.get("refused", 0),
         "cost_usd": total["cost_usd"],
         "cost_saved_usd": saved["cost_usd"],
         "calls_saved": saved["calls"],
@@ -99,7 +103,10 @@ def llm_status(cfg: Any) -> dict[str, Any] | None:
             {
                 "provider": row["provider"],
                 "model": row["model"],
+                "models_requested": row.get("requested", []),
                 "calls": row["calls"],
+                "attempts": row.get("attempts", row["calls"]),
+                "rate_limited": row.get("rate_limited", 0),
                 "input_tokens": row.get("input", 0),
                 "output_tokens": row.get("output", 0),
                 "cost_usd": row["cost_usd"],
