@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import Any
 from ..errors import RateLimitExceeded
 from .audit import escape_text
 
-__all__ = ["Lockout", "TokenBucket", "normalize_client"]
+__all__ = ["Lockout", "TokenBucket", "lockout_slot", "normalize_client", "presented_key_id"]
 
 Clock = Callable[[], float]
 
@@ -66,6 +67,27 @@ def _normalize(client: Any) -> str:
             return str(address.ipv4_mapped)
         return address.compressed.lower()
     return str(address)
+
+
+_KEY_ID = re.compile(r"sci_([0-9a-f]{12})_")
+
+
+def presented_key_id(token: Any) -> str:
+    """The key id a token names (``sci_<id>_...``), or ``"-"`` when it names none.
+
+    Key ids are not secret (``apikey list``, the audit log); this only picks the
+    lockout bucket, so one client's failures with one key never lock out another.
+    """
+    if isinstance(token, str):
+        match = _KEY_ID.match(token)
+        if match is not None:
+            return match.group(1)
+    return "-"
+
+
+def lockout_slot(client: str, key_id: str) -> str:
+    """The lockout's bucket name for a (normalised client, presented key id) pair."""
+    return f"{client} (key {key_id})"
 
 
 @dataclass
