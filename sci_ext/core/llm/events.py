@@ -50,6 +50,15 @@ class LLMCall:
     stream: bool = False
     error: str = ""  # the exception class name of a failed call
 
+    def __post_init__(self) -> None:
+        # Review R2: a secret inside a model or provider string (``ft:gpt-4o:<key>``) must reach
+        # neither the usage book, status, panel, metric labels nor the history.  Every call is
+        # built here before it is recorded, so redact here, like error messages (issue 18).
+        from ..security.redact import get_redactor
+
+        redact = get_redactor().redact
+        self.provider, self.model, self.error = redact(self.provider), redact(self.model), redact(self.error)
+
     def tokens(self) -> dict[str, int]:
         """The reported token counts by kind (kinds not reported are left out)."""
         out = {}
