@@ -134,6 +134,7 @@ class SciExt(ExtensionApp):
 
     def _server_checks(self) -> list[dict[str, Any]]:
         checks: list[dict[str, Any]] = []
+        self.metrics.recheck()  # on the health sampler's schedule: a swapped directory fails health
         if self.metrics.error is not None:
             checks.append(
                 {"name": "metrics_dir", "status": "failing", "detail": self.metrics.error, "duration_ms": 0.0}

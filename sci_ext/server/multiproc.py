@@ -24,7 +24,6 @@ import glob
 import logging
 import os
 import re
-import stat
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -76,6 +75,8 @@ class MetricsDir:
         self.path = Path(path).expanduser()
         #: Why the directory cannot be used (``None`` when it can).
         self.error: str | None = None
+        #: The directory's identity when :meth:`prepare` made it (re-checked before every use).
+        self.pin: Any = None
         # Compaction rewrites files a scrape reads: one at a time.
         self.lock = threading.Lock()
 
@@ -85,15 +86,12 @@ class MetricsDir:
 
         Returns False (and sets :attr:`error`) when it cannot be used; nothing raises.
         """
+        from ..core.trust import pin_private_dir
+
         try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = self.path.lstat()
-            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-                raise OSError(f"{self.path} is not a directory")
-            if info.st_uid != os.getuid():
-                raise OSError(f"{self.path} is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})")
-            if stat.S_IMODE(info.st_mode) & 0o077:
-                os.chmod(self.path, 0o700)
+            # Every missing component 0700 whatever the umask, owner and ancestors checked, and
+            # the identity pinned so a directory swapped later is refused (review 2026-12-b R4).
+            self.pin = pin_private_dir(self.path, what="metrics directory")
             if not os.access(self.path, os.W_OK | os.X_OK):
                 raise PermissionError(f"{self.path} is not writable")
             removed = 0
@@ -112,8 +110,26 @@ class MetricsDir:
 
     @property
     def usable(self) -> bool:
-        """True when :meth:`prepare` succeeded."""
+        """True when :meth:`prepare` succeeded and :meth:`recheck` found nothing swapped since."""
         return self.error is None and self.path.is_dir()
+
+    def recheck(self) -> bool:
+        """Is the directory still the one :meth:`prepare` made (``lstat``: owner, mode, inode)?
+
+        Called before every compaction and read, and by the server's health sampler on its
+        schedule.  A swapped directory sets :attr:`error` (health says failing, with it)
+        and is never read, compacted or given to kernels again.
+        """
+        if self.pin is None:
+            return False
+        try:
+            self.pin.recheck()
+        except OSError as exc:
+            if self.error is None:
+                log.warning("sci_ext: %s", exc)
+            self.error = str(exc)
+            return False
+        return self.error is None
 
     def _entries(self) -> Iterator[tuple[str, str, int | None]]:
         """``(file name, type, pid or None for archives)`` of every metrics file."""
@@ -147,7 +163,7 @@ class MetricsDir:
     def compact(self, alive: Any = _pid_alive) -> CompactionResult:
         """Fold dead processes' files into the archives and delete them."""
         result = CompactionResult()
-        if not self.usable:
+        if not self.usable or not self.recheck():
             return result
         by_pid: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for name, typ, pid in self._entries():
@@ -199,7 +215,7 @@ class MetricsDir:
         """Across processes: two servers sharing a state dir never compact (or read mid-compaction) at once."""
         from filelock import FileLock, Timeout
 
-        lock: FileLock | None = FileLock(str(self.path / ".compact.lock"), timeout=10)
+        lock: FileLock | None = FileLock(str(self.path / ".compact.lock"), timeout=10, mode=0o600)
         try:
             lock.acquire()  # type: ignore[union-attr]
         except Timeout:
@@ -217,7 +233,7 @@ class MetricsDir:
     # ----------------------------------------------------------------- reading
     def collect(self) -> list[Any]:
         """Metric families merged from every file; a file that vanishes or is torn is skipped."""
-        if not self.usable:
+        if not self.usable or not self.recheck():
             return []
         from prometheus_client.multiprocess import MultiProcessCollector
 

@@ -11,7 +11,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +184,7 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, private: bool
     """
     from filelock import FileLock
 
-    from ..trust import ensure_private_dir
+    from ..trust import atomic_write, ensure_private_dir
 
     if path.is_symlink():
         path = Path(os.path.realpath(path))
@@ -200,25 +199,7 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, private: bool
             pass
         if private:
             mode = 0o600
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        try:  # make the rename itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-        except OSError:  # pragma: no cover - platforms without directory fds
-            return
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, text, mode=mode, sync_dir=True)
 
 
 def update_toml_text(text: str, values: dict[str, Any], remove: tuple[str, ...] = ()) -> str:

@@ -185,11 +185,13 @@ class DiskStore:
     REOPEN_INTERVAL = 1.0
 
     def __init__(self, directory: str | Path, *, generations: bool = True) -> None:
-        from ..trust import ensure_private_dir
+        from ..trust import pin_private_dir
 
         # Another user able to write here could change what every kernel believes
-        # about a service: the directory must be private (0700, ours, checked).
-        self.directory = ensure_private_dir(Path(directory), what="state directory")
+        # about a service: the directory must be private (0700, ours, checked), and it
+        # is pinned so health re-checks it (issue 18, review R4).
+        self._pin = pin_private_dir(Path(directory), what="state directory")
+        self.directory = self._pin.path
         self.description = f"disk ({self.directory})"
         self._records = _Records(self.directory / self.DATABASE_FILE)
         # key -> (counters it was read under, slot, counter value, record)
