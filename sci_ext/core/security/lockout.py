@@ -1,5 +1,9 @@
 """Token buckets, the lockout of clients that fail authentication too often, and a global budget.
 
+The buckets are plain token buckets in this process's memory (the shared rate limiter
+of :mod:`sci_ext.core.resilience.ratelimit` is GCRA, the same admission rule kept as one
+timestamp for a shared store; here :meth:`TokenBucket.full` prunes idle clients).
+
 Each client has a bucket of ``max_failures_per_minute`` tokens that refills at that
 rate per minute.  A failed validation takes a token; a failure that finds the bucket
 empty (more failures in a minute than allowed) locks the client out for
