@@ -175,7 +175,9 @@ class SciExt(ExtensionApp):
             "metrics_dir_error": self.metrics.error,
         }
         self.health.value, self.health.stamp = report, time.monotonic()  # a fresh health sample for free
-        return status
+        from ..core.security.redact import get_redactor
+
+        return get_redactor().redact_data(status)  # the server's own fields too (issue 18 item 7)
 
     def _exposition(self) -> tuple[bytes, str]:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
