@@ -98,7 +98,7 @@ def fetch_health(url: str, token: str | None, timeout: float = 10.0) -> tuple[in
     redirects = _SameOriginAuth(_origin(url))
     opener = urllib.request.build_opener(redirects)
     try:
-        with opener.open(request, timeout=timeout) as response:  # nosec B310 - scheme checked in health_endpoint
+        with opener.open(request, timeout=timeout) as response:  # nosec B310  # scheme checked in health_endpoint
             code, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:
         code, raw = exc.code, exc.read()
