@@ -49,6 +49,53 @@ _FILE_RE = re.compile(r"^(?P<type>counter|histogram|summary|gauge)_(?:(?P<mode>[
 _ACCUMULATED = ("counter", "histogram", "summary")
 _MIN_FILE_BYTES = 8  # the header prometheus_client writes first
 
+#: Labels whose values users choose (breaker, retry, ``%%guarded`` and function names, error
+#: types, check names, LLM models and providers).  Each process keeps at most 50 values of
+#: each (``telemetry.metrics.LabelLimiter``, ``llm.max_model_labels``); the archive of dead
+#: processes would add up every process's values, so it keeps the most used
+#: :data:`ARCHIVE_LABEL_VALUES` per metric and label and sums the rest into ``other``
+#: (issue 18: label cardinality from user-chosen names stays bounded across restarts).
+USER_LABELS = ("name", "error_type", "model", "provider", "check", "function")
+ARCHIVE_LABEL_VALUES = 50
+
+
+def bound_user_labels(totals: dict[str, float], limit: int = ARCHIVE_LABEL_VALUES) -> dict[str, float]:
+    """``totals`` (mmap keys -> values) with at most ``limit`` values per metric and user label (rest: ``other``)."""
+    import json
+
+    parsed: list[tuple[str, Any]] = []
+    weight: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for key, value in totals.items():
+        try:
+            metric, name, labels, help_text = json.loads(key)
+        except (ValueError, TypeError):
+            parsed.append((key, None))
+            continue
+        parsed.append((key, (metric, name, labels, help_text)))
+        for label in USER_LABELS:
+            if isinstance(labels, dict) and label in labels and labels[label] != "other":
+                weight[(metric, label)][labels[label]] += abs(value)
+    keep = {
+        slot: set(sorted(values, key=lambda v: (-values[v], v))[:limit])
+        for slot, values in weight.items()
+        if len(values) > limit
+    }
+    if not keep:
+        return totals
+    out: dict[str, float] = defaultdict(float)
+    for key, fields in parsed:
+        if fields is None:
+            out[key] += totals[key]
+            continue
+        metric, name, labels, help_text = fields
+        new = dict(labels)
+        for label in USER_LABELS:
+            kept = keep.get((metric, label))
+            if kept is not None and label in new and new[label] != "other" and new[label] not in kept:
+                new[label] = "other"
+        out[json.dumps([metric, name, new, help_text], sort_keys=True) if new != labels else key] += totals[key]
+    return dict(out)
+
 
 def _pid_alive(pid: int) -> bool:
     import psutil
@@ -190,6 +237,7 @@ class MetricsDir:
                         continue
                     except Exception as exc:  # a torn file: keep what can be read, say so
                         log.warning("sci_ext: skipping unreadable metrics file %s: %s", src.name, exc)
+                totals = bound_user_labels(totals)
                 tmp = self.path / f".{typ}_archive.tmp"
                 tmp.unlink(missing_ok=True)
                 merged = MmapedDict(str(tmp))
