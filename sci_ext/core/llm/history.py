@@ -130,6 +130,8 @@ class HistoryWriter:
                 conn = conns.get(state_dir)
                 if conn is None:
                     conn = conns[state_dir] = _connect(path_for(state_dir))
+                else:  # issue 18: the directory is still the one pinned (owner, inode) before each batch
+                    _PINS[str(path_for(state_dir).parent)].recheck()
                 calls = [_call_row(i, pid) for k, i in items if k == "call"]
                 saved = [_saved_row(i, pid) for k, i in items if k == "saved"]
                 conn.execute("BEGIN IMMEDIATE")
