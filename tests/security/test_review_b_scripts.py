@@ -48,9 +48,14 @@ def test_review_reproduction_is_refused(script: str, tmp_path: Path) -> None:
     # TMPDIR left as it is (/tmp): R4's other user must reach the directories the script makes there
     env.update(VENV=str(venv), PROJECT=str(REPO), PYTHONPATH=str(REPO))
     env.pop("TMPDIR", None)
-    res = subprocess.run(
-        [*SCRIPTS[script], str(path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240
-    )
+    for _attempt in range(2):
+        res = subprocess.run(
+            [*SCRIPTS[script], str(path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240
+        )
+        # A verdict is final.  Without one the script itself broke (R1 and R4 give the server
+        # they start 30-60 s, which a loaded 2-core CI box can exceed): run it once more.
+        if "REFUSED" in res.stdout or "GOT THROUGH" in res.stdout:
+            break
     out = (res.stdout + res.stderr).strip()
     assert res.returncode == 0, f"{script} exited {res.returncode}: {out[-2000:]}"
     assert "REFUSED" in res.stdout, out
