@@ -84,4 +84,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 def run() -> NoReturn:
     """Console-script entry point."""
+    if any(arg == "--token" or arg.startswith("--token=") for arg in sys.argv):
+        from .argv_scrub import scrub_argv_option
+
+        scrub_argv_option("--token")  # review R5: as early as we can; --help says the rest
     raise SystemExit(main())

@@ -12,12 +12,24 @@ What sci_ext creates is private whatever the umask:
 * :func:`ensure_private_dir` creates every missing component with mode 0700 (not
   only the last one, as ``Path.mkdir(parents=True)`` does) and checks the result;
 * :func:`open_private` / :func:`create_private_file` open files with
-  ``O_NOFOLLOW`` (a planted symlink is refused) and mode 0600; :func:`write_private_file`
-  replaces a file atomically with a 0600 temp file.
+  ``O_NOFOLLOW`` (a planted symlink is refused) and mode 0600; :func:`atomic_write`
+  (the one atomic-write helper: temp file, fsync, chmod, rename, optional directory
+  fsync) replaces a file; :func:`private_temp_dir` and :func:`connect_sqlite` cover
+  temporary directories and SQLite files;
+* :func:`pin_private_dir` remembers a long-lived directory's identity (device, inode,
+  owner) and :meth:`PinnedDir.recheck` refuses it once it was swapped, removed, turned
+  into a symlink or opened to others (review 2026-12-b R4: the metrics dir, the LLM
+  history, the state store are re-checked before each compaction and by health).
+
+No other module of sci_ext creates a directory or opens a path for writing:
+``tests/unit/test_private_dir_rule.py`` walks every module's syntax tree and fails on
+``mkdir``/``makedirs``/``mkstemp``/``open(..., "w")``/... outside this file.
 
 :func:`state_subdir` (and :func:`logs_dir`, :func:`metrics_dir`, :func:`locks_dir`)
-give the private subdirectories of ``core.state_dir`` that features write into.
-This module is small and imports only the standard library.
+give the private subdirectories of ``core.state_dir`` that features write into; the
+caller passes ``core.state_dir`` (this module never reads the configuration).
+This module is small and imports only the standard library (and the exception
+classes of :mod:`sci_ext.core.errors`, themselves standard-library only).
 """
 
 from __future__ import annotations
@@ -26,14 +38,20 @@ import contextlib
 import os
 import stat
 import tempfile
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import SecurityError
 
 __all__ = [
+    "PinnedDir",
     "UntrustedPathError",
+    "atomic_write",
     "check_ancestors",
     "check_trusted",
+    "connect_sqlite",
     "create_private_file",
     "describe",
     "ensure_private_dir",
@@ -41,9 +59,12 @@ __all__ = [
     "logs_dir",
     "metrics_dir",
     "open_private",
+    "pin_private_dir",
+    "pinned_problems",
+    "private_temp_dir",
+    "read_private_file",
     "state_subdir",
     "trusted_owner",
-    "write_private_file",
 ]
 
 #: Bits that let group or others change a file or the entries of a directory.
@@ -183,23 +204,19 @@ def ensure_private_dir(path: str | os.PathLike[str], *, what: str = "directory")
     return path
 
 
-def state_subdir(name: str, state_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The private directory ``core.state_dir/<name>`` (created 0700, checked)."""
-    if state_dir is None:
-        from .config import get_config
-
-        state_dir = get_config().core.state_dir
+def state_subdir(name: str, state_dir: str | os.PathLike[str]) -> Path:
+    """The private directory ``<state_dir>/<name>`` (created 0700, checked); pass ``core.state_dir``."""
     ensure_private_dir(state_dir, what="core.state_dir")
-    return ensure_private_dir(Path(state_dir) / name, what="state directory")
+    return ensure_private_dir(Path(state_dir).expanduser() / name, what="state directory")
 
 
-def logs_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``core.state_dir/logs``, private: where sci_ext's JSON log goes."""
+def logs_dir(state_dir: str | os.PathLike[str]) -> Path:
+    """``<state_dir>/logs``, private: where sci_ext's JSON log goes."""
     return state_subdir("logs", state_dir)
 
 
-def metrics_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``core.state_dir/metrics``, private: where metric files shared by processes go."""
+def metrics_dir(state_dir: str | os.PathLike[str]) -> Path:
+    """``<state_dir>/metrics``, private: where metric files shared by processes go."""
     return state_subdir("metrics", state_dir)
 
 
@@ -246,6 +263,30 @@ def open_private(path: str | os.PathLike[str], flags: int = os.O_RDWR, *, what: 
     return fd
 
 
+def read_private_file(path: str | os.PathLike[str], *, what: str = "") -> bytes:
+    """The bytes of ``path``, read without following a symlink from a file only the user (or root) can write.
+
+    ``FileNotFoundError`` when missing; :class:`UntrustedPathError` for a symlink, a file of
+    another user or one group/others can write.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP: the last component is a symlink
+            raise _nofollow_error(path, what, exc) from None
+        raise
+    info = os.fstat(fd)
+    problem = _problem(path, info, directory=False)
+    if problem is None and not stat.S_ISREG(info.st_mode):
+        problem = f"{path} is not a regular file; refusing to use it. Fix: remove it"
+    if problem:
+        os.close(fd)
+        raise UntrustedPathError(f"{what} {problem}" if what else problem)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
 def create_private_file(path: str | os.PathLike[str], *, what: str = "") -> int:
     """Create ``path`` exclusively (``O_EXCL``, no symlink followed), mode 0600; return a write fd."""
     path = Path(path)
@@ -254,18 +295,142 @@ def create_private_file(path: str | os.PathLike[str], *, what: str = "") -> int:
     return fd
 
 
-def write_private_file(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` atomically (a temp file made 0600 by ``mkstemp``, fsync, rename)."""
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes | str,
+    *,
+    mode: int = 0o600,
+    encoding: str = "utf-8",
+    sync_dir: bool = False,
+    replace: Callable[[str, Path], Any] | None = None,
+) -> None:
+    """Replace ``path`` with ``data`` atomically: the one atomic-write helper of sci_ext.
+
+    A temp file beside ``path`` (``mkstemp``: 0600, ``O_EXCL``, never a planted
+    symlink), written, flushed and fsynced, given ``mode``, renamed over ``path``;
+    with ``sync_dir`` the directory is fsynced too, so the rename survives a power cut.
+    On any error the temp file is removed and ``path`` is unchanged.  ``str`` data is
+    encoded with ``encoding``.  ``replace`` stands in for ``os.replace`` (fault-injection
+    tests kill the process at the rename).
+    """
     path = Path(path)
+    raw = data.encode(encoding) if isinstance(data, str) else bytes(data)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(raw)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        (replace or os.replace)(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if sync_dir:
+        with contextlib.suppress(OSError):  # not every file system can fsync a directory
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+def private_temp_dir(prefix: str = "sci_ext-") -> Path:
+    """A fresh private temporary directory (``mkdtemp``: 0700, owned by the user)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(path, 0o700)
+    return path
+
+
+def connect_sqlite(path: str | os.PathLike[str], *, what: str = "database", **kwargs: Any) -> Any:
+    """``sqlite3.connect`` to a private database file: its directory made private, the file 0600, no symlink.
+
+    The file is created (or checked) with :func:`open_private` before SQLite opens it,
+    so neither a planted symlink nor the umask decides its mode.
+    """
+    import sqlite3  # only the callers that keep a database pay for the import
+
+    path = Path(path).expanduser()
+    ensure_private_dir(path.parent, what=f"{what} directory")
+    os.close(open_private(path, os.O_RDWR, what=what))
+    return sqlite3.connect(str(path), **kwargs)
+
+
+class PinnedDir:
+    """A private directory a long-lived process keeps using, pinned to its identity when it was made.
+
+    :meth:`recheck` (``lstat``: owner, mode, device and inode) raises
+    :class:`UntrustedPathError` naming what changed once another user swapped the
+    directory (or a component above it), removed it, or made it writable by others.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, what: str = "directory") -> None:
+        self.path = ensure_private_dir(path, what=what)
+        self.what = what
+        info = os.lstat(self.path)
+        if not stat.S_ISDIR(info.st_mode):  # a symlink: its target could be changed under us
+            raise UntrustedPathError(
+                f"{what} {self.path} is not a directory but a symlink; refusing to pin it. "
+                "Fix: point the setting at the real directory"
+            )
+        self.identity = (info.st_dev, info.st_ino, info.st_uid)
+
+    def recheck(self) -> Path:
+        """The path, if it still is the directory pinned; else :class:`UntrustedPathError` with the reason."""
+        path, what = self.path, self.what
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            raise UntrustedPathError(
+                f"{what} {path} was removed or renamed since it was checked; refusing to recreate it "
+                "while running. Fix: restart the process"
+            ) from None
+        if not stat.S_ISDIR(info.st_mode):
+            raise UntrustedPathError(
+                f"{what} {path} is no longer a directory ({describe(info)}); it was replaced. Fix: remove it "
+                "and restart the process"
+            )
+        if (info.st_dev, info.st_ino, info.st_uid) != self.identity:
+            raise UntrustedPathError(
+                f"{what} {path} was replaced by another directory ({describe(info)}, inode {info.st_ino}, "
+                f"was inode {self.identity[1]}); refusing to use it. Fix: remove it and restart the process"
+            )
+        problem = _problem(path, info, directory=True)
+        if problem:
+            raise UntrustedPathError(f"{what} {problem}")
+        return path
+
+
+#: Every directory pinned in this process and still held by its user (weak: a closed store drops out).
+_PINNED: weakref.WeakValueDictionary[str, PinnedDir] = weakref.WeakValueDictionary()
+
+
+def pin_private_dir(path: str | os.PathLike[str], *, what: str = "directory") -> PinnedDir:
+    """:func:`ensure_private_dir` ``path`` and pin it (:class:`PinnedDir`) for later re-checks.
+
+    The pin is also registered for :func:`pinned_problems` (the ``private_dirs`` health
+    check) for as long as the caller keeps it.
+    """
+    pinned = PinnedDir(path, what=what)
+    _PINNED[str(pinned.path)] = pinned
+    return pinned
+
+
+def pinned_problems() -> tuple[int, list[str]]:
+    """``(directories re-checked, problems)`` for every pinned directory still in use.
+
+    A directory removed since is dropped (it is re-created privately on next use); one
+    swapped for another, made a symlink or opened to others is a problem, with the reason.
+    """
+    problems: list[str] = []
+    pins = list(_PINNED.items())
+    for key, pinned in pins:
+        if not os.path.lexists(pinned.path):
+            _PINNED.pop(key, None)
+            continue
+        try:
+            pinned.recheck()
+        except OSError as exc:
+            problems.append(str(exc))
+    return len(pins), problems

@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess  # nosec B404  # the candidate server and promtool: fixed argv, no shell
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..core.trust import create_private_file, private_temp_dir
 
 __all__ = ["CandidateError", "CandidateResult", "free_port", "probe_candidate", "running_candidate"]
 
@@ -68,7 +69,7 @@ def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[
     """Start a candidate server on ``slot``; yields ``(base_url, token)``; always stops it."""
     port = free_port()
     token = secrets.token_hex(16)
-    workdir = Path(tempfile.mkdtemp(prefix="sci_ext-candidate-"))
+    workdir = private_temp_dir("sci_ext-candidate-")
     env = dict(os.environ)
     env.update(
         SCI_EXT_CONFIG_FILE=str(slot),
@@ -90,7 +91,7 @@ def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[
     if hasattr(os, "getuid") and os.getuid() == 0:
         cmd.append("--allow-root")
     log_path = workdir / "server.log"
-    with open(log_path, "wb") as log:
+    with os.fdopen(create_private_file(log_path, what="candidate server log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)  # nosec B603  # our own argv
     base = f"http://127.0.0.1:{port}"
     try:

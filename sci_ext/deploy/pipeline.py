@@ -15,7 +15,6 @@ the work.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from ..core import context
 from ..core.config.manager import SCHEMA_VERSION
 from ..core.errors import SciExtError
+from ..core.trust import UntrustedPathError, atomic_write, check_ancestors, ensure_private_dir, read_private_file
 from .candidate import CandidateError, probe_candidate
 from .slots import SlotStatus, SlotStore
 
@@ -179,16 +179,20 @@ def _prepare(source: Path, store: SlotStore, steps: _Steps) -> str:
         raise DeployError(f"{source}: no such file (expected the new config, a .toml file)")
     if source.suffix != ".toml":
         raise DeployError(f"{source}: expected a sci_ext TOML file (.toml)")
-    staging_dir = store.root / "staging"
-    staging_dir.mkdir(mode=0o700, exist_ok=True)
+    # The candidate is read once, from a file only the user (or root) can write, in a directory
+    # nobody else can swap; every later step uses the private staged copy of those bytes.
+    try:
+        check_ancestors(source, what="candidate config")
+        raw = read_private_file(source, what="candidate config")
+    except UntrustedPathError as exc:
+        raise DeployError(str(exc)) from None
+    staging_dir = ensure_private_dir(store.root / "staging", what="deploy staging directory")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backup = store.root / "backups" / f"{source.name}.{stamp}.deployed"
-    shutil.copyfile(source, backup)
-    backup.chmod(0o600)
+    atomic_write(backup, raw)
     steps(f"backed up {source} to {backup}")
     staged = staging_dir / "candidate.toml"
-    shutil.copyfile(source, staged)
-    staged.chmod(0o600)
+    atomic_write(staged, raw)
     if _needs_migration(staged, source):
         try:
             result = migrate(staged)

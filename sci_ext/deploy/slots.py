@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.config.files import atomic_write_text
+from ..core.trust import atomic_write, ensure_private_dir, read_private_file
 
 __all__ = ["SLOTS", "SlotStatus", "SlotStore"]
 
@@ -80,16 +80,20 @@ class SlotStore:
         return self.root / "active.json"
 
     def ensure(self) -> None:
-        """Create the private directories (0700 whatever the umask)."""
-        for directory in (self.root, self.root / "backups"):
-            directory.mkdir(parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)
+        """Create the private directories (every missing component 0700 whatever the umask, owner checked).
+
+        Through :func:`~sci_ext.core.trust.ensure_private_dir` (review 2026-12-b R4: the old
+        ``mkdir(parents=True)`` left the parents to the umask): another user can then neither
+        replace a slot nor the pointer.
+        """
+        ensure_private_dir(self.root, what="deploy directory")
+        ensure_private_dir(self.root / "backups", what="deploy backups directory")
 
     # --------------------------------------------------------------- pointer
     def pointer(self) -> dict[str, Any] | None:
         """The active pointer, or ``None`` before the first deploy (or if it is damaged)."""
         try:
-            data = json.loads(self.pointer_path.read_text(encoding="utf-8"))
+            data = json.loads(read_private_file(self.pointer_path, what="deploy pointer").decode("utf-8"))
         except (FileNotFoundError, ValueError):
             return None
         if not isinstance(data, dict) or data.get("slot") not in SLOTS:
@@ -124,7 +128,8 @@ class SlotStore:
     def read_slot(self, slot: str) -> str | None:
         """The text of ``slot``, or ``None`` if it is empty."""
         try:
-            return self.slot_path(slot).read_text(encoding="utf-8")
+            # no symlink followed, owner checked: a slot swapped for another user's file is refused
+            return read_private_file(self.slot_path(slot), what=f"deploy slot {slot}").decode("utf-8")
         except FileNotFoundError:
             return None
 
@@ -154,8 +159,7 @@ class SlotStore:
         while backup.exists():
             backup = self.root / "backups" / f"{self.target.name}.{stamp}.{reason}.{n}"
             n += 1
-        shutil.copyfile(self.target, backup)
-        os.chmod(backup, 0o600)
+        atomic_write(backup, self.target.read_bytes())
         return backup
 
     def adopt_target(self) -> str:

@@ -134,6 +134,7 @@ class SciExt(ExtensionApp):
 
     def _server_checks(self) -> list[dict[str, Any]]:
         checks: list[dict[str, Any]] = []
+        self.metrics.recheck()  # on the health sampler's schedule: a swapped directory fails health
         if self.metrics.error is not None:
             checks.append(
                 {"name": "metrics_dir", "status": "failing", "detail": self.metrics.error, "duration_ms": 0.0}
@@ -174,7 +175,9 @@ class SciExt(ExtensionApp):
             "metrics_dir_error": self.metrics.error,
         }
         self.health.value, self.health.stamp = report, time.monotonic()  # a fresh health sample for free
-        return status
+        from ..core.security.redact import get_redactor
+
+        return get_redactor().redact_data(status)  # the server's own fields too (issue 18 item 7)
 
     def _exposition(self) -> tuple[bytes, str]:
         from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest

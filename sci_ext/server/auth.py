@@ -8,9 +8,16 @@ Order for a request:
    validated by the security manager (constant time; failures counted, audited and
    rate-limited per client by its lockout);
 3. else the request fails with 401 (no or bad credentials) or 403 (wrong scope,
-   locked out, not authorized), with no data.  A request without credentials is
-   recorded the same way as a bad key: ``sci_auth_failures_total``, one audit
-   record, one lockout strike.
+   locked out, not authorized), with no data.
+
+Strikes (review R1): a request that presents *no* credential is counted
+(``sci_auth_failures_total``) and audited but is no strike, so anonymous requests
+cannot lock anybody out.  A request that presents one (a bad API key, a malformed or
+foreign ``Authorization`` header) strikes the pair (client, presented key id); a pair
+over ``security.max_auth_failures_per_minute`` gets 403 for ``lockout_seconds``.  A
+correct key is never refused by a lockout (see
+:meth:`~sci_ext.core.security.manager.SecurityManager.validate_api_key`), and Jupyter's
+own auth is decided before any of this.
 
 The client string that reaches the audit log is bounded and escaped (security
 review V8): ``http:`` + the remote address, printable ASCII only, at most 80 chars.
@@ -22,7 +29,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-__all__ = ["AuthDecision", "authenticate_bearer", "client_id", "parse_bearer", "record_failure"]
+__all__ = ["AuthDecision", "authenticate_bearer", "client_id", "parse_bearer", "record_failure", "refuse"]
 
 log = logging.getLogger("sci_ext.server")
 
@@ -73,25 +80,32 @@ def parse_bearer(header: str | None) -> tuple[str | None, str | None]:
     return token, None
 
 
-def record_failure(client: str, reason: str) -> None:
-    """Count, audit and strike a failure that did not go through API-key validation."""
+def record_failure(client: str, reason: str, key_id: str | None = None) -> bool:
+    """Count and audit a failure outside API-key validation (a strike unless ``reason`` is ``"missing"``).
+
+    True when the pair (client, ``key_id`` or ``reason``) is locked out.
+    """
     from ..core.security import get_security_manager
 
     try:
-        get_security_manager().record_auth_failure(client, reason)
+        return bool(get_security_manager().record_auth_failure(client, reason, key_id))
     except Exception as exc:  # an unusable state dir (audit log) must not turn a 401 into a 500
         log.warning("sci_ext: auth failure from %s not recorded: %s", client, exc)
-
-
-def locked_out(client: str) -> bool:
-    """True while ``client`` is locked out after repeated failures."""
-    from ..core.security import get_security_manager
-
-    try:
-        return bool(get_security_manager().lockout.is_locked(client))
-    except Exception as exc:
-        log.warning("sci_ext: lockout state unavailable: %s", exc)
         return False
+
+
+def refuse(header: str | None, client: str) -> AuthDecision:
+    """The decision for an endpoint that takes Jupyter auth only (blocking: audit I/O)."""
+    from ..core.security.lockout import presented_key_id
+
+    token, problem = parse_bearer(header)
+    if token is not None:
+        locked = record_failure(client, "api-key-not-accepted", presented_key_id(token))
+    else:
+        locked = record_failure(client, problem or "missing")
+    if locked:
+        return AuthDecision(403, "locked out after repeated authentication failures")
+    return AuthDecision(401, "authentication required")
 
 
 def authenticate_bearer(header: str | None, client: str, scope: str = "metrics:read") -> AuthDecision:
@@ -99,12 +113,11 @@ def authenticate_bearer(header: str | None, client: str, scope: str = "metrics:r
     from ..core.errors import AuthenticationError, RateLimitExceeded
     from ..core.security import get_security_manager
 
-    if locked_out(client):
-        return AuthDecision(403, "locked out after repeated authentication failures")
     token, problem = parse_bearer(header)
     if token is None:
         reason = problem or "missing"
-        record_failure(client, reason)
+        if record_failure(client, reason):
+            return AuthDecision(403, "locked out after repeated authentication failures")
         if reason == "missing":
             return AuthDecision(401, "authentication required")
         return AuthDecision(401, "malformed Authorization header" if reason == "malformed" else "invalid credentials")

@@ -58,13 +58,7 @@ class _SciHandler(ExtensionHandlerMixin, APIHandler):
         header = self.request.headers.get("Authorization")
         if not self.accepts_api_key:
             # Only Jupyter auth counts here; a Bearer header is recorded as a failure all the same.
-            token, problem = auth.parse_bearer(header)
-            if await self.sci.worker.run(auth.locked_out, client):
-                decision = auth.AuthDecision(403, "locked out after repeated authentication failures")
-            else:
-                reason = "api-key-not-accepted" if token else (problem or "missing")
-                await self.sci.worker.run(auth.record_failure, client, reason)
-                decision = auth.AuthDecision(401, "authentication required")
+            decision = await self.sci.worker.run(auth.refuse, header, client)
         else:
             decision = await self.sci.worker.run(auth.authenticate_bearer, header, client, self.sci.api_key_scope)
         if decision.ok:

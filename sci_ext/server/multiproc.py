@@ -24,7 +24,6 @@ import glob
 import logging
 import os
 import re
-import stat
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -49,6 +48,53 @@ ENV_KERNEL_ID = "SCI_EXT_KERNEL_ID"
 _FILE_RE = re.compile(r"^(?P<type>counter|histogram|summary|gauge)_(?:(?P<mode>[a-z]+)_)?(?P<pid>\d+|archive)\.db$")
 _ACCUMULATED = ("counter", "histogram", "summary")
 _MIN_FILE_BYTES = 8  # the header prometheus_client writes first
+
+#: Labels whose values users choose (breaker, retry, ``%%guarded`` and function names, error
+#: types, check names, LLM models and providers).  Each process keeps at most 50 values of
+#: each (``telemetry.metrics.LabelLimiter``, ``llm.max_model_labels``); the archive of dead
+#: processes would add up every process's values, so it keeps the most used
+#: :data:`ARCHIVE_LABEL_VALUES` per metric and label and sums the rest into ``other``
+#: (issue 18: label cardinality from user-chosen names stays bounded across restarts).
+USER_LABELS = ("name", "error_type", "model", "provider", "check", "function")
+ARCHIVE_LABEL_VALUES = 50
+
+
+def bound_user_labels(totals: dict[str, float], limit: int = ARCHIVE_LABEL_VALUES) -> dict[str, float]:
+    """``totals`` (mmap keys -> values) with at most ``limit`` values per metric and user label (rest: ``other``)."""
+    import json
+
+    parsed: list[tuple[str, Any]] = []
+    weight: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for key, value in totals.items():
+        try:
+            metric, name, labels, help_text = json.loads(key)
+        except (ValueError, TypeError):
+            parsed.append((key, None))
+            continue
+        parsed.append((key, (metric, name, labels, help_text)))
+        for label in USER_LABELS:
+            if isinstance(labels, dict) and label in labels and labels[label] != "other":
+                weight[(metric, label)][labels[label]] += abs(value)
+    keep = {
+        slot: set(sorted(values, key=lambda v: (-values[v], v))[:limit])
+        for slot, values in weight.items()
+        if len(values) > limit
+    }
+    if not keep:
+        return totals
+    out: dict[str, float] = defaultdict(float)
+    for key, fields in parsed:
+        if fields is None:
+            out[key] += totals[key]
+            continue
+        metric, name, labels, help_text = fields
+        new = dict(labels)
+        for label in USER_LABELS:
+            kept = keep.get((metric, label))
+            if kept is not None and label in new and new[label] != "other" and new[label] not in kept:
+                new[label] = "other"
+        out[json.dumps([metric, name, new, help_text], sort_keys=True) if new != labels else key] += totals[key]
+    return dict(out)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -76,6 +122,8 @@ class MetricsDir:
         self.path = Path(path).expanduser()
         #: Why the directory cannot be used (``None`` when it can).
         self.error: str | None = None
+        #: The directory's identity when :meth:`prepare` made it (re-checked before every use).
+        self.pin: Any = None
         # Compaction rewrites files a scrape reads: one at a time.
         self.lock = threading.Lock()
 
@@ -85,15 +133,12 @@ class MetricsDir:
 
         Returns False (and sets :attr:`error`) when it cannot be used; nothing raises.
         """
+        from ..core.trust import pin_private_dir
+
         try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = self.path.lstat()
-            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-                raise OSError(f"{self.path} is not a directory")
-            if info.st_uid != os.getuid():
-                raise OSError(f"{self.path} is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})")
-            if stat.S_IMODE(info.st_mode) & 0o077:
-                os.chmod(self.path, 0o700)
+            # Every missing component 0700 whatever the umask, owner and ancestors checked, and
+            # the identity pinned so a directory swapped later is refused (review 2026-12-b R4).
+            self.pin = pin_private_dir(self.path, what="metrics directory")
             if not os.access(self.path, os.W_OK | os.X_OK):
                 raise PermissionError(f"{self.path} is not writable")
             removed = 0
@@ -112,8 +157,26 @@ class MetricsDir:
 
     @property
     def usable(self) -> bool:
-        """True when :meth:`prepare` succeeded."""
+        """True when :meth:`prepare` succeeded and :meth:`recheck` found nothing swapped since."""
         return self.error is None and self.path.is_dir()
+
+    def recheck(self) -> bool:
+        """Is the directory still the one :meth:`prepare` made (``lstat``: owner, mode, inode)?
+
+        Called before every compaction and read, and by the server's health sampler on its
+        schedule.  A swapped directory sets :attr:`error` (health says failing, with it)
+        and is never read, compacted or given to kernels again.
+        """
+        if self.pin is None:
+            return False
+        try:
+            self.pin.recheck()
+        except OSError as exc:
+            if self.error is None:
+                log.warning("sci_ext: %s", exc)
+            self.error = str(exc)
+            return False
+        return self.error is None
 
     def _entries(self) -> Iterator[tuple[str, str, int | None]]:
         """``(file name, type, pid or None for archives)`` of every metrics file."""
@@ -147,7 +210,7 @@ class MetricsDir:
     def compact(self, alive: Any = _pid_alive) -> CompactionResult:
         """Fold dead processes' files into the archives and delete them."""
         result = CompactionResult()
-        if not self.usable:
+        if not self.usable or not self.recheck():
             return result
         by_pid: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for name, typ, pid in self._entries():
@@ -174,6 +237,7 @@ class MetricsDir:
                         continue
                     except Exception as exc:  # a torn file: keep what can be read, say so
                         log.warning("sci_ext: skipping unreadable metrics file %s: %s", src.name, exc)
+                totals = bound_user_labels(totals)
                 tmp = self.path / f".{typ}_archive.tmp"
                 tmp.unlink(missing_ok=True)
                 merged = MmapedDict(str(tmp))
@@ -199,7 +263,7 @@ class MetricsDir:
         """Across processes: two servers sharing a state dir never compact (or read mid-compaction) at once."""
         from filelock import FileLock, Timeout
 
-        lock: FileLock | None = FileLock(str(self.path / ".compact.lock"), timeout=10)
+        lock: FileLock | None = FileLock(str(self.path / ".compact.lock"), timeout=10, mode=0o600)
         try:
             lock.acquire()  # type: ignore[union-attr]
         except Timeout:
@@ -217,7 +281,7 @@ class MetricsDir:
     # ----------------------------------------------------------------- reading
     def collect(self) -> list[Any]:
         """Metric families merged from every file; a file that vanishes or is torn is skipped."""
-        if not self.usable:
+        if not self.usable or not self.recheck():
             return []
         from prometheus_client.multiprocess import MultiProcessCollector
 

@@ -172,10 +172,21 @@ def test_lockout_after_repeated_failures(jp_asyncio_loop, jp_fetch) -> None:
             for _ in range(6)
         ]
         assert codes[0] == 401 and codes[-1] == 403
-        # locked out: even the right key is refused, with no data
-        code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics", headers={"Authorization": f"Bearer {good}"})
-        assert code == 403 and "locked out" in body
+        assert (
+            "locked out"
+            in fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics", headers={"Authorization": "Bearer nope"})[1]
+        )
         assert manager.lockout.lockouts == 1
+        # review R1: the lockout is keyed on (client, presented key id): the right key still reads
+        code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics", headers={"Authorization": f"Bearer {good}"})
+        assert code == 200 and "sci_" in body
+        # requests without any credential are counted and audited, never a strike
+        failures = manager.auth_failures_total
+        anon = [fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics", headers={"Authorization": ""})[0] for _ in range(8)]
+        assert set(anon) == {401} and manager.auth_failures_total == failures + 8
+        assert manager.lockout.lockouts == 1
+        code, _, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics", headers={"Authorization": f"Bearer {good}"})
+        assert code == 200
     finally:
         set_security_manager(None)
 

@@ -69,3 +69,29 @@ def test_custom_metrics_dir_feeds_metrics_and_status(custom_dir: Path, jp_asynci
     assert status["cells"]["total"] == 7 + own_cells and status["cells"]["errors"] == 1 + own_errors
     assert status["retries"]["total"] == 3 + own_retries
     assert status["server"]["metrics_dir"] == str(custom_dir)
+
+
+def test_a_swapped_metrics_dir_is_refused_and_fails_health(custom_dir: Path, jp_asyncio_loop, jp_fetch) -> None:
+    """Review 2026-12-b R4: the directory is re-checked (lstat: owner, inode) on the health schedule and per read."""
+    import time
+
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    assert fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics")[0] == 200  # prepared and pinned
+    custom_dir.rename(custom_dir.with_name("moved-away"))
+    custom_dir.mkdir(mode=0o700)  # another directory in its place (here of the same user: inode differs)
+    planted = MmapedDict(str(custom_dir / "counter_1.db"))  # pid 1: alive, never compacted
+    key = mmap_key("sci_injected", "sci_injected_total", ["who"], ["other"], "planted")
+    planted.write_value(key, 1337.0, 0.0)
+    planted.close()
+    deadline = time.monotonic() + 20
+    while True:
+        code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "health")
+        checks = {c["name"]: c for c in json.loads(body)["checks"]}
+        if checks["metrics_dir"]["status"] == "failing" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert code == 503 and checks["metrics_dir"]["status"] == "failing", checks
+    assert "was replaced by another directory" in checks["metrics_dir"]["detail"]
+    code, text, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "metrics")
+    assert code == 200 and "sci_injected_total" not in text  # the server's own metrics, not the planted ones

@@ -74,14 +74,17 @@ def test_unreadable_and_directory_files(sci_env, monkeypatch):
         if os.access(user, os.R_OK):
             # Running as root (CI does): mode 000 cannot stop root, so make the read
             # fail the way it does for any other user. The only mock in this file.
-            real_read_text = Path.read_text
+            # (the user file is read through the trust module's checked read since issue 18)
+            from sci_ext.core import trust
 
-            def denied(self: Path, *args: object, **kwargs: object) -> str:
-                if self == user:
-                    raise PermissionError(13, "Permission denied", str(self))
-                return real_read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+            real_read = trust.read_private_file
 
-            monkeypatch.setattr(Path, "read_text", denied)
+            def denied(path: object, **kwargs: object) -> bytes:
+                if Path(str(path)) == user.resolve():
+                    raise PermissionError(13, "Permission denied", str(path))
+                return real_read(path, **kwargs)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(trust, "read_private_file", denied)
         error = ConfigManager().last_error or ""
         assert f"{user}: cannot read the file (permission denied)" in error
     finally:

@@ -133,29 +133,64 @@ def test_hooks_may_call_back_into_the_manager(sm: SecurityManager) -> None:
 
     threading.Thread(target=attack).start()
     assert done.wait(10), "deadlock in failure/lockout hooks"
-    assert ("lock", "10.0.0.9", True) in seen
+    assert ("lock", "10.0.0.9 (key -)", True) in seen
 
 
 def test_lockout_after_ten_failures_and_unlock_after_the_window(sm: SecurityManager, clock: Clock) -> None:
     good = sm.generate_api_key("good")
+    bad = "sci_000000000000_" + "x" * 43
     for _ in range(10):
         with pytest.raises(AuthenticationError):
-            sm.validate_api_key("sci_000000000000_" + "x" * 43, client="1.2.3.4")
-    assert not sm.lockout.is_locked("1.2.3.4")
-    with pytest.raises(AuthenticationError):  # the 11th failure in a minute locks the client out
-        sm.validate_api_key("wrong", client="1.2.3.4")
+            sm.validate_api_key(bad, client="1.2.3.4")
+    assert not sm.is_locked_out("1.2.3.4", "000000000000")
+    with pytest.raises(AuthenticationError):  # the 11th failure in a minute locks the pair out
+        sm.validate_api_key(bad, client="1.2.3.4")
+    assert sm.is_locked_out("1.2.3.4", "000000000000")
     with pytest.raises(RateLimitExceeded, match="locked out for 300 more second"):
-        sm.validate_api_key(good, client="1.2.3.4")  # even a good key, while locked out
-    assert sm.validate_api_key(good, client="5.6.7.8")  # other clients are unaffected
+        sm.validate_api_key(bad, client="1.2.3.4")
+    # review R1: the lockout is keyed on (client, presented key id); a good key from the same
+    # client is never refused because of another key's failures
+    assert sm.validate_api_key(good, client="1.2.3.4").name == "good"
+    with pytest.raises(AuthenticationError):  # another key id from the same client: its own bucket
+        sm.validate_api_key("sci_111111111111_" + "x" * 43, client="1.2.3.4")
     clock.now += 299
     with pytest.raises(RateLimitExceeded):
-        sm.validate_api_key(good, client="1.2.3.4")
+        sm.validate_api_key(bad, client="1.2.3.4")
     clock.now += 2
-    assert sm.validate_api_key(good, client="1.2.3.4").name == "good"
-    assert sm.auth_failures_total == 11
+    with pytest.raises(AuthenticationError):  # the lockout ended: evaluated (401) again
+        sm.validate_api_key(bad, client="1.2.3.4")
+    assert sm.auth_failures_total == 15  # locked attempts are counted ...
     events = [r["event"] for r in sm.audit_log.records()]
-    assert events.count("auth.failure") == 11 and events.count("auth.lockout") == 1
+    assert events.count("auth.failure") == 13 and events.count("auth.lockout") == 1  # ... but not audited
     assert good.split("_", 2)[2] not in sm.audit_log.path.read_text()
+
+
+def test_a_good_key_is_accepted_even_when_its_own_id_is_locked(sm: SecurityManager) -> None:
+    """Key ids are not secret: whoever knows one must not be able to lock its owner out (R1)."""
+    good = sm.generate_api_key("owner")
+    key_id = good.split("_")[1]
+    forged = f"sci_{key_id}_" + "y" * 43
+    for _ in range(12):
+        with pytest.raises((AuthenticationError, RateLimitExceeded)):
+            sm.validate_api_key(forged, client="127.0.0.1")
+    assert sm.is_locked_out("127.0.0.1", key_id)
+    assert sm.validate_api_key(good, client="127.0.0.1").name == "owner"
+    with pytest.raises(RateLimitExceeded):  # while the forger stays refused
+        sm.validate_api_key(forged, client="127.0.0.1")
+
+
+def test_anonymous_failures_are_counted_and_audited_but_never_strike(sm: SecurityManager) -> None:
+    good = sm.generate_api_key("scraper")
+    for _ in range(50):
+        assert sm.record_auth_failure("127.0.0.1", "missing") is False
+    assert sm.lockout.lockouts == 0 and sm.auth_failures_total == 50
+    events = [r for r in sm.audit_log.records() if r["event"] == "auth.failure"]
+    assert len(events) == 50 and {e["details"]["reason"] for e in events} == {"missing"}
+    assert sm.validate_api_key(good, client="127.0.0.1").name == "scraper"
+    # a presented but malformed credential does strike (its own pair)
+    locked = [sm.record_auth_failure("127.0.0.1", "malformed") for _ in range(11)]
+    assert locked[-1] is False and sm.record_auth_failure("127.0.0.1", "malformed") is True
+    assert sm.validate_api_key(good, client="127.0.0.1").name == "scraper"
 
 
 def test_failures_spread_over_time_refill_the_bucket(sm: SecurityManager, clock: Clock) -> None:
@@ -181,7 +216,7 @@ def test_process_wide_hooks_survive_a_manager_rebuild(fast_vault) -> None:
         for _ in range(2):
             with pytest.raises(AuthenticationError):
                 sm.validate_api_key("bad", client="scraper")
-        assert failures == [("scraper", "invalid")] * 2 and lockouts == ["scraper"]
+        assert failures == [("scraper", "invalid")] * 2 and lockouts == ["scraper (key -)"]
     finally:
         for u in undo:
             u()

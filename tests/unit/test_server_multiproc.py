@@ -195,3 +195,34 @@ def test_pids_lists_writers(tmp_path: Path, n_files: int) -> None:
     md.prepare()
     pids = {_worker(md.path, 1) for _ in range(n_files)}
     assert md.pids() == pids
+
+
+def test_archive_bounds_user_chosen_label_values(tmp_path: Path) -> None:
+    """Issue 18: dead kernels' breaker/retry names add up in the archive: at most 50 per label, the rest "other"."""
+    import subprocess
+    import sys
+
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    from sci_ext.server.multiproc import ARCHIVE_LABEL_VALUES
+
+    md = MetricsDir(tmp_path / "m")
+    md.prepare()
+    expected = 0.0
+    for batch in range(3):  # three dead kernels, 40 distinct user-chosen names each
+        pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        dead = int(pid.stdout)
+        store = MmapedDict(str(md.path / f"counter_{dead}.db"))
+        for i in range(40):
+            labels = [f"breaker-{batch}-{i}", "ConnectionError"]
+            key = mmap_key("sci_retry_attempts", "sci_retry_attempts_total", ["name", "error_type"], labels, "h")
+            store.write_value(key, float(i + 1), 0.0)
+            expected += i + 1
+        store.close()
+    md.compact(alive=lambda pid: False)
+    values = _values(md)
+    names = {dict(labels)["name"] for name, labels in values if name == "sci_retry_attempts_total"}
+    assert len(names) == ARCHIVE_LABEL_VALUES + 1 and "other" in names
+    total = sum(v for (name, _), v in values.items() if name == "sci_retry_attempts_total")
+    assert total == expected  # nothing lost: the rest is counted under "other"
+    assert "breaker-2-39" in names  # the most used values keep their names

@@ -22,7 +22,7 @@ def checks():
 def test_builtins_run_and_report_timings(sci_env):
     report = run_health_checks()
     names = [c.name for c in report.checks]
-    assert names == ["cache_dir", "disk", "memory", "cpu", "vault"]  # no redis: none configured
+    assert names == ["cache_dir", "disk", "memory", "cpu", "vault", "private_dirs"]  # no redis: none configured
     assert report.status in ("ok", "degraded")  # cpu may be busy on a shared machine
     by = {c.name: c for c in report.checks}
     assert by["cache_dir"].status == "ok" and by["cache_dir"].detail.startswith("writable")

@@ -19,13 +19,11 @@ module is:
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -176,20 +174,15 @@ def _load_index(path: Path, directory: Path, mtime_ns: int) -> dict[str, list[st
 
 
 def _save_index(path: Path, directory: Path, mtime_ns: int, modules: dict[str, list[str]]) -> None:
+    from ..trust import atomic_write
     from .store import ensure_private_dir
 
-    tmp = ""
     try:
         ensure_private_dir(path.parent)
         text = json.dumps({"format": INDEX_FORMAT, "dir": str(directory), "mtime_ns": mtime_ns, "modules": modules})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except Exception:
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        atomic_write(path, text)
+    except Exception:  # a cache index: never worth failing the caller
+        return
 
 
 _MEMORY: dict[tuple[str, int], dict[str, list[str]]] = {}

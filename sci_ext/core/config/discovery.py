@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..trust import describe, trusted_owner
+from ..trust import UntrustedPathError, check_ancestors, describe, trusted_owner
 
 __all__ = ["PROTECTED_SETTINGS", "find_trusted_project_file", "protected_notice", "warn_once"]
 
@@ -95,6 +95,10 @@ def _untrusted_reason(candidate: Path) -> str | None:
             return f"{kind} {path} belongs to another user ({describe(info)})"
         if mode & (stat.S_IWGRP | stat.S_IWOTH):
             return f"{kind} {path} is writable by group or others ({describe(info)})"
+    try:  # issue 18: a directory above that another user could rename would let them swap the file
+        check_ancestors(candidate, what="project file")
+    except UntrustedPathError as exc:
+        return str(exc)
     return None
 
 

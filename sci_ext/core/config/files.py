@@ -11,7 +11,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,32 @@ __all__ = [
 ]
 
 
-def read_toml(path: Path) -> tuple[dict[str, Any], str]:
-    """Parse ``path``; return the table and the text. Errors name the file and line."""
+def read_toml(path: Path, *, trusted_only: bool = False, what: str = "config file") -> tuple[dict[str, Any], str]:
+    """Parse ``path``; return the table and the text. Errors name the file and line.
+
+    ``trusted_only`` (the user file and a discovered project file, issue 18): the bytes
+    parsed are read from the very file that was checked, through one descriptor
+    (:func:`~sci_ext.core.trust.read_private_file`: no symlink followed at the end, owner
+    the user or root, not writable by others), after every directory above its real path
+    was checked (:func:`~sci_ext.core.trust.check_ancestors`), so neither a symlink swapped
+    to another user's file nor a directory renamed above it between a check and the read
+    (the hot-reload watcher re-reads every few seconds) gets another user's settings in.
+    """
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a TOML file", path=str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        if trusted_only:
+            from ..trust import UntrustedPathError, check_ancestors, check_trusted, read_private_file
+
+            try:
+                check_trusted(path, what=what)  # a symlink of another user is refused here
+                real = Path(os.path.realpath(path))
+                check_ancestors(real, what=what)
+                text = read_private_file(real, what=what).decode("utf-8")
+            except UntrustedPathError as exc:
+                raise ConfigError(str(exc), path=str(path)) from None
+        else:
+            text = path.read_text(encoding="utf-8")
     except PermissionError:
         raise ConfigError(f"{path}: cannot read the file (permission denied)", path=str(path)) from None
     except UnicodeDecodeError as exc:
@@ -185,7 +204,7 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, private: bool
     """
     from filelock import FileLock
 
-    from ..trust import ensure_private_dir
+    from ..trust import atomic_write, ensure_private_dir
 
     if path.is_symlink():
         path = Path(os.path.realpath(path))
@@ -200,25 +219,7 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600, *, private: bool
             pass
         if private:
             mode = 0o600
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        try:  # make the rename itself durable
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-        except OSError:  # pragma: no cover - platforms without directory fds
-            return
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, text, mode=mode, sync_dir=True)
 
 
 def update_toml_text(text: str, values: dict[str, Any], remove: tuple[str, ...] = ()) -> str:

@@ -80,6 +80,12 @@ class _Layer:
         return f"{self.name} override"
 
 
+def _in_trusted_dir(path: Path, trusted_dirs: list[str]) -> bool:
+    from .discovery import _is_trusted_dir
+
+    return _is_trusted_dir(Path(os.path.realpath(path.parent)), trusted_dirs)
+
+
 class ConfigManager:
     """Loads, merges, validates, watches and saves the sci_ext configuration.
 
@@ -164,7 +170,12 @@ class ConfigManager:
         else:
             if layer == "user":
                 self._check_user_file(path)
-            table, text = read_toml(path)
+            # The user file and a discovered project file (outside core.trusted_dirs) are read
+            # through the trust check itself, on every (re)load (issue 18: watcher, discovery race).
+            checked = layer == "user" or (
+                layer == "project" and self._project_path is None and not _in_trusted_dir(path, self._trusted_dirs)
+            )
+            table, text = read_toml(path, trusted_only=checked, what=f"{layer} config file")
         version = table.pop("schema_version", SCHEMA_VERSION)
         problems = []
         if not isinstance(version, int) or version > SCHEMA_VERSION:

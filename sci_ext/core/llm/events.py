@@ -62,6 +62,15 @@ class LLMCall:
         """The served and requested model (a filter by model matches either)."""
         return (self.model, self.model_requested) if self.model_requested else (self.model,)
 
+    def __post_init__(self) -> None:
+        # Review R2: a secret inside a model or provider string (``ft:gpt-4o:<key>``) must reach
+        # neither the usage book, status, panel, metric labels nor the history.  Every call is
+        # built here before it is recorded, so redact here, like error messages (issue 18).
+        from ..security.redact import get_redactor
+
+        redact = get_redactor().redact
+        self.provider, self.model, self.error = redact(self.provider), redact(self.model), redact(self.error)
+
     def tokens(self) -> dict[str, int]:
         """The reported token counts by kind (kinds not reported are left out)."""
         out = {}

@@ -63,9 +63,15 @@ def path_for(state_dir: str) -> Path:
     return Path(state_dir) / "llm" / "usage.sqlite"
 
 
+_PINS: dict[str, Any] = {}  # the history directories this process writes into (trust re-checks them)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+    from ..trust import connect_sqlite, pin_private_dir
+
+    # issue 18 (review R4): the directory 0700 whatever the umask and pinned (health re-checks it)
+    _PINS[str(path.parent)] = pin_private_dir(path.parent, what="LLM history directory")
+    conn = connect_sqlite(path, what="LLM history", timeout=10, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
@@ -137,6 +143,8 @@ class HistoryWriter:
                 conn = conns.get(state_dir)
                 if conn is None:
                     conn = conns[state_dir] = _connect(path_for(state_dir))
+                else:  # issue 18: the directory is still the one pinned (owner, inode) before each batch
+                    _PINS[str(path_for(state_dir).parent)].recheck()
                 calls = [_call_row(i, pid) for k, i in items if k == "call"]
                 saved = [_saved_row(i, pid) for k, i in items if k == "saved"]
                 conn.execute("BEGIN IMMEDIATE")

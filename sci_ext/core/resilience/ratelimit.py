@@ -1,9 +1,15 @@
-"""A token bucket shared by name: ``RateLimiter("openai", "60/minute")``.
+"""A rate limiter shared by name, by GCRA: ``RateLimiter("openai", "60/minute")``.
 
-Every limiter with the same name uses one bucket, across threads and every kernel
-on the machine (JSON in SQLite under ``core.state_dir``) or, with a Redis URL
-configured, across machines.  It is a GCRA token bucket: one atomic update per
-call stores the bucket's "theoretical arrival time", and a caller that must wait
+The algorithm is GCRA (the generic cell rate algorithm): it admits exactly what a
+token bucket of the same rate and burst admits, but keeps one number per limiter,
+the "theoretical arrival time", instead of a token count and a stamp.  That is why
+it is used here: every limiter with the same name shares its state across threads
+and every kernel on the machine (JSON in SQLite under ``core.state_dir``) or, with a
+Redis URL configured, across machines, and one timestamp is one atomic update per
+call.  (The authentication lockout, :mod:`sci_ext.core.security.lockout`, counts
+failures per client in memory with a plain :class:`~sci_ext.core.security.lockout.TokenBucket`:
+it needs "how full is this bucket" to prune idle clients, and no shared store.)
+A caller that must wait
 reserves its slot first, so waiting callers are served in order and never exceed
 the rate together.  By default :meth:`RateLimiter.acquire` blocks (announcing the
 wait) rather than erroring; ``block=False`` or ``timeout=`` raise

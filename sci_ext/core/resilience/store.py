@@ -185,11 +185,13 @@ class DiskStore:
     REOPEN_INTERVAL = 1.0
 
     def __init__(self, directory: str | Path, *, generations: bool = True) -> None:
-        from ..trust import ensure_private_dir
+        from ..trust import pin_private_dir
 
         # Another user able to write here could change what every kernel believes
-        # about a service: the directory must be private (0700, ours, checked).
-        self.directory = ensure_private_dir(Path(directory), what="state directory")
+        # about a service: the directory must be private (0700, ours, checked), and it
+        # is pinned so health re-checks it (issue 18, review R4).
+        self._pin = pin_private_dir(Path(directory), what="state directory")
+        self.directory = self._pin.path
         self.description = f"disk ({self.directory})"
         self._records = _Records(self.directory / self.DATABASE_FILE)
         # key -> (counters it was read under, slot, counter value, record)
@@ -327,9 +329,14 @@ class RedisStore:
     #: (so an unreachable host does not add a connect timeout to every call).
     RETRY_INTERVAL = 5.0
 
-    def __init__(self, url: str, prefix: str, fallback: StateStore) -> None:
+    def __init__(self, url: str, prefix: str, fallback: StateStore, signing_key: str | None = None) -> None:
         import redis
 
+        # Issue 18: with a signing key (``cache.redis_signing_key``) every record is sealed with
+        # an HMAC over its Redis key and JSON; a record without a valid seal (written by a user
+        # who does not hold the key, or moved from another key) is ignored, never obeyed.
+        self._signing_key = signing_key.encode("utf-8") if signing_key else None
+        self._warned_forged: set[str] = set()
         self.url = url
         self.prefix = prefix
         self.fallback = fallback
@@ -355,6 +362,49 @@ class RedisStore:
             self._last_warning = now
             _log.warning("Redis at %s unreachable (%s); using local state until it is back", self.description, exc)
 
+    def _mac(self, full: str, body: str) -> str:
+        import hashlib
+        import hmac
+
+        assert self._signing_key is not None  # nosec B101  # checked by the callers
+        return hmac.new(self._signing_key, full.encode() + b"\0" + body.encode(), hashlib.sha256).hexdigest()
+
+    def _seal(self, full: str, record: Record) -> str:
+        """The JSON stored under ``full``: the record, sealed when there is a signing key."""
+        if self._signing_key is None:
+            return json.dumps(record)
+        body = json.dumps(record, sort_keys=True)
+        return json.dumps({"sealed": body, "mac": self._mac(full, body)})
+
+    def _open(self, full: str, raw: Any) -> Record | None:
+        """The record stored under ``full``; ``None`` for nothing, or for a seal that does not verify."""
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if self._signing_key is None:
+            return data if isinstance(data, dict) else None
+        import hmac
+
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("sealed"), str)
+            and isinstance(data.get("mac"), str)
+            and hmac.compare_digest(data["mac"], self._mac(full, data["sealed"]))
+        ):
+            record = json.loads(data["sealed"])
+            return record if isinstance(record, dict) else None
+        if full not in self._warned_forged:
+            self._warned_forged.add(full)
+            _log.warning(
+                "Redis record %s is not signed with cache.redis_signing_key (written by someone without "
+                "the key, or moved from another key): ignored",
+                full,
+            )
+        return None
+
     def load(self, key: str) -> Record | None:
         """The record under ``key`` (one ``GET``)."""
         if self._is_down():
@@ -364,7 +414,7 @@ class RedisStore:
         except self._errors as exc:
             self._degraded(exc)
             return self.fallback.load(key)
-        return json.loads(raw) if raw else None
+        return self._open(self.prefix + key, raw)
 
     def update(self, key: str, change: Change) -> Record | None:
         """Apply ``change`` in a ``WATCH``/``MULTI`` transaction, retried on conflict."""
@@ -377,13 +427,13 @@ class RedisStore:
                     try:
                         pipe.watch(full)
                         raw = pipe.get(full)
-                        current = json.loads(raw) if raw else None
+                        current = self._open(full, raw)
                         new = change(current)
                         if new is None:
                             pipe.unwatch()
                             return current
                         pipe.multi()
-                        pipe.set(full, json.dumps(new))
+                        pipe.set(full, self._seal(full, new))
                         pipe.execute()
                         return new
                     except self._watch_error:
@@ -423,7 +473,7 @@ def store_keys(store: StateStore) -> list[str]:
 
 
 _memory_stores: dict[str, MemoryStore] = {}
-_shared_stores: dict[tuple[str, str], StateStore] = {}
+_shared_stores: dict[tuple[Any, ...], StateStore] = {}
 _stores_lock = threading.Lock()
 
 
@@ -456,8 +506,11 @@ def resolve_store(spec: str | StateStore | None, namespace: str, redis_url: str 
             disk = _shared_stores[("disk", directory)] = DiskStore(directory)
         if kind == "disk" or not redis_url:
             return disk
-        cache_key = ("redis", f"{redis_url}|{namespace}")
+        key = get_config().cache.redis_signing_key
+        cache_key = ("redis", f"{redis_url}|{namespace}", key)
         store = _shared_stores.get(cache_key)
         if store is None:
-            store = _shared_stores[cache_key] = RedisStore(redis_url, f"sci_ext:{namespace}:", fallback=disk)
+            store = _shared_stores[cache_key] = RedisStore(
+                redis_url, f"sci_ext:{namespace}:", fallback=disk, signing_key=key
+            )
         return store

@@ -16,11 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import stat
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -98,20 +96,11 @@ class ApiKeyStore:
             return keys
 
     def _save(self, keys: dict[str, dict[str, Any]]) -> None:
-        from ..trust import ensure_private_dir
+        from ..trust import atomic_write, ensure_private_dir
 
         ensure_private_dir(self.path.parent, what="API key directory")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"format": "sci_ext-apikeys", "version": 1, "keys": keys}, handle, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = json.dumps({"format": "sci_ext-apikeys", "version": 1, "keys": keys}, indent=1, sort_keys=True)
+        atomic_write(self.path, text)
         self._stamp = None
 
     def _modify(self) -> Any:

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import unicodedata
@@ -136,11 +135,12 @@ def _load_or_create_key(key_dir: Path) -> bytes:
     key = _read_key(key_dir)
     if key is not None:
         return key
-    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(key_dir, 0o700)
+    from ..trust import create_private_file, ensure_private_dir
+
+    ensure_private_dir(key_dir, what="audit key directory")
     fresh = os.urandom(32)
     try:
-        fd = os.open(key_dir / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = create_private_file(key_dir / KEY_FILE, what="audit key")
     except FileExistsError:  # another process created it first
         return _read_key(key_dir) or fresh
     try:
@@ -163,16 +163,9 @@ def _anchor_mac(key: bytes, path: Path, seq: int, digest: str) -> str:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..trust import atomic_write
+
+    atomic_write(path, json.dumps(data))
 
 
 def _read_json(path: Path) -> Any:

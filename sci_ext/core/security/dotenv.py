@@ -286,7 +286,9 @@ def migrate_dotenv(source: Path, target: Path | None, dry_run: bool) -> Migratio
             backup = source.with_name(f"{source.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{n}.sealed")
             n += 1
         sealed = manager.vault.seal_blob(old_text.encode("utf-8"), f"dotenv:{source.name}")
-        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        from ..trust import create_private_file
+
+        fd = create_private_file(backup, what="sealed .env backup")
         with os.fdopen(fd, "wb") as handle:
             handle.write(sealed)
             handle.flush()

@@ -1,5 +1,9 @@
 """Token buckets, the lockout of clients that fail authentication too often, and a global budget.
 
+The buckets are plain token buckets in this process's memory (the shared rate limiter
+of :mod:`sci_ext.core.resilience.ratelimit` is GCRA, the same admission rule kept as one
+timestamp for a shared store; here :meth:`TokenBucket.full` prunes idle clients).
+
 Each client has a bucket of ``max_failures_per_minute`` tokens that refills at that
 rate per minute.  A failed validation takes a token; a failure that finds the bucket
 empty (more failures in a minute than allowed) locks the client out for
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +36,7 @@ from typing import Any
 from ..errors import RateLimitExceeded
 from .audit import escape_text
 
-__all__ = ["Lockout", "TokenBucket", "normalize_client"]
+__all__ = ["Lockout", "TokenBucket", "lockout_slot", "normalize_client", "presented_key_id"]
 
 Clock = Callable[[], float]
 
@@ -66,6 +71,27 @@ def _normalize(client: Any) -> str:
             return str(address.ipv4_mapped)
         return address.compressed.lower()
     return str(address)
+
+
+_KEY_ID = re.compile(r"sci_([0-9a-f]{12})_")
+
+
+def presented_key_id(token: Any) -> str:
+    """The key id a token names (``sci_<id>_...``), or ``"-"`` when it names none.
+
+    Key ids are not secret (``apikey list``, the audit log); this only picks the
+    lockout bucket, so one client's failures with one key never lock out another.
+    """
+    if isinstance(token, str):
+        match = _KEY_ID.match(token)
+        if match is not None:
+            return match.group(1)
+    return "-"
+
+
+def lockout_slot(client: str, key_id: str) -> str:
+    """The lockout's bucket name for a (normalised client, presented key id) pair."""
+    return f"{client} (key {key_id})"
 
 
 @dataclass

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuthenticationError, SecurityError
+from ..errors import AuthenticationError, RateLimitExceeded, SecurityError
 from .apikeys import DEFAULT_SCOPES, ApiKeyInfo, ApiKeyStore
 from .audit import AuditLog, AuditVerification, verify_audit_log
-from .lockout import Lockout, normalize_client
+from .lockout import Lockout, lockout_slot, normalize_client, presented_key_id
 from .masterkey import Prompt, default_prompt
 from .redact import get_redactor, install_log_redaction
 from .vault import SecretInfo, Vault
@@ -200,24 +200,31 @@ class SecurityManager:
         """The key's info if ``token`` is valid for ``scope``.
 
         Raises :class:`AuthenticationError` (invalid, expired, wrong scope) or
-        :class:`RateLimitExceeded` while ``client`` is locked out.  Constant time
-        in the token's secret; cheap and thread-safe.  ``client`` is normalised
-        (:func:`~sci_ext.core.security.lockout.normalize_client`); while all clients
-        together are over the failure budget every validation is slowed down.
+        :class:`RateLimitExceeded` when a failing attempt comes from a (client, presented
+        key id) pair that is locked out.  Constant time in the token's secret; cheap and
+        thread-safe.  ``client`` is normalised
+        (:func:`~sci_ext.core.security.lockout.normalize_client`).
+
+        Strikes are keyed on the client *and* the key id the token names (review R1):
+        one client's failures never lock out another key, and a token whose secret is
+        right is accepted even while its pair is locked out (the 256-bit secret cannot be
+        guessed; refusing it would let anybody who knows a key id, which is not secret,
+        lock its owner out).  Only failing attempts are slowed down while all clients
+        together are over the global failure budget, so rotating attackers are slowed
+        and a good key is not.
         """
         client = normalize_client(client)
-        self.lockout.check(client)
-        self.lockout.throttle()
+        key_id = presented_key_id(token)
         try:
             info = self.apikeys.check(token)
         except AuthenticationError:
-            self._failure(client, "invalid")
+            self._refuse(client, "invalid", key_id)
             raise
         if info.expired():
-            self._failure(client, "expired", info.key_id)
+            self._refuse(client, "expired", info.key_id)
             raise AuthenticationError(f"API key {info.key_id} has expired")
         if not info.allows(scope):
-            self._failure(client, "scope", info.key_id)
+            self._refuse(client, "scope", info.key_id)
             raise AuthenticationError(f"API key {info.key_id} lacks the scope {scope!r}")
         return info
 
@@ -249,17 +256,45 @@ class SecurityManager:
         """Call ``hook(client, seconds)`` when a client gets locked out (alerts)."""
         self._lockout_hooks.append(hook)
 
-    def record_auth_failure(self, client: str, reason: str) -> None:
-        """Count, audit and strike a failed authentication that did not present a key (the server's endpoints)."""
-        self._failure(client, reason)
+    def record_auth_failure(self, client: str, reason: str, key_id: str | None = None) -> bool:
+        """Count, audit and (unless nothing was presented) strike a failure outside :meth:`validate_api_key`.
 
-    def _failure(self, client: str, reason: str, key_id: str | None = None) -> None:
+        ``reason`` ``"missing"`` (no credential at all) is counted and audited but is no
+        strike (review R1: anonymous requests must not lock anybody out).  Other failures
+        strike the pair (client, ``key_id`` or the reason).  Returns True when that pair is
+        locked out (then the failure is counted but not audited again: the lockout was).
+        """
+        client = normalize_client(client)
+        if reason == "missing":
+            self._count_failure(client, reason, None)
+            return False
+        try:
+            self._refuse(client, reason, key_id or reason)
+        except RateLimitExceeded:
+            return True
+        return False
+
+    def is_locked_out(self, client: str, key_id: str) -> bool:
+        """True while the pair (client, presented key id) is locked out."""
+        return self.lockout.is_locked(lockout_slot(normalize_client(client), key_id))
+
+    def _refuse(self, client: str, reason: str, key_id: str) -> None:
+        """A failing attempt by (client, key id): raise if the pair is locked, else strike and throttle."""
+        slot = lockout_slot(client, key_id)
+        if self.lockout.is_locked(slot):
+            with self._lock:
+                self.auth_failures_total += 1
+            self.lockout.check(slot)  # raises RateLimitExceeded with the time left
+        self._count_failure(client, reason, key_id)
+        self.lockout.failure(slot)
+        self.lockout.throttle()  # only failures wait: a good key is never slowed by others
+
+    def _count_failure(self, client: str, reason: str, key_id: str | None) -> None:
         with self._lock:
             self.auth_failures_total += 1
         self.audit("auth.failure", client=client, reason=reason, key_id=key_id)
         for hook in [*_AUTH_FAILURE_HOOKS, *self._auth_failure_hooks]:
             hook(client, reason)
-        self.lockout.failure(client)
 
     def _budget_exceeded(self, failures_per_minute: int) -> None:
         self.audit(

@@ -40,7 +40,6 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -202,23 +201,10 @@ class Vault:
         return doc
 
     def _write(self, doc: dict[str, Any]) -> None:
+        from ..trust import atomic_write
+
         text = json.dumps(doc, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            _replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, text, sync_dir=True, replace=_replace)
         self._doc, self._stamp = None, None
 
     # ------------------------------------------------------------ state file
@@ -253,18 +239,10 @@ class Vault:
         return state if isinstance(state, dict) else {}
 
     def _save_state(self, state: dict[str, Any]) -> None:
-        self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".vault-state.", suffix=".tmp", dir=self.key_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(state, handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.state_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from ..trust import atomic_write, ensure_private_dir
+
+        ensure_private_dir(self.key_dir, what="key directory")
+        atomic_write(self.state_path, json.dumps(state, sort_keys=True))
 
     def _remember_generation(self, doc: dict[str, Any]) -> None:
         generation = doc.get("generation")
@@ -708,8 +686,8 @@ class Vault:
         self._usage_flushed[name] = now
         try:
             usage = self._load_usage()
-            fd = os.open(self.usage_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(usage, handle)
+            from ..trust import atomic_write
+
+            atomic_write(self.usage_path, json.dumps(usage))
         except OSError:
             pass  # last-used times are informative only

@@ -218,17 +218,14 @@ class AlertMonitor:
 
     def _publish(self, active: list[Alert]) -> None:
         try:
-            directory = alerts_dir()
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            from ..trust import atomic_write, ensure_private_dir
+
+            directory = ensure_private_dir(alerts_dir(), what="alerts directory")
             path = directory / f"{os.getpid()}.json"
             if not active:
                 path.unlink(missing_ok=True)
                 return
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump([a.as_dict() for a in active], fh)
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps([a.as_dict() for a in active]))
         except Exception as exc:
             _log.debug("alerts not published: %s", exc)
 

@@ -19,8 +19,8 @@ import html
 import inspect
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -287,11 +287,16 @@ def _cfg() -> Any:
 
 def check_cache_dir() -> tuple[str, str]:
     """``cache.dir`` exists (or can be created) and a file can be written there."""
-    directory = Path(_cfg().cache.dir).expanduser()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.NamedTemporaryFile(dir=directory, prefix=".sci-health-", delete=True) as fh:
-        fh.write(b"ok")
-        fh.flush()
+    from ..trust import create_private_file, ensure_private_dir
+
+    directory = ensure_private_dir(_cfg().cache.dir, what="cache.dir")  # 0700, owner checked (review R4)
+    probe = directory / f".sci-health-{os.getpid()}-{secrets.token_hex(4)}"
+    fd = create_private_file(probe, what="cache.dir probe")
+    try:
+        os.write(fd, b"ok")
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
     return "ok", f"writable ({directory})"
 
 
@@ -299,6 +304,20 @@ def _existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def check_private_dirs() -> tuple[str, str]:
+    """The long-lived private directories (metrics, LLM history, state store) are still the ones made.
+
+    Review 2026-12-b R4: owner, mode and inode re-checked (``lstat``) on every health run,
+    so a directory another user swapped makes health failing with the reason.
+    """
+    from ..trust import pinned_problems
+
+    count, problems = pinned_problems()
+    if problems:
+        return "failing", "; ".join(problems)
+    return "ok", f"{count} director{'y' if count == 1 else 'ies'} unchanged"
 
 
 def check_disk() -> tuple[str, str]:
@@ -398,6 +417,7 @@ def _ensure_builtins() -> None:
         ("memory", check_memory),
         ("cpu", check_cpu),
         ("vault", check_vault),
+        ("private_dirs", check_private_dirs),
     ):
         with _registry_lock:
             _registry.setdefault(name, _Check(name, func, None, builtin=True))

@@ -186,7 +186,7 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         from filelock import FileLock, Timeout
 
         try:
-            with FileLock(self._lock_path, timeout=2):
+            with FileLock(self._lock_path, timeout=2, mode=0o600):
                 if self.stream is not None:
                     self.stream.close()
                     self.stream = None
@@ -202,7 +202,9 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
             self.stream = self._open()
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        from ..trust import open_private
+
+        fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND, what="log file")
         return os.fdopen(fd, "a", encoding="utf-8")
 
 

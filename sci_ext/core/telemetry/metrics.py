@@ -32,10 +32,13 @@ become ``"other"``.  Layers, results, categories and check names come from fixed
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
+
+_log = logging.getLogger("sci_ext.telemetry")
 
 __all__ = [
     "HEALTH_VALUES",
@@ -94,11 +97,16 @@ class LabelLimiter:
 def _ensure_multiprocess_dir() -> None:
     # prometheus_client writes into PROMETHEUS_MULTIPROC_DIR from the first metric on; a
     # missing directory would make every metric update raise.
+    # Review R4: the directory must be private and ours, or a swapped directory would
+    # collect this process's metric files (and serve planted ones).
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path and not os.path.isdir(path):
+    if path:
+        from ..trust import ensure_private_dir
+
         try:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-        except OSError:
+            ensure_private_dir(path, what="PROMETHEUS_MULTIPROC_DIR")
+        except OSError as exc:
+            _log.warning("sci_ext: metrics kept in this process: %s", exc)
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # fall back to in-process metrics
 
 

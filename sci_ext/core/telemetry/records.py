@@ -49,8 +49,10 @@ def append_error(record: dict[str, Any], path: Path | None = None) -> None:
     clean = {k: (_clean(v) if isinstance(v, str) else v) for k, v in record.items()}
     clean.setdefault("time", time.time())
     line = (json.dumps(clean, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    from ..trust import ensure_private_dir, open_private
+
+    ensure_private_dir(path.parent, what="telemetry directory")  # 0700 whatever the umask (review R4)
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND, what="error records")
     try:
         os.write(fd, line)
         size = os.fstat(fd).st_size
@@ -64,18 +66,16 @@ def _trim(path: Path) -> None:
     from filelock import FileLock, Timeout
 
     try:
-        with FileLock(str(path) + ".lock", timeout=2):
+        with FileLock(str(path) + ".lock", timeout=2, mode=0o600):
             if path.stat().st_size <= MAX_BYTES:
                 return  # another process trimmed it
             lines = path.read_bytes().splitlines(keepends=True)[-KEEP_LINES:]
             total = sum(len(line) for line in lines)
             while len(lines) > 1 and total > MAX_BYTES // 2:  # room for many appends before the next trim
                 total -= len(lines.pop(0))
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.writelines(lines)
-            os.replace(tmp, path)
+            from ..trust import atomic_write
+
+            atomic_write(path, b"".join(lines))
     except (Timeout, OSError):
         pass  # trimming is housekeeping: the next append tries again
 

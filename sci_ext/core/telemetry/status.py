@@ -177,7 +177,11 @@ def collect_status(*, run_checks: bool = True) -> dict[str, Any]:
     report = run_health_checks() if run_checks else last_report()
     samples = _safe("metrics", {}, collected_samples)
     checks = [c.as_dict() for c in report.checks] if report else []
-    return {
+    from ..security.redact import get_redactor
+
+    # Issue 18: every string field passes the redactor once more (user-chosen names such as
+    # breaker or check names, details and paths included), so no field carries a known secret.
+    return get_redactor().redact_data({
         "schema": SCHEMA,
         "version": __version__,
         "environment": cfg.core.environment,
@@ -193,4 +197,4 @@ def collect_status(*, run_checks: bool = True) -> dict[str, Any]:
         "errors": _safe("errors", [], read_errors, 50),
         "alerts": _safe("alerts", [], active_alerts),
         "llm": _safe("llm", None, llm_status, cfg),
-    }
+    })  # fmt: skip
