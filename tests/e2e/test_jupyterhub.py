@@ -1,0 +1,418 @@
+"""sci_ext under a real JupyterHub: two Unix users, their servers, private state, who may read what.
+
+One hub for the module (``hub_harness``): ``LocalProcessSpawner`` runs each user's
+server as that Unix user from a venv holding this checkout's wheel; the tests drive
+kernels over the proxy's websocket, read ``/sci/*`` with every kind of credential, and
+look at the users' homes as the other user would. Skipped, with the reason, without
+root, Node's configurable-http-proxy or ``useradd`` (CI has all three).
+
+The answers pinned here are documented in docs/jupyterhub.md (who may read what).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from hub_harness import ALICE, BOB, Hub, Kernel, sci_dirs, skip_reason, start_hub
+
+pytestmark = [pytest.mark.slow, pytest.mark.hub]
+
+_REASON = skip_reason()
+if _REASON is not None:
+    pytestmark.append(pytest.mark.skip(reason=_REASON))
+
+ENDPOINTS = ("/sci/health", "/sci/metrics", "/sci/api/status")
+CACHED_CELL = "%%cached hub_probe\nimport os, time\nprint('computed by', os.getuid())\ntime.sleep(0.3)\nanswer = 42"
+
+
+@pytest.fixture(scope="module")
+def hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
+    """The hub with both users' servers running (alice umask 022, bob umask 000, fresh homes)."""
+    wheel = os.environ.get("SCI_EXT_TEST_WHEEL")
+    wheel_path = Path(wheel) if wheel else request.getfixturevalue("built_wheel")
+    for hub in start_hub(wheel_path):
+        began = time.monotonic()
+        # Servers report their own activity every second (the default is 300 s).
+        activity = {"JUPYTERHUB_ACTIVITY_INTERVAL": "1"}
+        hub.settings(ALICE, umask=0o022, env=activity)
+        hub.settings(BOB, umask=0o000, env=activity, args=["--SciExt.health_allow_unauthenticated=True"])
+        hub.start_server(ALICE)
+        hub.start_server(BOB)
+        print(f"[hub] both servers up in {time.monotonic() - began:.1f} s")
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def kernels(hub: Hub) -> Iterator[dict[str, Kernel]]:
+    """One kernel per user with sci_ext loaded; alice runs the cached cell twice, bob once."""
+    started = {user: hub.kernel(user) for user in (ALICE, BOB)}
+    try:
+        for kernel in started.values():
+            assert kernel.run("%load_ext sci_ext")["error"] is None
+        yield started
+    finally:
+        for kernel in started.values():
+            kernel.close()
+
+
+def home(user: str) -> Path:
+    return Path(pwd.getpwnam(user).pw_dir)
+
+
+def api_key(hub: Hub, user: str) -> str:
+    """A ``metrics:read`` API key made by ``user`` with the command line, as their own Unix user."""
+    res = hub.run_as(user, [hub.python, "-m", "sci_ext", "apikey", "create", "prometheus", "--scope", "metrics:read"])
+    assert res.returncode == 0, res.stderr
+    (token,) = re.findall(r"sci_[A-Za-z0-9]+_[A-Za-z0-9_\-]+", res.stdout)
+    return token
+
+
+def test_both_servers_load_both_extensions_with_no_enable_step(hub: Hub) -> None:
+    for user in (ALICE, BOB):
+        token = hub.token(user)
+        health = hub.user_request(user, "GET", "/sci/health", token=token)
+        assert health.status_code == 200, health.text
+        assert health.json()["status"] in ("ok", "degraded")
+        extensions = hub.user_request(user, "GET", "/lab/api/extensions", token=token)
+        assert extensions.status_code == 200
+        assert "sci-ext" in {ext["name"] for ext in extensions.json()}
+    log = hub.log_tail(500_000)
+    assert log.count("/sci endpoints ready") >= 2, log[-2000:]
+
+
+def test_kernels_run_as_their_user_with_their_own_paths(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    cell = (
+        "import os\nfrom sci_ext.core.config import get_config\nc = get_config()\n"
+        "print(os.getuid(), c.core.state_dir, c.cache.dir, c.security.vault_path, sep='\\n')"
+    )
+    for user, kernel in kernels.items():
+        uid, *paths = kernel.run(cell)["text"].split()
+        assert int(uid) == pwd.getpwnam(user).pw_uid
+        assert all(Path(p).expanduser().is_relative_to(home(user)) for p in paths), paths
+
+
+def test_cache_is_per_user_and_runs_as_the_user(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    alice, bob = kernels[ALICE], kernels[BOB]
+    first = alice.run(CACHED_CELL)
+    assert first["error"] is None, first
+    assert f"computed by {pwd.getpwnam(ALICE).pw_uid}" in first["text"]
+    second = alice.run(CACHED_CELL)
+    assert "computed by" in second["text"]  # replayed output
+    assert "restored" in second["text"] or "hit" in second["text"], second
+    assert alice.run("print(answer)")["text"].strip() == "42"
+    other = bob.run(CACHED_CELL)
+    assert other["error"] is None, other
+    assert f"computed by {pwd.getpwnam(BOB).pw_uid}" in other["text"]
+    assert "restored" not in other["text"], "bob's kernel was served alice's entry"
+
+
+def test_sci_ext_state_is_private_whatever_the_umask(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    # Make sure every kind of state exists: a cached cell ran; health, metrics and status were read.
+    for user in (ALICE, BOB):
+        for path in ENDPOINTS:
+            hub.user_request(user, "GET", path, token=hub.token(user))
+    problems = []
+    for user in (ALICE, BOB):
+        uid = pwd.getpwnam(user).pw_uid
+        dirs = list(sci_dirs(home(user)))
+        assert len(dirs) >= 4, f"{user}: sci_ext made too few directories to check: {dirs}"
+        for path in dirs:
+            st = path.lstat()
+            if st.st_uid != uid or st.st_mode & 0o077:
+                problems.append(f"{path} {oct(st.st_mode & 0o777)} uid {st.st_uid}")
+        # Parents that hold nothing but sci_ext were made by sci_ext: 0700 too.
+        for base in (".local/state", ".cache", ".config"):
+            parent = home(user) / base
+            if parent.is_dir() and {p.name for p in parent.iterdir()} == {"sci_ext"}:
+                if parent.stat().st_mode & 0o077:
+                    problems.append(f"{parent} {oct(parent.stat().st_mode & 0o777)} (holds only sci_ext)")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_other_user_can_list_or_read_nothing(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    probe = (
+        "import os, sys\nlisted = read = 0\n"
+        "for root in sys.argv[1:]:\n"
+        "    for base, dirs, files in os.walk(root):\n"
+        "        listed += len(dirs) + len(files)\n"
+        "        for name in files:\n"
+        "            try:\n"
+        "                with open(os.path.join(base, name), 'rb') as fh: read += len(fh.read())\n"
+        "            except OSError: pass\n"
+        "print(listed, read)\n"
+    )
+    for owner, other in ((ALICE, BOB), (BOB, ALICE)):
+        roots = [str(p) for p in sci_dirs(home(owner))]
+        res = hub.run_as(other, [hub.python, "-c", probe, *roots])
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["0", "0"], f"{other} listed/read {res.stdout} of {owner}'s sci_ext state"
+    # The same from bob's kernel.
+    cell = "import os\nseen = []\n" + "".join(
+        f"try:\n    seen += os.listdir({str(p)!r})\nexcept PermissionError:\n    pass\n" for p in sci_dirs(home(ALICE))
+    )
+    cell += "print(len(seen))"
+    assert kernels[BOB].run(cell)["text"].strip() == "0"
+
+
+def test_who_may_read_what(hub: Hub) -> None:
+    key = api_key(hub, ALICE)
+    expected = {
+        # principal: (health, metrics, status) for alice's server
+        "owner token": (200, 200, 200),
+        "other user's token": (401, 401, 401),
+        "anonymous": (401, 401, 401),
+        "owner's metrics:read key": (401, 200, 401),
+        "bad key": (401, 401, 401),
+    }
+    headers = {
+        "owner token": {"Authorization": f"token {hub.token(ALICE)}"},
+        "other user's token": {"Authorization": f"token {hub.token(BOB)}"},
+        "anonymous": {},
+        "owner's metrics:read key": {"Authorization": f"Bearer {key}"},
+        "bad key": {"Authorization": f"Bearer {key[:-4]}AAAA"},
+    }
+    seen = {
+        who: tuple(hub.user_request(ALICE, "GET", path, headers=h).status_code for path in ENDPOINTS)
+        for who, h in headers.items()
+    }
+    assert seen == expected
+    # health_allow_unauthenticated set for bob's server only.
+    assert hub.user_request(BOB, "GET", "/sci/health").status_code == 200
+    assert hub.user_request(BOB, "GET", "/sci/metrics").status_code == 401
+    assert hub.user_request(ALICE, "GET", "/sci/health").status_code == 401
+
+
+def test_lockouts_do_not_cross_users(hub: Hub) -> None:
+    key = api_key(hub, ALICE)
+    bob = {"Authorization": f"token {hub.token(BOB)}"}
+    bogus = {"Authorization": "Bearer sci_deadbeef_" + "x" * 43}
+    kinds = [{}] * 500 + [bob] * 400 + [bogus] * 100  # 1,000 bad requests, bounded
+
+    def send(headers: dict[str, str]) -> int:
+        return hub.user_request(ALICE, "GET", "/sci/metrics", headers=headers).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = Counter(pool.map(send, kinds))
+    assert set(codes) <= {401, 403}, codes
+    assert codes[200] == 0
+    good = hub.user_request(ALICE, "GET", "/sci/metrics", headers={"Authorization": f"Bearer {key}"})
+    assert good.status_code == 200, good.text
+    assert hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).status_code == 200
+    print(f"\n1,000 bad requests to {ALICE}'s /sci/metrics: {dict(codes)}; owner's key and token still 200")
+
+
+def _cell_count(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("sci_cell_duration_seconds_count")
+    )
+
+
+def test_each_users_metrics_count_only_their_kernels(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    before = {u: _cell_count(hub.user_request(u, "GET", "/sci/metrics", token=hub.token(u)).text) for u in (ALICE, BOB)}
+    for _ in range(3):
+        assert kernels[ALICE].run("x = 1")["error"] is None
+    after = {u: _cell_count(hub.user_request(u, "GET", "/sci/metrics", token=hub.token(u)).text) for u in (ALICE, BOB)}
+    assert after[ALICE] - before[ALICE] == 3
+    assert after[BOB] == before[BOB]
+    res = requests.get(f"{hub.url}/hub/metrics", headers={"Authorization": f"token {hub.admin_token}"}, timeout=30)
+    assert res.status_code == 200
+    assert re.search(r"^jupyterhub_running_servers(\{[^}]*\})? 2(\.0)?$", res.text, re.M), res.text[:500]
+
+
+def test_sci_requests_are_not_user_activity(hub: Hub) -> None:
+    def last_activity() -> tuple[str, str]:
+        model = hub.api("GET", f"/users/{ALICE}").json()
+        server = hub.user_request(ALICE, "GET", "/api/status", token=hub.token(ALICE)).json()
+        return model["servers"][""]["last_activity"], server["last_activity"]
+
+    time.sleep(2.5)  # the server's activity reports (every 1 s) have caught up with earlier requests
+    before = last_activity()
+    for _ in range(3):
+        for path in ENDPOINTS:
+            hub.user_request(ALICE, "GET", path, token=hub.token(ALICE))
+    time.sleep(2.5)
+    assert last_activity() == before
+    # Positive control: real use is activity, seen by the server and then by the hub.
+    hub.user_request(ALICE, "GET", "/api/contents", token=hub.token(ALICE))
+    time.sleep(2.5)
+    after = last_activity()
+    assert after[0] > before[0] and after[1] > before[1], (before, after)
+
+
+def test_cache_survives_a_server_restart(hub: Hub) -> None:
+    hub.stop_server(ALICE)
+    hub.start_server(ALICE)
+    kernel = hub.kernel(ALICE)
+    try:
+        assert kernel.run("%load_ext sci_ext")["error"] is None
+        again = kernel.run(CACHED_CELL)
+        assert again["error"] is None, again
+        assert "restored" in again["text"] or "hit" in again["text"], again
+        assert kernel.run("print(answer)")["text"].strip() == "42"
+    finally:
+        kernel.close()
+
+
+def test_one_prometheus_scrapes_every_user_and_the_hub(hub: Hub, kernels: dict[str, Kernel], tmp_path: Path) -> None:
+    from prometheus_server import PrometheusServer
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    for user in (ALICE, BOB):
+        (keys / user).write_text(api_key(hub, user))
+    (keys / "hub").write_text(hub.admin_token)
+    (tmp_path / "hub_token").write_text(hub.admin_token)
+    out = tmp_path / "scrape.yml"
+    res = subprocess.run(
+        [sys.executable, "-m", "sci_ext", "hub", "scrape-config", "--hub-url", hub.url, "--keys-dir", str(keys),
+         "--token-file", str(tmp_path / "hub_token"), "--hub-metrics-token-file", str(keys / "hub"),
+         "--interval", "1s", "-o", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    config = yaml.safe_load(out.read_text())
+    assert {job["job_name"] for job in config["scrape_configs"]} == {
+        "sci_ext_sci_alice",
+        "sci_ext_sci_bob",
+        "jupyterhub",
+    }
+    assert hub.admin_token not in out.read_text()  # keys stay in their files
+    prometheus = PrometheusServer(tmp_path, [])
+    prometheus.config.write_text(out.read_text())
+    prometheus.start()
+    try:
+        prometheus.wait_up(3, timeout=60)
+        rows = prometheus.wait_for(
+            "sum by (user) (sci_cell_duration_seconds_count)",
+            lambda r: {x["metric"].get("user") for x in r} >= {ALICE, BOB},
+        )
+        by_user = {row["metric"]["user"]: float(row["value"][1]) for row in rows}
+        direct = {u: _cell_count(hub.user_request(u, "GET", "/sci/metrics", token=hub.token(u)).text) for u in by_user}
+        assert by_user[ALICE] > by_user[BOB] > 0
+        assert abs(by_user[ALICE] - direct[ALICE]) <= 1 and abs(by_user[BOB] - direct[BOB]) <= 1
+        assert prometheus.wait_for("jupyterhub_running_servers", lambda r: bool(r))
+    finally:
+        prometheus.stop()
+
+
+def test_scrape_config_for_a_user_without_a_key_says_so(hub: Hub, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(hub.admin_token)
+    res = subprocess.run(
+        [sys.executable, "-m", "sci_ext", "hub", "scrape-config", "--hub-url", hub.url, "--keys-dir", str(tmp_path),
+         "--token-file", str(tmp_path / "token")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"no key file for {ALICE}, {BOB}: not scraped" in res.stderr
+    assert yaml.safe_load(res.stdout)["scrape_configs"] == []
+
+
+def test_shared_redis_per_user_keys_never_cross_and_a_team_key_shares(
+    hub: Hub, kernels: dict[str, Kernel], tmp_path: Path
+) -> None:
+    """Both users' kernels on one redis-server; the signing key decides whether entries cross."""
+    from conftest import RedisServer
+
+    redis = RedisServer(tmp_path)
+    alice, bob = kernels[ALICE], kernels[BOB]
+
+    def use(kernel: Kernel, key: str) -> None:
+        # The same settings a hub admin puts in c.Spawner.environment (docs/jupyterhub.md), set at run time.
+        out = kernel.run(f"%sci_config cache.redis_url={redis.url} cache.redis_signing_key={key}")
+        assert out["error"] is None, out
+
+    def run(kernel: Kernel, round_name: str) -> str:
+        cell = f"%%cached team_{round_name} --backend redis\nimport os\nprint('computed by', os.getuid())\nresult = 7"
+        out = kernel.run(cell)
+        assert out["error"] is None, out
+        return str(out["text"])
+
+    alice_uid, bob_uid = pwd.getpwnam(ALICE).pw_uid, pwd.getpwnam(BOB).pw_uid
+    try:
+        use(alice, "a" * 64)
+        use(bob, "b" * 64)
+        assert f"computed by {alice_uid}" in run(alice, "per_user")
+        per_user = run(bob, "per_user")
+        # Per-user keys: alice's entry fails bob's signature check, so his kernel computes.
+        assert f"computed by {bob_uid}" in per_user, per_user
+        use(bob, "a" * 64)
+        assert f"computed by {alice_uid}" in run(alice, "team")
+        team = run(bob, "team")
+        # A team key: bob's kernel is served the entry alice's kernel stored.
+        assert f"computed by {alice_uid}" in team and ("restored" in team or "hit" in team), team
+    finally:
+        for kernel in (alice, bob):
+            kernel.run("%sci_config --reset cache.redis_url\n%sci_config --reset cache.redis_signing_key")
+        redis.stop()
+
+
+def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    alice = kernels[ALICE]
+    assert alice.run("survivor = 'still here'")["error"] is None
+    before = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
+    hub.cleanup_servers = False  # the servers outlive the hub (JupyterHub's documented restart mode)
+    config = hub.root / "jupyterhub_config.py"
+    config.write_text(config.read_text().replace("cleanup_servers = True", "cleanup_servers = False"))
+    hub.stop()
+    hub.start()
+    alice.connect()  # the proxy restarted with the hub: reconnect the websocket, as JupyterLab does
+    try:
+        assert alice.run("print(survivor)")["text"].strip() == "still here"
+        after = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
+        assert after >= before + 1, (before, after)
+        hit = alice.run(CACHED_CELL)
+        assert "restored" in hit["text"] or "hit" in hit["text"], hit
+    finally:
+        config.write_text(config.read_text().replace("cleanup_servers = False", "cleanup_servers = True"))
+
+
+def _fresh_server(hub: Hub, user: str, **settings: object) -> None:
+    hub.stop_server(user)
+    for path in sorted(sci_dirs(home(user)), reverse=True):
+        shutil.rmtree(path, ignore_errors=True)
+    hub.settings(user, **settings)
+    hub.start_server(user)
+
+
+def test_a_world_writable_home_is_refused_and_the_server_still_starts(hub: Hub) -> None:
+    bob_home = home(BOB)
+    bob_home.chmod(0o777)
+    try:
+        _fresh_server(hub, BOB, umask=0o022, env={"JUPYTERHUB_ACTIVITY_INTERVAL": "1"})
+        health = hub.user_request(BOB, "GET", "/sci/health", token=hub.token(BOB))
+        assert health.status_code in (200, 503)
+        report = health.json()
+        assert report["status"] in ("degraded", "failing"), report
+        details = " ".join(str(check.get("detail", "")) for check in report["checks"])
+        assert str(bob_home) in details and "writable" in details, report
+        assert not list(sci_dirs(bob_home)), "sci_ext kept state in a world-writable home"
+    finally:
+        bob_home.chmod(0o755)
+
+
+def test_a_state_dir_in_another_users_home_is_refused(hub: Hub) -> None:
+    target = home(ALICE) / ".local" / "state"
+    before = sorted(str(p) for p in home(ALICE).rglob("*"))
+    _fresh_server(hub, BOB, umask=0o022, env={"JUPYTERHUB_ACTIVITY_INTERVAL": "1", "XDG_STATE_HOME": str(target)})
+    health = hub.user_request(BOB, "GET", "/sci/health", token=hub.token(BOB))
+    report = health.json()
+    assert report["status"] in ("degraded", "failing"), report
+    assert str(target) in " ".join(str(check.get("detail", "")) for check in report["checks"]), report
+    bob_uid = pwd.getpwnam(BOB).pw_uid
+    assert not [p for p in home(ALICE).rglob("*") if p.lstat().st_uid == bob_uid]
+    assert sorted(str(p) for p in home(ALICE).rglob("*")) == before

@@ -1,0 +1,470 @@
+"""A real JupyterHub for the multi-user tests: two Unix users, LocalProcessSpawner, the Node proxy.
+
+The hub runs as root from this test environment; each user's single-user server runs as
+that Unix user (``setuid`` by ``LocalProcessSpawner``) from a virtual environment that both
+users can execute: made from the system ``/usr/bin/python3.X`` (an interpreter under
+root's 0700 home is not executable by them) in a 0755 scratch directory, with this
+checkout's wheel installed into it (so the server extension and the lab extension are
+enabled by installation alone, as for a user) and the test environment's other packages
+reached through a ``.pth`` file (hard-linked into the scratch directory when other users
+cannot read them where they are).
+
+Per-user settings (extra environment, server arguments, umask) come from a JSON file that
+the spawner reads at each spawn, so a test can change them between restarts. Facts and
+timings this follows: ``shared/reference/jupyterhub-facts.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ALICE = "sci_alice"
+BOB = "sci_bob"
+USERS = (ALICE, BOB)
+PASSWORD = "sci-hub-test-password"
+
+CONFIG = r'''
+import json, os
+from jupyterhub.spawner import LocalProcessSpawner
+
+ROOT = {root!r}
+SETTINGS = os.path.join(ROOT, "user_settings.json")
+
+
+def _settings(name):
+    try:
+        with open(SETTINGS) as fh:
+            return json.load(fh).get(name, {{}})
+    except FileNotFoundError:
+        return {{}}
+
+
+class SciSpawner(LocalProcessSpawner):
+    """LocalProcessSpawner with per-user environment, arguments and umask from SETTINGS."""
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(_settings(self.user.name).get("env", {{}}))
+        return env
+
+    def get_args(self):
+        return super().get_args() + list(_settings(self.user.name).get("args", []))
+
+    def make_preexec_fn(self, name):
+        inner = super().make_preexec_fn(name)
+        umask = _settings(name).get("umask")
+
+        def preexec():
+            if umask is not None:
+                os.umask(umask)
+            inner()
+
+        return preexec
+
+
+c = get_config()
+c.JupyterHub.bind_url = "http://127.0.0.1:{public_port}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.ConfigurableHTTPProxy.pid_file = os.path.join(ROOT, "proxy.pid")
+c.JupyterHub.db_url = "sqlite:///" + os.path.join(ROOT, "jupyterhub.sqlite")
+c.JupyterHub.cookie_secret_file = os.path.join(ROOT, "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = os.path.join(ROOT, "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = {cleanup_servers!r}
+c.JupyterHub.last_activity_interval = {last_activity_interval!r}
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = {password!r}
+c.Authenticator.allowed_users = set({users!r})
+c.JupyterHub.spawner_class = SciSpawner
+c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 120
+c.JupyterHub.services = [{{"name": "tester", "api_token": {admin_token!r}}}]
+c.JupyterHub.load_roles = [{{
+    "name": "tester-role",
+    "services": ["tester"],
+    "scopes": ["admin:users", "admin:servers", "tokens", "read:metrics", "access:servers", "list:users"],
+}}]
+'''
+
+
+def skip_reason() -> str | None:
+    """Why a real hub cannot run here, or ``None`` (CI has root, Node's proxy and ``useradd``)."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if not sys.platform.startswith("linux"):
+        return "JupyterHub's LocalProcessSpawner tests need Linux"
+    if os.geteuid() != 0:
+        return "a hub with two Unix users needs root (setuid spawns, useradd); CI runs .ci/run as root"
+    if shutil.which("useradd") is None and not Path("/usr/sbin/useradd").exists():
+        return "useradd is missing"
+    if proxy_command() is None:
+        return "configurable-http-proxy is missing (npm install -g configurable-http-proxy; .ci/run does it)"
+    if not Path(f"/usr/bin/python{version}").exists():
+        return f"/usr/bin/python{version} is missing: the users need an interpreter outside root's home"
+    try:
+        import jupyterhub  # noqa: F401
+    except ImportError:
+        return "jupyterhub is not installed (the test extra has it)"
+    return None
+
+
+def proxy_command() -> str | None:
+    """The configurable-http-proxy executable."""
+    return shutil.which("configurable-http-proxy")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_user(name: str) -> None:
+    """Create the Unix user when missing, then give them a fresh home (0755, as useradd makes here)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run([useradd, "--create-home", "--shell", "/bin/bash", name], check=True, capture_output=True)
+        entry = pwd.getpwnam(name)
+    home = Path(entry.pw_dir)
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    home.mkdir(exist_ok=True)
+    for child in home.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    os.chown(home, entry.pw_uid, entry.pw_gid)
+    home.chmod(0o755)
+
+
+def _readable_by_others(path: Path) -> bool:
+    """True when every directory up to ``path`` is searchable and ``path`` readable by others."""
+    current = path.resolve()
+    if not current.stat().st_mode & stat.S_IROTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in [current, *current.parents])
+
+
+def _site_packages() -> list[Path]:
+    return [Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+
+
+def _not_sci_ext(directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n in ("sci_ext.json", "sci-ext")]
+
+
+def build_user_venv(root: Path, wheel: Path) -> Path:
+    """A venv both users can run: system Python + this checkout's wheel + the test env's packages."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    venv = root / "venv"
+    subprocess.run([f"/usr/bin/python{version}", "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / f"python{version}" / "site-packages"
+    lines = []
+    for source in _site_packages():
+        if source.resolve() == site.resolve():
+            continue
+        if not _readable_by_others(source):
+            copy = root / "deps" / str(len(lines))
+            copy.parent.mkdir(exist_ok=True)
+            # Hard links: instant on one filesystem; a plain copy otherwise.
+            if subprocess.run(["cp", "-al", str(source), str(copy)], capture_output=True).returncode != 0:
+                shutil.copytree(source, copy, symlinks=True)
+            source = copy
+        lines.append(f"import site; site.addsitedir({str(source)!r})")
+    # The wheel, installed as a user would: its data files enable both extensions.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix", str(venv), str(wheel)],
+        check=True,
+        capture_output=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    (site / "zz_sci_test_deps.pth").write_text("\n".join(lines) + "\n")
+    # Jupyter's own extensions (JupyterLab, widgets) as if installed in this venv: their
+    # config and data files; sci_ext's come from its wheel above.
+    for sub in ("etc/jupyter", "share/jupyter"):
+        source = Path(sys.prefix) / sub
+        if source.is_dir():
+            shutil.copytree(source, venv / sub, dirs_exist_ok=True, ignore=_not_sci_ext)
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink() or (path.parts[len(root.parts) :][:1] == ("deps",)):
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if path.is_dir() else 0))
+    return venv
+
+
+@dataclass
+class Kernel:
+    """A kernel in a user's server, driven over the proxy's websocket like a browser does."""
+
+    hub: Hub
+    user: str
+    token: str
+    kernel_id: str
+    ws: Any = None
+    session: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def connect(self) -> None:
+        import websocket
+
+        url = self.hub.url.replace("http://", "ws://") + f"/user/{self.user}/api/kernels/{self.kernel_id}/channels"
+        self.ws = websocket.create_connection(url, header=[f"Authorization: token {self.token}"], timeout=60)
+
+    def run(self, code: str, timeout: float = 60) -> dict[str, Any]:
+        """Execute ``code``; returns ``{"text": stdout + results, "error": ename or None}``."""
+        msg_id = uuid.uuid4().hex
+        self.ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": self.user,
+                        "session": self.session,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {"code": code, "silent": False, "store_history": True, "allow_stdin": False},
+                    "channel": "shell",
+                    "buffers": [],
+                }
+            )
+        )
+        text: list[str] = []
+        error: str | None = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(self.ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            content = msg["content"]
+            if kind == "stream":
+                text.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                text.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                error = f"{content['ename']}: {content['evalue']}"
+            elif kind == "status" and content["execution_state"] == "idle":
+                return {"text": "".join(text), "error": error}
+        raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}")
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.ws.close()
+        with suppress(Exception):
+            self.hub.user_request(self.user, "DELETE", f"/api/kernels/{self.kernel_id}", token=self.token)
+
+
+@dataclass
+class Hub:
+    """One running JupyterHub and what the tests need to drive it."""
+
+    root: Path
+    venv: Path
+    url: str
+    admin_token: str
+    process: subprocess.Popen[bytes] | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    cleanup_servers: bool = True
+    #: 0: the hub takes activity only from what each server reports (the proxy counts every
+    #: proxied request, scrapes included); see docs/jupyterhub.md, "Idle culling".
+    last_activity_interval: int = 0
+
+    @property
+    def python(self) -> str:
+        return str(self.venv / "bin" / "python")
+
+    def write_config(self, public_port: int, hub_port: int, proxy_api_port: int) -> Path:
+        config = self.root / "jupyterhub_config.py"
+        config.write_text(
+            CONFIG.format(
+                root=str(self.root),
+                public_port=public_port,
+                hub_port=hub_port,
+                proxy_api_port=proxy_api_port,
+                chp=proxy_command(),
+                password=PASSWORD,
+                users=sorted(USERS),
+                python=self.python,
+                admin_token=self.admin_token,
+                cleanup_servers=self.cleanup_servers,
+                last_activity_interval=self.last_activity_interval,
+            )
+        )
+        return config
+
+    def settings(self, user: str, **values: Any) -> None:
+        """Set a user's spawn settings (``env``, ``args``, ``umask``) for their next start."""
+        path = self.root / "user_settings.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[user] = values
+        path.write_text(json.dumps(data))
+
+    def start(self) -> None:
+        """Start the hub (and its proxy) and wait for its API."""
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("SCI_EXT_", "XDG_"))}
+        log = (self.root / "hub.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.root / "jupyterhub_config.py")],
+            cwd=self.root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the hub exited: {self.log_tail()}")
+            with suppress(requests.RequestException):
+                if requests.get(f"{self.url}/hub/api/", timeout=2).ok:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"the hub did not start in 60 s: {self.log_tail()}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM the hub (it stops the servers when ``cleanup_servers``) and wait."""
+        if self.process is None:
+            return
+        with suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(10)
+        self.process = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        path = self.root / "hub.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A call to the hub's REST API as the admin service."""
+        headers = {"Authorization": f"token {self.admin_token}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=120, **kwargs)
+
+    def start_server(self, user: str) -> None:
+        """Start ``user``'s server and wait until it answers through the proxy."""
+        res = self.api("POST", f"/users/{user}/server")
+        assert res.status_code in (201, 202, 400), res.text  # 400: already running
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{user}").json()
+            server = model.get("servers", {}).get("")
+            if server and server.get("ready"):
+                if self.user_request(user, "GET", "/api/status", token=self.token(user)).status_code == 200:
+                    return
+            time.sleep(0.25)
+        raise RuntimeError(f"{user}'s server did not start: {self.log_tail()}")
+
+    def stop_server(self, user: str) -> None:
+        """Stop ``user``'s server and wait until the hub says it stopped."""
+        self.api("DELETE", f"/users/{user}/server")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not self.api("GET", f"/users/{user}").json().get("servers"):
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"{user}'s server did not stop")
+
+    def token(self, user: str) -> str:
+        """A hub API token of ``user`` (made once through the hub API)."""
+        if user not in self.tokens:
+            res = self.api("POST", f"/users/{user}/tokens", json={"note": "sci_ext tests", "expires_in": 3600})
+            assert res.status_code == 201, res.text
+            self.tokens[user] = res.json()["token"]
+        return self.tokens[user]
+
+    def user_request(
+        self,
+        user: str,
+        method: str,
+        path: str,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """A request to ``/user/USER/PATH`` through the proxy (``token`` as a hub token)."""
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"token {token}"
+        return requests.request(
+            method, f"{self.url}/user/{user}{path}", headers=all_headers, timeout=60, allow_redirects=False, **kwargs
+        )
+
+    def kernel(self, user: str) -> Kernel:
+        """A new kernel in ``user``'s server."""
+        token = self.token(user)
+        res = self.user_request(user, "POST", "/api/kernels", token=token, json={"name": "python3"})
+        assert res.status_code == 201, res.text
+        kernel = Kernel(self, user, token, res.json()["id"])
+        kernel.connect()
+        return kernel
+
+    def run_as(self, user: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command as ``user`` (``runuser``), with their home and this hub's venv first on PATH."""
+        home = pwd.getpwnam(user).pw_dir
+        variables = {"HOME": home, "PATH": f"{self.venv}/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **(env or {})}
+        command = ["runuser", "-u", user, "--", "env", "-i", *[f"{k}={v}" for k, v in variables.items()], *argv]
+        return subprocess.run(command, capture_output=True, text=True, cwd=home, timeout=120)
+
+
+def start_hub(wheel: Path, cleanup_servers: bool = True) -> Iterator[Hub]:
+    """Build the users' venv, start the hub, yield it, stop it and every user process."""
+    for user in USERS:
+        ensure_user(user)
+    began = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="sci_hub_", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        venv = build_user_venv(root, wheel)
+        public = free_port()
+        hub = Hub(root, venv, f"http://127.0.0.1:{public}", secrets.token_hex(32), cleanup_servers=cleanup_servers)
+        hub.write_config(public, free_port(), free_port())
+        hub.start()
+        print(f"[hub] venv and hub up in {time.monotonic() - began:.1f} s", file=sys.stderr)
+        yield hub
+        hub.stop()
+    finally:
+        for user in USERS:
+            subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        with suppress(ProcessLookupError, FileNotFoundError, ValueError):
+            os.kill(int((root / "proxy.pid").read_text()), 9)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def sci_dirs(home: Path) -> Iterator[Path]:
+    """Every directory sci_ext has in ``home`` (the ``sci_ext`` directories and all below them)."""
+    for base in (".local/state", ".cache", ".config", ".local/share"):
+        top = home / base / "sci_ext"
+        if top.is_dir():
+            yield top
+            yield from (p for p in top.rglob("*") if p.is_dir() and not p.is_symlink())
