@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..events import Listeners
+from ..events import Listeners, channel
 
 __all__ = [
     "TOKEN_KINDS",
@@ -84,4 +84,5 @@ class BudgetAlert:
 
 on_llm_call: Listeners[LLMCall] = Listeners("llm_call")
 on_llm_saved: Listeners[LLMSaved] = Listeners("llm_saved")
-on_budget_alert: Listeners[BudgetAlert] = Listeners("llm_budget_alert")
+# Named channels: the kernel subscribes at %load_ext without importing the LLM package.
+on_budget_alert: Listeners[BudgetAlert] = channel("llm_budget_alert")
