@@ -8,7 +8,7 @@
    two overheads (goal: <= 0.25).
 2. Retry path, per call: a function that fails once then succeeds, waits off
    (sci_ext's testing mode vs tenacity's ``wait_none``).
-3. A closed circuit breaker vs pybreaker (``pip install pybreaker``; skipped when
+3. A closed circuit breaker vs pybreaker (the ``bench`` extra; an error when
    absent): sci_ext with its in-process store, with the default machine-wide disk
    store, and with the disk store reading SQLite on every call (no generation
    file: what the memory-mapped counters save).  Goal: disk within 2x of memory.
@@ -130,8 +130,8 @@ def bench_breaker(number: int) -> None:
     try:
         import pybreaker
     except ImportError:
-        print("  pybreaker not installed (pip install pybreaker): comparison skipped")
-        return
+        # A missing peer is an error: its ratios would silently vanish from bench_regress.py.
+        raise SystemExit("pybreaker is not installed: pip install 'sci_ext[bench]'") from None
     peer = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
     t_peer = per_call(lambda: peer.call(work), number)
     print(f"  pybreaker (memory)          {us(t_peer)}  overhead {us(t_peer - plain)}")

@@ -6,7 +6,12 @@ imports) at once.  In a kernel the configuration only matters while a cell runs,
 ``pre_run_cell`` does what one tick of the thread did: it compares the config files'
 mtime and size with what the manager last read and reloads on a change
 (:meth:`~sci_ext.core.config.ConfigManager.check_files`), before the cell's code can
-read a setting.  While nothing has read the configuration yet there is no manager and
+read a setting.  Like the thread it looks at most once per
+``core.reload_interval_seconds``: finding the project file walks up the directories
+with trust checks (~0.3 ms), too much for every cell of a loop of quick cells; a
+change is seen by the first cell that starts at least that long after the last look
+(the thread saw it within the same interval, but also while no cell ran, when
+nothing reads the configuration).  While nothing has read the configuration yet there is no manager and
 nothing to reload: the first read sees the files as they are then.
 
 What a reload did is printed to stderr in the cell's output (``config reloaded (...)``
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 from .state import KernelState
@@ -34,6 +40,7 @@ class ConfigWatch:
         self.manager: Any = None
         self.pending: list[str] = []
         self._unsubscribe: Any = None
+        self._next_check = 0.0  # time.monotonic() of the next look at the files
 
     def _manager(self) -> Any:
         config = sys.modules.get("sci_ext.core.config")  # not imported: nothing was read yet
@@ -63,11 +70,15 @@ class ConfigWatch:
     def pre_run_cell(self, info: Any = None) -> None:
         """Reload the configuration if a file changed since it was read (``core.hot_reload``)."""
         manager = self._manager()
-        if manager is not None and manager.config.core.hot_reload:
-            try:
-                manager.check_files()
-            except Exception:  # a check must never stop the cell
-                log.exception("config check failed")
+        if manager is not None:
+            core = manager.config.core
+            now = time.monotonic()
+            if core.hot_reload and now >= self._next_check:
+                try:
+                    manager.check_files()
+                except Exception:  # a check must never stop the cell
+                    log.exception("config check failed")
+                self._next_check = time.monotonic() + float(manager.config.core.reload_interval_seconds)
         self.report()
 
     def post_run_cell(self, result: Any = None) -> None:
