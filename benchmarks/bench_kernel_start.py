@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer kernels")
     args = parser.parse_args()
-    repeat = 3 if args.quick else 10
+    repeat = 2 if args.quick else 10
     with tempfile.TemporaryDirectory(prefix="sci-bench-start-") as tmp:
         home = Path(tmp)
         with_env, without_env = make_env(home, ["sci_ext"]), make_env(home, [])
