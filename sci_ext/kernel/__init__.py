@@ -1,7 +1,7 @@
 """The IPython side of sci_ext: magics and kernel hooks.
 
 ``%load_ext sci_ext`` (:func:`load`) does two things, both light (the budget is a
-quarter of ``import IPython``; ``tests/unit/test_load_budget.py`` lists what it may import):
+quarter of ``import IPython``; ``tests/kernel/test_load_budget.py`` lists what it may import):
 
 * it installs the hooks that must act from the first cell on, one module each in
   :data:`FEATURE_MODULES` (``register(ipython, state)``): correlation ids and cell

@@ -11,7 +11,7 @@ later call reaches it directly (no indirection left).
 
 The table names only the magic modules, never what they import: a feature may move
 its engine around freely; moving the magic module means changing one string here
-(``tests/unit/test_lazy_magics.py`` checks the table against the modules).
+(``tests/kernel/test_lazy_magics_inprocess.py`` checks the table against the modules).
 """
 
 from __future__ import annotations
