@@ -124,3 +124,28 @@ def test_load_ext_in_a_kernel_imports_only_its_budget(kernel_factory):
     _check(found)
     assert "sci_ext.kernel.redaction" in found["modules"] and "sci_ext.kernel.fd_echo" in found["modules"]
     print("modules %load_ext imports in a kernel:", found["modules"])
+
+
+def test_what_is_deferred_is_not_lost(kernel_factory):
+    """The first cell's log record reaches the JSON log; its duration and its correlation id are recorded."""
+    kernel = kernel_factory(load_extension=False)
+    kernel.run("%load_ext sci_ext").check()
+    first = kernel.run(
+        "import logging, sys\n"
+        "from sci_ext.core import context\n"
+        "cid = context.current().correlation_id\n"
+        "before = 'sci_ext.core.telemetry.logs' in sys.modules\n"
+        "logging.getLogger('sci_ext.notebook').warning('first-cell-marker')\n"
+        "print(before, cid is not None)"
+    ).check()
+    assert first.stdout.split() == ["False", "True"]  # logging was not configured before the record
+    res = kernel.run(
+        "from sci_ext.core.config import get_config\n"
+        "from sci_ext.core.telemetry.logs import log_path\n"
+        "from sci_ext.core.telemetry.metrics import get_metrics\n"
+        "import json\n"
+        "lines = [json.loads(l) for l in open(log_path(get_config().core.state_dir))]\n"
+        "mine = [l for l in lines if l.get('msg') == 'first-cell-marker']\n"
+        "print(len(mine), mine[0]['correlation_id'] == cid, get_metrics().cell_duration._sum.get() > 0)"
+    ).check()
+    assert res.stdout.split() == ["1", "True", "True"], res

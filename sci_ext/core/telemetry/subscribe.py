@@ -262,17 +262,20 @@ def _deferred(listener: Callable[..., None]) -> Callable[..., None]:
 _pending: tuple[bool, float | None] | None = None  # (monitor, interval) of a deferred install
 
 
-class _StartOnFirstRecord(logging.Handler):
+class _StartOnFirstRecord(logging.NullHandler):
     """On the ``sci_ext`` logger while an install is deferred: the first record finishes it.
 
     :func:`start` appends the configured handlers to the logger's list while logging is
     going through it, so the record that started telemetry reaches them too: a warning
-    of the first cell is in the JSON log although the log was configured after it.
+    of the first cell is in the JSON log although the log was configured after it.  A
+    ``NullHandler`` for everyone else: it shows nothing, so the retry layer's "is anyone
+    listening?" check (stderr notice when not) is not fooled by it.
     """
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def handle(self, record: logging.LogRecord) -> bool:
         if _pending is not None:
             start()
+        return True
 
 
 _first_record = _StartOnFirstRecord()
