@@ -8,7 +8,9 @@ shared machine hits both sides), REPEAT each, under ``nice``, with warm bytecode
 (PYTHONDONTWRITEBYTECODE removed for the kernels; one unmeasured start of each writes
 them).  The first cell is ``x = 1``: it also pays what sci_ext defers to the first cell
 (the configuration, the log, the telemetry monitor).  The best start of each side is
-compared (noise only adds time).  Goal: <= 1.1x.
+compared as information; the ratio is that of the median **CPU time of the kernel process**
+up to the end of the first cell (``time.process_time()`` read by the next cell), which other
+processes on a busy machine cannot inflate.  Goal: <= 1.1x.
 
 Run: ``python benchmarks/bench_kernel_start.py [--quick]``.
 """
@@ -42,8 +44,8 @@ def make_env(home: Path, extensions: list[str]) -> dict[str, str]:
     return out
 
 
-def start_to_first_cell(env: dict[str, str], cwd: str) -> float:
-    """Seconds from starting a kernel to the reply of its first cell."""
+def start_to_first_cell(env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """Seconds from starting a kernel to the reply of its first cell: wall time, and the kernel's CPU time."""
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="python3")
@@ -58,11 +60,17 @@ def start_to_first_cell(env: dict[str, str], cwd: str) -> float:
         reply = kc.execute_interactive("x = 1", timeout=120, output_hook=lambda msg: None)
         elapsed = time.perf_counter() - start
         assert reply["content"]["status"] == "ok", reply["content"]
+        # CPU time of the kernel process by then (start-up, %load_ext, the first cell and what the
+        # extension deferred to its end): what other processes on a busy machine cannot add to.
         check = kc.execute_interactive(
-            "import sys; print('sci_ext.kernel' in sys.modules)", timeout=60, output_hook=_collect
+            "import sys, time; print('sci_ext.kernel' in sys.modules, time.process_time())",
+            timeout=60,
+            output_hook=_collect,
         )
         assert check["content"]["status"] == "ok"
-        return elapsed
+        loaded, cpu = _seen.pop().split()
+        _seen.append(loaded)
+        return elapsed, float(cpu)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
@@ -88,20 +96,25 @@ def main() -> None:
         start_to_first_cell(with_env, tmp)  # writes the bytecode caches, warms the disk
         start_to_first_cell(without_env, tmp)
         _seen.clear()
-        with_times, without_times = [], []
+        with_runs, without_runs = [], []
         for _ in range(repeat):
-            without_times.append(start_to_first_cell(without_env, tmp))
-            with_times.append(start_to_first_cell(with_env, tmp))
+            without_runs.append(start_to_first_cell(without_env, tmp))
+            with_runs.append(start_to_first_cell(with_env, tmp))
+    with_times, without_times = [w for w, _ in with_runs], [w for w, _ in without_runs]
+    with_cpu, without_cpu = [c for _, c in with_runs], [c for _, c in without_runs]
     # The check cell printed whether sci_ext was loaded: False, True, False, True, ...
     if _seen != ["False", "True"] * repeat:
         raise SystemExit(f"the profiles did not load what they should: {_seen}")
-    best_with, best_without = min(with_times), min(without_times)
+    median = statistics.median
     print(f"kernels per side                      : {repeat}")
-    print(f"start to first cell, without sci_ext  : {best_without * 1000:7.1f} ms best, "
-          f"{statistics.median(without_times) * 1000:7.1f} ms median")  # fmt: skip
-    print(f"start to first cell, with sci_ext     : {best_with * 1000:7.1f} ms best, "
-          f"{statistics.median(with_times) * 1000:7.1f} ms median")  # fmt: skip
-    print(f"ratio kernel start to first cell with/without sci_ext: {best_with / best_without:.3f}x (goal <= 1.1x)")
+    print(f"start to first cell, without sci_ext  : {min(without_times) * 1000:7.1f} ms best, "
+          f"{median(without_times) * 1000:7.1f} ms median wall; {median(without_cpu) * 1000:7.1f} ms CPU")  # fmt: skip
+    print(f"start to first cell, with sci_ext     : {min(with_times) * 1000:7.1f} ms best, "
+          f"{median(with_times) * 1000:7.1f} ms median wall; {median(with_cpu) * 1000:7.1f} ms CPU")  # fmt: skip
+    print(f"wall-time ratio of the medians        : {median(with_times) / median(without_times):.3f}x")
+    # The kernel's CPU time is the figure to compare: wall time on a shared machine swings by +-20 %.
+    print(f"ratio kernel start to first cell with/without sci_ext: {median(with_cpu) / median(without_cpu):.3f}x"
+          " (kernel CPU time, medians; goal <= 1.1x)")  # fmt: skip
 
 
 if __name__ == "__main__":
