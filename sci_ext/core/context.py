@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -64,8 +63,15 @@ _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("sc
 
 
 def new_correlation_id() -> str:
-    """A fresh correlation id: 32 hex digits (a UUID4 without dashes)."""
-    return uuid.uuid4().hex
+    """A fresh correlation id: 32 hex digits (a random UUID4 without dashes).
+
+    Built from ``os.urandom`` as :func:`uuid.uuid4` does, without importing :mod:`uuid`
+    (which imports :mod:`platform`: a few ms of ``%load_ext`` in a terminal IPython).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def process_context() -> RunContext:
@@ -89,7 +95,7 @@ def bind(correlation_id: str | None = None, execution_count: int | None = None, 
     """Start a run (a cell): returns the token :func:`reset` needs."""
     # A direct constructor call, not dataclasses.replace: this runs once per cell.
     ctx = RunContext(
-        correlation_id or uuid.uuid4().hex,
+        correlation_id or new_correlation_id(),
         _process.kernel_id,
         execution_count,
         tuple(sorted(extra.items())) if extra else _process.extra,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Listeners", "channel"]
+__all__ = ["Listeners", "channel", "hook_list"]
 
 _log = logging.getLogger("sci_ext.events")
 
@@ -72,3 +72,18 @@ def channel(kind: str) -> Listeners[Any]:
         with _channels_lock:
             found = _channels.setdefault(kind, Listeners(kind))
     return found
+
+
+_hook_lists: dict[str, list[Any]] = {}
+
+
+def hook_list(kind: str) -> list[Any]:
+    """The process-wide plain list of hooks called ``kind`` (created on first use).
+
+    For features whose hooks take several arguments (``hook(client, reason)``): the
+    feature keeps the list and calls its entries, a listener appends to it by name
+    without importing the feature (telemetry subscribes to security's auth failures at
+    ``%load_ext`` without loading the vault, the audit log and the key store).
+    """
+    with _channels_lock:
+        return _hook_lists.setdefault(kind, [])

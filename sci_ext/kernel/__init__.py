@@ -1,7 +1,17 @@
 """The IPython side of sci_ext: magics and kernel hooks.
 
-Each feature lives in its own module with a ``register(ipython, state)`` function;
-:data:`FEATURE_MODULES` lists them.
+``%load_ext sci_ext`` (:func:`load`) does two things, both light (the budget is a
+quarter of ``import IPython``; ``tests/kernel/test_load_budget.py`` lists what it may import):
+
+* it installs the hooks that must act from the first cell on, one module each in
+  :data:`FEATURE_MODULES` (``register(ipython, state)``): correlation ids and cell
+  telemetry, output redaction, the LLM cell notices and SDK import watch, the config
+  files' hot reload;
+* it registers every magic *by name* (:mod:`.lazy`): a magic's module loads at its
+  first use.
+
+Everything else (the configuration, the cache engine, the vault, the LLM book,
+prometheus_client, the monitor thread) starts when a cell first needs it.
 """
 
 from __future__ import annotations
@@ -13,16 +23,14 @@ from .state import KernelState
 
 __all__ = ["FEATURE_MODULES", "KernelState", "load", "unload"]
 
-#: One module per feature; each defines ``register(ipython, state)``.
+#: The hooks installed at load, in this order; each module defines ``register(ipython, state)``.
+#: Telemetry first: its ``pre_run_cell`` binds the correlation id the others read.
 FEATURE_MODULES: list[str] = [
-    "sci_ext.kernel.config_magics",
     "sci_ext.kernel.telemetry_hooks",
-    "sci_ext.kernel.cache_magics",
-    "sci_ext.kernel.guard_magics",
-    "sci_ext.kernel.secret_magics",
-    "sci_ext.kernel.llm_magics",
-    "sci_ext.kernel.dashboard_magics",
-    "sci_ext.kernel.health_magics",
+    "sci_ext.kernel.redaction",
+    "sci_ext.kernel.llm_cells",
+    "sci_ext.kernel.config_watch",
+    "sci_ext.kernel.lazy",
 ]
 
 

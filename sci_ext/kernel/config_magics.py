@@ -11,7 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .._table import Table
-from ..core.config import ConfigEvent, get_config_manager
+from ..core.config import get_config_manager
 from ..core.errors import ConfigError
 from .lines import split_line
 from .state import KernelState
@@ -140,30 +140,5 @@ def _short(value: Any) -> str:
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:
-    """Register ``%sci_config`` and start hot reload of the config files."""
+    """Register ``%sci_config`` (the hot reload is :mod:`.config_watch`, installed at load)."""
     ipython.register_magics(ConfigMagics)
-    manager = get_config_manager()
-    pending: list[str] = []
-
-    def on_event(event: ConfigEvent) -> None:
-        # Reloads happen in a watcher thread; report them at the next cell, in its output.
-        if event.origin != "watch":
-            return
-        if event.kind == "rejected":
-            pending.append(f"sci_ext: config change rejected, keeping the previous config: {event.error}")
-        else:
-            pending.append(
-                f"sci_ext: config reloaded ({', '.join(event.changed[:5])}{' ...' if len(event.changed) > 5 else ''})"
-            )
-
-    def report(*_: Any) -> None:
-        while pending:
-            print(pending.pop(0), file=sys.stderr)
-
-    state.on_close(manager.subscribe(on_event))
-    state.add_event("pre_run_cell", report)
-    if manager.config.core.hot_reload:
-        manager.start_watching()
-        state.on_close(manager.stop_watching)
-    if manager.last_error:
-        print(f"sci_ext: config invalid, using defaults: {manager.last_error}", file=sys.stderr)

@@ -1,10 +1,7 @@
-"""``%sci_llm`` and the per-cell LLM notice: thin kernel glue over :mod:`sci_ext.core.llm`.
+"""``%sci_llm``: the LLM calls of this kernel, a thin magic over :mod:`sci_ext.core.llm`.
 
-On load, with ``llm.instrument`` on, the openai / anthropic SDKs the user imports are
-accounted.  After each cell that made LLM calls costing more than
-``llm.notify_cost_usd`` the cell says so (``[sci_ext] this cell: 14 LLM calls, $0.42``),
-and a cell whose cache hits saved LLM calls says that too
-(``[sci_ext] cache hit: saved 14 LLM calls, $0.42``).  Budget alerts print to stderr.
+The per-cell notices and the instrumentation of the SDKs are installed at load by
+:mod:`.llm_cells`; this module loads at the first ``%sci_llm``.
 """
 
 from __future__ import annotations
@@ -83,85 +80,6 @@ class LLMMagics(Magics):
         return None
 
 
-class _CellWatch:
-    """The per-cell notice: which run is the cell, what it spent and saved."""
-
-    def __init__(self) -> None:
-        self.token: Any = None
-        self.correlation_id: str | None = None
-
-    def pre_run_cell(self, info: Any = None) -> None:
-        from ..core import context
-        from ..core.llm import patch
-
-        if patch.instrumented() or _wanted():
-            patch.instrument()  # patches an SDK imported by the previous cell
-        if context.current().correlation_id is None:
-            # Telemetry binds the cell's run when it is loaded; until then bind one here.
-            self.token = context.bind(execution_count=getattr(info, "execution_count", None))
-        self.correlation_id = context.current().correlation_id
-
-    def post_run_cell(self, result: Any = None) -> None:
-        from ..core import context
-        from ..core.llm import report, settings, usage
-
-        # The run bound now (telemetry may bind its own after this hook's pre_run_cell) carries the calls.
-        cid = context.current().correlation_id or self.correlation_id
-        if self.token is not None:
-            context.reset(self.token)
-            self.token = None
-        if cid is None:
-            return
-        calls = [c for c in list(usage.BOOK.calls) if c.correlation_id == cid]
-        saved = [s for s in list(usage.BOOK.saved) if s.correlation_id == cid]
-        if calls or saved:
-            usage.BOOK.last_cell = cid
-        threshold = settings.current().notify_cost_usd
-        if calls and threshold is not None:
-            known = [c.cost_usd for c in calls if c.cost_usd is not None]
-            cost = sum(known) if known else None
-            unknown = sum(1 for c in calls if c.cost_usd is None and c.status == "ok")
-            if (cost or 0) > threshold or (cost is None and threshold == 0):
-                blocked = sum(1 for c in calls if c.status == "blocked")
-                text = report.notice(len(calls) - blocked, cost, unknown).replace(" call", " LLM call", 1)
-                extra = f", {blocked} refused by a budget" if blocked else ""
-                print(f"[sci_ext] this cell: {text}{extra}", flush=True)
-        if saved:
-            total = sum(s.calls for s in saved)
-            cost_saved = sum(s.cost_usd for s in saved)
-            text = report.notice(total, cost_saved).replace(" call", " LLM call", 1)
-            print(f"[sci_ext] cache hit: saved {text}", flush=True)
-
-
-def _wanted() -> bool:
-    from ..core.llm import settings
-
-    return settings.current().instrument
-
-
-def _alert(alert: Any) -> None:
-    from ..core.llm import report
-
-    what = "this kernel's LLM budget" if alert.budget == "kernel" else f"LLM budget {alert.budget!r}"
-    if alert.level == "exceeded":
-        spent, limit = report.money(alert.spent_usd), report.money(alert.limit_usd)
-        text = f"{what} is spent: {spent} of {limit}; further calls are refused"
-    else:
-        share = alert.spent_usd / alert.limit_usd if alert.limit_usd else 1.0
-        text = f"{what} at {share:.0%}: {report.money(alert.spent_usd)} of {report.money(alert.limit_usd)}"
-    print(f"[sci_ext] warning: {text}", file=sys.stderr, flush=True)
-
-
 def register(ipython: InteractiveShell, state: KernelState) -> None:
-    """Register ``%sci_llm``, the cell hooks, and instrument the SDKs (``llm.instrument``)."""
-    from ..core.config import get_config
-    from ..core.llm import events, patch
-
+    """Register ``%sci_llm`` (the cell notices and the SDK instrumentation are :mod:`.llm_cells`)."""
     ipython.register_magics(LLMMagics)
-    watch = _CellWatch()
-    state.add_event("pre_run_cell", watch.pre_run_cell)
-    state.add_event("post_run_cell", watch.post_run_cell)
-    state.on_close(events.on_budget_alert.add(_alert))
-    state.on_close(patch.uninstrument)  # also when a later cell turned llm.instrument on
-    if get_config().llm.instrument:
-        patch.instrument()

@@ -23,11 +23,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..core.security.redact import Redactor, StreamRedactor
+from .state import KernelState
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["RedactingStream", "SessionRedactor", "install", "uninstall"]
+__all__ = ["RedactingStream", "SessionRedactor", "install", "register", "uninstall"]
 
 _FLUSH_BEFORE = {"display_data", "update_display_data", "execute_result", "error", "clear_output"}
 _CELL_REQUESTS = {"execute_request", "comm_msg"}
@@ -228,3 +229,17 @@ def install(ipython: InteractiveShell, redactor: Redactor) -> Any:
 def uninstall(undo: Any) -> None:
     """Run the undo function :func:`install` returned."""
     undo()
+
+
+def register(ipython: Any, state: KernelState) -> None:
+    """Redact outputs and log records from the first cell on (undone by ``%unload_ext``).
+
+    Light by design (``%load_ext`` runs it): the redactor is empty until a secret
+    is read, and an empty redactor passes every message through after one check.
+    """
+    from ..core.security.redact import get_redactor, install_log_redaction, uninstall_log_redaction
+
+    redactor = get_redactor()
+    state.on_close(install(ipython, redactor))
+    install_log_redaction(redactor)
+    state.on_close(uninstall_log_redaction)

@@ -2,9 +2,10 @@
 
 ``set NAME`` asks with getpass (the value is never echoed and never enters
 ``In[]`` or the history), ``list``, ``delete NAME``, ``export NAME ... | --all``
-(into ``os.environ``), ``rotate``, ``lock``.  Loading the extension also installs
-the redaction hooks of :mod:`.redaction`, so any secret value read in this kernel
-shows as ``[REDACTED:NAME]`` in every output.
+(into ``os.environ``), ``rotate``, ``lock``.  Loading the extension installs the
+redaction hooks of :mod:`.redaction` (not this module: it loads at the first
+``%sci_secret``), so any secret value read in this kernel shows as
+``[REDACTED:NAME]`` in every output.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from IPython.display import display
 
 from .._table import Table
 from ..core.errors import SecurityError
-from ..core.security import get_redactor, get_security_manager
-from . import redaction
+from ..core.security import get_security_manager
 from .lines import strip_comment
 from .state import KernelState
 
@@ -115,13 +115,5 @@ class SecretMagics(Magics):
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:
-    """Register ``%sci_secret`` and install output redaction."""
-    from ..core.security import dotenv
-    from ..core.security.redact import install_log_redaction, uninstall_log_redaction
-
-    dotenv.register()  # `%sci_config --migrate .env`
+    """Register ``%sci_secret`` (output redaction is :mod:`.redaction`, installed at load)."""
     ipython.register_magics(SecretMagics)
-    redactor = get_redactor()
-    state.on_close(redaction.install(ipython, redactor))
-    install_log_redaction(redactor)
-    state.on_close(uninstall_log_redaction)

@@ -6,8 +6,9 @@ including ``%%guarded`` retries and threads started through ``context.wrap``; as
 tasks inherit it by themselves.  ``post_run_cell`` observes
 ``sci_cell_duration_seconds``, accounts a failed cell (once, even when ``%%guarded``
 already recorded its error) and resets the context.  Loading the extension also
-installs telemetry (:func:`sci_ext.core.telemetry.install`) and starts its background
-monitor; unloading undoes both.
+subscribes telemetry to the features' events (:func:`sci_ext.core.telemetry.install`,
+deferred: the log handlers and the background monitor start with the first recorded
+cell); unloading undoes both.
 """
 
 from __future__ import annotations
@@ -87,14 +88,20 @@ class CellTimer:
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:
-    """Install telemetry and the cell hooks on ``ipython`` (undone by ``%unload_ext``)."""
+    """Install telemetry and the cell hooks on ``ipython`` (undone by ``%unload_ext``).
+
+    Telemetry's subscriptions are made now (by channel name, nothing heavy is imported)
+    and the rest is deferred (:func:`sci_ext.core.telemetry.subscribe.install` with
+    ``defer=True``): the configuration, the log handlers, prometheus_client and the
+    monitor thread start when the first cell is recorded or a feature emits its first event.
+    """
     from ..core.events import channel
     from ..core.telemetry.subscribe import install, uninstall
 
     kernel_id = _kernel_id()
     if kernel_id and context.process_context().kernel_id is None:
         context.set_process_context(kernel_id=kernel_id)
-    install()
+    install(defer=True)
     state.on_close(uninstall)
     timer = CellTimer(ipython)
     state.timer = timer  # type: ignore[attr-defined]

@@ -49,6 +49,7 @@ __all__ = [
     "RetryConfig",
     "SecurityConfig",
     "Source",
+    "current_config_manager",
     "find_project_file",
     "get_config",
     "get_config_manager",
@@ -82,6 +83,15 @@ def set_config_manager(manager: ConfigManager | None) -> None:
         if _manager is not None and _manager is not manager:
             _manager.stop_watching()
         _manager = manager
+
+
+def current_config_manager() -> ConfigManager | None:
+    """The process-wide manager if something has created it, else ``None`` (never creates one).
+
+    The kernel's per-cell hot-reload check uses it: while nobody has read the
+    configuration there is nothing to reload (the first read sees the files as they are).
+    """
+    return _manager
 
 
 def get_config() -> Config:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import Listeners
+from ..events import Listeners, channel
 
 __all__ = [
     "TOKEN_KINDS",
@@ -105,7 +105,8 @@ class BudgetAlert:
 
 on_llm_call: Listeners[LLMCall] = Listeners("llm_call")
 on_llm_saved: Listeners[LLMSaved] = Listeners("llm_saved")
-on_budget_alert: Listeners[BudgetAlert] = Listeners("llm_budget_alert")
+# Named channels: the kernel subscribes at %load_ext without importing the LLM package.
+on_budget_alert: Listeners[BudgetAlert] = channel("llm_budget_alert")
 
 
 class Subscription:

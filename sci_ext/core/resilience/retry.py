@@ -279,14 +279,16 @@ class RetryPolicy:
     ) -> None:
         if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
             raise ValueError(f"retry_with_backoff: max_attempts must be an int >= 1, got {max_attempts!r}")
-        for label, value in (
-            ("initial_wait", initial_wait),
-            ("max_wait", max_wait),
-            ("jitter", jitter),
-            ("timeout", timeout),
-            ("max_retry_after", max_retry_after),
-        ):
-            _check_non_negative(label, value)
+        if not (initial_wait is max_wait is jitter is timeout is max_retry_after is None):
+            # Checked only when given: %%guarded builds a policy per cell, mostly with defaults.
+            for label, value in (
+                ("initial_wait", initial_wait),
+                ("max_wait", max_wait),
+                ("jitter", jitter),
+                ("timeout", timeout),
+                ("max_retry_after", max_retry_after),
+            ):
+                _check_non_negative(label, value)
         if multiplier is not None and not multiplier >= 1:
             raise ValueError(f"retry_with_backoff: multiplier must be >= 1, got {multiplier!r}")
         self.max_attempts = max_attempts

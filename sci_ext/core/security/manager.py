@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthenticationError, RateLimitExceeded, SecurityError
+from ..events import hook_list
 from .apikeys import DEFAULT_SCOPES, ApiKeyInfo, ApiKeyStore
 from .audit import AuditLog, AuditVerification, verify_audit_log
 from .lockout import Lockout, lockout_slot, normalize_client, presented_key_id
@@ -37,8 +38,9 @@ LockoutHook = Callable[[str, float], None]
 BudgetHook = Callable[[int], None]
 
 # Process-wide hooks survive the manager being rebuilt after a config change (metrics, alerts).
-_AUTH_FAILURE_HOOKS: list[AuthFailureHook] = []
-_LOCKOUT_HOOKS: list[LockoutHook] = []
+# Named lists (events.hook_list): telemetry subscribes without importing this module.
+_AUTH_FAILURE_HOOKS: list[AuthFailureHook] = hook_list("security auth failure")
+_LOCKOUT_HOOKS: list[LockoutHook] = hook_list("security lockout")
 _BUDGET_HOOKS: list[BudgetHook] = []
 
 

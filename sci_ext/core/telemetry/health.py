@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..events import Listeners
+from ..events import Listeners, channel
 
 __all__ = [
     "STATUSES",
@@ -126,7 +126,8 @@ _since: dict[str, tuple[str, float]] = {}
 _hanging: dict[str, float] = {}  # check name -> when the still-running call started
 
 #: Every :func:`run_health_checks` report (metrics and alerts listen here).
-on_health_report: Listeners[HealthReport] = Listeners("health report")
+# A named channel: telemetry subscribes at %load_ext without importing this module.
+on_health_report: Listeners[HealthReport] = channel("health report")
 
 
 def health_check(name: str | Callable[..., Any] | None = None, *, timeout: float | None = None) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import context
 
-__all__ = ["install", "installed", "record_cell", "uninstall"]
+__all__ = ["install", "installed", "record_cell", "start", "started", "uninstall"]
 
 _log = logging.getLogger("sci_ext.telemetry")
 _lock = threading.Lock()
@@ -168,6 +168,8 @@ def record_cell(
     (``%%guarded`` gave up, ``handle_errors``): it counts as a failed cell but is not
     recorded a second time.
     """
+    if _pending is not None:
+        start()  # a deferred install: the first cell finishes it
     monitor = _monitor or _get_monitor()
     monitor.note_run(duration)
     if _metrics_on():
@@ -246,41 +248,105 @@ def _follow_config() -> Callable[[], None]:
         return lambda: None
 
 
-def install(*, monitor: bool = True, interval: float | None = None) -> None:
+def _deferred(listener: Callable[..., None]) -> Callable[..., None]:
+    """``listener`` that first finishes a deferred :func:`install` (log handlers, monitor)."""
+
+    def call(*args: Any) -> None:
+        if _pending is not None:
+            start()
+        listener(*args)
+
+    return call
+
+
+_pending: tuple[bool, float | None] | None = None  # (monitor, interval) of a deferred install
+
+
+class _StartOnFirstRecord(logging.NullHandler):
+    """On the ``sci_ext`` logger while an install is deferred: the first record finishes it.
+
+    :func:`start` appends the configured handlers to the logger's list while logging is
+    going through it, so the record that started telemetry reaches them too: a warning
+    of the first cell is in the JSON log although the log was configured after it.  A
+    ``NullHandler`` for everyone else: it shows nothing, so the retry layer's "is anyone
+    listening?" check (stderr notice when not) is not fooled by it.
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if _pending is not None:
+            start()
+        return True
+
+
+_first_record = _StartOnFirstRecord()
+_started = False  # start() ran since install(): config followed, log configured
+
+
+def install(*, monitor: bool = True, interval: float | None = None, defer: bool = False) -> None:
     """Subscribe telemetry to every feature's events and configure the log (idempotent).
 
     ``monitor`` starts the background thread (every ``interval`` seconds, default
-    ``min(5, monitoring.check_interval_seconds)``).
+    ``min(5, monitoring.check_interval_seconds)``).  With ``defer`` only the
+    subscriptions are made (by channel name: no feature, no config, no
+    prometheus_client is imported); the rest (config, log handlers, the monitor
+    thread) happens at :func:`start`, which the first event or recorded cell calls.
+    This is what ``%load_ext sci_ext`` does: loading stays cheap, the first cell pays.
     """
-    global _installed
-    # Channels by name: subscribing loads neither the cache nor the resilience package.
-    from ..events import channel
-    from ..security.manager import add_auth_failure_hook, add_lockout_hook
-    from .alerts import get_monitor
-    from .health import on_health_report
-    from .logs import configure_logging
+    global _installed, _pending
+    # Channels by name: subscribing loads neither the cache, the resilience nor the security package.
+    from ..events import channel, hook_list
 
     global _metrics_enabled, _monitor
     _metrics_enabled = _monitor = None
     with _lock:
         if not _installed:
+            auth, lockout = hook_list("security auth failure"), hook_list("security lockout")
+            on_auth, on_lockout = _deferred(_on_auth_failure), _deferred(_on_lockout)
+            auth.append(on_auth)
+            lockout.append(on_lockout)
             _undo.extend([
-                channel("cache").add(_on_cache),
-                channel("retry").add(_on_retry),
-                channel("breaker").add(_on_breaker),
-                channel("error").add(_on_error),
-                channel("rate limit").add(_on_rate_wait),
-                add_auth_failure_hook(_on_auth_failure),
-                add_lockout_hook(_on_lockout),
-                on_health_report.add(_on_health),
-                _follow_config(),
+                channel("cache").add(_deferred(_on_cache)),
+                channel("retry").add(_deferred(_on_retry)),
+                channel("breaker").add(_deferred(_on_breaker)),
+                channel("error").add(_deferred(_on_error)),
+                channel("rate limit").add(_deferred(_on_rate_wait)),
+                channel("health report").add(_deferred(_on_health)),
+                lambda: auth.remove(on_auth) if on_auth in auth else None,
+                lambda: lockout.remove(on_lockout) if on_lockout in lockout else None,
             ])  # fmt: skip
             _installed = True
+        if not defer or not _started:
+            _pending = (monitor, interval)
+    if not defer:
+        start()
+    elif not _started:
+        logger = logging.getLogger("sci_ext")
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)  # core.log_level's default, until start() applies the configured one
+        if _first_record not in logger.handlers:
+            logger.addHandler(_first_record)
+
+
+def start() -> None:
+    """Finish :func:`install`: follow the config, configure the log, start the monitor (idempotent)."""
+    global _pending, _started
+    with _lock:
+        pending, _pending = _pending, None
+        if pending is None:
+            return
+        if not _started:
+            _undo.append(_follow_config())
+            _started = True
+    monitor, interval = pending
+    from .logs import configure_logging
+
     try:
         configure_logging()
     except Exception as exc:  # a bad config must not stop the kernel: say so once
         _log.warning("sci_ext log not configured: %s", exc)
     if monitor:
+        from .alerts import get_monitor
+
         mon = get_monitor()
         if _tick not in mon.on_tick:
             mon.on_tick.append(_tick)
@@ -291,19 +357,26 @@ def install(*, monitor: bool = True, interval: float | None = None) -> None:
         mon.start(interval)
 
 
+def started() -> bool:
+    """True once :func:`install` has been finished (log configured, monitor running if asked)."""
+    return _started and _pending is None
+
+
 def uninstall() -> None:
     """Undo :func:`install`: unsubscribe and stop the monitor.
 
     The log handlers stay until :func:`.logs.unconfigure_logging`.
     """
-    global _installed, _metrics_enabled, _monitor
+    global _installed, _metrics_enabled, _monitor, _pending, _started
     from .alerts import get_monitor
 
     _metrics_enabled = _monitor = None
     with _lock:
         while _undo:
             _undo.pop()()
-        _installed = False
+        _installed = _started = False
+        _pending = None
+    logging.getLogger("sci_ext").removeHandler(_first_record)
     mon = get_monitor()
     if _tick in mon.on_tick:
         mon.on_tick.remove(_tick)

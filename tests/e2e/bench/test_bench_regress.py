@@ -38,9 +38,46 @@ def test_compare_flags_regressions_beyond_tolerance_both_ways():
     }
     problems = bench_regress.compare(baseline, {"a": 1.30, "b": 0.70, "c": 1.2}, 0.25)
     assert [p.split(":")[0] for p in problems] == ["a", "b", "gone"]
-    assert bench_regress.compare(baseline, {"a": 1.2, "b": 0.8, "c": 0.5, "gone": 3.0}, 0.25) == [
-        "gone: 3.000 vs baseline 1.000 (lower is better)"
-    ]
+    assert "no longer reported" in problems[-1]
+    problems = bench_regress.compare(baseline, {"a": 1.2, "b": 0.8, "c": 0.5, "gone": 3.0}, 0.25)
+    assert [p.split(":")[0] for p in problems] == ["gone"]
+
+
+def test_the_better_of_baseline_and_goal_is_the_reference():
+    # A baseline recorded on a bad day (above the goal) does not become the new normal.
+    bad_day = {"r": {"value": 1.7, "goal": 1.5, "better": "lower"}}
+    assert bench_regress.compare(bad_day, {"r": 1.8}, 0.1)  # within 25 % of 1.7, not within 10 % of 1.5
+    assert not bench_regress.compare(bad_day, {"r": 1.6}, 0.1)
+    # A baseline better than the goal is kept: a slide back towards the goal is caught.
+    good_day = {"r": {"value": 0.10, "goal": 0.25, "better": "lower"}}
+    assert bench_regress.compare(good_day, {"r": 0.2}, 0.25)
+    higher = {"r": {"value": 0.9, "goal": 0.8, "better": "higher"}}
+    assert bench_regress.reference(higher["r"]) == 0.9
+    assert bench_regress.compare(higher, {"r": 0.6}, 0.25) and not bench_regress.compare(higher, {"r": 0.7}, 0.25)
+
+
+def test_table_shows_distance_to_goal_and_missing_ratios():
+    baseline = {
+        "x.py: met": {"value": 0.2, "goal": 0.25, "better": "lower"},
+        "x.py: far": {"value": 2.0, "goal": 1.0, "better": "lower"},
+        "x.py: free": {"value": 3.0, "goal": None, "better": "higher"},
+        "x.py: gone": {"value": 1.0, "goal": 1.0, "better": "lower"},
+    }
+    now = {"x.py: met": 0.2, "x.py: far": 1.5, "x.py: free": 3.1, "x.py: new": 9.0}
+    rows = {line.split()[0] + " " + line.split()[1]: line for line in bench_regress.table(baseline, now)[1:]}
+    assert rows["x.py: met"].split()[-2:] == ["-20%", "met"]
+    assert rows["x.py: far"].split()[-3:] == ["1.0", "+50%", "not"] or rows["x.py: far"].endswith("not met")
+    assert "+50%" in rows["x.py: far"]
+    assert rows["x.py: free"].endswith("no goal")
+    assert rows["x.py: gone"].endswith("MISSING") and rows["x.py: new"].endswith("new")
+    markdown = bench_regress.table(baseline, now, markdown=True)
+    assert markdown[0].startswith("| ratio |") and len(markdown) == 2 + 5
+
+
+def test_thousands_separators_are_read():
+    assert bench_regress.parse_ratios("ratio get: KDF-per-access / sci_ext = 12,345x") == {
+        "get: KDF-per-access / sci_ext": 12345.0
+    }
 
 
 def test_the_committed_baseline_names_existing_scripts():
@@ -50,3 +87,4 @@ def test_the_committed_baseline_names_existing_scripts():
         assert (REPO / "benchmarks" / script).is_file(), script
     for label, entry in config["ratios"].items():
         assert label.split(": ")[0] in config["scripts"] and entry["better"] in ("lower", "higher")
+        assert "goal" in entry, f"{label}: every ratio states its goal (null: none)"

@@ -15,7 +15,9 @@ def test_bench_telemetry_quick_prints_ratios():
         "ratio performance_monitor/Histogram.time :",
         "ratio performance_monitor/bare",
         "ratio cell on/off (round trip)",
+        "ratio load_ext cell hooks/plain cell",
     ):
         assert line in text, text
     assert float(text.split("ratio performance_monitor/Histogram.time :")[1].split("x")[0]) > 0
     assert float(text.split("added per cell (hooks timed in-kernel)   :")[1].split("ms")[0]) > 0
+    assert float(text.split("all %load_ext cell hooks, in-kernel (CPU):")[1].split("ms")[0]) > 0
