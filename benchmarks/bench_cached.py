@@ -92,7 +92,7 @@ def bench_restore(shell, work: Path, mbytes: int, repeat: int) -> dict[str, floa
             pickle.load(handle)
 
     sci = best_of(repeat, sci_hit)
-    from sci_ext.kernel.cached_cell import SESSION
+    from sci_ext.kernel.cellcache.session import SESSION
 
     assert SESSION.last is not None and SESSION.last.status == "hit"
     job = best_of(repeat, lambda: cached_make(n))

@@ -58,7 +58,7 @@ cells = [
     new_markdown_cell("Counts for the whole machine (and this kernel):"),
     new_code_cell("%sci_cache stats", metadata=IGNORE),
     new_code_cell(
-        "from sci_ext.kernel.cache_admin import stats\n\n"
+        "from sci_ext.core.cache.admin import stats\n\n"
         "s = stats()\n"
         "print('hits', s['hits'], 'misses', s['misses'], 'entries', s['entries'])"
     ),

@@ -18,7 +18,7 @@ from sci_ext.core.cache.layered import LayeredStore, get_disk_store
 from sci_ext.core.cache.serialize import CorruptEntry, pack, read_header, unpack
 from sci_ext.core.cache.store import DiskStore, EntryInfo, MemoryStore, RedisStore, ensure_private_dir, redact_url
 from sci_ext.core.errors import CacheError
-from sci_ext.kernel.cells import analyze, normalize
+from sci_ext.kernel.cellcache.analysis import analyze, normalize
 
 # -- hashing -----------------------------------------------------------------
 

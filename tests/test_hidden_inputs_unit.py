@@ -10,8 +10,8 @@ import types
 import numpy as np
 
 from sci_ext.core.cache import keys, versions
-from sci_ext.kernel.cellsource import cell_number, header_of
-from sci_ext.kernel.hidden import attribute_value, find_hidden, rng_state, set_rng_state
+from sci_ext.kernel.cellcache.hidden import attribute_value, find_hidden, rng_state, set_rng_state
+from sci_ext.kernel.cellcache.source import cell_number, header_of
 
 MAIN = {"__main__"}
 

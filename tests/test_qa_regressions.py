@@ -488,7 +488,7 @@ def test_a_cell_reading_one_variable_survives_a_restart_with_other_variables_cha
 
 
 def test_only_literal_environment_reads_narrow_the_key():
-    from sci_ext.kernel.cells import analyze
+    from sci_ext.kernel.cellcache.analysis import analyze
 
     assert analyze("import os\nh = os.environ['A'] + os.getenv('B', '')").environment_names == ("A", "B")
     assert analyze("import os\nok = 'X' in os.environ and os.environ.get('Y')").environment_names == ("X", "Y")

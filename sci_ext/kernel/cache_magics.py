@@ -1,4 +1,4 @@
-"""``%%cached`` and ``%sci_cache``: thin magics over :mod:`.cached_cell` and the stores."""
+"""``%%cached`` and ``%sci_cache``: thin magics over :mod:`.cellcache` and :mod:`sci_ext.core.cache.admin`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from IPython.display import display
 from ..core.errors import CacheError
 from .lines import split_line
 from .state import KernelState
+from .tables import Table
 
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
 
@@ -29,8 +30,8 @@ def _names(given: list[str] | None) -> list[str] | None:
 
 
 def parse_cached_line(line: str) -> Any:
-    """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
-    from .cached_cell import CellOptions
+    """Parse a ``%%cached`` line into :class:`~.cellcache.plan.CellOptions` (``UsageError`` if bad)."""
+    from .cellcache.plan import CellOptions
 
     # Quotes group words as in a shell: --files "my data/*.csv"; a trailing # comment is dropped.
     args = CacheMagics.cached.parser.parse_args(split_line(line, "%%cached"))
@@ -96,7 +97,7 @@ class CacheMagics(Magics):
         files given with ``--files``: any change is a miss, never a stale hit.
         """
         __tracebackhide__ = True
-        from .cached_cell import run_cached_cell
+        from .cellcache.run import run_cached_cell
 
         opts = parse_cached_line(line)
         try:
@@ -124,24 +125,34 @@ class CacheMagics(Magics):
             %sci_cache clear --all       # remove everything
             %sci_cache stats             # hits, misses, ratio, bytes
         """
-        from . import cache_admin
+        from ..core.cache import admin
 
         args = self.sci_cache.parser.parse_args(split_line(line, "%sci_cache"))
         try:
             if args.action == "list":
-                display(cache_admin.list_table(args.backend))
+                display(_table(admin.list_view(args.backend)))
             elif args.action == "info":
                 if not args.target:
                     raise UsageError("%sci_cache info needs a NAME or KEY")
-                display(cache_admin.info_table(args.target, args.backend))
+                display(_table(admin.info_view(args.target, args.backend)))
             elif args.action == "clear":
-                print(cache_admin.clear(args.target, args.all, args.backend))
+                print(admin.clear(args.target, args.all, args.backend))
+                if args.all:
+                    from .cellcache.session import SESSION
+
+                    SESSION.hits = SESSION.misses = 0
             else:
-                display(cache_admin.stats_table(args.backend, session=True))
+                from .cellcache.session import SESSION
+
+                display(_table(admin.stats_view(args.backend, session=(SESSION.hits, SESSION.misses))))
         except LookupError as exc:
             raise UsageError(f"%sci_cache: {exc.args[0]}") from None
         except (OSError, sqlite3.Error, CacheError) as exc:
             raise UsageError(f"%sci_cache: the cache cannot be opened ({type(exc).__name__}: {exc})") from None
+
+
+def _table(view: Any) -> Table:
+    return Table(view.header, view.rows, title=view.title)
 
 
 def register(ipython: Any, state: KernelState) -> None:

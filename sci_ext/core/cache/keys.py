@@ -38,6 +38,9 @@ __all__ = [
 MAX_HELPER_DEPTH = 8
 #: Containers are followed at most this deep; deeper parts are pickled.
 MAX_CONTAINER_DEPTH = 64
+#: Objects walked for one value at most; past it the value is unhashable (a bound on time:
+#: a matplotlib animation reaches tens of thousands of objects, a graph with shared nodes more).
+MAX_OBJECTS = 200_000
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 # Exact types marshal writes by value (bool before int: marshal keeps them apart).
@@ -124,6 +127,11 @@ class ValueHasher:
         self.ignore = frozenset(ignore)
         self._seen_code: set[int] = set()
         self._stack: set[int] = set()
+        # Objects already walked (id -> (order, object), the object kept alive so its id is not
+        # reused): a second visit is a back-reference, as in a pickle, so an object graph with
+        # shared nodes is walked once per node, not once per path (which is exponential).
+        self._memo: dict[int, tuple[int, Any]] = {}
+        self._count = 0
 
     # -- public -----------------------------------------------------------
     def update(self, value: Any, label: str = "value") -> None:
@@ -162,6 +170,15 @@ class ValueHasher:
         if marker in self._stack:
             self._tag("<cycle>")
             return
+        self._count += 1
+        if self._count > MAX_OBJECTS:
+            raise UnhashableInput(label, f"it reaches more than {MAX_OBJECTS} objects (too large to key)")
+        if kind not in _LEAVES and not _is_leaf(value):
+            seen = self._memo.get(marker)
+            if seen is not None:
+                self._tag(f"<ref {seen[0]}>")
+                return
+            self._memo[marker] = (len(self._memo), value)
         self._stack.add(marker)
         try:
             self._dispatch(value, label, depth, helper_depth)
@@ -295,6 +312,17 @@ class ValueHasher:
     def _ndarray(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
         import numpy
 
+        kind = type(value)
+        if kind is not numpy.ndarray:
+            # A subclass (MaskedArray, matrix, memmap): never call its own methods, which may
+            # change it (MaskedArray.view reshapes the mask it shares with the original: issue 25's
+            # GridSearchCV failure).  Its data through ndarray's methods, its fields from its dict.
+            self._tag(f"subclass:{kind.__module__}.{kind.__qualname__}")
+            fields = _instance_fields(value)
+            for attr in sorted(fields):
+                self._tag(f"field:{attr}")
+                self._value(fields[attr], f"{label}.{attr}", depth + 1, helper_depth)
+            value = numpy.ndarray.view(value, numpy.ndarray)
         self._tag(f"ndarray:{value.dtype.str}:{value.shape}")
         if value.dtype.hasobject:
             for i, item in enumerate(value.ravel(order="K")):
@@ -389,6 +417,21 @@ class ValueHasher:
             self._tag("state")
             self._value(vars(value), f"{label}.__dict__", depth + 1, helper_depth)
             return
+        state = _dict_state(value)
+        if state is not None:
+            # Its own __getstate__ (scikit-learn estimators) is user code that may do anything: the
+            # instance dict is read directly, which calls nothing.  Only when that dict holds
+            # something unhashable (a lock __getstate__ would drop) does pickle's view count.
+            sub = ValueHasher(self.main_modules, self.ignore, self.code_only)
+            sub._memo, sub._count, sub._stack = self._memo, self._count, self._stack
+            try:
+                sub._value(state, f"{label}.__dict__", depth + 1, helper_depth)
+            except UnhashableInput:
+                pass
+            else:
+                self._count = sub._count
+                self._tag("state " + sub.digest())
+                return
         reduced = reduce_state(value)
         if reduced is not None:
             # What pickle would store (estimators, dataclasses), walked by content: a pickle
@@ -430,6 +473,47 @@ def _file_bytes(path: str, mtime_ns: int) -> bytes:
 
 
 _DEFAULT_REDUCE = (object.__reduce__, object.__reduce_ex__, getattr(object, "__getstate__", None))
+#: Types hashed as leaves (by content, never as a back-reference): a restored copy of a value
+#: may share them differently (a pandas object's parts are built afresh on every access).
+_LEAVES = frozenset({tuple, frozenset})
+
+
+def _is_leaf(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
+        return True
+    return is_pandas(value)
+
+
+def _instance_fields(value: Any) -> dict[str, Any]:
+    """The public entries of an object's instance dict, read without calling its methods."""
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    # MaskedArray keeps its mask as _mask; other private fields are caches and flags.
+    return {k: v for k, v in state.items() if isinstance(k, str) and (not k.startswith("_") or k == "_mask")}
+
+
+def _dict_state(value: Any) -> dict[str, Any] | None:
+    """The instance dict of an object that pickle rebuilds as class + dict (default ``__reduce_ex__``).
+
+    Read with ``object.__getattribute__``: nothing the object defines runs.
+    """
+    kind = type(value)
+    if "__slots__" in vars(kind) or kind.__reduce_ex__ is not object.__reduce_ex__:
+        return None
+    if kind.__reduce__ is not object.__reduce__:
+        return None
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        return None
+    return state
 
 
 def _plain_state(value: Any) -> bool:

@@ -169,6 +169,17 @@ class LayeredStore:
                 self._remote_failed(exc)
         return found
 
+    def count(self, result: str) -> None:
+        """Count a cell ``hits``/``misses`` in the local store (best effort: never fails the cell)."""
+        try:
+            self.local.count(result)
+        except Exception:  # noqa: S110  # nosec B110  # counters are best effort
+            pass
+
+    def lock(self, key: str) -> Any | None:
+        """The local store's lock for computing ``key`` (None for the memory store)."""
+        return self.local.lock(key)
+
     def describe_remote(self) -> str:
         """The Redis URL without its password ('' without Redis)."""
         return redact_url(self.remote.url) if self.remote is not None else ""

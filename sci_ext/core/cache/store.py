@@ -89,6 +89,22 @@ class EntryStore(Protocol):
     def count_hit(self, key: str) -> None:
         """Record a hit of ``key``."""
 
+    def count(self, result: str) -> None:
+        """Add one to the store-wide ``hits`` or ``misses`` counter of cached cells."""
+
+    def counters(self) -> dict[str, int]:
+        """Store-wide hits and misses of cached cells since the last clear."""
+
+    def volume(self) -> int:
+        """Bytes the entries use."""
+
+    def clear(self) -> int:
+        """Remove every entry and counter; returns how many entries there were."""
+
+    def lock(self, key: str) -> Any | None:
+        """A lock (``filelock``-like: ``acquire(timeout=, poll_interval=)``, ``release``, ``is_locked``)
+        that kernels sharing this store take while computing ``key``; None when only one process uses it."""
+
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and missing parents) 0700, or tighten it; refuse a directory another user can write.
@@ -194,15 +210,25 @@ class DiskStore:
     def clear(self) -> int:
         """Remove every entry and counter, and files left by writers that were killed.
 
-        Returns how many keys were removed.
+        Returns how many entries there were.
         """
         import warnings
 
-        count = int(self.cache.clear())
+        count = sum(1 for raw in self.cache.iterkeys() if isinstance(raw, str) and raw.startswith("entry:"))
+        self.cache.clear()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # check() warns about every orphan it removes
             self.cache.check(fix=True)
         return count
+
+    def lock(self, key: str) -> Any | None:
+        """A file lock in the cache directory: kernels on this machine compute a key once."""
+        from filelock import FileLock
+
+        from ..trust import ensure_private_dir as _ensure
+
+        locks = _ensure(self.directory / ".locks", what="cache lock directory")
+        return FileLock(str(locks / f"{key}.lock"), mode=0o600)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -218,6 +244,7 @@ class MemoryStore:
         self.max_items = max_items
         self._items: OrderedDict[str, tuple[bytes, EntryInfo]] = OrderedDict()
         self._lock = threading.Lock()
+        self._counters = {"hits": 0, "misses": 0}
 
     def get(self, key: str) -> Any | None:
         with self._lock:
@@ -256,12 +283,32 @@ class MemoryStore:
             if item is not None:
                 item[1].hits += 1
 
+    def count(self, result: str) -> None:
+        """Add one to this process's ``hits`` or ``misses`` counter."""
+        with self._lock:
+            self._counters[result] = self._counters.get(result, 0) + 1
+
+    def counters(self) -> dict[str, int]:
+        """Hits and misses of cached cells in this process since the last clear."""
+        with self._lock:
+            return dict(self._counters)
+
+    def volume(self) -> int:
+        """Bytes the entries use."""
+        with self._lock:
+            return sum(len(blob) for blob, _ in self._items.values())
+
     def clear(self) -> int:
-        """Remove every entry."""
+        """Remove every entry and counter."""
         with self._lock:
             count = len(self._items)
             self._items.clear()
+            self._counters = {"hits": 0, "misses": 0}
         return count
+
+    def lock(self, key: str) -> None:
+        """No lock: the memory store lives in one process."""
+        return None
 
 
 def redact_url(url: str) -> str:

@@ -162,7 +162,7 @@ class _Scan:
             if text is None:
                 self.found.unknowable.append(f"{name}() of a computed string")
                 return
-            from .cells import analyze
+            from .analysis import analyze
 
             try:
                 nested = analyze(text)

@@ -1,0 +1,216 @@
+"""The key of a cached cell, or why it cannot have one.
+
+:func:`make_plan` turns a cell and its options into a :class:`CellPlan`: the code,
+what it reads (:mod:`.analysis`, :mod:`.hidden`), the fingerprint of every key part
+(code, each input by name, hidden state, module versions, ``--files``, the
+environment) and the key made from them.  Anything that prevents a sound key
+raises :class:`Uncacheable` with a one-line reason: the cell then runs plain.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_version
+from ...core.cache.serialize import FORMAT_VERSION
+from .analysis import CellAnalysis, analyze, normalize
+from .hidden import HiddenInputs, attribute_value, find_hidden, rng_state
+
+__all__ = [
+    "INTERNAL",
+    "CellOptions",
+    "CellPlan",
+    "Uncacheable",
+    "cell_key",
+    "hash_inputs",
+    "input_names",
+    "main_modules",
+    "make_plan",
+]
+
+# IPython's own bookkeeping names: never inputs, never outputs.
+INTERNAL = re.compile(r"^(_|__|___|_i+|_i\d+|_\d+|_oh|_ih|_dh|_sh|In|Out|exit|quit|get_ipython)$")
+
+
+class Uncacheable(Exception):
+    """The cell cannot be cached; it runs plain and ``reason`` (one line) says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class CellOptions:
+    """The parsed options of one ``%%cached`` line."""
+
+    name: str = ""
+    ttl: float | None = None
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    force: bool = False
+    backend: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class CellPlan:
+    """Everything known about a cell before it runs or is restored."""
+
+    code: str
+    body: str
+    opts: CellOptions
+    analysis: CellAnalysis
+    inputs: list[str]
+    hidden: HiddenInputs
+    #: ``{part: fingerprint}``: ``code``, ``input NAME``, ``<rng> numpy``, ``module numpy``, ...
+    parts: dict[str, str]
+    key: str = ""
+
+    @property
+    def label(self) -> str:
+        """How messages name the cell."""
+        return f"'{self.opts.name}'" if self.opts.name else "this cell"
+
+    @property
+    def identity(self) -> str:
+        """The cell across runs: its name, else its normalized code (what explanations compare)."""
+        return f"name:{self.opts.name}" if self.opts.name else f"code:{self.parts['code']}"
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """``{input name: digest}`` of the inputs the AST found (for in-place change detection)."""
+        return {p[6:]: d for p, d in self.parts.items() if p.startswith("input ")}
+
+
+def main_modules(ns: dict[str, Any]) -> set[str]:
+    """The module names of the notebook's own functions and classes."""
+    return {"__main__", str(ns.get("__name__", "__main__"))}
+
+
+def input_names(analysis: CellAnalysis, opts: CellOptions) -> list[str]:
+    """The inputs that go into the key: ``--inputs`` or the AST's, minus ``--ignore``."""
+    names = opts.inputs if opts.inputs is not None else list(analysis.inputs)
+    return [n for n in names if n not in opts.ignore and not INTERNAL.match(n)]
+
+
+def hash_inputs(ns: dict[str, Any], names: list[str], ignore: list[str]) -> dict[str, str]:
+    """``{name: digest}`` of each input: its content, ``<absent>`` or ``<builtin>``."""
+    digests = {}
+    main = main_modules(ns)
+    for name in names:
+        if name in ns:
+            hasher = ValueHasher(main, ignore)
+            try:
+                hasher.update(ns[name], f"input {name!r}")
+            except UnhashableInput as exc:
+                # Name the culprit: the input itself or the global a helper reads.
+                culprit = exc.variable if exc.variable else name
+                raise UnhashableInput(exc.name, exc.reason, variable=culprit) from None
+            digests[name] = hasher.digest()
+        elif hasattr(builtins, name):
+            digests[name] = "<builtin>"
+        else:
+            # Not defined yet: keyed as absent, so defining it later is a miss.
+            digests[name] = "<absent>"
+    return digests
+
+
+def _hidden_parts(ns: dict[str, Any], hidden: HiddenInputs, opts: CellOptions) -> dict[str, str]:
+    """Fingerprints of the hidden inputs: names read dynamically, module attributes, generator states."""
+    extra = [n for n in sorted(hidden.names) if n not in opts.ignore and not INTERNAL.match(n)]
+    parts = {f"<dynamic> {n}": d for n, d in hash_inputs(ns, extra, opts.ignore).items()}
+    main = main_modules(ns)
+    for base, path in sorted(hidden.attributes):
+        if base in opts.ignore:
+            continue
+        how, value = attribute_value(ns, base, path)
+        hasher = ValueHasher(main, opts.ignore)
+        hasher.tag(how)
+        try:
+            hasher.update(value, f"{base}.{path}")
+        except UnhashableInput:
+            hasher.tag("<unhashable>")
+        parts[f"<attribute> {base}.{path}"] = hasher.digest()
+    for which, state in sorted(rng_state(hidden.rng).items()):
+        hasher = ValueHasher(main)
+        hasher.update(state, f"the global {which} generator state")
+        parts[f"<rng> {which}"] = hasher.digest()
+    return parts
+
+
+def _digest(value: Any, label: str) -> str:
+    hasher = ValueHasher()
+    hasher.update(value, label)
+    return hasher.digest()
+
+
+def key_parts(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: CellOptions) -> dict[str, str]:
+    """The fingerprint of every part of the key, by part name."""
+    parts = {"code": _digest(normalize(code), "code")}
+    for name, digest in digests.items():
+        parts[name if name.startswith("<") else f"input {name}"] = digest
+    for module in analysis.imported_modules:
+        parts[f"module {module}"] = module_version(module) or "<unversioned>"
+    if opts.files:
+        parts["files " + " ".join(opts.files)] = hash_files(opts.files)
+    if analysis.reads_environment:
+        if analysis.environment_names is not None:
+            # Only the variables the cell names: a restart must not change the key.
+            for name in analysis.environment_names:
+                parts[f"environment {name}"] = _digest(os.environ.get(name), name)
+        else:
+            parts["environment"] = _digest(sorted(os.environ.items()), "the environment")
+    return parts
+
+
+def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: CellOptions) -> str:
+    """The entry key of a cell (a 32-hex-digit xxh3-128 digest)."""
+    return key_of(key_parts(code, analysis, digests, opts), opts)
+
+
+def key_of(parts: dict[str, str], opts: CellOptions) -> str:
+    """The key made from the parts, the name, ``--outputs`` and the format version."""
+    hasher = ValueHasher()
+    hasher.tag(f"sci_ext-cell:{FORMAT_VERSION}:py{sys.version_info[0]}.{sys.version_info[1]}")
+    hasher.tag(opts.name)
+    for name, digest in sorted(parts.items()):
+        hasher.tag(f"{name}={digest}")
+    if opts.outputs is not None:
+        hasher.tag("outputs " + ",".join(sorted(opts.outputs)))
+    return hasher.digest()
+
+
+def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
+    """The plan of a cell: its code, inputs, key parts and key (:class:`Uncacheable` if none can be made)."""
+    code = shell.transform_cell(cell)
+    analysis = analyze(code)
+    inputs = input_names(analysis, opts)
+    ns = shell.user_ns
+    try:
+        digests = hash_inputs(ns, inputs, opts.ignore)
+    except UnhashableInput as exc:
+        raise Uncacheable(
+            f"{exc}. Leave it out of the key with --ignore {exc.variable} "
+            "(only if it does not change the result) or list the inputs with --inputs"
+        ) from None
+    hidden = find_hidden(code, ns, set(analysis.outputs), inputs, main_modules(ns))
+    if hidden.unknowable and opts.inputs is None:
+        raise Uncacheable(
+            f"the cell reads variables through {hidden.unknowable[0]}; list what it reads with --inputs a,b to cache it"
+        )
+    try:
+        digests.update(_hidden_parts(ns, hidden, opts))
+    except UnhashableInput as exc:
+        raise Uncacheable(f"{exc}. List the inputs with --inputs to cache it") from None
+    parts = key_parts(code, analysis, digests, opts)
+    plan = CellPlan(code, cell, opts, analysis, inputs, hidden, parts)
+    plan.key = key_of(parts, opts)
+    return plan

@@ -1,0 +1,35 @@
+"""What happened to cached cells in this kernel (for ``%sci_cache``, ``why`` and tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SESSION", "CellRun"]
+
+
+@dataclass
+class CellRun:
+    """What happened to one cached cell."""
+
+    key: str = ""
+    status: str = "miss"  # hit | miss | uncached
+    layer: str = ""
+    names: list[str] = field(default_factory=list)
+    result: Any = None
+    #: Why the cell missed or was not cached (one line), '' when it hit or nothing is known.
+    reason: str = ""
+
+
+class _Session:
+    """Hits and misses of this kernel, and the last run of each cell (by name or code)."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.last: CellRun | None = None
+        #: The explanation of the last run of each cell label (``%sci_cache why NAME``).
+        self.why: dict[str, list[str]] = {}
+
+
+SESSION = _Session()
