@@ -106,7 +106,8 @@ class CacheMagics(Magics):
             if "--backend redis" in str(exc):
                 raise UsageError(f"%%cached: {exc}") from None
             raise
-        return run.result
+        # A result already shown through the displayhook (before the cell's figures) is not shown twice.
+        return None if run.shown else run.result
 
     @magic_arguments()
     @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats"), help="what to do")

@@ -61,6 +61,18 @@ def show_stored(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, 
     hook.compute_format_data = compute_format_data
 
 
+def show_result(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Show the cell's result now, through the displayhook (``Out[n]``, ``_``), as stored.
+
+    A plain cell shows its result before the figures the inline backend draws after it;
+    showing it here, before those are drawn (miss) or replayed (hit), keeps that order.
+    """
+    show_stored(shell, value, result)
+    hook = getattr(shell, "displayhook", None)
+    if hook is not None:
+        hook(value)
+
+
 def rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
     """Point a restored notebook function (or class's methods) at the live namespace.
 
@@ -132,7 +144,15 @@ def hit(
         warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
     set_rng_state(payload.get("rng") or {})
-    replay(shell, payload["events"])
+    result = payload.get("result")
+    value: Any = None
+    if "value" in payload:
+        value = rebind(payload["value"], shell.user_ns, main_modules(shell.user_ns))
+    elif result:  # a result that could not be stored as a value: its display only
+        value = ReplayedResult(*result)
+    events = payload["events"]
+    shown = bool(result) and value is not None and ("result",) in events
+    replay(shell, events, (lambda: show_result(shell, value, (result[0], result[1]))) if shown else None)
     annotate.hit("cell", opts.name, payload.get("annotations"))
     try:
         store.count_hit(plan.key)
@@ -145,14 +165,8 @@ def hit(
         label = f"'{opts.name}' " if opts.name else ""
         shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "no variables"
         print(f"[sci_ext] cached cell {label}restored from {layer}: {shown} (key {plan.key[:8]})", flush=True)
-    result = payload.get("result")
-    value: Any = None
-    if "value" in payload:
-        value = rebind(payload["value"], shell.user_ns, main_modules(shell.user_ns))
-    elif result:  # a result that could not be stored as a value: its display only
-        value = ReplayedResult(*result)
-    if result:
+    if result and not shown:
         show_stored(shell, value, (result[0], result[1]))
-    run = CellRun(plan.key, "hit", layer, names, value)
+    run = CellRun(plan.key, "hit", layer, names, value, shown=shown)
     SESSION.last = run
     return run

@@ -30,7 +30,7 @@ from ...core.errors import CacheError
 from . import aliasing
 from .capture import LiveCapture
 from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan
-from .restore import hit, show_stored
+from .restore import hit, show_result
 from .session import SESSION, CellRun
 from .source import compile_body
 
@@ -263,19 +263,25 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
     with LiveCapture(shell) as capture:
         try:
             value = execute(shell, plan.code, plan.body)
-            _flush_inline_figures()
         finally:
             # A cell that raises keeps what it bound, as a plain cell does; nothing is stored.
             notes = annotate.end(handles)
-    SESSION.misses += 1
-    stats.record(stats.CacheEvent("cell", store.local.backend, "miss", opts.name))
-    store.count("misses")
+    events: list[Any] = capture.events
     result = None
     if value is not None:
         data, metadata = shell.display_formatter.format(value)
         result = (data, metadata)
-        # Formatted once: the cell shows exactly what is stored and replayed on a hit.
-        show_stored(shell, value, result)
+        # Formatted once: the cell shows exactly what is stored and replayed on a hit, and
+        # now, before the inline backend's figures, as a plain cell shows it.
+        show_result(shell, value, result)
+        run.shown = True
+        events.append(("result",))
+    with LiveCapture(shell) as after:
+        _flush_inline_figures()
+    events += after.events
+    SESSION.misses += 1
+    stats.record(stats.CacheEvent("cell", store.local.backend, "miss", opts.name))
+    store.count("misses")
     values, deleted = _collect(ns, before, plan)
     run.names, run.result = sorted(values), value
     plain, modules = _split_modules(values)
@@ -284,7 +290,6 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
         return _uncached_after_run(run, f"{sharing.problem}; the cell runs every time", opts)
     for name in [*sharing.aliases, *sharing.views]:
         plain.pop(name, None)
-    events: list[Any] = capture.events
     redactor = _redactor()
     if redactor:
         # Secret values never reach the disk: outputs are stored as the frontend saw them,
@@ -321,7 +326,7 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
     try:
         packed = pack(payload, meta={"info": _info_dict(info)}, mmap_min_bytes=cfg.mmap_min_bytes)
     except Exception:
-        bad = _unpicklable({**plain, "<outputs>": capture.events}) or ["(unknown)"]
+        bad = _unpicklable({**plain, "<outputs>": events}) or ["(unknown)"]
         return _uncached_after_run(run, f"cannot serialize {', '.join(bad)}; nothing stored", opts)
     info.size = packed.nbytes
     try:

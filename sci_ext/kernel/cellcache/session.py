@@ -19,6 +19,8 @@ class CellRun:
     result: Any = None
     #: Why the cell missed or was not cached (one line), '' when it hit or nothing is known.
     reason: str = ""
+    #: The result was already shown through the displayhook (the magic then returns None).
+    shown: bool = False
 
 
 class _Session:
