@@ -144,15 +144,16 @@ def hit(
         warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
     set_rng_state(payload.get("rng") or {})
-    result = payload.get("result")
+    result: tuple[dict[str, Any], dict[str, Any]] | None = payload.get("result")
     value: Any = None
     if "value" in payload:
         value = rebind(payload["value"], shell.user_ns, main_modules(shell.user_ns))
     elif result:  # a result that could not be stored as a value: its display only
         value = ReplayedResult(*result)
     events = payload["events"]
-    shown = bool(result) and value is not None and ("result",) in events
-    replay(shell, events, (lambda: show_result(shell, value, (result[0], result[1]))) if shown else None)
+    stored = (result[0], result[1]) if result else None
+    shown = stored is not None and value is not None and ("result",) in events
+    replay(shell, events, (lambda: show_result(shell, value, stored)) if stored is not None and shown else None)
     annotate.hit("cell", opts.name, payload.get("annotations"))
     try:
         store.count_hit(plan.key)
@@ -163,10 +164,10 @@ def hit(
     stats.record(stats.CacheEvent("cell", layer, "hit", opts.name))
     if not opts.quiet and get_config().cache.notify:
         label = f"'{opts.name}' " if opts.name else ""
-        shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "no variables"
-        print(f"[sci_ext] cached cell {label}restored from {layer}: {shown} (key {plan.key[:8]})", flush=True)
-    if result and not shown:
-        show_stored(shell, value, (result[0], result[1]))
+        listed = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "") if names else "no variables"
+        print(f"[sci_ext] cached cell {label}restored from {layer}: {listed} (key {plan.key[:8]})", flush=True)
+    if stored is not None and not shown:
+        show_stored(shell, value, stored)
     run = CellRun(plan.key, "hit", layer, names, value, shown=shown)
     SESSION.last = run
     return run
