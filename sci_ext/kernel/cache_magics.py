@@ -110,7 +110,7 @@ class CacheMagics(Magics):
         return None if run.shown else run.result
 
     @magic_arguments()
-    @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats"), help="what to do")
+    @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats", "why"), help="what to do")
     @argument("target", nargs="?", help="NAME or KEY (prefix) for info and clear")
     @argument("--all", action="store_true", help="with clear: every entry and counter")
     @argument("--backend", choices=("memory", "disk", "redis"), help="which store (default: cache.backend)")
@@ -125,6 +125,7 @@ class CacheMagics(Magics):
             %sci_cache clear NAME|KEY    # remove entries
             %sci_cache clear --all       # remove everything
             %sci_cache stats             # hits, misses, ratio, bytes
+            %sci_cache why [NAME]        # why the cell last ran: each key part, stored run vs last run
         """
         from ..core.cache import admin
 
@@ -136,6 +137,8 @@ class CacheMagics(Magics):
                 if not args.target:
                     raise UsageError("%sci_cache info needs a NAME or KEY")
                 display(_table(admin.info_view(args.target, args.backend)))
+            elif args.action == "why":
+                _why(args.target, args.backend)
             elif args.action == "clear":
                 print(admin.clear(args.target, args.all, args.backend))
                 if args.all:
@@ -150,6 +153,28 @@ class CacheMagics(Magics):
             raise UsageError(f"%sci_cache: {exc.args[0]}") from None
         except (OSError, sqlite3.Error, CacheError) as exc:
             raise UsageError(f"%sci_cache: the cache cannot be opened ({type(exc).__name__}: {exc})") from None
+
+
+def _why(name: str | None, backend: str | None) -> None:
+    """Print why the cell NAME (or the last unnamed cached cell) last ran, part by part."""
+    from ..core.cache import admin
+    from .cellcache import explain
+    from .cellcache.run import warn
+    from .cellcache.session import SESSION
+
+    identity = f"name:{name}" if name else (SESSION.why.get("") or [""])[0]
+    if not identity:
+        raise UsageError("%sci_cache why: no unnamed cached cell ran in this kernel yet; give a NAME")
+    try:
+        store = admin.open_store(backend, warn)
+    except ValueError as exc:
+        raise UsageError(f"%sci_cache why: {exc}") from None
+    note = explain.load_note(store, identity, warn)
+    if note is None:
+        raise UsageError(f"%sci_cache why: no run of {name or 'that cell'} is recorded")
+    print(note.get("line") or f"[sci_ext] {note.get('label', name)}: last run was a {note.get('status', 'run')}")
+    title = f"sci_ext: why {note.get('label', name)} last ran ({note.get('status', '?')})"
+    display(Table(["part", "compared with", "this run", ""], explain.why_rows(note), title=title))
 
 
 def _table(view: Any) -> Table:

@@ -176,6 +176,14 @@ class LayeredStore:
         except Exception:  # noqa: S110  # nosec B110  # counters are best effort
             pass
 
+    def get_note(self, name: str) -> str | None:
+        """A note of the local store (notes are per machine: they explain, they never serve)."""
+        return self.local.get_note(name)
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a note in the local store."""
+        self.local.set_note(name, text)
+
     def lock(self, key: str) -> Any | None:
         """The local store's lock for computing ``key`` (None for the memory store)."""
         return self.local.lock(key)

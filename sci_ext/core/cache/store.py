@@ -101,6 +101,12 @@ class EntryStore(Protocol):
     def clear(self) -> int:
         """Remove every entry and counter; returns how many entries there were."""
 
+    def get_note(self, name: str) -> str | None:
+        """A small text note kept beside the entries (why a cell ran), or None."""
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a small text note (replacing the previous one of that name)."""
+
     def lock(self, key: str) -> Any | None:
         """A lock (``filelock``-like: ``acquire(timeout=, poll_interval=)``, ``release``, ``is_locked``)
         that kernels sharing this store take while computing ``key``; None when only one process uses it."""
@@ -221,6 +227,15 @@ class DiskStore:
             self.cache.check(fix=True)
         return count
 
+    def get_note(self, name: str) -> str | None:
+        """A note kept in the cache database (not an entry: never listed, never unpickled)."""
+        text = self.cache.get(f"note:{name}")
+        return text if isinstance(text, str) else None
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a note in the cache database."""
+        self.cache.set(f"note:{name}", text)
+
     def lock(self, key: str) -> Any | None:
         """A file lock in the cache directory: kernels on this machine compute a key once."""
         from filelock import FileLock
@@ -245,6 +260,7 @@ class MemoryStore:
         self._items: OrderedDict[str, tuple[bytes, EntryInfo]] = OrderedDict()
         self._lock = threading.Lock()
         self._counters = {"hits": 0, "misses": 0}
+        self._notes: OrderedDict[str, str] = OrderedDict()
 
     def get(self, key: str) -> Any | None:
         with self._lock:
@@ -303,8 +319,22 @@ class MemoryStore:
         with self._lock:
             count = len(self._items)
             self._items.clear()
+            self._notes.clear()
             self._counters = {"hits": 0, "misses": 0}
         return count
+
+    def get_note(self, name: str) -> str | None:
+        """A note of this process."""
+        with self._lock:
+            return self._notes.get(name)
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a note in this process (the oldest go past 4 x max_items)."""
+        with self._lock:
+            self._notes[name] = text
+            self._notes.move_to_end(name)
+            while len(self._notes) > 4 * max(self.max_items, 1):
+                self._notes.popitem(last=False)
 
     def lock(self, key: str) -> None:
         """No lock: the memory store lives in one process."""

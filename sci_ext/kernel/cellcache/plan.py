@@ -9,6 +9,7 @@ raises :class:`Uncacheable` with a one-line reason: the cell then runs plain.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import os
 import re
@@ -188,6 +189,55 @@ def key_of(parts: dict[str, str], opts: CellOptions) -> str:
     return hasher.digest()
 
 
+#: Cell magics that run another language or a shell: what they read cannot be seen.
+_SHELL_MAGICS = frozenset({"bash", "sh", "script", "system", "sx", "perl", "ruby", "python2", "python3", "pypy"})
+
+
+def _ipython_calls(tree: ast.Module) -> list[tuple[str, list[str]]]:
+    """``(method, literal string arguments)`` of every ``get_ipython().<method>(...)`` call."""
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Call)
+            and isinstance(node.func.value.func, ast.Name)
+            and node.func.value.func.id == "get_ipython"
+        ):
+            args = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else "" for a in node.args]
+            found.append((node.func.attr, args))
+    return found
+
+
+def magic_parts(code: str) -> dict[str, str]:
+    """Key parts for the IPython commands inside a cell; :class:`Uncacheable` for those that cannot be keyed.
+
+    ``%run script.py`` is keyed by the script's content (what the script reads is then seen
+    by the safety net, as it runs in this process); ``!cmd``, ``%%bash`` and the like run
+    other programs whose reads nothing here can see, so the cell runs uncached.
+    """
+    parts: dict[str, str] = {}
+    for method, args in _ipython_calls(ast.parse(code)):
+        if method in ("system", "getoutput"):
+            shown = (args[0] if args else "")[:40]
+            raise Uncacheable(
+                f"the cell runs the shell command !{shown}, whose reads cannot be seen; run it in a plain cell"
+            )
+        name = args[0] if args else ""
+        if method == "run_cell_magic" and name in _SHELL_MAGICS:
+            raise Uncacheable(f"the cell runs %%{name}, whose reads cannot be seen; run it in a plain cell")
+        if method == "run_line_magic" and name in _SHELL_MAGICS:
+            raise Uncacheable(f"the cell runs %{name}, whose reads cannot be seen; run it in a plain cell")
+        if method == "run_line_magic" and name == "run":
+            import shlex
+
+            words = [w for w in shlex.split(args[1] if len(args) > 1 else "") if not w.startswith("-")]
+            if not words or not os.path.isfile(words[0]):
+                raise Uncacheable("the cell runs %run of a script that cannot be found here; run it in a plain cell")
+            parts[f"file {words[0]}"] = hash_files([os.path.abspath(words[0])])
+    return parts
+
+
 def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     """The plan of a cell: its code, inputs, key parts and key (:class:`Uncacheable` if none can be made)."""
     code = shell.transform_cell(cell)
@@ -211,6 +261,8 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     except UnhashableInput as exc:
         raise Uncacheable(f"{exc}. List the inputs with --inputs to cache it") from None
     parts = key_parts(code, analysis, digests, opts)
+    if "get_ipython" in code:
+        parts.update(magic_parts(code))
     plan = CellPlan(code, cell, opts, analysis, inputs, hidden, parts)
     plan.key = key_of(parts, opts)
     return plan

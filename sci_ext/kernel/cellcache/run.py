@@ -23,11 +23,11 @@ from ...core.cache import annotate, stats
 from ...core.cache.admin import open_store
 from ...core.cache.keys import UnhashableInput, ValueHasher
 from ...core.cache.layered import LayeredStore
-from ...core.cache.serialize import CorruptEntry, pack, unpack
+from ...core.cache.serialize import CorruptEntry, pack, read_header, unpack
 from ...core.cache.store import EntryInfo
 from ...core.config import get_config
 from ...core.errors import CacheError
-from . import aliasing
+from . import aliasing, explain, safety
 from .capture import LiveCapture
 from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan
 from .restore import hit, show_result
@@ -65,7 +65,7 @@ def _flush_inline_figures() -> None:
         warn(f"sci_ext warning: drawing the cell's figures failed ({type(exc).__name__}: {exc})")
 
 
-def execute(shell: Any, code: str, body: str | None = None) -> Any:
+def execute(shell: Any, code: str, body: str | None = None, recorder: Any = None) -> Any:
     """Run ``code`` in the user namespace; return the last expression's value (or None).
 
     ``body`` is the cell as typed (before IPython's transforms): tracebacks then name
@@ -90,11 +90,14 @@ def execute(shell: Any, code: str, body: str | None = None) -> Any:
                 "sci_ext.core.cache_result and await it in a plain cell"
             ) from None
         raise
-    if head is not None:
-        exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
-    if tail is None:
-        return None
-    return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307  # the user's own cell
+    if recorder is not None:
+        recorder.cell_filename = filename
+    with recorder if recorder is not None else contextlib.nullcontext():
+        if head is not None:
+            exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
+        if tail is None:
+            return None
+        return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307  # the user's own cell
 
 
 def _run_plain(shell: Any, code: str, body: str, reason: str, opts: CellOptions) -> CellRun:
@@ -120,10 +123,13 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         plan = make_plan(shell, cell, opts)
     except Uncacheable as exc:
         return _run_plain(shell, code, cell, exc.reason, opts)
+    note = explain.load_note(store, plan.identity, warn)
+    stale = ""
     if not opts.force:
-        found = lookup(store, plan)
+        found, stale = lookup(store, plan)
         restored = hit(shell, store, plan, found, warn) if found is not None else None
         if restored is not None:
+            _remember(store, plan, note, comparison=None, status="hit", files=found[0].get("files") if found else None)
             return restored
     lock = store.lock(plan.key)
     try:
@@ -135,36 +141,96 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
             except Timeout:
                 print("[sci_ext] another kernel is computing this cell; waiting for its result", flush=True)
                 lock.acquire(poll_interval=0.05)
-                found = lookup(store, plan)
+                found, stale = lookup(store, plan)
                 restored = hit(shell, store, plan, found, warn) if found is not None else None
                 if restored is not None:
                     return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        return _miss(shell, store, plan)
+        comparison = explain.compare(note, plan.parts) if note is not None else None
+        line = _why_line(plan, note, comparison, stale)
+        if line and not opts.quiet:
+            print(line, flush=True)
+        run = _miss(shell, store, plan)
+        run.reason = run.reason or line
+        _remember(store, plan, note, comparison=comparison, status=run.status, files=run.files, line=line)
+        return run
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
 
 
-def lookup(store: LayeredStore, plan: CellPlan) -> tuple[dict[str, Any], str] | None:
-    """The stored payload of the plan's key, or None (a corrupt entry warns, is dropped, and misses)."""
+def _why_line(plan: CellPlan, note: dict[str, Any] | None, comparison: Any, stale: str) -> str:
+    """The one line that says why a cell with a stored run ran ('' for a cell never run before)."""
+    if plan.opts.force:
+        return ""
+    if stale:
+        return f"[sci_ext] {plan.label} ran: {stale}"
+    if note is None or comparison is None:
+        return ""
+    line = explain.explain(plan.label, comparison, explain.next_streak(note, comparison))
+    if line:
+        return line
+    if note.get("status") == "uncached":
+        return f"[sci_ext] {plan.label} ran: it was not stored last time ({note.get('reason') or 'see above'})"
+    return f"[sci_ext] {plan.label} ran: its stored entry is gone (cleared, expired or evicted)"
+
+
+def _remember(
+    store: LayeredStore,
+    plan: CellPlan,
+    note: dict[str, Any] | None,
+    *,
+    comparison: Any,
+    status: str,
+    files: dict[str, list[Any]] | None,
+    line: str = "",
+) -> None:
+    """Leave this run's note: its parts (files included), what it was compared with, the streaks."""
+    parts = dict(plan.parts)
+    for path, fingerprint in (files or {}).items():
+        parts[f"file {path}"] = ":".join(str(x) for x in fingerprint)
+    previous = note.get("parts", {}) if note is not None else {}
+    record = {
+        "parts": parts,
+        "previous": previous,
+        "streak": explain.next_streak(note, comparison) if status != "hit" else {},
+        "status": status,
+        "line": line,
+        "reason": SESSION.last.reason if SESSION.last is not None and status == "uncached" else "",
+        "label": plan.label,
+    }
+    explain.save_note(store, plan.identity, record)
+    SESSION.why[plan.opts.name or ""] = [plan.identity]
+
+
+def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], str] | None, str]:
+    """``(payload, layer)`` of the plan's key, or None and why ('' when there is no entry).
+
+    A file the stored run read that changed since is a miss naming it; a corrupt entry
+    warns, is dropped, and misses.
+    """
     try:
         found = store.get(plan.key)
         if found is None:
-            return None
+            return None, ""
         buffer, layer = found
+        files = read_header(buffer).get("meta", {}).get("files") or {}
+        changed = safety.changed_file(files) if files else ""
+        if changed:
+            return None, changed
         payload, _meta = unpack(buffer)
         if not isinstance(payload, dict) or "vars" not in payload:
             raise CorruptEntry("entry holds no cell payload")
-        return payload, layer
+        payload["files"] = files
+        return (payload, layer), ""
     except Exception as exc:  # corrupt, truncated, unreadable: a miss, never a crash
         reason = str(exc) if isinstance(exc, CorruptEntry) else f"{type(exc).__name__}: {exc}"
         warn(f"sci_ext warning: cache entry of {plan.label} unreadable ({reason}); running the cell")
         stats.record(stats.CacheEvent("cell", store.local.backend, "error", plan.opts.name))
         with contextlib.suppress(Exception):  # best effort; the new entry replaces it anyway
             store.delete(plan.key)
-        return None
+        return None, ""
 
 
 def _collect(ns: dict[str, Any], before: dict[str, Any], plan: CellPlan) -> tuple[dict[str, Any], list[str]]:
@@ -260,16 +326,18 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
     handles = annotate.begin()
     run = CellRun(plan.key, "miss", store.backend)
     SESSION.last = run
+    recorder = safety.Recorder(ns)
     with LiveCapture(shell) as capture:
         try:
-            value = execute(shell, plan.code, plan.body)
+            value = execute(shell, plan.code, plan.body, recorder)
         finally:
             # A cell that raises keeps what it bound, as a plain cell does; nothing is stored.
             notes = annotate.end(handles)
     events: list[Any] = capture.events
     result = None
     if value is not None:
-        data, metadata = shell.display_formatter.format(value)
+        with recorder:  # a repr runs notebook code too (a display helper that evals names)
+            data, metadata = shell.display_formatter.format(value)
         result = (data, metadata)
         # Formatted once: the cell shows exactly what is stored and replayed on a hit, and
         # now, before the inline backend's figures, as a plain cell shows it.
@@ -284,6 +352,13 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
     store.count("misses")
     values, deleted = _collect(ns, before, plan)
     run.names, run.result = sorted(values), value
+    if recorder.compiled:
+        where = recorder.compiled[0]
+        return _uncached_after_run(run, f"{where} evaluates names at run time; the cell runs every time", opts)
+    if recorder.overflow:
+        reason = f"the cell read more than {safety.MAX_FILES} files; list them with --files to cache it"
+        return _uncached_after_run(run, reason, opts)
+    run.files = {path: safety.fingerprint(path, kind) for path, kind in recorder.reads.items()}
     plain, modules = _split_modules(values)
     sharing = aliasing.plan(ns, plain, before, set(plan.inputs), INTERNAL.match)
     if sharing.problem:
@@ -324,7 +399,8 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
         backend=store.backend,
     )
     try:
-        packed = pack(payload, meta={"info": _info_dict(info)}, mmap_min_bytes=cfg.mmap_min_bytes)
+        meta = {"info": _info_dict(info), "files": run.files}
+        packed = pack(payload, meta=meta, mmap_min_bytes=cfg.mmap_min_bytes)
     except Exception:
         bad = _unpicklable({**plain, "<outputs>": events}) or ["(unknown)"]
         return _uncached_after_run(run, f"cannot serialize {', '.join(bad)}; nothing stored", opts)

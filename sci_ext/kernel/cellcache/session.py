@@ -19,6 +19,8 @@ class CellRun:
     result: Any = None
     #: Why the cell missed or was not cached (one line), '' when it hit or nothing is known.
     reason: str = ""
+    #: Fingerprints of the files and listings the run read (the safety net), by path.
+    files: dict[str, list[Any]] = field(default_factory=dict)
     #: The result was already shown through the displayhook (the magic then returns None).
     shown: bool = False
 
@@ -30,7 +32,7 @@ class _Session:
         self.hits = 0
         self.misses = 0
         self.last: CellRun | None = None
-        #: The explanation of the last run of each cell label (``%sci_cache why NAME``).
+        #: The identity of the last run of each cell name ('' for unnamed cells), for ``%sci_cache why``.
         self.why: dict[str, list[str]] = {}
 
 
