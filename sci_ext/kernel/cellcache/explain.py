@@ -83,7 +83,8 @@ class Comparison:
         self.old = old
         self.new = new
         self.changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
-        self.same = sorted(p for p in new if old.get(p) == new[p])
+        # Builtins and absent names are not worth naming as "unchanged".
+        self.same = sorted(p for p in new if old.get(p) == new[p] and not new[p].startswith("<"))
 
 
 def compare(note: dict[str, Any], parts: dict[str, str]) -> Comparison:
@@ -99,7 +100,45 @@ def _names(parts: list[str]) -> str:
     return f" ({text} unchanged)"
 
 
-def explain(label: str, comparison: Comparison, streak: dict[str, int]) -> str:
+def helper_globals(ns: dict[str, Any], inputs: list[str], main: set[str], ignore: list[str]) -> dict[str, str]:
+    """``{"input G": digest}`` of the data globals the notebook functions among ``inputs`` read.
+
+    A function's key covers the globals it reads; naming the global that changed (the token
+    tracker ``ask`` updates) is what lets a user choose ``--ignore G``.  Computed on a miss only.
+    """
+    import types
+
+    from ...core.cache.keys import UnhashableInput, ValueHasher
+
+    found: dict[str, str] = {}
+    for name in inputs:
+        func = ns.get(name)
+        if not isinstance(func, types.FunctionType) or func.__module__ not in main:
+            continue
+        for global_name in sorted(_code_names(func.__code__)):
+            value = func.__globals__.get(global_name)
+            if global_name in ignore or global_name in inputs or f"input {global_name}" in found:
+                continue
+            if value is None or isinstance(value, (types.FunctionType, types.ModuleType, type)):
+                continue
+            hasher = ValueHasher(main, ignore)
+            try:
+                hasher.update(value, global_name)
+            except UnhashableInput:
+                continue
+            found[f"input {global_name}"] = hasher.digest()
+    return found
+
+
+def _code_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def explain(label: str, comparison: Comparison, streak: dict[str, int], prefer: frozenset[str] = frozenset()) -> str:
     """The one line that says why the cell ran (``''`` when nothing differs)."""
     changed = comparison.changed
     if not changed:
@@ -113,7 +152,7 @@ def explain(label: str, comparison: Comparison, streak: dict[str, int]) -> str:
                 f"the global {name} state is not seeded, so this cell runs after every restart (seed it, or --inputs)"
             )
     first = changed[0]
-    inputs = [p for p in changed if p.startswith("input ")]
+    inputs = sorted((p for p in changed if p.startswith("input ")), key=lambda p: p not in prefer)
     if inputs:
         first = inputs[0]
     what = describe(first)

@@ -233,6 +233,9 @@ def attribute_value(ns: dict[str, Any], base: str, path: str) -> tuple[str, Any]
             value = getattr(value, part)
         except Exception:
             return "type", "<absent>"
+    if _module_kind(value) in ("random-function", "numpy-function"):
+        # np.random.rand is a method of the global generator: its state is keyed as <rng> already.
+        return "type", f"global generator method {path}"
     if type(value) in _PLAIN or isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
         return "value", value
     if isinstance(value, (types.ModuleType, types.MethodType)):

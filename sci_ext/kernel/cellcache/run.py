@@ -147,20 +147,24 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
                     return restored
         elif lock is not None:
             lock.acquire(poll_interval=0.05)
-        comparison = explain.compare(note, plan.parts) if note is not None else None
-        line = _why_line(plan, note, comparison, stale)
+        helpers = explain.helper_globals(shell.user_ns, plan.inputs, main_modules(shell.user_ns), opts.ignore)
+        compared = {**helpers, **plan.parts}
+        comparison = explain.compare(note, compared) if note is not None else None
+        line = _why_line(plan, note, comparison, stale, frozenset(helpers))
         if line and not opts.quiet:
             print(line, flush=True)
         run = _miss(shell, store, plan)
         run.reason = run.reason or line
-        _remember(store, plan, note, comparison=comparison, status=run.status, files=run.files, line=line)
+        _remember(
+            store, plan, note, comparison=comparison, status=run.status, files=run.files, line=line, extra=helpers
+        )
         return run
     finally:
         if lock is not None and lock.is_locked:
             lock.release()
 
 
-def _why_line(plan: CellPlan, note: dict[str, Any] | None, comparison: Any, stale: str) -> str:
+def _why_line(plan: CellPlan, note: dict[str, Any] | None, comparison: Any, stale: str, prefer: frozenset[str]) -> str:
     """The one line that says why a cell with a stored run ran ('' for a cell never run before)."""
     if plan.opts.force:
         return ""
@@ -168,7 +172,7 @@ def _why_line(plan: CellPlan, note: dict[str, Any] | None, comparison: Any, stal
         return f"[sci_ext] {plan.label} ran: {stale}"
     if note is None or comparison is None:
         return ""
-    line = explain.explain(plan.label, comparison, explain.next_streak(note, comparison))
+    line = explain.explain(plan.label, comparison, explain.next_streak(note, comparison), prefer)
     if line:
         return line
     if note.get("status") == "uncached":
@@ -185,9 +189,10 @@ def _remember(
     status: str,
     files: dict[str, list[Any]] | None,
     line: str = "",
+    extra: dict[str, str] | None = None,
 ) -> None:
     """Leave this run's note: its parts (files included), what it was compared with, the streaks."""
-    parts = dict(plan.parts)
+    parts = {**(extra or {}), **plan.parts}
     for path, fingerprint in (files or {}).items():
         parts[f"file {path}"] = ":".join(str(x) for x in fingerprint)
     previous = note.get("parts", {}) if note is not None else {}
