@@ -126,3 +126,36 @@ def test_the_net_is_off_outside_a_miss_and_never_records_sci_ext_files(ip, capsy
     assert list(SESSION.last.files) == [os.path.abspath("input.txt")]
     ip.run_cell("w = open('input.txt').read()").raise_error()
     assert safety._active is None
+
+
+def test_a_file_the_cell_writes_is_written_again_when_it_changed_or_went(ip, capsys):
+    cell = "%%cached\nopen('out.txt', 'w').write('made by the cell')"
+    run(ip, cell, capsys)
+    run(ip, cell, capsys)
+    assert status() == "hit"
+    os.remove("out.txt")
+    _, out, _ = run(ip, cell, capsys)
+    assert status() == "miss" and "out.txt, which the cell writes, disappeared" in out
+    assert open("out.txt").read() == "made by the cell"
+
+
+def test_setup_magics_run_again_on_a_hit_and_namespace_readers_run_uncached(ip, capsys):
+    cell = "%%cached\n%precision 3\nfrom math import pi\nv = pi"
+    run(ip, cell, capsys)[0].raise_error()
+    ip.run_line_magic("precision", "")
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and ip.display_formatter.formatters["text/plain"].float_precision == "3"
+    ip.run_line_magic("precision", "")
+    _, _, err = run(ip, "%%cached\n%whos", capsys)
+    assert status() == "uncached" and "%whos" in err
+
+
+def test_a_seeding_cell_leaves_the_seeded_state_on_a_hit(ip, capsys):
+    import numpy as np
+
+    cell = "%%cached\nimport numpy as np\nnp.random.seed(0)"
+    run(ip, cell, capsys)[0].raise_error()
+    expected = np.random.rand()
+    np.random.seed(99)
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and np.random.rand() == expected

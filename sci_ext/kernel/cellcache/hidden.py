@@ -49,7 +49,7 @@ _HELPER_DEPTH = 4
 class HiddenInputs:
     """What :func:`find_hidden` found (a plain class: dataclass creation costs a first hit)."""
 
-    __slots__ = ("attributes", "names", "rng", "unknowable")
+    __slots__ = ("attributes", "names", "rng", "touched", "unknowable")
 
     def __init__(self) -> None:
         #: Global generators the cell draws from: ``"random"``, ``"numpy"``.
@@ -60,6 +60,8 @@ class HiddenInputs:
         self.attributes: set[tuple[str, str]] = set()
         #: Constructs whose reads cannot be known (the cell runs uncached).
         self.unknowable: list[str] = []
+        #: Global generators the cell uses at all, seeding included: a hit leaves them where the run did.
+        self.touched: set[str] = set()
 
 
 def _literal(node: ast.AST | None) -> str | None:
@@ -319,6 +321,7 @@ def find_hidden(code: str, ns: dict[str, Any], bound: set[str], inputs: list[str
     for name in inputs:
         if name in ns:
             found.rng |= _helper_rng(ns[name], main, seen, 0)
+    found.touched = set(found.rng)
     if _seeds_first(tree, scan, "random"):
         found.rng.discard("random")
     if _seeds_first(tree, scan, "numpy"):

@@ -74,6 +74,8 @@ class CellPlan:
     #: ``{part: fingerprint}``: ``code``, ``input NAME``, ``<rng> numpy``, ``module numpy``, ...
     parts: dict[str, str]
     key: str = ""
+    #: Set-up magics a hit runs again (``("matplotlib", "inline")``).
+    replayed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -191,6 +193,13 @@ def key_of(parts: dict[str, str], opts: CellOptions) -> str:
 
 #: Cell magics that run another language or a shell: what they read cannot be seen.
 _SHELL_MAGICS = frozenset({"bash", "sh", "script", "system", "sx", "perl", "ruby", "python2", "python3", "pypy"})
+#: Magics whose argument is Python code the analysis reads (``%time y = f(x)``): keyed like the cell.
+_ANALYZED_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
+#: Magics that set up the kernel (backend, options, extensions, directory): keyed by their text and
+#: run again on a hit, so a hit leaves the kernel set up as running the cell does.
+REPLAYED_MAGICS = frozenset(
+    {"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "aimport", "precision", "cd", "env", "pylab"}
+)
 
 
 def _ipython_calls(tree: ast.Module) -> list[tuple[str, list[str]]]:
@@ -209,25 +218,28 @@ def _ipython_calls(tree: ast.Module) -> list[tuple[str, list[str]]]:
     return found
 
 
-def magic_parts(code: str) -> dict[str, str]:
-    """Key parts for the IPython commands inside a cell; :class:`Uncacheable` for those that cannot be keyed.
+def magic_parts(code: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Key parts for the IPython commands inside a cell, and the magics a hit runs again.
 
     ``%run script.py`` is keyed by the script's content (what the script reads is then seen
-    by the safety net, as it runs in this process); ``!cmd``, ``%%bash`` and the like run
-    other programs whose reads nothing here can see, so the cell runs uncached.
+    by the safety net, as it runs in this process); set-up magics (``%matplotlib inline``)
+    run again on a hit; ``!cmd``, ``%%bash`` and magics that read what no key covers
+    (``%whos`` reads the whole namespace) make the cell run uncached, named.
     """
     parts: dict[str, str] = {}
+    replayed: list[tuple[str, str]] = []
     for method, args in _ipython_calls(ast.parse(code)):
         if method in ("system", "getoutput"):
             shown = (args[0] if args else "")[:40]
             raise Uncacheable(
                 f"the cell runs the shell command !{shown}, whose reads cannot be seen; run it in a plain cell"
             )
+        if method not in ("run_line_magic", "run_cell_magic"):
+            continue
         name = args[0] if args else ""
-        if method == "run_cell_magic" and name in _SHELL_MAGICS:
-            raise Uncacheable(f"the cell runs %%{name}, whose reads cannot be seen; run it in a plain cell")
-        if method == "run_line_magic" and name in _SHELL_MAGICS:
-            raise Uncacheable(f"the cell runs %{name}, whose reads cannot be seen; run it in a plain cell")
+        mark = "%%" if method == "run_cell_magic" else "%"
+        if name in _SHELL_MAGICS:
+            raise Uncacheable(f"the cell runs {mark}{name}, whose reads cannot be seen; run it in a plain cell")
         if method == "run_line_magic" and name == "run":
             import shlex
 
@@ -235,7 +247,13 @@ def magic_parts(code: str) -> dict[str, str]:
             if not words or not os.path.isfile(words[0]):
                 raise Uncacheable("the cell runs %run of a script that cannot be found here; run it in a plain cell")
             parts[f"file {words[0]}"] = hash_files([os.path.abspath(words[0])])
-    return parts
+        elif method == "run_line_magic" and name in REPLAYED_MAGICS:
+            replayed.append((name, args[1] if len(args) > 1 else ""))
+        elif name not in _ANALYZED_MAGICS:
+            raise Uncacheable(
+                f"the cell runs {mark}{name}, which reads what sci_ext cannot key; run it in a plain cell"
+            )
+    return parts, replayed
 
 
 def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
@@ -261,8 +279,10 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     except UnhashableInput as exc:
         raise Uncacheable(f"{exc}. List the inputs with --inputs to cache it") from None
     parts = key_parts(code, analysis, digests, opts)
+    replayed: list[tuple[str, str]] = []
     if "get_ipython" in code:
-        parts.update(magic_parts(code))
-    plan = CellPlan(code, cell, opts, analysis, inputs, hidden, parts)
+        magic, replayed = magic_parts(code)
+        parts.update(magic)
+    plan = CellPlan(code, cell, opts, analysis, inputs, hidden, parts, replayed=replayed)
     plan.key = key_of(parts, opts)
     return plan

@@ -139,6 +139,8 @@ def hit(
     payload, layer = found
     opts = plan.opts
     try:
+        for name, line in plan.replayed:  # set-up magics (%matplotlib inline): their effect is the kernel's state
+            shell.run_line_magic(name, line)
         names = restore_payload(shell, payload)
     except Exception as exc:  # e.g. a module it imported is not installed in this kernel
         warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")

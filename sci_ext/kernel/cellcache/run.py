@@ -220,8 +220,12 @@ def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], s
         if found is None:
             return None, ""
         buffer, layer = found
-        files = read_header(buffer).get("meta", {}).get("files") or {}
-        changed = safety.changed_file(files) if files else ""
+        meta = read_header(buffer).get("meta", {})
+        files = meta.get("files") or {}
+        written = meta.get("written") or {}
+        changed = (safety.changed_file(files) if files else "") or (
+            safety.changed_file(written, written=True) if written else ""
+        )
         if changed:
             return None, changed
         payload, _meta = unpack(buffer)
@@ -364,6 +368,7 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
         reason = f"the cell read more than {safety.MAX_FILES} files; list them with --files to cache it"
         return _uncached_after_run(run, reason, opts)
     run.files = {path: safety.fingerprint(path, kind) for path, kind in recorder.reads.items()}
+    written = {path: safety.fingerprint(path, "file") for path in sorted(recorder.written)[: safety.MAX_FILES]}
     plain, modules = _split_modules(values)
     sharing = aliasing.plan(ns, plain, before, set(plan.inputs), INTERNAL.match)
     if sharing.problem:
@@ -382,11 +387,12 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
         result = redactor.redact_data(result)
     payload = {"vars": plain, "modules": modules, "deleted": deleted, "events": events, "result": result}
     payload.update(inplace=sharing.inplace, aliases=sharing.aliases, views=sharing.views)
-    if plan.hidden.rng:
+    if plan.hidden.touched:
         from .hidden import rng_state
 
-        # A hit leaves the global generators where the cell left them, as running it would.
-        payload["rng"] = rng_state(plan.hidden.rng)
+        # A hit leaves the global generators where the cell left them, as running it would
+        # (also when the cell seeds them: the seed is keyed, the state it leaves is restored).
+        payload["rng"] = rng_state(plan.hidden.touched)
     if notes:
         payload["annotations"] = notes
     if value is not None and _storable_result(value, redactor):
@@ -404,7 +410,7 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
         backend=store.backend,
     )
     try:
-        meta = {"info": _info_dict(info), "files": run.files}
+        meta = {"info": _info_dict(info), "files": run.files, "written": written}
         packed = pack(payload, meta=meta, mmap_min_bytes=cfg.mmap_min_bytes)
     except Exception:
         bad = _unpicklable({**plain, "<outputs>": events}) or ["(unknown)"]

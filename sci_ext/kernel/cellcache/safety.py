@@ -91,7 +91,7 @@ class Recorder:
                 return
             mode, flags = args[1], args[2] if len(args) > 2 else 0
             if _writes(mode, flags):
-                if path not in self.reads:
+                if path not in self.reads and not _ignored(path):
                     self.written.add(path)
                 return
             self._add(path, "file")
@@ -211,10 +211,14 @@ def fingerprint(path: str, kind: str) -> list[Any]:
     return [kind, st.st_size, st.st_mtime_ns, digest]
 
 
-def changed_file(files: dict[str, list[Any]]) -> str:
-    """The first recorded file/listing that differs now (``'file data.csv changed'``), or ''."""
+def changed_file(files: dict[str, list[Any]], written: bool = False) -> str:
+    """The first recorded file/listing that differs now (``'file data.csv changed'``), or ''.
+
+    ``written``: the files the cell wrote (a hit does not write them again, so they must still
+    hold what the run wrote).
+    """
     for path, old in files.items():
-        shown = _shown(path)
+        shown = _shown(path) + (", which the cell writes," if written else "")
         kind = old[0]
         if kind == "absent":
             if os.path.exists(path):
