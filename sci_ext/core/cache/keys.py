@@ -443,7 +443,30 @@ class ValueHasher:
                 self._tag(f"attr:{attr}")
                 self._value(state[attr], f"{label}.{attr}", depth + 1, helper_depth)
             return
-        self._pickled(value, label)
+        if not self._reduced(value, label, depth, helper_depth):
+            self._pickled(value, label)
+
+    def _reduced(self, value: Any, label: str, depth: int, helper_depth: int) -> bool:
+        """Walk what a library type's own ``__reduce_ex__`` returns (a KDTree, a RandomState).
+
+        A pickle stream of it is not canonical (small tuples shared in the original are
+        separate after a restore, so the memo differs); its parts, walked by content, are.
+        False when it has no usable reduction (then its pickle is hashed, or it is unhashable).
+        """
+        try:
+            reduced = value.__reduce_ex__(5)
+        except Exception:
+            return False
+        if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6 or not callable(reduced[0]):
+            return False
+        parts = list(reduced)
+        for i in (3, 4):  # list items and dict items come as iterators
+            if len(parts) > i and parts[i] is not None:
+                parts[i] = list(parts[i])
+        self._tag(f"reduce:{len(parts)}")
+        for i, part in enumerate(parts):
+            self._value(part, f"{label} (reduced part {i})", depth + 1, helper_depth)
+        return True
 
     def _pickled(self, value: Any, label: str) -> None:
         buffers: list[pickle.PickleBuffer] = []
