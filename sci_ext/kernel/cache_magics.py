@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from typing import Any
 
@@ -31,6 +32,14 @@ def _names(given: list[str] | None) -> list[str] | None:
 
 def parse_cached_line(line: str) -> Any:
     """Parse a ``%%cached`` line into :class:`~.cellcache.plan.CellOptions` (``UsageError`` if bad)."""
+    import copy
+
+    # argparse costs a warm hit more than the rest of it: a line parses the same every time.
+    return copy.deepcopy(_parse_cached_line(line))
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached_line(line: str) -> Any:
     from .cellcache.plan import CellOptions
 
     # Quotes group words as in a shell: --files "my data/*.csv"; a trailing # comment is dropped.

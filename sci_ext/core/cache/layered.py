@@ -9,6 +9,7 @@ the local cache alone for a while, then Redis is tried again.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ _memory: MemoryStore | None = None
 
 def get_disk_store(directory: str, size_limit: int) -> DiskStore:
     """The (shared, reused) :class:`DiskStore` of ``directory``."""
+    store = _disk.get(directory) if os.path.isabs(directory) else None  # no path resolution on a warm hit
+    if store is not None and store.cache.size_limit == size_limit:
+        return store
     path = str(Path(directory).expanduser().resolve())
     with _lock:
         store = _disk.get(path)
@@ -39,6 +43,7 @@ def get_disk_store(directory: str, size_limit: int) -> DiskStore:
             store = _disk[path] = DiskStore(path, size_limit)
         elif store.cache.size_limit != size_limit:
             store.cache.reset("size_limit", size_limit)
+        _disk[directory] = store
         return store
 
 

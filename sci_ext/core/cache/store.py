@@ -87,7 +87,7 @@ class EntryStore(Protocol):
         """Every entry's metadata."""
 
     def count_hit(self, key: str) -> None:
-        """Record a hit of ``key``."""
+        """Record a hit of ``key`` (and count it in the store-wide ``hits``)."""
 
     def count(self, result: str) -> None:
         """Add one to the store-wide ``hits`` or ``misses`` counter of cached cells."""
@@ -199,7 +199,10 @@ class DiskStore:
         return out
 
     def count_hit(self, key: str) -> None:
-        self.cache.incr(f"hits:{key}", default=0)
+        # One transaction for the entry's count and the machine-wide one (a warm hit is ~0.3 ms).
+        with self.cache.transact():
+            self.cache.incr(f"hits:{key}", default=0)
+            self.cache.incr("stat:hits", default=0)
 
     def count(self, result: str) -> None:
         """Add one to the machine-wide ``hits`` or ``misses`` counter."""
@@ -298,6 +301,7 @@ class MemoryStore:
             item = self._items.get(key)
             if item is not None:
                 item[1].hits += 1
+            self._counters["hits"] += 1
 
     def count(self, result: str) -> None:
         """Add one to this process's ``hits`` or ``misses`` counter."""

@@ -42,6 +42,7 @@ class CellAnalysis:
     environment_names: tuple[str, ...] | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def normalize(code: str) -> str:
     """The cell's code without comments and formatting (``ast.unparse``), the part of the key."""
     return ast.unparse(ast.parse(code))

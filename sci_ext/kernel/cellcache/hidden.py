@@ -64,6 +64,18 @@ class HiddenInputs:
         self.touched: set[str] = set()
 
 
+_RELEVANT = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Import, ast.ImportFrom)
+
+
+def _nodes(tree: ast.AST) -> list[ast.AST]:
+    """The nodes of ``tree`` a scan looks at, walked once per tree (trees are cached per code)."""
+    found: list[ast.AST] | None = getattr(tree, "_sci_nodes", None)
+    if found is None:
+        found = [node for node in ast.walk(tree) if isinstance(node, _RELEVANT)]
+        tree._sci_nodes = found  # type: ignore[attr-defined]
+    return found
+
+
 def _literal(node: ast.AST | None) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
@@ -108,7 +120,7 @@ class _Scan:
         return None
 
     def imports(self, tree: ast.AST) -> None:
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name in ("random", "numpy", "numpy.random"):
@@ -126,7 +138,7 @@ class _Scan:
 
     def scan(self, tree: ast.AST) -> None:
         self.imports(tree)
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 kind = self.kind_of(node.id)
                 if kind == "random-function":
@@ -322,9 +334,9 @@ def find_hidden(code: str, ns: dict[str, Any], bound: set[str], inputs: list[str
         if name in ns:
             found.rng |= _helper_rng(ns[name], main, seen, 0)
     found.touched = set(found.rng)
-    if _seeds_first(tree, scan, "random"):
+    if "random" in found.rng and _seeds_first(tree, scan, "random"):
         found.rng.discard("random")
-    if _seeds_first(tree, scan, "numpy"):
+    if "numpy" in found.rng and _seeds_first(tree, scan, "numpy"):
         found.rng.discard("numpy")
     return found
 

@@ -256,9 +256,23 @@ def magic_parts(code: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     return parts, replayed
 
 
+def transform(shell: Any, cell: str) -> str:
+    """The cell as Python (IPython's transforms), remembered per text: a warm hit must stay cheap."""
+    cache: dict[str, str] = vars(shell).setdefault("_sci_ext_transformed", {})
+    code = cache.get(cell)
+    if code is None:
+        code = shell.transform_cell(cell)
+        if "\n" not in cell.strip():
+            return code  # a one-line cell may be an automagic, which depends on the namespace
+        if len(cache) > 256:
+            cache.clear()
+        cache[cell] = code
+    return code
+
+
 def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     """The plan of a cell: its code, inputs, key parts and key (:class:`Uncacheable` if none can be made)."""
-    code = shell.transform_cell(cell)
+    code = transform(shell, cell)
     analysis = analyze(code)
     inputs = input_names(analysis, opts)
     ns = shell.user_ns

@@ -158,10 +158,9 @@ def hit(
     replay(shell, events, (lambda: show_result(shell, value, stored)) if stored is not None and shown else None)
     annotate.hit("cell", opts.name, payload.get("annotations"))
     try:
-        store.count_hit(plan.key)
+        store.count_hit(plan.key)  # the entry's hits and the store-wide hits
     except Exception:  # noqa: S110  # nosec B110  # a counter must not fail a hit
         pass
-    store.count("hits")
     SESSION.hits += 1
     stats.record(stats.CacheEvent("cell", layer, "hit", opts.name))
     if not opts.quiet and get_config().cache.notify:

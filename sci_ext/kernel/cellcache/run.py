@@ -29,7 +29,7 @@ from ...core.config import get_config
 from ...core.errors import CacheError
 from . import aliasing, explain, safety
 from .capture import LiveCapture
-from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan
+from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan, transform
 from .restore import hit, show_result
 from .session import SESSION, CellRun
 from .source import compile_body
@@ -113,7 +113,7 @@ def _run_plain(shell: Any, code: str, body: str, reason: str, opts: CellOptions)
 def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     """Run one ``%%cached`` cell: restore it on a hit, else run, show live and store."""
     __tracebackhide__ = True
-    code = shell.transform_cell(cell)
+    code = transform(shell, cell)
     try:
         store = open_store(opts.backend, warn)
     except (OSError, sqlite3.Error, CacheError) as exc:
@@ -123,14 +123,17 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         plan = make_plan(shell, cell, opts)
     except Uncacheable as exc:
         return _run_plain(shell, code, cell, exc.reason, opts)
-    note = explain.load_note(store, plan.identity, warn)
     stale = ""
     if not opts.force:
         found, stale = lookup(store, plan)
         restored = hit(shell, store, plan, found, warn) if found is not None else None
         if restored is not None:
-            _remember(store, plan, note, comparison=None, status="hit", files=found[0].get("files") if found else None)
+            if SESSION.noted.get(plan.identity) != plan.key:  # a warm hit writes no note
+                note = explain.load_note(store, plan.identity, warn)
+                files = found[0].get("files") if found else None
+                _remember(store, plan, note, comparison=None, status="hit", files=files)
             return restored
+    note = explain.load_note(store, plan.identity, warn)
     lock = store.lock(plan.key)
     try:
         if lock is not None and not opts.force:
@@ -207,6 +210,7 @@ def _remember(
     }
     explain.save_note(store, plan.identity, record)
     SESSION.why[plan.opts.name or ""] = [plan.identity]
+    SESSION.noted[plan.identity] = plan.key if status == "hit" else ""
 
 
 def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], str] | None, str]:

@@ -34,6 +34,8 @@ class _Session:
         self.last: CellRun | None = None
         #: The identity of the last run of each cell name ('' for unnamed cells), for ``%sci_cache why``.
         self.why: dict[str, list[str]] = {}
+        #: The key whose hit the store's note already records, by cell identity (warm hits skip the note).
+        self.noted: dict[str, str] = {}
 
 
 SESSION = _Session()
