@@ -201,3 +201,15 @@ def test_estimators_and_frames_nested_in_containers():
     frames = _frames()
     nested = {"models": ESTIMATORS[-4:], "data": [frames["every_dtype"], {"deep": [frames["nullable"]]}]}
     assert_stable(nested)
+
+
+def test_dict_subclasses_key_by_their_items_and_survive_a_restore():
+    """sklearn's Bunch (a dict subclass whose __setstate__ drops its instance dict) keyed differently
+    once restored; its items must count (issue 25)."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    assert_stable(bunch)
+    changed = load_iris()
+    changed["target"] = changed["target"][::-1].copy()
+    assert hash_value(changed) != hash_value(bunch)

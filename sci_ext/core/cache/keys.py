@@ -258,6 +258,16 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
+        if isinstance(value, (dict, list)) and kind not in (dict, list):
+            # A subclass (sklearn's Bunch, OrderedDict, UserList-likes): its items, in order, and its
+            # public fields, read directly (its __reduce__/__setstate__ may drop or add private ones).
+            self._tag(f"{kind.__module__}.{kind.__qualname__}:{len(value)}")
+            items = list(dict.items(value)) if isinstance(value, dict) else list(list.__iter__(value))
+            self._value(items, f"{label} items", depth + 1, helper_depth)
+            fields = _instance_fields(value)
+            fields.pop("_mask", None)
+            self._value(fields, f"{label} fields", depth + 1, helper_depth)
+            return
         if is_pandas(value):
             for part_label, part in pandas_parts(value, label):
                 self._tag(part_label.removeprefix(label))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import os
 import re
 import sys
@@ -76,6 +77,8 @@ class CellPlan:
     key: str = ""
     #: Set-up magics a hit runs again (``("matplotlib", "inline")``).
     replayed: list[tuple[str, str]] = field(default_factory=list)
+    #: Statements that set library state (``plt.style.use(...)``), run again on a hit.
+    state: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -270,6 +273,73 @@ def transform(shell: Any, cell: str) -> str:
     return code
 
 
+#: Calls that set library-wide state (a style, display options, warning filters, a config): their
+#: effect lives in the library, not in a variable, so a hit runs these statements again.
+_STATE_SETTERS = frozenset(
+    {
+        "set_option",
+        "set_printoptions",
+        "filterwarnings",
+        "simplefilter",
+        "resetwarnings",
+        "set_theme",
+        "set_style",
+        "set_context",
+        "set_palette",
+        "rc",
+        "rcdefaults",
+        "set_config",
+        "manual_seed",
+        "setLevel",
+        "basicConfig",
+        "set_default_dtype",
+        "set_float32_matmul_precision",
+    }
+)
+
+
+def _chain_names(node: ast.AST) -> list[str]:
+    names: list[str] = []
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        if isinstance(node, ast.Attribute):
+            names.append(node.attr)
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if isinstance(node, ast.Name):
+        names.append(node.id)
+    return names[::-1]
+
+
+@functools.lru_cache(maxsize=256)
+def _state_statements(code: str) -> list[str]:
+    return state_statements(code)
+
+
+def state_statements(code: str) -> list[str]:
+    """Top-level statements that set library state (``plt.style.use(...)``, ``pd.set_option(...)``,
+    ``plt.rcParams["figure.dpi"] = 120``): a hit runs them again, as the cell would."""
+    found = []
+    for stmt in ast.parse(code).body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            names = _chain_names(stmt.value.func)
+            last = names[-1] if names else ""
+            if (
+                last in _STATE_SETTERS
+                or (last == "use" and "style" in names)
+                or (last == "update" and "rcParams" in names)
+            ):
+                found.append(ast.unparse(stmt))
+        elif isinstance(stmt, (ast.Assign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                names = _chain_names(target)
+                if isinstance(target, (ast.Subscript, ast.Attribute)) and (
+                    "rcParams" in names or (len(names) > 2 and names[1] == "options")
+                ):
+                    found.append(ast.unparse(stmt))
+                    break
+    return found
+
+
 def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     """The plan of a cell: its code, inputs, key parts and key (:class:`Uncacheable` if none can be made)."""
     code = transform(shell, cell)
@@ -298,5 +368,6 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
         magic, replayed = magic_parts(code)
         parts.update(magic)
     plan = CellPlan(code, cell, opts, analysis, inputs, hidden, parts, replayed=replayed)
+    plan.state = _state_statements(code)
     plan.key = key_of(parts, opts)
     return plan

@@ -73,13 +73,18 @@ def show_result(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, 
         hook(value)
 
 
-def rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
+def rebind(value: Any, ns: dict[str, Any], main: set[str], available: Any = None) -> Any:
     """Point a restored notebook function (or class's methods) at the live namespace.
 
     Unpickled functions get a private copy of their globals; the notebook's
     functions must see the notebook's globals, as if the cell had run.
     """
-    if isinstance(value, types.FunctionType) and value.__module__ in main and value.__globals__ is not ns:
+    if (
+        isinstance(value, types.FunctionType)
+        and value.__module__ in main
+        and value.__globals__ is not ns
+        and not _foreign_globals(value, available if available is not None else ns)
+    ):
         new = types.FunctionType(value.__code__, ns, value.__name__, value.__defaults__, value.__closure__)
         new.__kwdefaults__ = value.__kwdefaults__
         new.__qualname__ = value.__qualname__
@@ -91,17 +96,32 @@ def rebind(value: Any, ns: dict[str, Any], main: set[str]) -> Any:
     if isinstance(value, type) and value.__module__ in main:
         for attr, member in list(vars(value).items()):
             if isinstance(member, types.FunctionType):
-                setattr(value, attr, rebind(member, ns, main))
+                setattr(value, attr, rebind(member, ns, main, available))
             elif isinstance(member, (staticmethod, classmethod)) and isinstance(member.__func__, types.FunctionType):
-                setattr(value, attr, type(member)(rebind(member.__func__, ns, main)))
+                setattr(value, attr, type(member)(rebind(member.__func__, ns, main, available)))
     return value
+
+
+def _foreign_globals(func: types.FunctionType, available: Any) -> bool:
+    """Does ``func`` read globals that are not the notebook's (a library wrapper)?
+
+    sklearn's ``__init_subclass__`` wraps a notebook class's ``transform`` with a function of
+    its own module, copying the notebook function's ``__module__``; restored, that wrapper
+    must keep the globals it was pickled with (``_wrap_data_with_container``), not get the
+    notebook's.  A notebook function's globals are notebook names, present once restored.
+    """
+    import builtins
+
+    own = func.__globals__
+    return any(n in own and n not in available and not hasattr(builtins, n) for n in func.__code__.co_names)
 
 
 def restore_payload(shell: Any, payload: dict[str, Any]) -> list[str]:
     """Put a payload's variables into the namespace; the names restored."""
     ns = shell.user_ns
     main = main_modules(ns)
-    values = {name: rebind(v, ns, main) for name, v in payload["vars"].items()}
+    available = ns.keys() | payload["vars"].keys() | payload["modules"].keys()
+    values = {name: rebind(v, ns, main, available) for name, v in payload["vars"].items()}
     modules = {name: importlib.import_module(module) for name, module in payload["modules"].items()}
     # Sharing (see .aliasing): check everything before touching the namespace.
     inplace = [n for n in payload.get("inplace", ()) if n in values and n in ns and fits_in_place(ns[n], values[n])]
@@ -145,6 +165,11 @@ def hit(
     except Exception as exc:  # e.g. a module it imported is not installed in this kernel
         warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
         return None
+    for statement in plan.state:  # library state the cell set (a plot style, display options)
+        try:
+            exec(statement, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102  # the cell's own code
+        except Exception as exc:
+            warn(f"sci_ext warning: re-running {statement!r} on a hit failed ({type(exc).__name__}: {exc})")
     set_rng_state(payload.get("rng") or {})
     result: tuple[dict[str, Any], dict[str, Any]] | None = payload.get("result")
     value: Any = None

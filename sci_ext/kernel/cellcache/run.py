@@ -156,7 +156,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         line = _why_line(plan, note, comparison, stale, frozenset(helpers))
         if line and not opts.quiet:
             print(line, flush=True)
-        run = _miss(shell, store, plan)
+        run = _miss(shell, store, plan, helpers)
         run.reason = run.reason or line
         _remember(
             store, plan, note, comparison=comparison, status=run.status, files=run.files, line=line, extra=helpers
@@ -246,7 +246,9 @@ def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], s
         return None, ""
 
 
-def _collect(ns: dict[str, Any], before: dict[str, Any], plan: CellPlan) -> tuple[dict[str, Any], list[str]]:
+def _collect(
+    ns: dict[str, Any], before: dict[str, Any], plan: CellPlan, helpers: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The names to store after a successful run, and the names the cell deleted."""
     opts = plan.opts
     if opts.outputs is not None:
@@ -260,8 +262,11 @@ def _collect(ns: dict[str, Any], before: dict[str, Any], plan: CellPlan) -> tupl
     deleted = sorted(n for n in before if n not in ns and not INTERNAL.match(n))
     # Inputs changed in place (df["x"] = ..., lst.append(...)) are outputs too.
     main = main_modules(ns)
-    digests = plan.digests
-    for name in plan.inputs:
+    digests = dict(plan.digests)
+    # Globals the notebook functions it calls read (rng advanced by a helper) changed in place too.
+    extra = [p[6:] for p in helpers or {} if p[6:] not in digests]
+    digests.update({p[6:]: d for p, d in (helpers or {}).items()})
+    for name in [*plan.inputs, *extra]:
         if name in names or name not in ns or digests.get(name, "<").startswith("<"):
             continue
         try:
@@ -330,7 +335,7 @@ def _unpicklable(values: dict[str, Any]) -> list[str]:
     return bad
 
 
-def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
+def _miss(shell: Any, store: LayeredStore, plan: CellPlan, helpers: dict[str, str] | None = None) -> CellRun:
     __tracebackhide__ = True
     ns = shell.user_ns
     opts = plan.opts
@@ -351,6 +356,12 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
     if value is not None:
         with recorder:  # a repr runs notebook code too (a display helper that evals names)
             data, metadata = shell.display_formatter.format(value)
+        if "text/plain" not in data:
+            # Formatting failed (IPython showed the formatter's traceback): as in a plain cell the
+            # cell shows an error, so nothing is stored.
+            run.status, run.reason, run.result = "uncached", "showing the cell's result raised", value
+            SESSION.misses += 1
+            return run
         result = (data, metadata)
         # Formatted once: the cell shows exactly what is stored and replayed on a hit, and
         # now, before the inline backend's figures, as a plain cell shows it.
@@ -363,7 +374,7 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan) -> CellRun:
     SESSION.misses += 1
     stats.record(stats.CacheEvent("cell", store.local.backend, "miss", opts.name))
     store.count("misses")
-    values, deleted = _collect(ns, before, plan)
+    values, deleted = _collect(ns, before, plan, helpers)
     run.names, run.result = sorted(values), value
     if recorder.compiled:
         where = recorder.compiled[0]
