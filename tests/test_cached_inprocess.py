@@ -259,7 +259,7 @@ def test_a_cell_waits_for_another_process_computing_the_same_key(ip, capsys, sci
     held.wait(5)
     run(ip, cell)
     worker.join()
-    assert "another kernel is computing this cell" in capsys.readouterr().out
+    assert "another kernel is computing this cell" in capsys.readouterr().err
     assert SESSION.last.status == "miss" and ip.user_ns["w"] == 1
 
 

@@ -14,10 +14,10 @@ def ip():
 def test_a_changed_input_is_named_and_the_unchanged_ones_too(ip, capsys):
     ip.run_cell("df = [1, 2]\nx = 3\nmodel = 'm'").raise_error()
     cell = "%%cached train\nresult = (sum(df), x, model)"
-    _, out, _ = run(ip, cell, capsys)
+    _, _, out = run(ip, cell, capsys)
     assert status() == "miss" and "ran:" not in out  # never run before: nothing to compare
     ip.run_cell("df = [1, 2, 3]").raise_error()
-    _, out, _ = run(ip, cell, capsys)
+    _, _, out = run(ip, cell, capsys)
     assert status() == "miss"
     assert "[sci_ext] 'train' ran: input df changed since the stored run (model and x unchanged)" in out
 
@@ -26,7 +26,7 @@ def test_an_unseeded_global_numpy_random_state_is_named(ip, capsys):
     ip.run_cell("import numpy as np").raise_error()
     cell = "%%cached noise\nsample = np.random.rand(3)"
     run(ip, cell, capsys)
-    _, out, _ = run(ip, cell, capsys)
+    _, _, out = run(ip, cell, capsys)
     assert status() == "miss"
     assert "the global numpy random state is not seeded, so this cell runs after every restart" in out
 
@@ -36,7 +36,7 @@ def test_an_input_changing_on_every_run_is_named_with_ignore(ip, capsys):
     cell = "%%cached llm\nanswer = ask('hi')"
     outs = []
     for _ in range(4):
-        outs.append(run(ip, cell, capsys)[1])
+        outs.append(run(ip, cell, capsys)[2])
         assert status() == "miss"
     assert "input tracker changed" in outs[1] and "--ignore" not in outs[2]
     # The first run has nothing to compare with; three misses in a row then name it.
@@ -50,7 +50,7 @@ def test_quiet_silences_explanations(ip, capsys):
     ip.run_cell("v = 1").raise_error()
     run(ip, "%%cached q --quiet\nw = v + 1", capsys)
     ip.run_cell("v = 2").raise_error()
-    _, out, _ = run(ip, "%%cached q --quiet\nw = v + 1", capsys)
+    _, _, out = run(ip, "%%cached q --quiet\nw = v + 1", capsys)
     assert status() == "miss" and "ran:" not in out
 
 

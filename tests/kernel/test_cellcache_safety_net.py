@@ -24,7 +24,7 @@ def test_a_file_written_by_another_cell_is_an_input(ip, capsys):
     run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)[0].raise_error()
     assert status() == "hit"
     ip.run_cell(SAVE.format(v=2)).raise_error()
-    _, out, _ = run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)
+    _, _, out = run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)
     assert status() == "miss" and ip.user_ns["loaded"].tolist() == [2]
     assert "file arr.npy changed" in out
     run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)
@@ -44,7 +44,7 @@ def test_pandas_files_read_back_by_a_cached_cell(ip, capsys, write, read):
     run(ip, f"%%cached\n{read}", capsys)[0].raise_error()
     first = str(ip.user_ns["back"])
     ip.run_cell(f"df = pd.DataFrame({{'a': [12345]}})\n{write}").raise_error()
-    _, out, _ = run(ip, f"%%cached\n{read}", capsys)
+    _, _, out = run(ip, f"%%cached\n{read}", capsys)
     assert status() == "miss" and "12345" in str(ip.user_ns["back"]) and str(ip.user_ns["back"]) != first
     assert "changed" in out
 
@@ -53,7 +53,7 @@ def test_a_file_that_disappears_is_a_miss_naming_it_and_fails_as_plain(ip, capsy
     ip.run_cell("open('gone.txt', 'w').write('x')").raise_error()
     run(ip, "%%cached\ntext = open('gone.txt').read()", capsys)[0].raise_error()
     os.remove("gone.txt")
-    result, out, _ = run(ip, "%%cached\ntext = open('gone.txt').read()", capsys)
+    result, _, out = run(ip, "%%cached\ntext = open('gone.txt').read()", capsys)
     assert isinstance(result.error_in_exec, FileNotFoundError)
     assert "file gone.txt disappeared" in out
 
@@ -134,7 +134,7 @@ def test_a_file_the_cell_writes_is_written_again_when_it_changed_or_went(ip, cap
     run(ip, cell, capsys)
     assert status() == "hit"
     os.remove("out.txt")
-    _, out, _ = run(ip, cell, capsys)
+    _, _, out = run(ip, cell, capsys)
     assert status() == "miss" and "out.txt, which the cell writes, disappeared" in out
     assert open("out.txt").read() == "made by the cell"
 

@@ -303,12 +303,49 @@ def _helper_rng(value: Any, main: set[str], seen: set[int], depth: int) -> set[s
     for name in names:
         target = value.__globals__.get(name)
         kind = _module_kind(target)
-        if kind in ("random", "random-function"):
+        if kind == "random-function":
             found.add("random")
-        elif kind in ("numpy.random", "numpy-function") or (kind == "numpy" and "random" in names):
+        elif kind == "numpy-function":
             found.add("numpy")
+        elif kind in ("random", "numpy", "numpy.random"):
+            found |= _module_draws(value.__code__, value.__globals__)
         elif isinstance(target, (types.FunctionType, type)):
             found |= _helper_rng(target, main, seen, depth + 1)
+    return found
+
+
+def _module_draws(code: types.CodeType, namespace: dict[str, Any]) -> set[str]:
+    """Global generators a function's bytecode draws from through a module: ``random.random()``,
+    ``np.random.rand()``; ``np.random.default_rng(seed)`` and ``random.Random(seed)`` have their own state.
+
+    Read from the instructions (a global module, then its attributes), not from the bare names: a
+    name like ``normal`` is both ``np.random.normal`` (global state) and ``rng.normal`` (not).
+    """
+    import dis
+
+    found: set[str] = set()
+    chain: list[str] = []
+    kind: str | None = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "LOAD_GLOBAL":
+            kind = _module_kind(namespace.get(str(ins.argval)))
+            chain = []
+        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and kind is not None:
+            chain.append(str(ins.argval))
+            numpy_draw = (kind == "numpy.random" and chain[0] not in _NUMPY_OWN_STATE) or (
+                kind == "numpy" and len(chain) >= 2 and chain[0] == "random" and chain[1] not in _NUMPY_OWN_STATE
+            )
+            if kind == "random" and chain[0] not in _RANDOM_OWN_STATE:
+                found.add("random")
+            elif numpy_draw:
+                found.add("numpy")
+            if len(chain) >= 2 or kind != "numpy":
+                kind = None
+        elif ins.opname not in ("PRECALL", "CACHE", "EXTENDED_ARG"):
+            kind = None
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _module_draws(const, namespace)
     return found
 
 

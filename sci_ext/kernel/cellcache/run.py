@@ -38,7 +38,7 @@ __all__ = ["SESSION", "CellOptions", "CellRun", "not_cached", "run_cached_cell"]
 
 
 def warn(message: str) -> None:
-    """One line on stderr (shown live, and recorded when a capture is running)."""
+    """One line on stderr: every line the engine says about a cell (hit notices aside) goes through here."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -142,7 +142,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                print("[sci_ext] another kernel is computing this cell; waiting for its result", flush=True)
+                warn("[sci_ext] another kernel is computing this cell; waiting for its result")
                 lock.acquire(poll_interval=0.05)
                 found, stale = lookup(store, plan)
                 restored = hit(shell, store, plan, found, warn) if found is not None else None
@@ -155,7 +155,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         comparison = explain.compare(note, compared) if note is not None else None
         line = _why_line(plan, note, comparison, stale, frozenset(helpers))
         if line and not opts.quiet:
-            print(line, flush=True)
+            warn(line)
         run = _miss(shell, store, plan, helpers)
         run.reason = run.reason or line
         _remember(
