@@ -59,3 +59,17 @@ def test_a_result_whose_repr_raises_is_not_stored(ip, capsys):
     assert status() == "uncached"
     run(ip, "%%cached\nBad()", capsys)
     assert status() == "uncached"
+
+
+def test_an_in_place_change_inside_timeit_is_stored(ip, capsys):
+    """25b's F15: %timeit's options hid its statement from the analysis, so `counts` was not an input."""
+    from sci_ext.kernel.cellcache.analysis import strip_magic_options
+
+    assert strip_magic_options("-n1 -r 3 -o f(x)") == "f(x)" and strip_magic_options("f(-1)") == "f(-1)"
+    ip.run_cell("import numpy as np\ncounts = np.zeros(3)").raise_error()
+    cell = "%%cached\n%timeit -n1 -r1 np.add.at(counts, [0], 1)"
+    run(ip, cell, capsys)[0].raise_error()
+    assert ip.user_ns["counts"].tolist() == [1.0, 0.0, 0.0]
+    ip.run_cell("counts = np.zeros(3)").raise_error()
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and ip.user_ns["counts"].tolist() == [1.0, 0.0, 0.0]

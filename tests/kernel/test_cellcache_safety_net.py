@@ -159,3 +159,16 @@ def test_a_seeding_cell_leaves_the_seeded_state_on_a_hit(ip, capsys):
     np.random.seed(99)
     run(ip, cell, capsys)[0].raise_error()
     assert status() == "hit" and np.random.rand() == expected
+
+
+def test_a_lazy_file_object_keys_by_its_file(ip, capsys):
+    """25b's F16: an NpzFile from np.load keyed by its member names, so a later cell reading it hit stale."""
+    ip.run_cell("import numpy as np\nnp.savez('xy.npz', x_axis=np.arange(10))").raise_error()
+    run(ip, "%%cached\nload_xy = np.load('xy.npz')", capsys)[0].raise_error()
+    run(ip, "%%cached\nx = load_xy['x_axis']", capsys)[0].raise_error()
+    assert len(ip.user_ns["x"]) == 10
+    ip.run_cell("np.savez('xy.npz', x_axis=np.arange(12))").raise_error()
+    run(ip, "%%cached\nload_xy = np.load('xy.npz')", capsys)[0].raise_error()
+    run(ip, "%%cached\nx = load_xy['x_axis']", capsys)[0].raise_error()
+    # Keyed by the file it reads, or not keyed at all (it holds objects that cannot be read): never stale.
+    assert status() in ("miss", "uncached") and len(ip.user_ns["x"]) == 12

@@ -11,6 +11,7 @@ A value that cannot be hashed raises :class:`UnhashableInput` naming it.
 from __future__ import annotations
 
 import functools
+import io
 import marshal
 import os
 import pickle  # nosec B403  # only dumps, to hash; nothing is loaded here
@@ -135,8 +136,19 @@ class ValueHasher:
 
     # -- public -----------------------------------------------------------
     def update(self, value: Any, label: str = "value") -> None:
-        """Add ``value``'s content; ``label`` names it in errors."""
-        self._value(value, label, 0, 0)
+        """Add ``value``'s content; ``label`` names it in errors.
+
+        Whatever goes wrong while reading a value (an object whose attribute access raises)
+        is :class:`UnhashableInput`: keying never raises into the user's cell.
+        """
+        try:
+            self._value(value, label, 0, 0)
+        except UnhashableInput:
+            raise
+        except RecursionError:
+            raise UnhashableInput(label, "it is nested too deeply to key") from None
+        except Exception as exc:
+            raise UnhashableInput(label, f"reading it failed ({type(exc).__name__}: {exc})") from None
 
     def tag(self, text: str) -> None:
         """Add a structural marker (a name, a separator)."""
@@ -258,6 +270,10 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
+        if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), (str, bytes)):
+            # An open file (inside a lazy loader such as np.load's NpzFile): its content is the file's.
+            self._file_handle(value)
+            return
         if isinstance(value, (dict, list)) and kind not in (dict, list):
             # A subclass (sklearn's Bunch, OrderedDict, UserList-likes): its items, in order, and its
             # public fields, read directly (its __reduce__/__setstate__ may drop or add private ones).
@@ -318,6 +334,22 @@ class ValueHasher:
                 self._value(item, f"{label}.{attr}", 1, helper_depth)
             except UnhashableInput:
                 self._tag("<unhashable>")
+
+    def _file_handle(self, handle: Any) -> None:
+        """A file object by its file: path, size, mtime, and the bytes of a small, recently written one."""
+        import time
+
+        path = os.path.abspath(os.fsdecode(handle.name))
+        self._tag(f"file:{path}")
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._tag("<gone>")
+            return
+        self._tag(f"{st.st_size}:{st.st_mtime_ns}")
+        if st.st_size <= 1 << 20 and time.time() - st.st_mtime_ns / 1e9 < 2.0:
+            # An mtime this fresh may not change on the next write in the same tick: the bytes decide.
+            self._bytes(_file_bytes(path, st.st_mtime_ns))
 
     def _ndarray(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
         import numpy
@@ -436,7 +468,7 @@ class ValueHasher:
             sub._memo, sub._count, sub._stack = self._memo, self._count, self._stack
             try:
                 sub._value(state, f"{label}.__dict__", depth + 1, helper_depth)
-            except UnhashableInput:
+            except Exception:  # noqa: S110  # nosec B110  # pickle's view of it decides below
                 pass
             else:
                 self._count = sub._count

@@ -252,7 +252,18 @@ def magic_parts(code: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
             parts[f"file {words[0]}"] = hash_files([os.path.abspath(words[0])])
         elif method == "run_line_magic" and name in REPLAYED_MAGICS:
             replayed.append((name, args[1] if len(args) > 1 else ""))
-        elif name not in _ANALYZED_MAGICS:
+        elif name in _ANALYZED_MAGICS:
+            from .analysis import strip_magic_options
+
+            text = strip_magic_options(args[-1] if len(args) > 1 else "")
+            try:
+                ast.parse(text)
+            except SyntaxError:
+                # Its code cannot be read here, so neither can what it reads or changes.
+                raise Uncacheable(
+                    f"the cell runs {mark}{name} on code sci_ext cannot read; run it in a plain cell"
+                ) from None
+        else:
             raise Uncacheable(
                 f"the cell runs {mark}{name}, which reads what sci_ext cannot key; run it in a plain cell"
             )
