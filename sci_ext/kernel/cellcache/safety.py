@@ -169,11 +169,23 @@ def _ignored_roots() -> tuple[str, ...]:
 _roots: tuple[str, ...] | None = None
 
 
+def _sci_ext_roots() -> tuple[str, ...]:
+    """sci_ext's own directories (the cell cache, its state), wherever they are configured."""
+    try:
+        from ...core.config import get_config
+
+        cfg = get_config()
+        dirs = [cfg.cache.dir, getattr(cfg.core, "state_dir", "")]
+    except Exception:  # a broken config must not break the net
+        return ()
+    return tuple(os.path.join(os.path.abspath(os.path.expanduser(d)), "") for d in dirs if d)
+
+
 def _ignored(path: str) -> bool:
     """Files of the installation, of tool caches and of sci_ext itself are never inputs."""
     global _roots
     if _roots is None:
-        _roots = _ignored_roots()
+        _roots = _ignored_roots() + _sci_ext_roots()
     module_file = path.endswith((".py", ".pyc", ".so", ".pth"))
     if module_file and any(path.startswith(os.path.join(p, "")) for p in sys.path if p):
         return True  # a module's source: keyed by its version or its code
