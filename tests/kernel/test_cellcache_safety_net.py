@@ -172,3 +172,13 @@ def test_a_lazy_file_object_keys_by_its_file(ip, capsys):
     run(ip, "%%cached\nx = load_xy['x_axis']", capsys)[0].raise_error()
     # Keyed by the file it reads, or not keyed at all (it holds objects that cannot be read): never stale.
     assert status() in ("miss", "uncached") and len(ip.user_ns["x"]) == 12
+
+
+def test_a_pandas_query_reads_the_variables_it_names_with_at(ip, capsys):
+    ip.run_cell("import pandas as pd\ndf = pd.DataFrame({'a': [1, 5, 9]})\nthr = 4").raise_error()
+    cell = "%%cached\nbig = df.query('a > @thr')"
+    run(ip, cell, capsys)[0].raise_error()
+    assert len(ip.user_ns["big"]) == 2
+    ip.run_cell("thr = 6").raise_error()
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "miss" and len(ip.user_ns["big"]) == 1

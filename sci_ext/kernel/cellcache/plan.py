@@ -351,6 +351,29 @@ def state_statements(code: str) -> list[str]:
     return found
 
 
+_AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@functools.lru_cache(maxsize=256)
+def query_names(code: str) -> frozenset[str]:
+    """Variables a literal ``df.query("a > @x")`` / ``df.eval(...)`` string reads (``@x``): pandas
+    looks them up in the caller's namespace, so they are inputs although the code names no ``x``."""
+    names: set[str] = set()
+    if "@" not in code:
+        return frozenset()
+    for node in ast.walk(ast.parse(code)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("query", "eval")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names.update(_AT_NAME.findall(node.args[0].value))
+    return frozenset(names)
+
+
 def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     """The plan of a cell: its code, inputs, key parts and key (:class:`Uncacheable` if none can be made)."""
     code = transform(shell, cell)
@@ -365,6 +388,7 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
             "(only if it does not change the result) or list the inputs with --inputs"
         ) from None
     hidden = find_hidden(code, ns, set(analysis.outputs), inputs, main_modules(ns))
+    hidden.names |= query_names(code)
     if hidden.unknowable and opts.inputs is None:
         raise Uncacheable(
             f"the cell reads variables through {hidden.unknowable[0]}; list what it reads with --inputs a,b to cache it"
