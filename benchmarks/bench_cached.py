@@ -14,6 +14,10 @@ Warm hits, in one long-lived shell:
    the cell plainly.  Goal: <= 2 ms.
 3. Input hashing throughput on a large array (1 GB) vs raw ``xxhash.xxh3_128`` of
    the same buffer.  Goal: >= 0.8x.
+5. The dynamic safety net (audit hook): a miss of a cell that reads 200 small files
+   and computes on them, with the net vs without it.  Goal: <= 1.05x.  And the
+   cost of the installed but inactive hook on ``open`` in plain code (a hit records
+   nothing): ratio to ``open`` before the hook was installed.
 
 Method: an in-process IPython shell, an empty private cache directory, files in
 the page cache (every peer reads what it just wrote), best of N repeats.  Run
@@ -92,7 +96,7 @@ def bench_restore(shell, work: Path, mbytes: int, repeat: int) -> dict[str, floa
             pickle.load(handle)
 
     sci = best_of(repeat, sci_hit)
-    from sci_ext.kernel.cached_cell import SESSION
+    from sci_ext.kernel.cellcache.session import SESSION
 
     assert SESSION.last is not None and SESSION.last.status == "hit"
     job = best_of(repeat, lambda: cached_make(n))
@@ -129,6 +133,55 @@ def bench_hash(mbytes: int, repeat: int) -> dict[str, float]:
     return {"ours": gbytes / ours, "raw": gbytes / raw}
 
 
+def net_files(work: Path) -> Path:
+    """200 small CSV files, last modified an hour ago (data files, not ones written this second)."""
+    data = work / "net"
+    if not data.exists():
+        data.mkdir()
+        old = time.time() - 3600
+        for i in range(200):
+            (data / f"{i}.csv").write_text("\n".join(str(i * j) for j in range(200)))
+            os.utime(data / f"{i}.csv", (old, old))
+    return data
+
+
+def time_opens(data: Path, repeat: int) -> float:
+    """Best time of opening and reading a byte of each of the 200 files in plain code."""
+
+    def opens() -> None:
+        for i in range(200):
+            with open(data / f"{i}.csv", "rb") as handle:
+                handle.read(1)
+
+    return best_of(repeat, opens)
+
+
+def bench_safety_net(shell, work: Path, repeat: int, open_before: float) -> dict[str, float]:
+    from sci_ext.kernel.cellcache import safety
+
+    data = net_files(work)
+    body = (
+        "import numpy as np\n"
+        f"rows = [np.loadtxt(r'{data}/' + str(i) + '.csv') for i in range(200)]\n"
+        "total = float(sum(r.sum() for r in rows))"
+    )
+
+    def miss() -> None:
+        run_quiet(shell, "%%cached --quiet --force net\n" + body)  # --force: every run is a miss
+
+    without, with_net = float("inf"), float("inf")
+    for _ in range(repeat * 2):  # interleaved: both see the same machine load
+        safety.ENABLED = False
+        try:
+            without = min(without, best_of(1, miss))
+        finally:
+            safety.ENABLED = True
+        with_net = min(with_net, best_of(1, miss))
+    assert safety._installed
+    after_hook = time_opens(data, repeat * 4)
+    return {"with": with_net, "without": without, "open_before": open_before, "open_after": after_hook}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
@@ -139,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="sci_ext-bench-"))
     try:
         shell = make_shell(work / "cells")
+        open_before = time_opens(net_files(work), repeat * 4)  # before any miss installs the hook
         r = bench_restore(shell, work, restore_mb, repeat)
         print(f"[1] hit restore of a {restore_mb} MB float64 array:")
         ms = {name: value * 1e3 for name, value in r.items()}
@@ -162,6 +216,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[3] hashing a {hash_mb} MB array:")
         print(f"    sci_ext hash_value {h['ours']:.2f} GB/s | raw xxh3_128 {h['raw']:.2f} GB/s")
         print(f"    ratio sci_ext/xxh3 = {h['ours'] / h['raw']:.3f}x (goal >= 0.8x)")
+
+        n = bench_safety_net(shell, work, repeat, open_before)
+        print("[5] safety net: a miss reading 200 small files (np.loadtxt):")
+        print(f"    with the net {n['with'] * 1e3:.1f} ms | without {n['without'] * 1e3:.1f} ms")
+        print(f"    ratio with/without = {n['with'] / n['without']:.3f}x (goal <= 1.05x)")
+        print(
+            f"    200 opens in plain code: before the hook {n['open_before'] * 1e3:.2f} ms | inactive hook"
+            f" {n['open_after'] * 1e3:.2f} ms (ratio {n['open_after'] / n['open_before']:.2f}x)"
+        )
 
         if not args.skip_first_hit:
             from first_hit import run as first_hit

@@ -144,7 +144,7 @@ class _Kernel:
                 return str(msg["content"]["data"]["text/plain"]).strip("'")
 
     def status(self) -> str:
-        return self.value("from sci_ext.kernel.cached_cell import SESSION as _S\n_S.last.status")
+        return self.value("from sci_ext.kernel.cellcache.session import SESSION as _S\n_S.last.status")
 
     def timed(self, line: str, body: str) -> tuple[float, float]:
         """Wall and CPU ms of ``%%cached line`` + ``body`` run inside the kernel."""

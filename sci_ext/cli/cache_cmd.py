@@ -32,9 +32,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _admin() -> Any:
-    from ..kernel import cache_admin
+    from ..core.cache import admin
 
-    return cache_admin
+    return admin
 
 
 def _checked_backend(args: argparse.Namespace) -> str | None:
@@ -54,7 +54,7 @@ def _list(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([vars(e) for e in _admin().entries(backend)], indent=2))
         else:
-            print(repr(_admin().list_table(backend)))
+            print(_admin().list_view(backend).text())
     except LookupError as exc:
         raise UsageFailure(exc.args[0]) from None
     return 0
@@ -68,7 +68,7 @@ def _stats(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(_admin().stats(backend), indent=2))
         else:
-            print(repr(_admin().stats_table(backend)))
+            print(_admin().stats_view(backend).text())
     except LookupError as exc:
         raise UsageFailure(exc.args[0]) from None
     return 0

@@ -1,7 +1,8 @@
-"""``%%cached`` and ``%sci_cache``: thin magics over :mod:`.cached_cell` and the stores."""
+"""``%%cached`` and ``%sci_cache``: thin magics over :mod:`.cellcache` and :mod:`sci_ext.core.cache.admin`."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from typing import Any
 
@@ -13,6 +14,7 @@ from IPython.display import display
 from ..core.errors import CacheError
 from .lines import split_line
 from .state import KernelState
+from .tables import Table
 
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
 
@@ -29,8 +31,16 @@ def _names(given: list[str] | None) -> list[str] | None:
 
 
 def parse_cached_line(line: str) -> Any:
-    """Parse a ``%%cached`` line into :class:`~.cached_cell.CellOptions` (``UsageError`` if bad)."""
-    from .cached_cell import CellOptions
+    """Parse a ``%%cached`` line into :class:`~.cellcache.plan.CellOptions` (``UsageError`` if bad)."""
+    import copy
+
+    # argparse costs a warm hit more than the rest of it: a line parses the same every time.
+    return copy.deepcopy(_parse_cached_line(line))
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached_line(line: str) -> Any:
+    from .cellcache.plan import CellOptions
 
     # Quotes group words as in a shell: --files "my data/*.csv"; a trailing # comment is dropped.
     args = CacheMagics.cached.parser.parse_args(split_line(line, "%%cached"))
@@ -96,7 +106,7 @@ class CacheMagics(Magics):
         files given with ``--files``: any change is a miss, never a stale hit.
         """
         __tracebackhide__ = True
-        from .cached_cell import run_cached_cell
+        from .cellcache.run import run_cached_cell
 
         opts = parse_cached_line(line)
         try:
@@ -105,10 +115,11 @@ class CacheMagics(Magics):
             if "--backend redis" in str(exc):
                 raise UsageError(f"%%cached: {exc}") from None
             raise
-        return run.result
+        # A result already shown through the displayhook (before the cell's figures) is not shown twice.
+        return None if run.shown else run.result
 
     @magic_arguments()
-    @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats"), help="what to do")
+    @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats", "why"), help="what to do")
     @argument("target", nargs="?", help="NAME or KEY (prefix) for info and clear")
     @argument("--all", action="store_true", help="with clear: every entry and counter")
     @argument("--backend", choices=("memory", "disk", "redis"), help="which store (default: cache.backend)")
@@ -123,25 +134,60 @@ class CacheMagics(Magics):
             %sci_cache clear NAME|KEY    # remove entries
             %sci_cache clear --all       # remove everything
             %sci_cache stats             # hits, misses, ratio, bytes
+            %sci_cache why [NAME]        # why the cell last ran: each key part, stored run vs last run
         """
-        from . import cache_admin
+        from ..core.cache import admin
 
         args = self.sci_cache.parser.parse_args(split_line(line, "%sci_cache"))
         try:
             if args.action == "list":
-                display(cache_admin.list_table(args.backend))
+                display(_table(admin.list_view(args.backend)))
             elif args.action == "info":
                 if not args.target:
                     raise UsageError("%sci_cache info needs a NAME or KEY")
-                display(cache_admin.info_table(args.target, args.backend))
+                display(_table(admin.info_view(args.target, args.backend)))
+            elif args.action == "why":
+                _why(args.target, args.backend)
             elif args.action == "clear":
-                print(cache_admin.clear(args.target, args.all, args.backend))
+                print(admin.clear(args.target, args.all, args.backend))
+                if args.all:
+                    from .cellcache.session import SESSION
+
+                    SESSION.hits = SESSION.misses = 0
             else:
-                display(cache_admin.stats_table(args.backend, session=True))
+                from .cellcache.session import SESSION
+
+                display(_table(admin.stats_view(args.backend, session=(SESSION.hits, SESSION.misses))))
         except LookupError as exc:
             raise UsageError(f"%sci_cache: {exc.args[0]}") from None
         except (OSError, sqlite3.Error, CacheError) as exc:
             raise UsageError(f"%sci_cache: the cache cannot be opened ({type(exc).__name__}: {exc})") from None
+
+
+def _why(name: str | None, backend: str | None) -> None:
+    """Print why the cell NAME (or the last unnamed cached cell) last ran, part by part."""
+    from ..core.cache import admin
+    from .cellcache import explain
+    from .cellcache.run import warn
+    from .cellcache.session import SESSION
+
+    identity = f"name:{name}" if name else (SESSION.why.get("") or [""])[0]
+    if not identity:
+        raise UsageError("%sci_cache why: no unnamed cached cell ran in this kernel yet; give a NAME")
+    try:
+        store = admin.open_store(backend, warn)
+    except ValueError as exc:
+        raise UsageError(f"%sci_cache why: {exc}") from None
+    note = explain.load_note(store, identity, warn)
+    if note is None:
+        raise UsageError(f"%sci_cache why: no run of {name or 'that cell'} is recorded")
+    print(note.get("line") or f"[sci_ext] {note.get('label', name)}: last run was a {note.get('status', 'run')}")
+    title = f"sci_ext: why {note.get('label', name)} last ran ({note.get('status', '?')})"
+    display(Table(["part", "compared with", "this run", ""], explain.why_rows(note), title=title))
+
+
+def _table(view: Any) -> Table:
+    return Table(view.header, view.rows, title=view.title)
 
 
 def register(ipython: Any, state: KernelState) -> None:

@@ -32,7 +32,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .cellsource import compile_body
+from .cellcache.source import compile_body
 from .lines import strip_comment
 from .state import KernelState
 

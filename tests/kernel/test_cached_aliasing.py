@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
-from sci_ext.kernel.cached_cell import SESSION
+from sci_ext.kernel.cellcache.session import SESSION
 
 
 def statuses(ip, cells, forget=()):  # noqa: F811

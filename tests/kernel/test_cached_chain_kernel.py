@@ -30,3 +30,22 @@ def test_chain_hits_end_to_end_after_restart(kernel):
     assert got == ["hit"] * len(CHAIN)
     check = kernel.run("int(g[0]), bool(np.shares_memory(g, v)), type(model).__name__").check()
     assert check.result["text/plain"] == "(99, True, 'LinearRegression')"
+
+
+def test_a_cell_using_a_restored_estimator_and_frame_hits_after_restart(kernel):
+    """Issue 25: B used a KNeighborsClassifier and a DataFrame restored by A, and missed after a restart."""
+    cells = [
+        "%%cached A\nimport numpy as np, pandas as pd\nfrom sklearn.neighbors import KNeighborsClassifier\n"
+        "df = pd.DataFrame({'x': np.arange(30.0), 'y': np.arange(30.0) ** 0.5, 'c': list('ab') * 15})\n"
+        "model = KNeighborsClassifier(n_neighbors=3).fit(df[['x', 'y']], df.c)",
+        "%%cached B\nscore = model.score(df[['x', 'y']], df.c)\nscore",
+    ]
+    for cell in cells:
+        kernel.run(cell).check()
+        assert status(kernel) == "miss"
+    restart(kernel)
+    got = []
+    for cell in cells:
+        kernel.run(cell).check()
+        got.append(status(kernel))
+    assert got == ["hit", "hit"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
-from sci_ext.kernel.cached_cell import SESSION
+from sci_ext.kernel.cellcache.session import SESSION
 
 
 def status() -> str:

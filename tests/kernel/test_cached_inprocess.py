@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from sci_ext.core.cache.layered import get_memory_store
-from sci_ext.kernel.cached_cell import SESSION
+from sci_ext.kernel.cellcache.session import SESSION
 
 
 @pytest.fixture
@@ -154,11 +154,18 @@ def test_sci_cache_list_info_clear_stats(ip, capsys):
     assert SESSION.last.status == "miss"
 
 
-def test_a_cell_raising_rolls_back_bindings(ip):
-    ip.user_ns["keep"] = "old"
-    result = ip.run_cell("%%cached\nkeep = 'new'\nfresh = 1\n1 / 0")
-    assert isinstance(result.error_in_exec, ZeroDivisionError)
-    assert ip.user_ns["keep"] == "old" and "fresh" not in ip.user_ns
+def test_a_cell_raising_keeps_its_bindings_as_a_plain_cell_does(ip):
+    """Issue 25: a cached cell that raised rolled its bindings back; plain Python keeps them."""
+    body = "keep = 'new'\ndef helper():\n    return 7\n1 / 0"
+    states = []
+    for prefix in ("", "%%cached\n"):
+        ip.user_ns["keep"] = "old"
+        ip.user_ns.pop("helper", None)
+        result = ip.run_cell(prefix + body)
+        assert isinstance(result.error_in_exec, ZeroDivisionError)
+        states.append((ip.user_ns["keep"], ip.user_ns["helper"]() if "helper" in ip.user_ns else None))
+    assert states[1] == states[0] == ("new", 7)
+    assert SESSION.last.status == "miss"
 
 
 @settings(max_examples=40, deadline=None)
@@ -232,15 +239,12 @@ def test_a_cell_waits_for_another_process_computing_the_same_key(ip, capsys, sci
 
     from filelock import FileLock
 
-    from sci_ext.kernel import cached_cell
+    from sci_ext.core.cache.admin import open_store
+    from sci_ext.kernel.cellcache.plan import CellOptions, make_plan
 
     cell = "%%cached waited\nw = 1"
-    code = ip.transform_cell(cell.split("\n", 1)[1])
-    opts = cached_cell.CellOptions(name="waited")
-    analysis = cached_cell.analyze(code)
-    digests = cached_cell.hash_inputs(ip.user_ns, cached_cell.input_names(analysis, opts), [])
-    key = cached_cell.cell_key(code, analysis, digests, opts)
-    store = cached_cell.open_store()
+    key = make_plan(ip, cell.split("\n", 1)[1], CellOptions(name="waited")).key
+    store = open_store()
     (store.local.directory / ".locks").mkdir(exist_ok=True)
     held = threading.Event()
 
@@ -255,7 +259,7 @@ def test_a_cell_waits_for_another_process_computing_the_same_key(ip, capsys, sci
     held.wait(5)
     run(ip, cell)
     worker.join()
-    assert "another kernel is computing this cell" in capsys.readouterr().out
+    assert "another kernel is computing this cell" in capsys.readouterr().err
     assert SESSION.last.status == "miss" and ip.user_ns["w"] == 1
 
 

@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = [pytest.mark.kernel, pytest.mark.redis]
 
-STATUS = "from sci_ext.kernel.cached_cell import SESSION as _S\n(_S.last.status, _S.last.layer)"
+STATUS = "from sci_ext.kernel.cellcache.session import SESSION as _S\n(_S.last.status, _S.last.layer)"
 
 
 def test_cell_cached_through_redis_hits_in_another_kernel_with_another_cache_dir(

@@ -8,7 +8,7 @@ import sys
 import pytest
 from test_cached_inprocess import ip, run  # noqa: F401 - the in-process shell fixture
 
-from sci_ext.kernel.cached_cell import SESSION
+from sci_ext.kernel.cellcache.session import SESSION
 
 SHOWER = """from IPython import get_ipython
 

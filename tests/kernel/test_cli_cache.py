@@ -35,7 +35,9 @@ def test_list_stats_clear_of_entries_written_by_a_kernel(kernel):
     assert cli("clear", "--all").returncode == 0
     assert json.loads(cli("list", "--json").stdout) == []
     kernel.run("%%cached first\na = 1").check()
-    assert "'miss'" in kernel.run("from sci_ext.kernel.cached_cell import SESSION; SESSION.last.status").check().text
+    assert (
+        "'miss'" in kernel.run("from sci_ext.kernel.cellcache.session import SESSION; SESSION.last.status").check().text
+    )
 
 
 def test_bad_usage_exits_2_with_one_line():

@@ -71,6 +71,7 @@ def test_decorated_helpers_in_a_kernel_never_give_a_stale_hit(kernel):
     kernel.run("@functools.lru_cache\ndef f(x):\n    return x + 100").check()
     again = kernel.run("%%cached lc\ny = f(1)\nprint(y)").check()
     assert again.stdout == "101\n", again.text
+    assert "[sci_ext] 'lc' ran: input f changed since the stored run" in again.stderr  # issue 25: says why
     kernel.run(
         "from sci_ext.core import cache_result\n@cache_result(ttl_seconds=60)\ndef emb(q):\n    return q * 2"
     ).check()
@@ -486,10 +487,11 @@ def test_a_cell_reading_one_variable_survives_a_restart_with_other_variables_cha
     third = kernel_factory(env={"SSH_CONNECTION": "10.0.0.5 52345 10.0.0.1 22", "QA_DATA_DIR": "/data/b"})
     changed = third.run(cell).check()
     assert changed.stdout == "/data/b\n", changed.text  # the variable it reads still keys it
+    assert "'envcell' ran: environment variable QA_DATA_DIR changed" in changed.stderr  # and the miss says so
 
 
 def test_only_literal_environment_reads_narrow_the_key():
-    from sci_ext.kernel.cells import analyze
+    from sci_ext.kernel.cellcache.analysis import analyze
 
     assert analyze("import os\nh = os.environ['A'] + os.getenv('B', '')").environment_names == ("A", "B")
     assert analyze("import os\nok = 'X' in os.environ and os.environ.get('Y')").environment_names == ("X", "Y")

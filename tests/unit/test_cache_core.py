@@ -18,7 +18,7 @@ from sci_ext.core.cache.layered import LayeredStore, get_disk_store
 from sci_ext.core.cache.serialize import CorruptEntry, pack, read_header, unpack
 from sci_ext.core.cache.store import DiskStore, EntryInfo, MemoryStore, RedisStore, ensure_private_dir, redact_url
 from sci_ext.core.errors import CacheError
-from sci_ext.kernel.cells import analyze, normalize
+from sci_ext.kernel.cellcache.analysis import analyze, normalize
 
 # -- hashing -----------------------------------------------------------------
 
@@ -280,8 +280,7 @@ def test_disk_store_is_private_and_round_trips(tmp_path):
     assert stat.S_IMODE(loose.stat().st_mode) == 0o700  # tightened: diskcache unpickles what is there
     store.set("k1", pack({"v": 1}), _info("k1"), None)
     assert unpack(store.get("k1"))[0] == {"v": 1}
-    store.count_hit("k1")
-    store.count("hits")
+    store.count_hit("k1")  # the entry's hits and the store-wide hits
     (entry,) = store.entries()
     assert (entry.key, entry.name, entry.hits) == ("k1", "n", 1)
     assert store.counters() == {"hits": 1, "misses": 0}

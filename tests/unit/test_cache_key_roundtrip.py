@@ -47,8 +47,10 @@ class Frozen:
 
 def _estimators():
     from sklearn.cluster import KMeans
+    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -66,6 +68,14 @@ def _estimators():
             RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y),
             KMeans(n_clusters=2, n_init=1, random_state=0).fit(X),
             OneHotEncoder().fit(np.array([["a"], ["b"], ["a"]])),
+            # Issue 25: trees pickled by their own __reduce__ keyed differently once restored.
+            KNeighborsClassifier(algorithm="kd_tree").fit(X, y),
+            KNeighborsClassifier(algorithm="ball_tree").fit(X, y),
+            KNeighborsClassifier(n_neighbors=3).fit(pd.DataFrame(X, columns=list("abc")), y),
+            make_pipeline(
+                ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", OneHotEncoder(), ["c"])]),
+                LogisticRegression(),
+            ).fit(pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": list("xy") * 20}), y),
         ]
     return unfitted + fitted
 
@@ -98,6 +108,24 @@ def _frames():
         "series": pd.Series([1.5, None], name="s", index=["p", "q"]),
         "period": pd.Series(pd.period_range("2024-01", periods=2, freq="M")),
         "attrs": base.assign(d=1).pipe(lambda f: (f.attrs.update({"unit": "m"}), f)[1]),
+        "every_dtype": pd.DataFrame(
+            {
+                "i8": np.arange(3, dtype="int8"),
+                "u64": np.arange(3, dtype="uint64"),
+                "f32": np.arange(3, dtype="float32"),
+                "c128": np.arange(3) * 1j,
+                "b": [True, False, True],
+                "obj": [{"k": 1}, None, "s"],
+                "str": pd.array(["a", "b", None], dtype="string"),
+                "bool_na": pd.array([True, None, False], dtype="boolean"),
+                "f64_na": pd.array([1.5, None, 2.5], dtype="Float64"),
+                "td": pd.to_timedelta([1, 2, 3], unit="s"),
+                "dt": pd.to_datetime(["2024-01-01", None, "2024-01-03"]),
+                "cat": pd.Categorical(["a", "b", "a"]),
+                "sparse": pd.arrays.SparseArray([0, 0, 1]),
+            }
+        ),
+        "nested": pd.Series([[1, 2], {"a": 3}, (4,)], dtype=object),
     }
 
 
@@ -166,3 +194,22 @@ values = st.recursive(
 @given(values)
 def test_key_of_restored_equals_key_of_original(value):
     assert_stable(value)
+
+
+def test_estimators_and_frames_nested_in_containers():
+    """A dict of lists holding fitted estimators and frames keys the same once restored (issue 25)."""
+    frames = _frames()
+    nested = {"models": ESTIMATORS[-4:], "data": [frames["every_dtype"], {"deep": [frames["nullable"]]}]}
+    assert_stable(nested)
+
+
+def test_dict_subclasses_key_by_their_items_and_survive_a_restore():
+    """sklearn's Bunch (a dict subclass whose __setstate__ drops its instance dict) keyed differently
+    once restored; its items must count (issue 25)."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    assert_stable(bunch)
+    changed = load_iris()
+    changed["target"] = changed["target"][::-1].copy()
+    assert hash_value(changed) != hash_value(bunch)

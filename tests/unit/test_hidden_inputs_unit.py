@@ -10,8 +10,8 @@ import types
 import numpy as np
 
 from sci_ext.core.cache import keys, versions
-from sci_ext.kernel.cellsource import cell_number, header_of
-from sci_ext.kernel.hidden import attribute_value, find_hidden, rng_state, set_rng_state
+from sci_ext.kernel.cellcache.hidden import attribute_value, find_hidden, rng_state, set_rng_state
+from sci_ext.kernel.cellcache.source import cell_number, header_of
 
 MAIN = {"__main__"}
 
@@ -39,6 +39,26 @@ def test_helper_class_drawing_from_numpy():
         if isinstance(func, types.FunctionType):
             func.__module__ = "__main__"
     assert scan("x = Sampler().draw()", ns=ns, inputs=["Sampler"]).rng == {"numpy"}
+
+
+def _helper(source: str, name: str) -> dict:
+    ns: dict = {"np": np, "random": random}
+    exec(source, ns)  # noqa: S102
+    ns[name].__module__ = "__main__"
+    return ns
+
+
+def test_helpers_with_their_own_generator_do_not_read_the_global_one():
+    """Issue 25 (lead's L1): a helper calling np.random.default_rng(seed) keyed the global state, so every
+    cell using it missed after each restart; the bytecode says which generator it uses."""
+    own = _helper("def make(seed):\n    rng = np.random.default_rng(seed)\n    return rng.normal(size=3)", "make")
+    assert scan("x = make(0)", ns=own, inputs=["make"]).rng == set()
+    mine = _helper("def make(seed):\n    return random.Random(seed).random()", "make")
+    assert scan("x = make(0)", ns=mine, inputs=["make"]).rng == set()
+    drawing = _helper("def make():\n    return np.random.normal(size=3)", "make")
+    assert scan("x = make()", ns=drawing, inputs=["make"]).rng == {"numpy"}
+    nested = _helper("def make():\n    return [random.random() for _ in range(2)]", "make")
+    assert scan("x = make()", ns=nested, inputs=["make"]).rng == {"random"}
 
 
 def test_dynamic_lookups():

@@ -11,6 +11,7 @@ A value that cannot be hashed raises :class:`UnhashableInput` naming it.
 from __future__ import annotations
 
 import functools
+import io
 import marshal
 import os
 import pickle  # nosec B403  # only dumps, to hash; nothing is loaded here
@@ -40,6 +41,10 @@ MAX_HELPER_DEPTH = 8
 MAX_CONTAINER_DEPTH = 64
 #: Classes of these packages may be SDK/HTTP clients, keyed by their settings (:mod:`.clients`).
 _CLIENT_MODULES = ("openai", "anthropic", "httpx")
+
+#: Objects walked for one value at most; past it the value is unhashable (a bound on time:
+#: a matplotlib animation reaches tens of thousands of objects, a graph with shared nodes more).
+MAX_OBJECTS = 200_000
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 # Exact types marshal writes by value (bool before int: marshal keeps them apart).
@@ -126,11 +131,27 @@ class ValueHasher:
         self.ignore = frozenset(ignore)
         self._seen_code: set[int] = set()
         self._stack: set[int] = set()
+        # Objects already walked (id -> (order, object), the object kept alive so its id is not
+        # reused): a second visit is a back-reference, as in a pickle, so an object graph with
+        # shared nodes is walked once per node, not once per path (which is exponential).
+        self._memo: dict[int, tuple[int, Any]] = {}
+        self._count = 0
 
     # -- public -----------------------------------------------------------
     def update(self, value: Any, label: str = "value") -> None:
-        """Add ``value``'s content; ``label`` names it in errors."""
-        self._value(value, label, 0, 0)
+        """Add ``value``'s content; ``label`` names it in errors.
+
+        Whatever goes wrong while reading a value (an object whose attribute access raises)
+        is :class:`UnhashableInput`: keying never raises into the user's cell.
+        """
+        try:
+            self._value(value, label, 0, 0)
+        except UnhashableInput:
+            raise
+        except RecursionError:
+            raise UnhashableInput(label, "it is nested too deeply to key") from None
+        except Exception as exc:
+            raise UnhashableInput(label, f"reading it failed ({type(exc).__name__}: {exc})") from None
 
     def tag(self, text: str) -> None:
         """Add a structural marker (a name, a separator)."""
@@ -164,6 +185,15 @@ class ValueHasher:
         if marker in self._stack:
             self._tag("<cycle>")
             return
+        self._count += 1
+        if self._count > MAX_OBJECTS:
+            raise UnhashableInput(label, f"it reaches more than {MAX_OBJECTS} objects (too large to key)")
+        if kind not in _LEAVES and not _is_leaf(value):
+            seen = self._memo.get(marker)
+            if seen is not None:
+                self._tag(f"<ref {seen[0]}>")
+                return
+            self._memo[marker] = (len(self._memo), value)
         self._stack.add(marker)
         try:
             self._dispatch(value, label, depth, helper_depth)
@@ -243,6 +273,20 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
+        if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), (str, bytes)):
+            # An open file (inside a lazy loader such as np.load's NpzFile): its content is the file's.
+            self._file_handle(value)
+            return
+        if isinstance(value, (dict, list)) and kind not in (dict, list):
+            # A subclass (sklearn's Bunch, OrderedDict, UserList-likes): its items, in order, and its
+            # public fields, read directly (its __reduce__/__setstate__ may drop or add private ones).
+            self._tag(f"{kind.__module__}.{kind.__qualname__}:{len(value)}")
+            items = list(dict.items(value)) if isinstance(value, dict) else list(list.__iter__(value))
+            self._value(items, f"{label} items", depth + 1, helper_depth)
+            fields = _instance_fields(value)
+            fields.pop("_mask", None)
+            self._value(fields, f"{label} fields", depth + 1, helper_depth)
+            return
         if is_pandas(value):
             for part_label, part in pandas_parts(value, label):
                 self._tag(part_label.removeprefix(label))
@@ -294,9 +338,36 @@ class ValueHasher:
             except UnhashableInput:
                 self._tag("<unhashable>")
 
+    def _file_handle(self, handle: Any) -> None:
+        """A file object by its file: path, size, mtime, and the bytes of a small, recently written one."""
+        import time
+
+        path = os.path.abspath(os.fsdecode(handle.name))
+        self._tag(f"file:{path}")
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._tag("<gone>")
+            return
+        self._tag(f"{st.st_size}:{st.st_mtime_ns}")
+        if st.st_size <= 1 << 20 and time.time() - st.st_mtime_ns / 1e9 < 2.0:
+            # An mtime this fresh may not change on the next write in the same tick: the bytes decide.
+            self._bytes(_file_bytes(path, st.st_mtime_ns))
+
     def _ndarray(self, value: Any, label: str, depth: int, helper_depth: int) -> None:
         import numpy
 
+        kind = type(value)
+        if kind is not numpy.ndarray:
+            # A subclass (MaskedArray, matrix, memmap): never call its own methods, which may
+            # change it (MaskedArray.view reshapes the mask it shares with the original: issue 25's
+            # GridSearchCV failure).  Its data through ndarray's methods, its fields from its dict.
+            self._tag(f"subclass:{kind.__module__}.{kind.__qualname__}")
+            fields = _instance_fields(value)
+            for attr in sorted(fields):
+                self._tag(f"field:{attr}")
+                self._value(fields[attr], f"{label}.{attr}", depth + 1, helper_depth)
+            value = numpy.ndarray.view(value, numpy.ndarray)
         self._tag(f"ndarray:{value.dtype.str}:{value.shape}")
         if value.dtype.hasobject:
             for i, item in enumerate(value.ravel(order="K")):
@@ -400,6 +471,21 @@ class ValueHasher:
             self._tag("state")
             self._value(vars(value), f"{label}.__dict__", depth + 1, helper_depth)
             return
+        state = _dict_state(value)
+        if state is not None:
+            # Its own __getstate__ (scikit-learn estimators) is user code that may do anything: the
+            # instance dict is read directly, which calls nothing.  Only when that dict holds
+            # something unhashable (a lock __getstate__ would drop) does pickle's view count.
+            sub = ValueHasher(self.main_modules, self.ignore, self.code_only)
+            sub._memo, sub._count, sub._stack = self._memo, self._count, self._stack
+            try:
+                sub._value(state, f"{label}.__dict__", depth + 1, helper_depth)
+            except Exception:  # noqa: S110  # nosec B110  # pickle's view of it decides below
+                pass
+            else:
+                self._count = sub._count
+                self._tag("state " + sub.digest())
+                return
         reduced = reduce_state(value)
         if reduced is not None:
             # What pickle would store (estimators, dataclasses), walked by content: a pickle
@@ -411,7 +497,30 @@ class ValueHasher:
                 self._tag(f"attr:{attr}")
                 self._value(state[attr], f"{label}.{attr}", depth + 1, helper_depth)
             return
-        self._pickled(value, label)
+        if not self._reduced(value, label, depth, helper_depth):
+            self._pickled(value, label)
+
+    def _reduced(self, value: Any, label: str, depth: int, helper_depth: int) -> bool:
+        """Walk what a library type's own ``__reduce_ex__`` returns (a KDTree, a RandomState).
+
+        A pickle stream of it is not canonical (small tuples shared in the original are
+        separate after a restore, so the memo differs); its parts, walked by content, are.
+        False when it has no usable reduction (then its pickle is hashed, or it is unhashable).
+        """
+        try:
+            reduced = value.__reduce_ex__(5)
+        except Exception:
+            return False
+        if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6 or not callable(reduced[0]):
+            return False
+        parts = list(reduced)
+        for i in (3, 4):  # list items and dict items come as iterators
+            if len(parts) > i and parts[i] is not None:
+                parts[i] = list(parts[i])
+        self._tag(f"reduce:{len(parts)}")
+        for i, part in enumerate(parts):
+            self._value(part, f"{label} (reduced part {i})", depth + 1, helper_depth)
+        return True
 
     def _pickled(self, value: Any, label: str) -> None:
         buffers: list[pickle.PickleBuffer] = []
@@ -441,6 +550,47 @@ def _file_bytes(path: str, mtime_ns: int) -> bytes:
 
 
 _DEFAULT_REDUCE = (object.__reduce__, object.__reduce_ex__, getattr(object, "__getstate__", None))
+#: Types hashed as leaves (by content, never as a back-reference): a restored copy of a value
+#: may share them differently (a pandas object's parts are built afresh on every access).
+_LEAVES = frozenset({tuple, frozenset})
+
+
+def _is_leaf(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, (numpy.ndarray, numpy.generic, numpy.dtype)):
+        return True
+    return is_pandas(value)
+
+
+def _instance_fields(value: Any) -> dict[str, Any]:
+    """The public entries of an object's instance dict, read without calling its methods."""
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    # MaskedArray keeps its mask as _mask; other private fields are caches and flags.
+    return {k: v for k, v in state.items() if isinstance(k, str) and (not k.startswith("_") or k == "_mask")}
+
+
+def _dict_state(value: Any) -> dict[str, Any] | None:
+    """The instance dict of an object that pickle rebuilds as class + dict (default ``__reduce_ex__``).
+
+    Read with ``object.__getattribute__``: nothing the object defines runs.
+    """
+    kind = type(value)
+    if "__slots__" in vars(kind) or kind.__reduce_ex__ is not object.__reduce_ex__:
+        return None
+    if kind.__reduce__ is not object.__reduce__:
+        return None
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        return None
+    return state
 
 
 def _plain_state(value: Any) -> bool:

@@ -9,6 +9,7 @@ the local cache alone for a while, then Redis is tried again.
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ _memory: MemoryStore | None = None
 
 def get_disk_store(directory: str, size_limit: int) -> DiskStore:
     """The (shared, reused) :class:`DiskStore` of ``directory``."""
+    store = _disk.get(directory) if os.path.isabs(directory) else None  # no path resolution on a warm hit
+    if store is not None and store.cache.size_limit == size_limit:
+        return store
     path = str(Path(directory).expanduser().resolve())
     with _lock:
         store = _disk.get(path)
@@ -39,6 +43,7 @@ def get_disk_store(directory: str, size_limit: int) -> DiskStore:
             store = _disk[path] = DiskStore(path, size_limit)
         elif store.cache.size_limit != size_limit:
             store.cache.reset("size_limit", size_limit)
+        _disk[directory] = store
         return store
 
 
@@ -168,6 +173,25 @@ class LayeredStore:
             except BackendUnavailable as exc:
                 self._remote_failed(exc)
         return found
+
+    def count(self, result: str) -> None:
+        """Count a cell ``hits``/``misses`` in the local store (best effort: never fails the cell)."""
+        try:
+            self.local.count(result)
+        except Exception:  # noqa: S110  # nosec B110  # counters are best effort
+            pass
+
+    def get_note(self, name: str) -> str | None:
+        """A note of the local store (notes are per machine: they explain, they never serve)."""
+        return self.local.get_note(name)
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a note in the local store."""
+        self.local.set_note(name, text)
+
+    def lock(self, key: str) -> Any | None:
+        """The local store's lock for computing ``key`` (None for the memory store)."""
+        return self.local.lock(key)
 
 
 def _ttl_left(info: EntryInfo) -> float | None:

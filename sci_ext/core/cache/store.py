@@ -87,7 +87,29 @@ class EntryStore(Protocol):
         """Every entry's metadata."""
 
     def count_hit(self, key: str) -> None:
-        """Record a hit of ``key``."""
+        """Record a hit of ``key`` (and count it in the store-wide ``hits``)."""
+
+    def count(self, result: str) -> None:
+        """Add one to the store-wide ``hits`` or ``misses`` counter of cached cells."""
+
+    def counters(self) -> dict[str, int]:
+        """Store-wide hits and misses of cached cells since the last clear."""
+
+    def volume(self) -> int:
+        """Bytes the entries use."""
+
+    def clear(self) -> int:
+        """Remove every entry and counter; returns how many entries there were."""
+
+    def get_note(self, name: str) -> str | None:
+        """A small text note kept beside the entries (why a cell ran), or None."""
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a small text note (replacing the previous one of that name)."""
+
+    def lock(self, key: str) -> Any | None:
+        """A lock (``filelock``-like: ``acquire(timeout=, poll_interval=)``, ``release``, ``is_locked``)
+        that kernels sharing this store take while computing ``key``; None when only one process uses it."""
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -177,7 +199,10 @@ class DiskStore:
         return out
 
     def count_hit(self, key: str) -> None:
-        self.cache.incr(f"hits:{key}", default=0)
+        # One transaction for the entry's count and the machine-wide one (a warm hit is ~0.3 ms).
+        with self.cache.transact():
+            self.cache.incr(f"hits:{key}", default=0)
+            self.cache.incr("stat:hits", default=0)
 
     def count(self, result: str) -> None:
         """Add one to the machine-wide ``hits`` or ``misses`` counter."""
@@ -194,15 +219,34 @@ class DiskStore:
     def clear(self) -> int:
         """Remove every entry and counter, and files left by writers that were killed.
 
-        Returns how many keys were removed.
+        Returns how many entries there were.
         """
         import warnings
 
-        count = int(self.cache.clear())
+        count = sum(1 for raw in self.cache.iterkeys() if isinstance(raw, str) and raw.startswith("entry:"))
+        self.cache.clear()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # check() warns about every orphan it removes
             self.cache.check(fix=True)
         return count
+
+    def get_note(self, name: str) -> str | None:
+        """A note kept in the cache database (not an entry: never listed, never unpickled)."""
+        text = self.cache.get(f"note:{name}")
+        return text if isinstance(text, str) else None
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a note in the cache database."""
+        self.cache.set(f"note:{name}", text)
+
+    def lock(self, key: str) -> Any | None:
+        """A file lock in the cache directory: kernels on this machine compute a key once."""
+        from filelock import FileLock
+
+        from ..trust import ensure_private_dir as _ensure
+
+        locks = _ensure(self.directory / ".locks", what="cache lock directory")
+        return FileLock(str(locks / f"{key}.lock"), mode=0o600)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -218,6 +262,8 @@ class MemoryStore:
         self.max_items = max_items
         self._items: OrderedDict[str, tuple[bytes, EntryInfo]] = OrderedDict()
         self._lock = threading.Lock()
+        self._counters = {"hits": 0, "misses": 0}
+        self._notes: OrderedDict[str, str] = OrderedDict()
 
     def get(self, key: str) -> Any | None:
         with self._lock:
@@ -255,13 +301,48 @@ class MemoryStore:
             item = self._items.get(key)
             if item is not None:
                 item[1].hits += 1
+            self._counters["hits"] += 1
+
+    def count(self, result: str) -> None:
+        """Add one to this process's ``hits`` or ``misses`` counter."""
+        with self._lock:
+            self._counters[result] = self._counters.get(result, 0) + 1
+
+    def counters(self) -> dict[str, int]:
+        """Hits and misses of cached cells in this process since the last clear."""
+        with self._lock:
+            return dict(self._counters)
+
+    def volume(self) -> int:
+        """Bytes the entries use."""
+        with self._lock:
+            return sum(len(blob) for blob, _ in self._items.values())
 
     def clear(self) -> int:
-        """Remove every entry."""
+        """Remove every entry and counter."""
         with self._lock:
             count = len(self._items)
             self._items.clear()
+            self._notes.clear()
+            self._counters = {"hits": 0, "misses": 0}
         return count
+
+    def get_note(self, name: str) -> str | None:
+        """A note of this process."""
+        with self._lock:
+            return self._notes.get(name)
+
+    def set_note(self, name: str, text: str) -> None:
+        """Keep a note in this process (the oldest go past 4 x max_items)."""
+        with self._lock:
+            self._notes[name] = text
+            self._notes.move_to_end(name)
+            while len(self._notes) > 4 * max(self.max_items, 1):
+                self._notes.popitem(last=False)
+
+    def lock(self, key: str) -> None:
+        """No lock: the memory store lives in one process."""
+        return None
 
 
 def redact_url(url: str) -> str:

@@ -340,9 +340,9 @@ def test_config_error_type_for_refused_user_file(sci_env):
 
 def test_cached_cell_store_refuses_redis_without_a_signing_key(sci_env):
     """V4: %%cached with cache.redis_url and no key: one CacheError (the cell then runs uncached)."""
+    from sci_ext.core.cache.admin import open_store
     from sci_ext.core.config import get_config_manager
     from sci_ext.core.errors import CacheError
-    from sci_ext.kernel.cached_cell import open_store
 
     get_config_manager().set("cache.redis_url", "redis://127.0.0.1:1/0")
     with pytest.raises(CacheError) as info:

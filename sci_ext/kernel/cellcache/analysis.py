@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import symtable
 from dataclasses import dataclass, field
 from typing import cast
@@ -42,6 +43,7 @@ class CellAnalysis:
     environment_names: tuple[str, ...] | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def normalize(code: str) -> str:
     """The cell's code without comments and formatting (``ast.unparse``), the part of the key."""
     return ast.unparse(ast.parse(code))
@@ -154,8 +156,16 @@ def _magic_arguments(tree: ast.Module) -> list[str]:
         ):
             for arg in node.args[1:]:
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.strip():
-                    found.append(arg.value)
+                    found.append(strip_magic_options(arg.value))
     return found
+
+
+_OPTIONS = re.compile(r"^(?:\s*-[A-Za-z]+(?:\s*\d+(?:\.\d+)?)?(?=\s))*\s*")
+
+
+def strip_magic_options(text: str) -> str:
+    """A magic's argument without its leading options (``-n1 -r 3 f(x)`` -> ``f(x)``)."""
+    return _OPTIONS.sub("", text, count=1) if text.lstrip().startswith("-") else text
 
 
 def _transform(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["LiveCapture", "replay"]
 
 #: One recorded output: ("stream", name, text) | ("display", data, metadata, kwargs) | ("clear", wait)
+#: | ("result",): where the cell's result was shown (before the figures the inline backend draws)
 Event = tuple[Any, ...]
 
 _MISSING = object()
@@ -103,12 +104,17 @@ class LiveCapture:
                 setattr(pub, attr, previous)
 
 
-def replay(shell: Any, events: list[Event]) -> None:
-    """Show recorded outputs again, in their original order."""
+def replay(shell: Any, events: list[Event], show_result: Callable[[], None] | None = None) -> None:
+    """Show recorded outputs again, in their original order (``show_result`` at the result's place)."""
     pub = shell.display_pub
     for event in events:
         kind = event[0]
-        if kind == "stream":
+        if kind == "result":
+            if show_result is not None:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                show_result()
+        elif kind == "stream":
             stream = sys.stdout if event[1] == "stdout" else sys.stderr
             stream.write(event[2])
             stream.flush()

@@ -49,7 +49,7 @@ _HELPER_DEPTH = 4
 class HiddenInputs:
     """What :func:`find_hidden` found (a plain class: dataclass creation costs a first hit)."""
 
-    __slots__ = ("attributes", "names", "rng", "unknowable")
+    __slots__ = ("attributes", "names", "rng", "touched", "unknowable")
 
     def __init__(self) -> None:
         #: Global generators the cell draws from: ``"random"``, ``"numpy"``.
@@ -60,6 +60,20 @@ class HiddenInputs:
         self.attributes: set[tuple[str, str]] = set()
         #: Constructs whose reads cannot be known (the cell runs uncached).
         self.unknowable: list[str] = []
+        #: Global generators the cell uses at all, seeding included: a hit leaves them where the run did.
+        self.touched: set[str] = set()
+
+
+_RELEVANT = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Import, ast.ImportFrom)
+
+
+def _nodes(tree: ast.AST) -> list[ast.AST]:
+    """The nodes of ``tree`` a scan looks at, walked once per tree (trees are cached per code)."""
+    found: list[ast.AST] | None = getattr(tree, "_sci_nodes", None)
+    if found is None:
+        found = [node for node in ast.walk(tree) if isinstance(node, _RELEVANT)]
+        tree._sci_nodes = found  # type: ignore[attr-defined]
+    return found
 
 
 def _literal(node: ast.AST | None) -> str | None:
@@ -106,7 +120,7 @@ class _Scan:
         return None
 
     def imports(self, tree: ast.AST) -> None:
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name in ("random", "numpy", "numpy.random"):
@@ -124,7 +138,7 @@ class _Scan:
 
     def scan(self, tree: ast.AST) -> None:
         self.imports(tree)
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 kind = self.kind_of(node.id)
                 if kind == "random-function":
@@ -162,7 +176,7 @@ class _Scan:
             if text is None:
                 self.found.unknowable.append(f"{name}() of a computed string")
                 return
-            from .cells import analyze
+            from .analysis import analyze
 
             try:
                 nested = analyze(text)
@@ -233,6 +247,9 @@ def attribute_value(ns: dict[str, Any], base: str, path: str) -> tuple[str, Any]
             value = getattr(value, part)
         except Exception:
             return "type", "<absent>"
+    if _module_kind(value) in ("random-function", "numpy-function"):
+        # np.random.rand is a method of the global generator: its state is keyed as <rng> already.
+        return "type", f"global generator method {path}"
     if type(value) in _PLAIN or isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
         return "value", value
     if isinstance(value, (types.ModuleType, types.MethodType)):
@@ -286,12 +303,49 @@ def _helper_rng(value: Any, main: set[str], seen: set[int], depth: int) -> set[s
     for name in names:
         target = value.__globals__.get(name)
         kind = _module_kind(target)
-        if kind in ("random", "random-function"):
+        if kind == "random-function":
             found.add("random")
-        elif kind in ("numpy.random", "numpy-function") or (kind == "numpy" and "random" in names):
+        elif kind == "numpy-function":
             found.add("numpy")
+        elif kind in ("random", "numpy", "numpy.random"):
+            found |= _module_draws(value.__code__, value.__globals__)
         elif isinstance(target, (types.FunctionType, type)):
             found |= _helper_rng(target, main, seen, depth + 1)
+    return found
+
+
+def _module_draws(code: types.CodeType, namespace: dict[str, Any]) -> set[str]:
+    """Global generators a function's bytecode draws from through a module: ``random.random()``,
+    ``np.random.rand()``; ``np.random.default_rng(seed)`` and ``random.Random(seed)`` have their own state.
+
+    Read from the instructions (a global module, then its attributes), not from the bare names: a
+    name like ``normal`` is both ``np.random.normal`` (global state) and ``rng.normal`` (not).
+    """
+    import dis
+
+    found: set[str] = set()
+    chain: list[str] = []
+    kind: str | None = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "LOAD_GLOBAL":
+            kind = _module_kind(namespace.get(str(ins.argval)))
+            chain = []
+        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and kind is not None:
+            chain.append(str(ins.argval))
+            numpy_draw = (kind == "numpy.random" and chain[0] not in _NUMPY_OWN_STATE) or (
+                kind == "numpy" and len(chain) >= 2 and chain[0] == "random" and chain[1] not in _NUMPY_OWN_STATE
+            )
+            if kind == "random" and chain[0] not in _RANDOM_OWN_STATE:
+                found.add("random")
+            elif numpy_draw:
+                found.add("numpy")
+            if len(chain) >= 2 or kind != "numpy":
+                kind = None
+        elif ins.opname not in ("PRECALL", "CACHE", "EXTENDED_ARG"):
+            kind = None
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _module_draws(const, namespace)
     return found
 
 
@@ -316,9 +370,10 @@ def find_hidden(code: str, ns: dict[str, Any], bound: set[str], inputs: list[str
     for name in inputs:
         if name in ns:
             found.rng |= _helper_rng(ns[name], main, seen, 0)
-    if _seeds_first(tree, scan, "random"):
+    found.touched = set(found.rng)
+    if "random" in found.rng and _seeds_first(tree, scan, "random"):
         found.rng.discard("random")
-    if _seeds_first(tree, scan, "numpy"):
+    if "numpy" in found.rng and _seeds_first(tree, scan, "numpy"):
         found.rng.discard("numpy")
     return found
 

@@ -1,20 +1,74 @@
-"""Listing, inspecting, clearing and counting cache entries (``%sci_cache`` and ``jupyter sci cache``)."""
+"""Opening, listing, inspecting, clearing and counting the cell cache (``%sci_cache`` and ``jupyter sci cache``).
+
+Lives in core so the command line reaches the cache without importing the kernel.
+Views are returned as :class:`TableView` (header, rows, title); the magic renders
+them as HTML tables, the command line as text (:meth:`TableView.text`).
+"""
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .._table import Table
-from ..core.cache.layered import LayeredStore
-from ..core.cache.store import BackendUnavailable, DiskStore, EntryInfo
+from .layered import LayeredStore, get_disk_store, get_memory_store, get_redis_store
+from .store import BackendUnavailable, EntryInfo
 
-__all__ = ["clear", "entries", "info_table", "list_table", "stats", "stats_table"]
+__all__ = ["TableView", "clear", "entries", "info_view", "list_view", "open_store", "stats", "stats_view"]
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def open_store(backend: str | None = None, warn: Callable[[str], None] = _warn) -> LayeredStore:
+    """The store of a cached cell given ``--backend`` (default ``cache.backend``).
+
+    ValueError for ``redis`` without ``cache.redis_url``.
+    """
+    from ..config import get_config
+
+    cfg = get_config().cache
+    backend = backend or cfg.backend
+    if backend == "memory":
+        return LayeredStore(get_memory_store(cfg.memory_max_items), None, warn)
+    if backend == "redis" and not cfg.redis_url:
+        raise ValueError("--backend redis needs cache.redis_url (e.g. %sci_config cache.redis_url=redis://host:6379/0)")
+    local = get_disk_store(cfg.dir, cfg.size_limit_bytes)
+    remote = None
+    if cfg.redis_url:
+        try:
+            remote = get_redis_store(cfg.redis_url, cfg.redis_timeout_seconds, cfg.redis_signing_key)
+        except ImportError:
+            warn(
+                "sci_ext warning: cache.redis_url is set but the redis package is missing"
+                " (pip install 'sci_ext[redis]'); using the local cache only"
+            )
+    return LayeredStore(local, remote, warn)
+
+
+@dataclass
+class TableView:
+    """A table to show: a header, rows of cells, a title."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    title: str = ""
+
+    def text(self) -> str:
+        """The table as aligned plain text (the command line)."""
+        cells = [[str(c) for c in row] for row in self.rows]
+        widths = [max(len(r[i]) for r in [self.header, *cells]) for i in range(len(self.header))]
+        lines = [self.title] if self.title else []
+        lines.append("  ".join(h.ljust(w) for h, w in zip(self.header, widths, strict=True)).rstrip())
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+        return "\n".join(lines)
 
 
 def _store(backend: str | None) -> LayeredStore:
-    from .cached_cell import open_store
-
     try:
         return open_store(backend)
     except ValueError as exc:
@@ -49,10 +103,10 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"  # pragma: no cover
 
 
-def list_table(backend: str | None = None) -> Table:
+def list_view(backend: str | None = None) -> TableView:
     """A table of entries: name, key prefix, size, created, hits."""
     rows = [[e.name or "-", e.key[:12], _size(e.size), _when(e.created), e.hits, e.backend] for e in entries(backend)]
-    return Table(
+    return TableView(
         ["name", "key", "size", "created", "hits", "backend"], rows, title=f"sci_ext cache: {len(rows)} entries"
     )
 
@@ -61,7 +115,7 @@ def _match(target: str, backend: str | None) -> list[EntryInfo]:
     return [e for e in entries(backend) if e.name == target or e.key.startswith(target.lower())]
 
 
-def info_table(target: str, backend: str | None = None) -> Table:
+def info_view(target: str, backend: str | None = None) -> TableView:
     """Details of the entries named ``target`` or whose key starts with it."""
     found = _match(target, backend)
     if not found:
@@ -78,21 +132,16 @@ def info_table(target: str, backend: str | None = None) -> Table:
             ["hits", e.hits],
             ["backend", e.backend],
         ]
-    return Table(["field", "value"], rows, title=f"sci_ext cache entry {target}")
+    return TableView(["field", "value"], rows, title=f"sci_ext cache entry {target}")
 
 
 def clear(target: str | None, everything: bool, backend: str | None = None) -> str:
-    """Remove the entries named/keyed ``target``, or every entry with ``everything``."""
-    from ..core.cache import stats as events
+    """Remove the entries named/keyed ``target``, or every entry and counter with ``everything``."""
+    from . import stats as events
 
     store = _store(backend)
     if everything:
-        count = 0
-        if isinstance(store.local, DiskStore):
-            count = len([e for e in store.local.entries()])
-            store.local.clear()
-        else:
-            count = store.local.clear()
+        count = store.local.clear()
         if store.remote is not None:
             try:
                 for info in store.remote.entries():
@@ -100,9 +149,6 @@ def clear(target: str | None, everything: bool, backend: str | None = None) -> s
             except BackendUnavailable as exc:
                 store.warn(f"sci_ext warning: {exc}; cleared the local cache only")
         events.reset_counters()
-        from .cached_cell import SESSION
-
-        SESSION.hits = SESSION.misses = 0
         return f"cleared {count} entries"
     if not target:
         raise LookupError("clear needs a NAME or KEY, or --all")
@@ -114,31 +160,24 @@ def clear(target: str | None, everything: bool, backend: str | None = None) -> s
     return f"cleared {len(found)} entr{'y' if len(found) == 1 else 'ies'} ({target})"
 
 
-def stats(backend: str | None = None, session: bool = False) -> dict[str, Any]:
-    """Hits, misses, ratio, entries and bytes (machine-wide for disk, plus this kernel)."""
+def stats(backend: str | None = None, session: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Hits, misses, ratio, entries and bytes of the store (``session``: this kernel's hits and misses)."""
     store = _store(backend)
     out: dict[str, Any] = {"backend": store.backend}
-    if isinstance(store.local, DiskStore):
-        counters = store.local.counters()
-        out.update(counters)
-        out["bytes"] = store.local.volume()
-        out["directory"] = str(store.local.directory)
-    else:
-        out.update({"hits": 0, "misses": 0, "bytes": sum(e.size for e in store.local.entries())})
+    out.update(store.local.counters())
+    out["bytes"] = store.local.volume()
+    directory = getattr(store.local, "directory", None)
+    if directory is not None:
+        out["directory"] = str(directory)
     out["entries"] = len(store.local.entries())
-    if session:
-        from .cached_cell import SESSION
-
-        out["session_hits"] = SESSION.hits
-        out["session_misses"] = SESSION.misses
-        if not isinstance(store.local, DiskStore):
-            out["hits"], out["misses"] = SESSION.hits, SESSION.misses
+    if session is not None:
+        out["session_hits"], out["session_misses"] = session
     total = out["hits"] + out["misses"]
     out["ratio"] = out["hits"] / total if total else 0.0
     return out
 
 
-def stats_table(backend: str | None = None, session: bool = False) -> Table:
+def stats_view(backend: str | None = None, session: tuple[int, int] | None = None) -> TableView:
     """:func:`stats` as a table."""
     data = stats(backend, session)
     rows = [
@@ -149,6 +188,6 @@ def stats_table(backend: str | None = None, session: bool = False) -> Table:
         ["bytes", f"{data['bytes']} ({_size(data['bytes'])})"],
         ["backend", data["backend"]],
     ]
-    if session:
+    if session is not None:
         rows.insert(3, ["this kernel", f"{data['session_hits']} hits, {data['session_misses']} misses"])
-    return Table(["stat", "value"], rows, title="sci_ext cache stats")
+    return TableView(["stat", "value"], rows, title="sci_ext cache stats")

@@ -1,0 +1,75 @@
+"""A hit leaves what a plain run leaves: library state, globals advanced by helpers, restored
+notebook classes that libraries wrapped, and a result whose repr fails (issue 25, 25b's F10-F14)."""
+
+from __future__ import annotations
+
+import pytest
+from cellcache_shell import run, shell_with_sci_ext, status
+
+
+@pytest.fixture
+def ip():
+    yield from shell_with_sci_ext()
+
+
+def test_library_state_a_cell_sets_is_set_again_on_a_hit(ip, capsys):
+    import pandas as pd
+
+    cell = "%%cached\nimport pandas as pd\npd.set_option('display.max_rows', 7)\nrows = 1"
+    try:
+        run(ip, cell, capsys)[0].raise_error()
+        pd.reset_option("display.max_rows")
+        run(ip, cell, capsys)[0].raise_error()
+        assert status() == "hit" and pd.get_option("display.max_rows") == 7
+    finally:
+        pd.reset_option("display.max_rows")
+
+
+def test_a_global_a_helper_advances_is_restored_on_a_hit(ip, capsys):
+    ip.run_cell(
+        "import numpy as np\nrng = np.random.RandomState(42)\ndef model(n):\n    return rng.randn(n)"
+    ).raise_error()
+    cell = "%%cached\nfirst = model(3)"
+    run(ip, cell, capsys)[0].raise_error()
+    expected = ip.user_ns["rng"].randn()
+    ip.run_cell("rng = np.random.RandomState(42)").raise_error()
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and ip.user_ns["rng"].randn() == expected
+
+
+def test_a_restored_notebook_transformer_keeps_sklearns_wrapper_working(ip, capsys):
+    cell = (
+        "%%cached\nimport numpy as np\nfrom sklearn.base import BaseEstimator, TransformerMixin\n"
+        "class Double(BaseEstimator, TransformerMixin):\n"
+        "    def fit(self, X, y=None):\n        return self\n"
+        "    def transform(self, X):\n        return np.asarray(X) * 2\n"
+        "fitted = Double().fit([[1.0]])"
+    )
+    run(ip, cell, capsys)[0].raise_error()
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit"
+    result = ip.run_cell("Double().fit_transform([[2.0]]).tolist()")
+    result.raise_error()
+    assert result.result == [[4.0]]
+
+
+def test_a_result_whose_repr_raises_is_not_stored(ip, capsys):
+    ip.run_cell("class Bad:\n    def __repr__(self):\n        raise AttributeError('no repr')").raise_error()
+    run(ip, "%%cached\nBad()", capsys)
+    assert status() == "uncached"
+    run(ip, "%%cached\nBad()", capsys)
+    assert status() == "uncached"
+
+
+def test_an_in_place_change_inside_timeit_is_stored(ip, capsys):
+    """25b's F15: %timeit's options hid its statement from the analysis, so `counts` was not an input."""
+    from sci_ext.kernel.cellcache.analysis import strip_magic_options
+
+    assert strip_magic_options("-n1 -r 3 -o f(x)") == "f(x)" and strip_magic_options("f(-1)") == "f(-1)"
+    ip.run_cell("import numpy as np\ncounts = np.zeros(3)").raise_error()
+    cell = "%%cached\n%timeit -n1 -r1 np.add.at(counts, [0], 1)"
+    run(ip, cell, capsys)[0].raise_error()
+    assert ip.user_ns["counts"].tolist() == [1.0, 0.0, 0.0]
+    ip.run_cell("counts = np.zeros(3)").raise_error()
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and ip.user_ns["counts"].tolist() == [1.0, 0.0, 0.0]

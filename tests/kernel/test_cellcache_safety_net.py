@@ -1,0 +1,184 @@
+"""The dynamic safety net: files a miss read are checked before a hit; strings compiled by notebook
+code make the entry unstorable; shell commands are named (issue 25, items 3 and bad input)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from cellcache_shell import run, shell_with_sci_ext, status
+
+
+@pytest.fixture
+def ip():
+    yield from shell_with_sci_ext()
+
+
+SAVE = "import numpy as np\nnp.save('arr.npy', np.array([{v}]))"
+
+
+def test_a_file_written_by_another_cell_is_an_input(ip, capsys):
+    ip.run_cell(SAVE.format(v=1)).raise_error()
+    run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)[0].raise_error()
+    assert status() == "miss" and ip.user_ns["loaded"].tolist() == [1]
+    run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)[0].raise_error()
+    assert status() == "hit"
+    ip.run_cell(SAVE.format(v=2)).raise_error()
+    _, _, out = run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)
+    assert status() == "miss" and ip.user_ns["loaded"].tolist() == [2]
+    assert "file arr.npy changed" in out
+    run(ip, "%%cached\nloaded = np.load('arr.npy')", capsys)
+    assert status() == "hit" and ip.user_ns["loaded"].tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("write", "read"),
+    [
+        ("df.to_csv('t.csv', index=False)", "back = pd.read_csv('t.csv')"),
+        ("df.to_json('t.json')", "back = pd.read_json('t.json')"),
+        ("df.to_html('t.html')", "back = open('t.html').read()"),
+    ],
+)
+def test_pandas_files_read_back_by_a_cached_cell(ip, capsys, write, read):
+    ip.run_cell(f"import pandas as pd\ndf = pd.DataFrame({{'a': [1]}})\n{write}").raise_error()
+    run(ip, f"%%cached\n{read}", capsys)[0].raise_error()
+    first = str(ip.user_ns["back"])
+    ip.run_cell(f"df = pd.DataFrame({{'a': [12345]}})\n{write}").raise_error()
+    _, _, out = run(ip, f"%%cached\n{read}", capsys)
+    assert status() == "miss" and "12345" in str(ip.user_ns["back"]) and str(ip.user_ns["back"]) != first
+    assert "changed" in out
+
+
+def test_a_file_that_disappears_is_a_miss_naming_it_and_fails_as_plain(ip, capsys):
+    ip.run_cell("open('gone.txt', 'w').write('x')").raise_error()
+    run(ip, "%%cached\ntext = open('gone.txt').read()", capsys)[0].raise_error()
+    os.remove("gone.txt")
+    result, _, out = run(ip, "%%cached\ntext = open('gone.txt').read()", capsys)
+    assert isinstance(result.error_in_exec, FileNotFoundError)
+    assert "file gone.txt disappeared" in out
+
+
+def test_a_file_the_cell_writes_first_is_not_an_input(ip, capsys):
+    cell = "%%cached\nopen('scratch.txt', 'w').write('tmp')\nback = open('scratch.txt').read()"
+    run(ip, cell, capsys)[0].raise_error()
+    from sci_ext.kernel.cellcache.session import SESSION
+
+    assert SESSION.last.files == {}
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit"
+
+
+def test_a_repr_that_evaluates_names_makes_the_cell_run_every_time(ip, capsys):
+    ip.run_cell(
+        "class show:\n    def __init__(self, *a):\n        self.a = a\n"
+        "    def __repr__(self):\n        return ' '.join(repr(eval(x)) for x in self.a)\n"
+        "df = {'v': 1}"
+    ).raise_error()
+    result, _, err = run(ip, "%%cached\nshow('df')", capsys)
+    assert "show.__repr__ evaluates names at run time" in err and status() == "uncached"
+    ip.run_cell("df = {'v': 2}").raise_error()
+    result, _, _ = run(ip, "%%cached\nshow('df')", capsys)
+    assert repr(result.result) == "{'v': 2}"
+
+
+def test_many_files_are_recorded_up_to_a_cap_and_past_it_the_cell_says_so(ip, capsys):
+    from sci_ext.kernel.cellcache import safety
+
+    os.makedirs("many", exist_ok=True)
+    for i in range(safety.MAX_FILES + 5):
+        with open(f"many/{i}.txt", "w") as handle:
+            handle.write(str(i))
+    few = "%%cached\ntotal = sum(int(open(f'many/{i}.txt').read()) for i in range(1000))"
+    run(ip, few, capsys)[0].raise_error()
+    assert status() == "miss"
+    run(ip, few, capsys)
+    assert status() == "hit"
+    _, _, err = run(ip, few.replace("1000", str(safety.MAX_FILES + 5)), capsys)
+    assert status() == "uncached" and f"more than {safety.MAX_FILES} files" in err
+
+
+def test_shell_commands_are_named_and_run_uncached(ip, capsys):
+    for cell, named in (("%%cached\n!echo hi", "!echo hi"), ("%%cached\nx = 1\n%sx echo hi", "%sx")):
+        result, _, err = run(ip, cell, capsys)
+        assert status() == "uncached" and named in err
+
+
+def test_a_run_script_is_keyed_by_its_content(ip, capsys):
+    with open("script.py", "w") as handle:
+        handle.write("value = 1\n")
+    run(ip, "%%cached\n%run script.py", capsys)[0].raise_error()
+    assert status() == "miss" and ip.user_ns["value"] == 1
+    run(ip, "%%cached\n%run script.py", capsys)
+    assert status() == "hit"
+    with open("script.py", "w") as handle:
+        handle.write("value = 2  # edited\n")
+    run(ip, "%%cached\n%run script.py", capsys)
+    assert status() == "miss" and ip.user_ns["value"] == 2
+
+
+def test_the_net_is_off_outside_a_miss_and_never_records_sci_ext_files(ip, capsys):
+    from sci_ext.kernel.cellcache import safety
+    from sci_ext.kernel.cellcache.session import SESSION
+
+    ip.run_cell("open('input.txt', 'w').write('1')").raise_error()
+    run(ip, "%%cached\nv = open('input.txt').read()", capsys)[0].raise_error()
+    assert safety._active is None
+    assert list(SESSION.last.files) == [os.path.abspath("input.txt")]
+    ip.run_cell("w = open('input.txt').read()").raise_error()
+    assert safety._active is None
+
+
+def test_a_file_the_cell_writes_is_written_again_when_it_changed_or_went(ip, capsys):
+    cell = "%%cached\nopen('out.txt', 'w').write('made by the cell')"
+    run(ip, cell, capsys)
+    run(ip, cell, capsys)
+    assert status() == "hit"
+    os.remove("out.txt")
+    _, _, out = run(ip, cell, capsys)
+    assert status() == "miss" and "out.txt, which the cell writes, disappeared" in out
+    assert open("out.txt").read() == "made by the cell"
+
+
+def test_setup_magics_run_again_on_a_hit_and_namespace_readers_run_uncached(ip, capsys):
+    cell = "%%cached\n%precision 3\nfrom math import pi\nv = pi"
+    run(ip, cell, capsys)[0].raise_error()
+    ip.run_line_magic("precision", "")
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and ip.display_formatter.formatters["text/plain"].float_precision == "3"
+    ip.run_line_magic("precision", "")
+    _, _, err = run(ip, "%%cached\n%whos", capsys)
+    assert status() == "uncached" and "%whos" in err
+
+
+def test_a_seeding_cell_leaves_the_seeded_state_on_a_hit(ip, capsys):
+    import numpy as np
+
+    cell = "%%cached\nimport numpy as np\nnp.random.seed(0)"
+    run(ip, cell, capsys)[0].raise_error()
+    expected = np.random.rand()
+    np.random.seed(99)
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "hit" and np.random.rand() == expected
+
+
+def test_a_lazy_file_object_keys_by_its_file(ip, capsys):
+    """25b's F16: an NpzFile from np.load keyed by its member names, so a later cell reading it hit stale."""
+    ip.run_cell("import numpy as np\nnp.savez('xy.npz', x_axis=np.arange(10))").raise_error()
+    run(ip, "%%cached\nload_xy = np.load('xy.npz')", capsys)[0].raise_error()
+    run(ip, "%%cached\nx = load_xy['x_axis']", capsys)[0].raise_error()
+    assert len(ip.user_ns["x"]) == 10
+    ip.run_cell("np.savez('xy.npz', x_axis=np.arange(12))").raise_error()
+    run(ip, "%%cached\nload_xy = np.load('xy.npz')", capsys)[0].raise_error()
+    run(ip, "%%cached\nx = load_xy['x_axis']", capsys)[0].raise_error()
+    # Keyed by the file it reads, or not keyed at all (it holds objects that cannot be read): never stale.
+    assert status() in ("miss", "uncached") and len(ip.user_ns["x"]) == 12
+
+
+def test_a_pandas_query_reads_the_variables_it_names_with_at(ip, capsys):
+    ip.run_cell("import pandas as pd\ndf = pd.DataFrame({'a': [1, 5, 9]})\nthr = 4").raise_error()
+    cell = "%%cached\nbig = df.query('a > @thr')"
+    run(ip, cell, capsys)[0].raise_error()
+    assert len(ip.user_ns["big"]) == 2
+    ip.run_cell("thr = 6").raise_error()
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "miss" and len(ip.user_ns["big"]) == 1
