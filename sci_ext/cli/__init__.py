@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "sci_ext.cli.llm_cmd",
     "sci_ext.cli.deploy_cmd",
     "sci_ext.cli.hub_cmd",
+    "sci_ext.cli.run_cmd",
 ]
 
 

@@ -119,8 +119,14 @@ class CacheMagics(Magics):
         return None if run.shown else run.result
 
     @magic_arguments()
-    @argument("action", nargs="?", default="list", choices=("list", "info", "clear", "stats", "why"), help="what to do")
-    @argument("target", nargs="?", help="NAME or KEY (prefix) for info and clear")
+    @argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=("list", "info", "clear", "stats", "why", "auto"),
+        help="what to do",
+    )
+    @argument("target", nargs="?", help="NAME or KEY (prefix) for info, clear and why; on|off for auto")
     @argument("--all", action="store_true", help="with clear: every entry and counter")
     @argument("--backend", choices=("memory", "disk", "redis"), help="which store (default: cache.backend)")
     @line_magic
@@ -135,12 +141,15 @@ class CacheMagics(Magics):
             %sci_cache clear --all       # remove everything
             %sci_cache stats             # hits, misses, ratio, bytes
             %sci_cache why [NAME]        # why the cell last ran: each key part, stored run vs last run
+            %sci_cache auto on|off       # cache every code cell (%%nocache opts one out)
         """
         from ..core.cache import admin
 
         args = self.sci_cache.parser.parse_args(split_line(line, "%sci_cache"))
         try:
-            if args.action == "list":
+            if args.action == "auto":
+                _auto(args.target)
+            elif args.action == "list":
                 display(_table(admin.list_view(args.backend)))
             elif args.action == "info":
                 if not args.target:
@@ -162,6 +171,27 @@ class CacheMagics(Magics):
             raise UsageError(f"%sci_cache: {exc.args[0]}") from None
         except (OSError, sqlite3.Error, CacheError) as exc:
             raise UsageError(f"%sci_cache: the cache cannot be opened ({type(exc).__name__}: {exc})") from None
+
+    @cell_magic
+    def nocache(self, line: str, cell: str) -> None:
+        """Run this cell plain, never cached, also in auto mode (``%sci_cache auto on``)."""
+        __tracebackhide__ = True
+        # Only reached when auto mode is off (it strips this line itself): a plain run.
+        assert self.shell is not None
+        self.shell.run_cell(cell, store_history=False)
+
+
+def _auto(value: str | None) -> None:
+    from ..core.config import get_config, get_config_manager
+
+    if value is None:
+        print(f"auto mode is {'on' if get_config().cache.auto else 'off'}")
+        return
+    if value not in ("on", "off"):
+        raise UsageError(f"%sci_cache auto: expected on or off, got {value!r}")
+    get_config_manager().set("cache.auto", value == "on")
+    what = "every code cell is cached (%%nocache opts one out)" if value == "on" else "cells run plain"
+    print(f"auto mode {value}: {what}")
 
 
 def _why(name: str | None, backend: str | None) -> None:
@@ -191,5 +221,5 @@ def _table(view: Any) -> Table:
 
 
 def register(ipython: Any, state: KernelState) -> None:
-    """Register ``%%cached`` and ``%sci_cache``."""
+    """Register ``%%cached``, ``%%nocache`` and ``%sci_cache`` (auto mode's hooks are installed at load)."""
     ipython.register_magics(CacheMagics)

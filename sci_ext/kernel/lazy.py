@@ -26,7 +26,7 @@ __all__ = ["LAZY_MAGICS", "LazyMagic", "register"]
 #: magic module -> the (kind, name) of every magic its ``register(ipython, state)`` registers.
 LAZY_MAGICS: dict[str, tuple[tuple[str, str], ...]] = {
     "sci_ext.kernel.config_magics": (("line", "sci_config"),),
-    "sci_ext.kernel.cache_magics": (("cell", "cached"), ("line", "sci_cache")),
+    "sci_ext.kernel.cache_magics": (("cell", "cached"), ("cell", "nocache"), ("line", "sci_cache")),
     "sci_ext.kernel.guard_magics": (("cell", "guarded"),),
     "sci_ext.kernel.secret_magics": (("line", "sci_secret"),),
     "sci_ext.kernel.llm_magics": (("line", "sci_llm"),),

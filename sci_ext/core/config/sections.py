@@ -115,6 +115,7 @@ class CacheConfig:
         2.0, doc="Connect and socket timeout of Redis; slower counts as down.", min=0.01, max=600
     )
     notify: bool = setting(True, doc="Show a one-line notice when a cell is restored.")
+    auto: bool = setting(False, doc="Cache every code cell as if it had %%cached (%sci_cache auto on|off).")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from ...core.cache.serialize import CorruptEntry, pack, read_header, unpack
 from ...core.cache.store import EntryInfo
 from ...core.config import get_config
 from ...core.errors import CacheError
-from . import aliasing, explain, safety
+from . import aliasing, auto, explain, safety
 from .capture import LiveCapture
 from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan, transform
 from .restore import hit, show_result
@@ -38,7 +38,14 @@ __all__ = ["SESSION", "CellOptions", "CellRun", "not_cached", "run_cached_cell"]
 
 
 def warn(message: str) -> None:
-    """One line on stderr: every line the engine says about a cell (hit notices aside) goes through here."""
+    """One line on stderr: every line the engine says about a cell (hit notices aside) goes through here.
+
+    In auto mode the line goes through :data:`.auto.notice_sink` instead: shown once per
+    cell, or into its report so that a notebook's outputs stay those of a plain run.
+    """
+    if auto.notice_sink is not None:
+        auto.notice_sink(message)
+        return
     print(message, file=sys.stderr, flush=True)
 
 

@@ -1,0 +1,253 @@
+"""Validating a research notebook: ``pytest --nbval --sci-cache`` against ``pytest --nbval`` and jupyter-cache.
+
+Goal (issue 21): the second ``--sci-cache`` run is >= 10x faster than ``pytest --nbval``;
+after an edit to one upstream cell only the cells that depend on it run, where
+jupyter-cache (executablebooks, behind jupyter-book and myst-nb) reruns the whole
+notebook; the verdict (pass/fail per cell) equals a full run's.
+
+Method: the notebook below (30 cells, about 60 s of NumPy and scikit-learn work at
+``--scale 1``; ``--quick`` uses a tenth) is executed once plainly to store its outputs.
+Then, each in a fresh subprocess and in this order: ``pytest --nbval`` (the full run),
+``pytest --nbval --sci-cache`` twice (the first fills the cache), the edit (the
+``N_FEATURES`` constant of cell 3, read by 9 later cells), ``pytest --nbval`` and
+``pytest --nbval --sci-cache`` on the edited notebook, and jupyter-cache's
+``run_and_cache`` on the original and then the edited notebook.  Wall times are single
+runs on the same machine in the same minute; the ratios are what to compare.  Bytecode
+caches are on (``PYTHONDONTWRITEBYTECODE`` is unset for the children).
+
+    python benchmarks/bench_nbval.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from importlib.metadata import entry_points
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+HEAVY = "X, y = make_data({n}, N_FEATURES, seed={seed})\nscores_{i} = work(X, y, ROUNDS)\nprint(round(scores_{i}, 6))"
+
+CELLS = [
+    "%load_ext sci_ext",
+    "import numpy as np\nfrom sklearn.linear_model import Ridge\nfrom sklearn.model_selection import cross_val_score",
+    "SCALE = {scale}\nROUNDS = max(1, int(40 * SCALE))",
+    "N_FEATURES = 20",
+    "def make_data(n, d, seed):\n    rng = np.random.default_rng(seed)\n    X = rng.normal(size=(n, d))\n"
+    "    return X, X @ rng.normal(size=d) + rng.normal(scale=0.1, size=n)",
+    "def work(X, y, rounds):\n    total = 0.0\n    for r in range(rounds):\n"
+    "        total += cross_val_score(Ridge(alpha=1.0 + r), X, y, cv=5).mean()\n"
+    "        total += float(np.linalg.svd(X.T @ X, compute_uv=False)[0]) * 0\n    return total / rounds",
+]
+
+
+def build_cells(scale: float) -> list[str]:
+    """30 cells: setup, 9 cells that read N_FEATURES, 15 independent heavy cells, a summary."""
+    cells = [c.replace("{scale}", repr(scale)) for c in CELLS]
+    for i in range(9):  # depend on N_FEATURES (cell 3)
+        cells.append(HEAVY.format(n=400, seed=i, i=i))
+    for i in range(9, 23):  # independent of N_FEATURES
+        cells.append(
+            f"rng_{i} = np.random.default_rng({i})\nM_{i} = rng_{i}.normal(size=(300, 300))\n"
+            f"for _ in range(ROUNDS):\n    M_{i} = np.tanh(M_{i} @ M_{i}.T / 300)\nprint(round(float(M_{i}.sum()), 4))"
+        )
+    cells.append("summary = {'cells': 30}\nprint(summary)")
+    return cells
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCI_EXT_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
+        env[var] = str(workdir / "xdg" / var.lower())
+    return env
+
+
+def make_notebook(path: Path, scale: float, env: dict[str, str]) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in build_cells(scale)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    nbformat.write(nb, path)
+
+
+def _plugin_args() -> list[str]:
+    registered = any(ep.value == "sci_ext.pytest_plugin" for ep in entry_points(group="pytest11"))
+    return [] if registered else ["-p", "sci_ext.pytest_plugin"]
+
+
+def nbval(path: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[int, bool], str]:
+    junit = path.parent / "junit.xml"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval", "-q", f"--junitxml={junit}", *extra]
+    started = time.perf_counter()
+    res = subprocess.run([*command, path.name], cwd=path.parent, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    outcomes = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        number = int(case.get("name", "").rsplit(" ", 1)[-1])
+        outcomes[number] = case.find("failure") is None and case.find("error") is None
+    return seconds, outcomes, res.stdout + res.stderr
+
+
+def jupyter_cache_run(cache_dir: Path, path: Path) -> tuple[float, int]:
+    """Seconds and cells executed by jupyter-cache's ``run_and_cache`` of ``path``."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.executors import load_executor
+
+    cache = get_cache(str(cache_dir))
+    record = cache.add_nb_to_project(str(path))
+    cells = sum(1 for c in __import__("nbformat").read(path, as_version=4).cells if c.cell_type == "code")
+    started = time.perf_counter()
+    result = load_executor("local-serial", cache).run_and_cache(filter_pks=[record.pk])
+    seconds = time.perf_counter() - started
+    return seconds, cells if result.succeeded else 0
+
+
+def corpus_verdicts(subset: str) -> int:
+    """Over the differential corpus (and notebooks/): the --sci-cache verdict after each upstream edit equals nbval's."""
+    import shutil
+
+    import nbformat
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from differential.corpus import load_corpus
+    from differential.harness import _fresh_workdir
+
+    differences = 0
+    cases = load_corpus(subset)
+    with tempfile.TemporaryDirectory(prefix="bench_nbval_corpus_") as tmp:
+        for case in cases:
+            root = Path(tmp) / case.name
+            env = _env(root)
+            original = _fresh_workdir(case, root, "original")
+            nb = nbformat.read(case.notebook, as_version=4)
+            path = original / "nb.ipynb"
+            nbformat.write(nb, path)
+            try:
+                make_outputs(path, env)
+            except Exception as exc:  # a notebook whose plain run fails is compared all the same
+                print(f"{case.name}: plain reference run raised {type(exc).__name__}")
+            cache = root / "cells"
+            cached = [*_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"]
+            nbval(path, env, *cached)  # fill the cache with the unedited notebook
+            edited_dir = root / "edited"
+            shutil.copytree(original, edited_dir)
+            edited = nbformat.read(edited_dir / "nb.ipynb", as_version=4)
+            code = [c for c in edited.cells if c.cell_type == "code"]
+            for cell, source in zip(code, case.edit.apply([c.source for c in code], edited_dir), strict=True):
+                cell.source = source
+            nbformat.write(edited, edited_dir / "nb.ipynb")
+            _, full, _ = nbval(edited_dir / "nb.ipynb", env)
+            _, fast, out = nbval(edited_dir / "nb.ipynb", env, *cached)
+            ran = len(re.findall(r"cell \d+ ran", out))
+            same = full == fast
+            differences += not same
+            print(
+                f"{case.name:<34} cells {len(full):>3}  ran after the edit {ran:>3}  verdict {'same' if same else 'DIFFERS'}"
+            )
+            if not same:
+                print(
+                    "   full:",
+                    {k: v for k, v in full.items() if not v},
+                    " cached:",
+                    {k: v for k, v in fast.items() if not v},
+                )
+    print(f"{len(cases)} notebooks, {differences} verdict differences against full runs (goal 0)")
+    return differences
+
+
+def make_outputs(path: Path, env: dict[str, str]) -> None:
+    """Execute ``path`` plainly in place (the stored outputs nbval compares against)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(
+            nb, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        nbformat.write(nb, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the computation")
+    parser.add_argument(
+        "--corpus",
+        choices=("all", "quick", "ci"),
+        help="instead: compare verdicts over the differential corpus (tests/differential/corpus)",
+    )
+    args = parser.parse_args()
+    if args.corpus:
+        raise SystemExit(1 if corpus_verdicts(args.corpus) else 0)
+    scale = 0.1 if args.quick else 1.0
+    with tempfile.TemporaryDirectory(prefix="bench_nbval_") as tmp:
+        work = Path(tmp)
+        env = _env(work)
+        original = work / "original" / "research.ipynb"
+        original.parent.mkdir()
+        make_notebook(original, scale, env)
+        cache = work / "cells"
+        cached = [*_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"]
+        full, full_verdict, _ = nbval(original, env)
+        fill, _, _ = nbval(original, env, *cached)
+        hit, hit_verdict, hit_out = nbval(original, env, *cached)
+        edited = work / "edited" / "research.ipynb"
+        edited.parent.mkdir()
+        text = original.read_text().replace("N_FEATURES = 20", "N_FEATURES = 25")
+        edited.write_text(text)
+        full_edit, full_edit_verdict, _ = nbval(edited, env)
+        after_edit, edit_verdict, edit_out = nbval(edited, env, *cached)
+        ran = len(re.findall(r"cell \d+ ran", edit_out))
+        jc_dir = work / "jupyter_cache"
+        jc_first, _ = jupyter_cache_run(jc_dir, original)
+        jc_edit_copy = work / "jc" / "research.ipynb"
+        jc_edit_copy.parent.mkdir()
+        jc_edit_copy.write_text(original.read_text())
+        jc_first_again, _ = jupyter_cache_run(jc_dir, jc_edit_copy)  # unchanged: jupyter-cache reuses it
+        jc_edit_copy.write_text(text)
+        jc_edit, jc_cells = jupyter_cache_run(jc_dir, jc_edit_copy)
+    code_cells = len(build_cells(scale))
+    print(f"notebook: {code_cells} code cells, scale {scale}")
+    print(f"pytest --nbval (full run)              {full:7.2f} s")
+    print(f"pytest --nbval --sci-cache, first      {fill:7.2f} s  ({fill / full:.2f}x full: the cost of storing)")
+    print(f"pytest --nbval --sci-cache, second     {hit:7.2f} s  full/second = {full / hit:.1f}x (goal >= 10x)")
+    print(
+        f"after editing N_FEATURES (cell 3):     full {full_edit:.2f} s, --sci-cache {after_edit:.2f} s"
+        f" ({full_edit / after_edit:.1f}x); cells that ran: {ran} of {code_cells} (9 depend on the edit + the edit)"
+    )
+    print(
+        f"jupyter-cache run_and_cache:           first {jc_first:.2f} s, unchanged {jc_first_again:.2f} s, "
+        f"after the edit {jc_edit:.2f} s, cells that ran: {jc_cells} of {code_cells}"
+    )
+    print(
+        f"verdicts equal to the full run: unedited {hit_verdict == full_verdict}, edited {edit_verdict == full_edit_verdict}"
+    )
+    assert hit_verdict == full_verdict and edit_verdict == full_edit_verdict, "verdict differs from a full run"
+    if "restored" not in hit_out:
+        raise SystemExit("the second run restored nothing:\n" + hit_out)
+
+
+if __name__ == "__main__":
+    main()

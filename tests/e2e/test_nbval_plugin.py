@@ -1,0 +1,200 @@
+"""``pytest --nbval --sci-cache`` gives the verdict of ``pytest --nbval``, and ``jupyter sci run``.
+
+The oracle is nbval without the cache: for a research-like notebook and each kind of
+upstream edit (a constant, a data file, a helper function, a seed), every cell's
+pass/fail under ``--sci-cache`` (with a cache filled by the unedited notebook) equals
+its pass/fail in a full run of the edited notebook; and the cells that do not depend on
+the edit are restored, not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+CELLS = [
+    "%load_ext sci_ext",
+    "import numpy as np\nimport pandas as pd",
+    "N = 30\nSEED = 0",
+    "def scale(values):\n    return values * 2",
+    "frame = pd.read_csv('data.csv')\nprint(frame['v'].sum())",
+    "rng = np.random.default_rng(SEED)\nnoise = rng.normal(size=N)\nprint(round(float(noise.sum()), 6))",
+    "scaled = scale(frame['v'].to_numpy())\nprint(scaled.tolist())",
+    "grid = np.linspace(0, 1, N)\nprint(len(grid), round(float(grid.mean()), 6))",
+    "report = {'rows': len(frame), 'n': N}\nreport",
+    "print('static cell', 1 + 1)",
+]
+
+EDITS = {
+    "constant": lambda d: _edit_cell(d, 2, "N = 30", "N = 40"),
+    "data file": lambda d: (d / "data.csv").write_text("v\n5\n6\n7\n"),
+    "helper function": lambda d: _edit_cell(d, 3, "values * 2", "values * 3"),
+    "seed": lambda d: _edit_cell(d, 2, "SEED = 0", "SEED = 1"),
+}
+#: Cells (nbval's 0-based code-cell numbers) each edit changes the output of.
+AFFECTED = {"constant": {5, 7, 8}, "data file": {4, 6, 8}, "helper function": {6}, "seed": {5}}
+
+
+def _edit_cell(directory: Path, index: int, old: str, new: str) -> None:
+    path = directory / "research.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert old in nb.cells[index].source
+    nb.cells[index].source = nb.cells[index].source.replace(old, new)
+    nbformat.write(nb, path)
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCI_EXT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
+        env[var] = str(tmp / "xdg" / var.lower())
+    return env
+
+
+def _plugin_args() -> list[str]:
+    # Installed, the entry point registers the plugin; from a checkout not yet reinstalled, name it.
+    registered = any(ep.value == "sci_ext.pytest_plugin" for ep in entry_points(group="pytest11"))
+    return [] if registered else ["-p", "sci_ext.pytest_plugin"]
+
+
+def make_notebook(directory: Path, env: dict[str, str]) -> None:
+    """The notebook with the outputs of a plain run stored, and its data file."""
+    from nbclient import NotebookClient
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "data.csv").write_text("v\n1\n2\n3\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    nbformat.write(nb, directory / "research.ipynb")
+
+
+def nbval(directory: Path, env: dict[str, str], *extra: str) -> tuple[dict[int, bool], str]:
+    """``{cell number: passed}`` and the output of one pytest --nbval run in a subprocess."""
+    junit = directory / "junit.xml"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval", "-q", f"--junitxml={junit}"]
+    res = subprocess.run(
+        [*args, *extra, "research.ipynb"], cwd=directory, env=env, capture_output=True, text=True, timeout=300
+    )
+    outcomes = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        number = int(case.get("name", "").rsplit(" ", 1)[-1])
+        outcomes[number] = case.find("failure") is None and case.find("error") is None
+    return outcomes, res.stdout + res.stderr
+
+
+def cached(directory: Path, env: dict[str, str], cache: Path) -> tuple[dict[int, bool], str]:
+    return nbval(directory, env, *_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}")
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
+    """The original notebook and a cache filled by one --sci-cache run of it."""
+    base = tmp_path_factory.mktemp("nbval")
+    env = _env(base)
+    make_notebook(base / "original", env)
+    cache = base / "cache"
+    first, out = cached(base / "original", env, cache)
+    assert all(first.values()) and len(first) == len(CELLS), out
+    assert f"0 restored, {len(CELLS) - 2} ran" in out, out  # %load_ext and the imports are left plain
+    return base, cache, env
+
+
+def test_a_second_run_restores_every_cell(warm: tuple[Path, Path, dict[str, str]]) -> None:
+    base, cache, env = warm
+    second, out = cached(base / "original", env, cache)
+    assert all(second.values()), out
+    assert f"{len(CELLS) - 2} restored, 0 ran" in out, out
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_after_an_edit_the_verdict_is_a_full_runs(warm: tuple[Path, Path, dict[str, str]], edit: str) -> None:
+    import shutil
+
+    base, cache, env = warm
+    edited = base / edit.replace(" ", "_")
+    shutil.copytree(base / "original", edited)
+    EDITS[edit](edited)
+    full, _ = nbval(edited, env)
+    fast, out = cached(edited, env, cache)
+    assert fast == full, f"verdicts differ for edit {edit!r}:\nfull {full}\nfast {fast}\n{out}"
+    assert {n for n, ok in full.items() if not ok} == AFFECTED[edit]  # the edit is seen at all
+    ran = {int(m) for m in __import__("re").findall(r"cell (\d+) ran", out)}
+    assert ran >= AFFECTED[edit], out  # every affected cell ran
+    assert 9 not in ran, f"the static cell ran after {edit!r}:\n{out}"  # unaffected cells were restored
+
+
+def test_sci_cache_without_nbval_is_a_usage_error(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *_plugin_args(), "--sci-cache", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "--sci-cache caches notebook cells run by nbval: add --nbval or --nbval-lax" in res.stderr
+
+
+def test_an_unusable_cache_dir_runs_every_cell_with_one_warning(warm: tuple[Path, Path, dict[str, str]]) -> None:
+    base, _, env = warm
+    bad = base / "world_writable"
+    bad.mkdir()
+    bad.chmod(0o777)
+    outcomes, out = nbval(base / "original", env, *_plugin_args(), "--sci-cache", f"--sci-cache-dir={bad}")
+    assert all(outcomes.values()), out
+    assert out.count("--sci-cache-dir unusable, every cell runs") == 1, out
+    assert "0 restored" in out, out
+
+
+def sci_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sci_ext", "run", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_jupyter_sci_run_restores_sets_parameters_and_names_a_failing_cell(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("size = 3", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(0.5)\nvalues = list(range(size))\nprint(values)"),
+        nbformat.v4.new_code_cell("if size > 10:\n    raise ValueError(f'size {size} too large')\nlen(values)"),
+    ]
+    path = tmp_path / "param.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "out.ipynb"
+    cache = tmp_path / "cells"
+    first = sci_run(env, str(path), "-o", str(out), "-p", "size=4", "--cache-dir", str(cache), "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert [c["status"] for c in report["cells"]] == ["ran"] * 4  # parameters, injected, 2 cells
+    executed = nbformat.read(out, as_version=4)
+    assert "injected-parameters" in executed.cells[1].metadata["tags"]
+    assert executed.cells[2].outputs[0]["text"] == "[0, 1, 2, 3]\n"
+    second = sci_run(env, str(path), "-o", str(out), "-p", "size=4", "--cache-dir", str(cache))
+    assert second.returncode == 0, second.stderr
+    assert "restored" in second.stdout and "saved about" in second.stdout
+    assert "4 restored, 0 ran" in second.stdout, second.stdout
+    failing = sci_run(env, str(path), "-o", str(out), "-p", "size=20", "--cache-dir", str(cache))
+    assert failing.returncode == 1
+    assert "cell 3 failed: ValueError: size 20 too large" in failing.stderr, failing.stderr
+    bad = sci_run(env, str(path), "-p", "2x=1")
+    assert bad.returncode == 2 and "NAME=VALUE" in bad.stderr
