@@ -11,10 +11,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from .._table import Table
 from ..core.errors import CacheError
 from .lines import split_line
 from .state import KernelState
-from .tables import Table
 
 __all__ = ["CacheMagics", "parse_cached_line", "register"]
 

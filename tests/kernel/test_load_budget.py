@@ -30,6 +30,9 @@ ALLOWED = {
     "sci_ext.core.telemetry",  # the lazy package __init__ only
     "sci_ext.core.telemetry.subscribe",
     "sci_ext.kernel",
+    "sci_ext.core.autorun",  # stdlib only: the report variable of auto mode
+    "sci_ext.kernel.cellcache",  # the package __init__ only (imports nothing)
+    "sci_ext.kernel.cellcache.auto",  # auto mode's transformer: active from the first cell when cache.auto
     "sci_ext.kernel.config_watch",
     "sci_ext.kernel.fd_echo",  # kernel only: redaction of what the kernel echoes to its own stdout/stderr
     "sci_ext.kernel.lazy",

@@ -24,7 +24,6 @@ cell's output, so outputs stay exactly what a plain run prints.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import sys
@@ -145,6 +144,8 @@ class AutoCache:
         if not enabled and not self.report_path():
             return lines
         stripped = text.lstrip()
+        import hashlib
+
         digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
         self._seq += 1
         self._current = {"seq": self._seq, "cell": digest, "first_line": _first_line(text), "started": time.time()}
