@@ -133,10 +133,12 @@ class Finding:
     cell: int
     source: str
     detail: str
+    after: int | None = None  # an earlier finding of the same phase this one may follow from
 
     def format(self) -> str:
         first = self.source.strip().splitlines()[0] if self.source.strip() else ""
-        return f"{self.kind} ({self.phase}) cell {self.cell} `{first[:70]}`: {self.detail}"
+        later = "" if self.after is None else f" [after cell {self.after}'s finding]"
+        return f"{self.kind} ({self.phase}) cell {self.cell} `{first[:70]}`{later}: {self.detail}"
 
 
 @dataclass
@@ -387,7 +389,9 @@ def _compare_phase(
     report: CaseReport,
 ) -> None:
     prev: set[str] = set()
+    first = len(report.findings)
     for i, (p, c) in enumerate(zip(plain, cached)):
+        earlier = report.findings[first].cell if len(report.findings) > first else None
         diff = _diff_names(p, c)
         new_state = diff - prev - oracle.noisy[i]
         prev = diff
@@ -397,7 +401,12 @@ def _compare_phase(
         if c.status == "timeout" and p.status != "timeout":
             report.findings.append(
                 Finding(
-                    "error introduced", phase, i, src, f"timed out after {c.seconds:.0f}s; plain took {p.seconds:.1f}s"
+                    "error introduced",
+                    phase,
+                    i,
+                    src,
+                    f"timed out after {c.seconds:.0f}s; plain took {p.seconds:.1f}s",
+                    earlier,
                 )
             )
             continue
@@ -410,6 +419,7 @@ def _compare_phase(
                     i,
                     src,
                     f"cached raised {ce[0]}: {ce[1][:200]}; plain: {pe or 'no error'}",
+                    earlier,
                 )
             )
             continue
@@ -422,7 +432,7 @@ def _compare_phase(
             problems.append(f"state differs in {sorted(new_state)}")
         if problems:
             kind = "stale hit" if c.hit else "miss differs"
-            report.findings.append(Finding(kind, phase, i, src, "; ".join(problems)))
+            report.findings.append(Finding(kind, phase, i, src, "; ".join(problems), earlier))
 
 
 def compare(
