@@ -14,7 +14,7 @@ see ``tests/differential/harness.py``) and prints the issue's goal figures:
 Usage::
 
     python benchmarks/bench_differential.py [--quick] [--code-root PATH] [--only NAME ...]
-                                            [--json OUT] [--verbose]
+                                            [--json OUT] [--verbose] [--parallel]
 
 ``--code-root`` chooses the checkout whose ``sci_ext`` the kernels import (default: this one;
 e.g. another branch's worktree).  Exit status 1 when a goal is missed, so it can gate a run.
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="notebook names")
     parser.add_argument("--json", type=Path, default=None, help="write the reports here")
     parser.add_argument("--verbose", action="store_true", help="print every finding")
+    parser.add_argument(
+        "--parallel", action="store_true", help="run independent kernels side by side (faster; noisier cell times)"
+    )
     args = parser.parse_args(argv)
 
     cases = load_corpus("quick" if args.quick else "all", names=args.only)
@@ -68,10 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sci_ext under test: {root} ({_commit(root)})")
     print(f"{len(cases)} notebooks; per notebook: plain x2, cached miss, cached restart, plain+cached after an edit\n")
     reports = []
+    failed: list[str] = []
     started = time.perf_counter()
     for case in cases:
         # Bytecode caches on, as users have them (the machine sets PYTHONDONTWRITEBYTECODE).
-        report = run_case(case, code_root=root, bytecode=True)
+        try:
+            report = run_case(case, code_root=root, bytecode=True, parallel=args.parallel)
+        except Exception as exc:  # one broken notebook (kernel died, bad edit) must not hide the others
+            print(f"[ERR] {case.name:28s} harness error: {type(exc).__name__}: {exc}", flush=True)
+            failed.append(case.name)
+            continue
         reports.append(report)
         counts = report.counts
         flag = "ok " if not any(counts.values()) else "BAD"
@@ -95,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         if goal is not None and not goal(value):
             missed.append(key)
         print(f"  {key:45s} {shown}{verdict}")
+    if failed:
+        print(f"  notebooks the harness could not run: {', '.join(failed)}")
+        missed.append("harness errors")
     if args.json:
         args.json.write_text(
             json.dumps(
