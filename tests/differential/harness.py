@@ -155,6 +155,7 @@ class CaseReport:
     restart_eligible: int = 0  # deterministic, wrapped, plain run ok
     restart_misses: int = 0
     restart_misses_explained: int = 0
+    restart_uncacheable: int = 0  # deterministic cells the engine refused to cache ("not cached: ...")
     edited_misses: int = 0
     edited_misses_explained: int = 0
     plain_seconds: float = 0.0
@@ -463,6 +464,7 @@ def compare(
         if oracle.deterministic[i] and not plain_failed:
             report.restart_eligible += 1
             report.restart_hits += c.hit
+            report.restart_uncacheable += any("not cached" in line for line in _explanation(c))
         if not c.hit:
             report.restart_misses += 1
             if _explanation(c) or plain_failed:  # a failing cell is never stored: its error says why
@@ -498,6 +500,7 @@ def summarise(reports: Iterable[CaseReport]) -> dict[str, Any]:
     explained = sum(r.restart_misses_explained for r in reports)
     eligible = sum(r.restart_eligible for r in reports)
     hits = sum(r.restart_hits for r in reports)
+    uncacheable = sum(r.restart_uncacheable for r in reports)
     plain = sum(r.plain_seconds for r in reports)
     miss = sum(r.miss_seconds for r in reports)
     return {
@@ -512,6 +515,10 @@ def summarise(reports: Iterable[CaseReport]) -> dict[str, Any]:
         "misses after restart explained %": 100.0 * explained / restart_misses if restart_misses else 100.0,
         "hits after restart (deterministic cells) %": 100.0 * hits / eligible if eligible else 0.0,
         "hits after restart": f"{hits}/{eligible}",
+        "hits after restart, cacheable cells %": (
+            100.0 * hits / (eligible - uncacheable) if eligible - uncacheable else 0.0
+        ),
+        "deterministic cells refused by the engine": uncacheable,
         "edited-run misses explained %": (
             100.0 * sum(r.edited_misses_explained for r in reports) / sum(r.edited_misses for r in reports)
             if sum(r.edited_misses for r in reports)
