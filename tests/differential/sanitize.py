@@ -8,7 +8,10 @@ What is normalised, and why (everything else is compared exactly):
 * **Volatile text**: memory addresses (``0x7f...``) become ``0x?``; durations
   (``1.2 ms``, ``Wall time: 3 s``) become ``<dur>``; ISO date-times become ``<datetime>``;
   the run's working and cache directories become ``<cwd>`` and ``<cache>``; per-process
-  counters in HTML reprs (scikit-learn's ``sk-container-id-3``) lose their number; a line rewritten
+  counters in HTML reprs (scikit-learn's ``sk-container-id-3``) lose their number; the file
+  ipykernel compiles a cell into (``/tmp/ipykernel_812/3051.py:4`` in warnings) becomes
+  ``<cell>`` (its pid changes per kernel, and the ``%%cached`` line the harness adds shifts the
+  line number by one); a line rewritten
   with ``\\r`` (progress bars) keeps its last state.
 * **Streams**: consecutive stdout (and stderr) chunks are joined (how the kernel splits a
   stream into messages is not output); the order of rich outputs (display data, the
@@ -32,10 +35,13 @@ from typing import Any
 ENGINE_PREFIXES = ("[sci_ext]", "sci_ext warning", "sci_ext:")
 
 _HEX = re.compile(r"0x[0-9a-fA-F]{4,}")
-_DUR = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e[-+]?\d+)?\s?(?:ns|µs|us|ms|s|sec|secs|seconds|min|mins)\b")
+_DUR = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e[-+]?\d+)?\s?(?:ns|µs|μs|us|ms|s|sec|secs|seconds|min|mins)\b")
 # Per-process counters in HTML reprs (scikit-learn's estimator diagram): a replayed display
 # does not advance the counter, so the next live repr gets a lower number.
 _COUNTER_IDS = re.compile(r"\b(sk-(?:container|estimator|toggleable)[-_a-z]*-id-|sk-estimator-id-)\d+")
+# The file ipykernel compiles a cell into (``/tmp/ipykernel_<pid>/<hash>.py:<line>``, in warnings):
+# the pid changes per kernel, and the harness's extra ``%%cached`` line shifts the line by one.
+_CELL_FILE = re.compile(r"\S*ipykernel_\d+[/\\]\d+\.py:\d+")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _PRESENCE_ONLY = ("application/vnd.jupyter.widget-view+json",)
 
@@ -60,6 +66,7 @@ def clean_text(text: str, paths: dict[str, str] | None = None) -> str:
     # Progress bars: keep what a terminal would show after each carriage return.
     text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
     text = _HEX.sub("0x?", text)
+    text = _CELL_FILE.sub("<cell>", text)
     text = _COUNTER_IDS.sub(r"\g<1>N", text)
     text = _DATETIME.sub("<datetime>", text)
     return _DUR.sub("<dur>", text)
