@@ -328,6 +328,8 @@ def run_case(
 
 
 def _diff_names(a: CellRun, b: CellRun) -> set[str]:
+    if a.state is None or b.state is None:  # the probe failed: no state comparison for this cell
+        return set()
     names = set(a.state) | set(b.state)
     return {n for n in names if a.state.get(n) != b.state.get(n)}
 

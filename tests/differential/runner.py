@@ -33,7 +33,7 @@ class CellRun:
     index: int
     source: str
     outputs: list[dict[str, Any]] = field(default_factory=list)  # nbformat-shaped
-    state: dict[str, str] = field(default_factory=dict)
+    state: dict[str, str] | None = field(default_factory=dict)  # None: the probe failed after this cell
     events: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     status: str = "ok"  # ok | error | timeout | not run
@@ -122,6 +122,8 @@ def _execute(kc: Any, code: str, timeout: float, probe: bool) -> tuple[list[dict
         found = content.get("user_expressions", {}).get("probe", {})
         if found.get("status") == "ok":
             snapshot = json.loads(ast.literal_eval(found["data"]["text/plain"]))
+        elif probe:
+            snapshot = {"state": None, "probe_error": f"{found.get('ename')}: {found.get('evalue')}"}
         break
     return outputs, snapshot, status
 
@@ -145,7 +147,7 @@ def run_cells(sources: list[str], config: KernelConfig) -> list[CellRun]:
             outputs, snapshot, status = _execute(kc, run.source, config.cell_timeout, probe=True)
             run.seconds = time.perf_counter() - start
             run.outputs, run.status = outputs, status
-            run.state = snapshot.get("state", {})
+            run.state = snapshot.get("state", {}) if snapshot else None
             run.events = snapshot.get("events", [])
             if status == "timeout":
                 # The notebook is stuck: what follows is not comparable.  Interrupt and stop.
