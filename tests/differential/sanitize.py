@@ -6,7 +6,8 @@ What is normalised, and why (everything else is compared exactly):
   are taken out of the streams and kept apart: they are the engine talking (hit notices,
   explanations of misses), not the cell's output.  :func:`engine_lines` returns them.
 * **Volatile text**: memory addresses (``0x7f...``) become ``0x?``; durations
-  (``1.2 ms``, ``Wall time: 3 s``) become ``<dur>``; ISO date-times become ``<datetime>``;
+  (``1.2 ms``, ``Wall time: 3 s``) become ``<dur>``; ISO date-times become ``<datetime>`` and Unix times in seconds
+  (ten digits from 1600000000 to 1999999999, as API objects print ``created=``) ``<epoch>``;
   the run's working and cache directories become ``<cwd>`` and ``<cache>``; per-process
   counters in HTML reprs (scikit-learn's ``sk-container-id-3``) lose their number; the file
   ipykernel compiles a cell into (``/tmp/ipykernel_812/3051.py:4`` in warnings) becomes
@@ -42,6 +43,8 @@ _COUNTER_IDS = re.compile(r"\b(sk-(?:container|estimator|toggleable)[-_a-z]*-id-
 # The file ipykernel compiles a cell into (``/tmp/ipykernel_<pid>/<hash>.py:<line>``, in warnings):
 # the pid changes per kernel, and the harness's extra ``%%cached`` line shifts the line by one.
 _CELL_FILE = re.compile(r"\S*ipykernel_\d+[/\\]\d+\.py:\d+")
+# Unix times in seconds (2020-09 .. 2033-05): API objects print them (``created=1796664640``).
+_EPOCH = re.compile(r"\b1[6-9]\d{8}\b")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 _PRESENCE_ONLY = ("application/vnd.jupyter.widget-view+json",)
 
@@ -69,6 +72,7 @@ def clean_text(text: str, paths: dict[str, str] | None = None) -> str:
     text = _CELL_FILE.sub("<cell>", text)
     text = _COUNTER_IDS.sub(r"\g<1>N", text)
     text = _DATETIME.sub("<datetime>", text)
+    text = _EPOCH.sub("<epoch>", text)
     return _DUR.sub("<dur>", text)
 
 

@@ -106,6 +106,7 @@ def test_the_sanitiser_hides_addresses_durations_paths_and_engine_lines_only() -
     )
     assert clean_text("accuracy 0.95") == "accuracy 0.95"
     assert clean_text("/tmp/ipykernel_4506/2625743666.py:4: RuntimeWarning: x") == "<cell>: RuntimeWarning: x"
+    assert clean_text("created=1796664640, n=12") == "created=<epoch>, n=12"
     assert clean_text("683 μs ± 1.2 µs per loop") == "<dur> ± <dur> per loop"
     assert clean_text('<div id="sk-container-id-2">') == clean_text('<div id="sk-container-id-1">')
     streams = [
