@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from differential import load_corpus, run_case, summarise  # noqa: E402
+from differential.harness import default_code_root  # noqa: E402
 
 GOALS = {
     "stale hits": lambda v: v == 0,
@@ -57,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the corpus and print the goal figures; 1 when a goal is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick subset of the corpus")
-    parser.add_argument("--code-root", type=Path, default=REPO, help="checkout whose sci_ext the kernels import")
+    parser.add_argument(
+        "--code-root",
+        type=Path,
+        default=default_code_root(),
+        help="checkout whose sci_ext the kernels import (default: $SCI_DIFF_CODE_ROOT or this one)",
+    )
     parser.add_argument("--only", nargs="*", default=None, help="notebook names")
     parser.add_argument("--json", type=Path, default=None, help="write the reports here")
     parser.add_argument("--verbose", action="store_true", help="print every finding")

@@ -50,6 +50,12 @@ from .sanitize import engine_lines, error_of, normalise
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+def default_code_root() -> Path:
+    """The checkout whose ``sci_ext`` the kernels import: ``$SCI_DIFF_CODE_ROOT`` or this one."""
+    return Path(os.environ.get("SCI_DIFF_CODE_ROOT") or REPO).resolve()
+
+
 # --------------------------------------------------------------------------- edits
 
 
@@ -249,7 +255,7 @@ def _llm_env(stack: list[Any]) -> dict[str, str]:
 
 def run_case(
     case: Case,
-    code_root: Path | None = REPO,
+    code_root: Path | None = None,
     keep: Path | None = None,
     bytecode: bool = False,
     log: Callable[[str], None] | None = None,
@@ -257,7 +263,8 @@ def run_case(
 ) -> CaseReport:
     """Run the four phases of the module docstring on ``case`` and compare them.
 
-    ``code_root``: the checkout whose ``sci_ext`` the kernels import (first on PYTHONPATH);
+    ``code_root``: the checkout whose ``sci_ext`` the kernels import (first on PYTHONPATH; default
+    :func:`default_code_root`, so ``SCI_DIFF_CODE_ROOT=/other/checkout pytest ...`` tests another branch);
     ``keep``: a directory to leave the runs in (default: a temporary one, removed);
     ``bytecode``: let the kernels write bytecode caches (benchmarks, as users do);
     ``parallel``: run independent kernels side by side (faster; per-cell times then include contention).
@@ -268,7 +275,7 @@ def run_case(
     try:
         extra = _llm_env(servers) if case.llm else {}
         extra.setdefault("MPLCONFIGDIR", os.environ.get("MPLCONFIGDIR") or str(Path.home() / ".cache" / "matplotlib"))
-        env = _Env(code_root, root, extra, bytecode)
+        env = _Env(code_root or default_code_root(), root, extra, bytecode)
         say = log or (lambda _msg: None)
         sources = case.sources()
         wrapped = [wrap(s) for s in sources]
