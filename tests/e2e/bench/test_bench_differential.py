@@ -1,0 +1,50 @@
+"""Smoke test of benchmarks/bench_differential.py on its fastest corpus notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
+
+def test_bench_prints_the_goal_figures_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_differential.py"),
+            "--only",
+            "pdsh_errors",
+            "--parallel",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    for figure in (
+        "stale hits",
+        "misses differing from plain",
+        "errors introduced",
+        "misses after restart explained %",
+        "hits after restart (deterministic cells) %",
+    ):
+        assert figure in proc.stdout, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert [nb["name"] for nb in data["notebooks"]] == ["pdsh_errors"]
+    # pdsh_errors has failing cells and no state a cache could get wrong: an introduced error is a regression
+    assert data["figures"]["errors introduced"] == 0, proc.stdout
+    missed = "GOAL MISSED" in proc.stdout
+    assert proc.returncode == (1 if missed else 0), proc.stdout + proc.stderr
