@@ -177,8 +177,8 @@ class CacheMagics(Magics):
         """Run this cell plain, never cached, also in auto mode (``%sci_cache auto on``)."""
         __tracebackhide__ = True
         # Only reached when auto mode is off (it strips this line itself): a plain run.
-        assert self.shell is not None
-        self.shell.run_cell(cell, store_history=False)
+        if self.shell is not None:
+            self.shell.run_cell(cell, store_history=False)
 
 
 def _auto(value: str | None) -> None:
