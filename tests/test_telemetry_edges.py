@@ -70,6 +70,7 @@ def test_gpus_from_nvml(monkeypatch):
         nvmlDeviceGetTemperature=lambda h, sensor: 60,
     )
     monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(resources, "gpu_present", lambda: True)  # MOCK: no NVIDIA device here
     assert resources.gpu_info() == [
         {"index": 0, "name": "NVIDIA A100", "utilization_percent": 35.0, "memory_used_bytes": 1,
          "memory_total_bytes": 2, "temperature_c": 60}

@@ -155,15 +155,15 @@ class SciExt(ExtensionApp):
         return bridge.health(self._server_checks())
 
     def _status_report(self) -> dict[str, Any]:
-        from .resources import sample_resources
+        from ..core.telemetry.resources import resources
 
         with self.metrics.lock:  # compaction rewrites the files collect_status reads
             status = bridge.collect_status()
         if self.metrics.path != bridge.default_metrics_dir(self.state_dir):
             # telemetry reads the default directory; with c.SciExt.metrics_dir, count what /sci/metrics serves
             status.update(bridge.figures_from(self.registry))
-        # cgroup v1 and v2, GPUs only when a device is present (see .resources)
-        status["resources"] = sample_resources(self.state_dir)
+        # The process's one CPU sampler (core.telemetry.resources): the same figure the kernels show
+        status["resources"] = resources(self.state_dir)
         report = self._health_report()
         status["checks"] = report["checks"]
         status["status"] = bridge.worst([status.get("status", "ok"), report["status"]])

@@ -99,6 +99,27 @@ def test_panel_opens_with_health_checks_and_charts(lab: LabServer, lab_page: Lab
     lab_page.screenshot("panel")
 
 
+def test_cpu_in_status_bar_and_panel_reads_one_busy_core(lab: LabServer, lab_page: LabPage) -> None:
+    """The status item and the panel show ``100/N`` % while one core spins (not 0/100 flips)."""
+    from cpu_oracle import Oracle, assert_one_busy_core, one_core_busy
+
+    lab_page.open()
+    wait_status_text(lab_page, LIVE_TEXT)
+    open_panel(lab_page)
+    resources = lab_page.page.locator(f"{PANEL} [data-section='resources']")
+    bar, panel = [], []
+    with one_core_busy():
+        lab_page.page.wait_for_timeout(2000)  # the server's sampler and the page's poll catch up
+        with Oracle() as oracle:
+            for _ in range(5):
+                lab_page.page.wait_for_timeout(1000)
+                bar.append(float(re.search(r"CPU ([\d.]+)%", status_text(lab_page)).group(1)))  # type: ignore[union-attr]
+                panel.append(float(re.search(r"CPU\s*([\d.]+)%", resources.inner_text()).group(1)))  # type: ignore[union-attr]
+    # The page shows what it polled up to a poll interval ago: give the oracle that slack.
+    assert_one_busy_core(bar, oracle.percent, "status bar")
+    assert_one_busy_core(panel, oracle.percent, "panel")
+
+
 def test_failing_guarded_cell_listed_with_correlation_id(lab: LabServer, lab_page: LabPage) -> None:
     lab.write_notebook(
         "guarded_fail.ipynb",
