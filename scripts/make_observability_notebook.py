@@ -154,7 +154,7 @@ cells = [
         "panel and `%sci_dashboard` show): health, resources, cells, cache, breakers, recent "
         "errors with correlation ids and active alerts. Alerts follow the `monitoring` "
         "thresholds (error rate over 1 % in 5 min, latency over 1 s, ...); the same rules ship "
-        "for Prometheus in `jupyter_config/prometheus/sci_ext.rules.yml`."
+        "for Prometheus in `monitoring/prometheus/sci_ext.rules.yml`."
     ),
     new_code_cell(
         "from sci_ext.core.telemetry import collect_status\n\n"
