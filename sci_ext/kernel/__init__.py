@@ -24,6 +24,7 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.llm_magics",
     "sci_ext.kernel.dashboard_magics",
     "sci_ext.kernel.health_magics",
+    "sci_ext.kernel.magic_help",  # after the magics it gives --help to
     "sci_ext.kernel.unavailable",
 ]
 
