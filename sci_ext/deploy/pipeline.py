@@ -115,14 +115,19 @@ def deploy(
         try:
             if store.reconcile():
                 log.warning("deploy: the live file did not hold the active slot (an interrupted switch); restored")
-            previous = store.active() or store.adopt_target()
-            slot = store.inactive()
+            active = store.active()
+            # Before the first deploy the live file becomes slot blue: only once the new config is
+            # valid (a refused first deploy leaves no slot behind; --status would show an empty one).
+            previous = active or "blue"
+            slot = store.inactive() if active else "green"
             report = DeployReport(str(ctx.correlation_id), slot, previous, str(store.target), 0.0)
             steps = _Steps(6 if candidate else 5, progress, report)
             _audit("deploy.start", source=str(source), slot=slot, correlation_id=ctx.correlation_id)
             kept = store.read_slot(slot)  # the config active before the last switch: rollback's target
             try:
                 text = _prepare(source, store, steps)
+                if active is None:
+                    store.adopt_target()
                 path = store.write_slot(slot, text)
                 steps(f"written to the inactive slot {slot} ({path})")
                 if candidate:
@@ -181,11 +186,6 @@ def _prepare(source: Path, store: SlotStore, steps: _Steps) -> str:
         raise DeployError(f"{source}: expected a sci_ext TOML file (.toml)")
     staging_dir = store.root / "staging"
     staging_dir.mkdir(mode=0o700, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = store.root / "backups" / f"{source.name}.{stamp}.deployed"
-    shutil.copyfile(source, backup)
-    backup.chmod(0o600)
-    steps(f"backed up {source} to {backup}")
     staged = staging_dir / "candidate.toml"
     shutil.copyfile(source, staged)
     staged.chmod(0o600)
@@ -205,6 +205,13 @@ def _prepare(source: Path, store: SlotStore, steps: _Steps) -> str:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DeployError(f"invalid config: {first}{more}")
     steps("validated with the project file and environment it will meet")
+    # The copy of what was deployed: only for a config that passed (a refused one leaves nothing).
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = store.root / "backups" / f"{source.name}.{stamp}.deployed"
+    backup.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copyfile(source, backup)
+    backup.chmod(0o600)
+    steps(f"backed up {source} to {backup}")
     return staged.read_text(encoding="utf-8")
 
 
