@@ -106,14 +106,19 @@ class Dashboard:
                 break
             self.tick()
 
-    def stop(self) -> None:
-        """Stop the updater and close the panel (idempotent)."""
+    def stop(self, close_panel: bool = True) -> None:
+        """Stop the updater and close the panel (idempotent).
+
+        ``close_panel=False`` at kernel exit: the frontend has dropped the widgets' comms
+        already, and closing them would send a comm_close per widget into the browser's
+        console ("Comm not found for comm id ...").
+        """
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             # Not longer: the thread may be in plotly's import; it closes nothing and exits after it.
             thread.join(timeout=2.0)
-        if self.panel is not None and not self.panel.closed:
+        if close_panel and self.panel is not None and not self.panel.closed:
             self.panel.close()
 
 
@@ -163,9 +168,14 @@ class DashboardMagics(Magics):
         return None
 
     def close(self) -> None:
-        """Stop the updater (unload and kernel exit)."""
+        """Stop the updater and close the panel (``%unload_ext``)."""
         if self.dashboard is not None:
             self.dashboard.stop()
+
+    def at_exit(self) -> None:
+        """Stop the updater at kernel exit, leaving the widgets alone (the frontend let go of them)."""
+        if self.dashboard is not None:
+            self.dashboard.stop(close_panel=False)
 
 
 def register(ipython: Any, state: KernelState) -> None:
@@ -173,5 +183,5 @@ def register(ipython: Any, state: KernelState) -> None:
     magics = DashboardMagics(ipython, state)
     ipython.register_magics(magics)
     state.on_close(magics.close)
-    atexit.register(magics.close)
-    state.on_close(lambda: atexit.unregister(magics.close))
+    atexit.register(magics.at_exit)
+    state.on_close(lambda: atexit.unregister(magics.at_exit))
