@@ -84,7 +84,11 @@ case "$cmd" in
         fi
         root_flag=""
         [ "$(id -u)" -eq 0 ] && root_flag="--allow-root"  # containers often run as root
-        exec "$VENV/bin/jupyter" lab notebooks/01_quickstart.ipynb $root_flag "$@"
+        # A working copy (git-ignored): running the quickstart leaves notebooks/ unchanged in git.
+        # The URL JupyterLab prints opens that notebook (default_url), not the Launcher.
+        mkdir -p notebooks/run
+        [ -f notebooks/run/01_quickstart.ipynb ] || cp notebooks/01_quickstart.ipynb notebooks/run/
+        exec "$VENV/bin/jupyter" lab --LabApp.default_url=/lab/tree/notebooks/run/01_quickstart.ipynb $root_flag "$@"
         ;;
     test)
         # ./scripts/dev.sh test [all|fast|unit|kernel|server|e2e|notebooks|lint] [pytest args]

@@ -1,4 +1,4 @@
-"""Write jupyter_config/grafana/sci_ext.json, the Grafana dashboard of sci_ext's metrics.
+"""Write monitoring/grafana/sci_ext.json, the Grafana dashboard of sci_ext's metrics.
 
 Generated so that every panel has the same shape; ``tests/server/test_grafana_dashboard.py``
 runs each panel's PromQL against a real Prometheus that scraped a server with busy
@@ -12,11 +12,63 @@ import json
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parents[1] / "jupyter_config" / "grafana" / "sci_ext.json"
+OUT = Path(__file__).resolve().parents[1] / "monitoring" / "grafana" / "sci_ext.json"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 # (row, title, description, unit, kind, [(legend, expr), ...])
 PANELS: list[tuple[str, str, str, str, str, list[tuple[str, str]]]] = [
+    # First row: the symptoms the alerts watch (monitoring/prometheus/sci_ext.rules.yml), nothing else.
+    (
+        "What needs attention",
+        "External calls failing (5 min)",
+        "Calls that gave up after retries or were refused by an open breaker (ExternalCallsFailing at 3).",
+        "short",
+        "stat",
+        [
+            (
+                "failed calls",
+                'sum(increase(sci_errors_total{category=~"transient|rate_limit|timeout"}[5m])) or vector(0)',
+            )
+        ],
+    ),
+    (
+        "What needs attention",
+        "LLM budgets spent",
+        "May be empty: spend over limit of each LLM budget (LLMBudgetNearlySpent at 80 %).",
+        "percentunit",
+        "bargauge",
+        [("{{budget}}", "max by (budget) (sci_llm_budget_spent_ratio)")],
+    ),
+    (
+        "What needs attention",
+        "Memory of the limit",
+        "Memory of the cgroup limit, else the host (KernelMemoryNearLimit at 90 % for 2 min).",
+        "percent",
+        "timeseries",
+        [("memory {{instance}}", "max by (instance) (sci_memory_percent)")],
+    ),
+    (
+        "What needs attention",
+        "Cells past their usual time",
+        "A running cell's time over its own median, once 5x and 60 s past it (CellRunningLong).",
+        "short",
+        "timeseries",
+        [("overrun {{instance}}", "max by (instance) (sci_cell_overrun_ratio)")],
+    ),
+    (
+        "What needs attention",
+        "Slowest endpoints (p95)",
+        "Server endpoints' p95 response time, connections excluded (EndpointSlow above 1 s for 5 min).",
+        "s",
+        "timeseries",
+        [
+            (
+                "{{handler}}",
+                "topk(5, histogram_quantile(0.95, sum by (le, handler) (rate(http_request_duration_seconds_bucket"
+                '{handler!~".*(WebSocket|Websocket|Channels|EventHandler|TermSocket).*"}[5m]))))',
+            )
+        ],
+    ),
     (
         "Cells",
         "Cells per second",
@@ -109,7 +161,7 @@ PANELS: list[tuple[str, str, str, str, str, list[tuple[str, str]]]] = [
     (
         "Resources and health",
         "CPU and memory",
-        "Of each server's machine (cgroup limits honoured).",
+        "Of each server's machine (cgroup limits honoured). CPU is information: it never alerts.",
         "percent",
         "timeseries",
         [

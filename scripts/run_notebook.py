@@ -29,13 +29,15 @@ def main(path: str) -> int:
         print(exc, file=sys.stderr)
         return 1
     expected = 0
-    for index, cell in enumerate(nb.cells):
+    for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         first = cell.source.splitlines()[0] if cell.source else ""
         intended = "raises-exception" in cell.get("metadata", {}).get("tags", [])
         label = " (expected error: this cell fails on purpose)" if intended else ""
-        print(f"--- In [{index}]{label}: {first}")
+        # The execution count, as JupyterLab shows it (In [1] is the first code cell run, not index 1).
+        count = cell.get("execution_count")
+        print(f"--- In [{count if count is not None else ' '}]{label}: {first}")
         failed = False
         for out in cell.get("outputs", []):
             if out.output_type == "stream" and intended and out.name == "stderr":

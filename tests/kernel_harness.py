@@ -70,13 +70,28 @@ class KernelSession:
         if load_extension:
             self.run("%load_ext sci_ext").check()
 
-    def run(self, code: str, timeout: float = 120, on_stream: Callable[[CellResult], None] | None = None) -> CellResult:
+    def run(
+        self,
+        code: str,
+        timeout: float = 120,
+        on_stream: Callable[[CellResult], None] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> CellResult:
         """Execute ``code`` as one cell and collect its outputs.
 
         ``on_stream(result_so_far)`` is called after every stdout/stderr message, while
         the cell still runs (tests use it to interrupt the kernel at the right moment).
+        ``metadata``: the execute request's metadata, as JupyterLab sends it (the cell's
+        metadata, e.g. ``{"tags": ["raises-exception"]}``, and its ``cellId``).
         """
-        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False)
+        if metadata is None:
+            msg_id = self.kc.execute(code, store_history=True, allow_stdin=False)
+        else:
+            content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                       "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+            msg = self.kc.session.msg("execute_request", content, metadata=metadata)
+            self.kc.shell_channel.send(msg)
+            msg_id = msg["header"]["msg_id"]
         res = CellResult()
         deadline = time.monotonic() + timeout
         while True:

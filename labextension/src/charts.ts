@@ -57,6 +57,10 @@ export interface IChartOptions {
   max?: number;
   /** Text of the newest value. */
   label: string;
+  /** The axis's top in the label's units (`formatSeconds`, `formatPercent`); default: the number. */
+  formatAxis?: (max: number) => string;
+  /** Auto range: the top when there are no values yet, or they are all below it. */
+  floor?: number;
   /** data-chart attribute (for tests and styling). */
   key: string;
   width?: number;
@@ -68,7 +72,7 @@ export function lineChart(options: IChartOptions): HTMLElement {
   const width = options.width ?? 240;
   const height = options.height ?? 48;
   const min = options.min ?? 0;
-  const max = options.max ?? niceMax(options.values);
+  const max = options.max ?? niceMax(options.values, options.floor);
   const figure = document.createElement('figure');
   figure.className = 'sci-ext-chart';
   figure.dataset.chart = options.key;
@@ -99,7 +103,8 @@ export function lineChart(options: IChartOptions): HTMLElement {
   svg.append(grid, path);
   const scale = document.createElement('span');
   scale.className = 'sci-ext-chart-scale';
-  scale.textContent = `max ${Number(max.toPrecision(3))}`;
+  // The axis is labelled in the same units as the value above it ("max 100 ms" under "88 ms").
+  scale.textContent = `max ${options.formatAxis ? options.formatAxis(max) : Number(max.toPrecision(3))}`;
   figure.append(caption, svg, scale);
   return figure;
 }

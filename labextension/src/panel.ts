@@ -156,7 +156,8 @@ export class SciHealthPanel extends Widget {
         values: h.map(s => s.cpu),
         min: 0,
         max: 100,
-        label: formatPercent(last.cpu_percent)
+        label: formatPercent(last.cpu_percent),
+        formatAxis: formatPercent
       }),
       lineChart({
         key: 'memory',
@@ -164,7 +165,8 @@ export class SciHealthPanel extends Widget {
         values: h.map(s => s.memory),
         min: 0,
         max: 100,
-        label: formatPercent(last.memory?.percent)
+        label: formatPercent(last.memory?.percent),
+        formatAxis: formatPercent
       }),
       lineChart({
         key: 'cache',
@@ -172,13 +174,17 @@ export class SciHealthPanel extends Widget {
         values: h.map(s => (s.hitRatio === null ? null : s.hitRatio * 100)),
         min: 0,
         max: 100,
-        label: formatRatio(status.cache?.hit_ratio)
+        label: formatRatio(status.cache?.hit_ratio),
+        formatAxis: formatPercent
       }),
       lineChart({
         key: 'p95',
         title: 'Cell p95',
         values: h.map(s => s.p95),
-        label: formatSeconds(status.cells?.p95_seconds)
+        label: formatSeconds(status.cells?.p95_seconds),
+        // Seconds on the axis too; with no cells yet a 1 s axis, not a meaningless 0..1e-9.
+        formatAxis: formatSeconds,
+        floor: 1
       })
     ];
     (last.gpus ?? []).forEach((gpu, i) => {
@@ -189,7 +195,8 @@ export class SciHealthPanel extends Widget {
           values: h.map(s => s.gpus[i] ?? null),
           min: 0,
           max: 100,
-          label: formatPercent(gpu.utilization_percent)
+          label: formatPercent(gpu.utilization_percent),
+          formatAxis: formatPercent
         })
       );
     });
@@ -300,12 +307,8 @@ export class SciHealthPanel extends Widget {
         'sci-ext-error',
         el('div', 'sci-ext-error-head', el('strong', null, e.error_type ?? 'Error'), ` ${e.category ?? ''}`),
         el('div', 'sci-ext-error-msg', e.message ?? ''),
-        el(
-          'div',
-          'sci-ext-error-meta',
-          `${formatAgo(e.time, status.time)}${e.where ? ` · ${e.where}` : ''} · `,
-          corr
-        )
+        el('div', 'sci-ext-error-meta', `${formatAgo(e.time, status.time)}${e.where ? ` · ${e.where}` : ''}`),
+        el('div', 'sci-ext-error-meta', 'id ', corr)
       );
       item.dataset.correlationId = e.correlation_id ?? '';
       return item;
@@ -318,16 +321,30 @@ export class SciHealthPanel extends Widget {
   }
 
   private _alerts(status: IStatus): HTMLElement {
+    // A list, not a table: at the sidebar's default width (~250 px) a fourth column (the
+    // summary, the part that says what is wrong) had no room left and vanished.
     const alerts = status.alerts ?? [];
+    const items = alerts.map(a => {
+      const item = el(
+        'li',
+        'sci-ext-alert',
+        el(
+          'div',
+          'sci-ext-alert-head',
+          el('strong', null, a.name),
+          ' ',
+          badge(a.severity),
+          el('span', 'sci-ext-alert-since', ` since ${formatAgo(a.since, status.time)}`)
+        ),
+        el('div', 'sci-ext-alert-summary', a.summary ?? '')
+      );
+      item.dataset.alert = a.name;
+      return item;
+    });
     return section(
       'alerts',
       `Active alerts (${alerts.length})`,
-      alerts.length
-        ? table(
-            ['alert', 'severity', 'since', 'summary'],
-            alerts.map(a => [a.name, badge(a.severity), formatAgo(a.since, status.time), a.summary ?? ''])
-          )
-        : empty('No active alerts.')
+      items.length ? el('ul', 'sci-ext-alerts', ...items) : empty('No active alerts.')
     );
   }
 

@@ -56,7 +56,21 @@ def build_parser(prog: str = "jupyter sci") -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
+    _describe(sub)
     return parser
+
+
+def _describe(subparsers: argparse._SubParsersAction) -> None:
+    """Give every (sub)command's ``--help`` a description line: its one-line help from the list."""
+    for action in subparsers._choices_actions:
+        parser = subparsers.choices.get(action.dest)
+        if parser is None:
+            continue
+        if not parser.description and action.help:
+            parser.description = action.help[0].upper() + action.help[1:] + "."
+        for child in parser._actions:
+            if isinstance(child, argparse._SubParsersAction):
+                _describe(child)
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

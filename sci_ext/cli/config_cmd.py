@@ -52,13 +52,35 @@ def _manager() -> ConfigManager:
     return manager
 
 
+def _unknown(what: str, name: str, config: Any) -> str:
+    """``no config key 'rag.topk' (did you mean rag.top_k?)``, as ``set`` says it."""
+    from ..core.config.model import suggest
+
+    candidates = {key for key, *_ in config.rows(None)}
+    candidates |= {key.partition(".")[0] for key in candidates}
+    return f"no config {what} {name!r}{suggest(name, candidates)}"
+
+
 def _show(args: argparse.Namespace) -> int:
+    import sys
+
     from .._table import Table
     from . import UsageFailure
 
-    config = _manager().config
+    manager = ConfigManager()
+    if manager.last_error:
+        # Show what is in effect (defaults and environment) and say what is ignored and why.
+        problems = manager.validate() or [manager.last_error]
+        for problem in problems:
+            print(f"ignored: {problem}", file=sys.stderr)
+        print(
+            "the file(s) above are ignored until fixed; below: defaults and environment "
+            "(check with: jupyter sci config validate)",
+            file=sys.stderr,
+        )
+    config = manager.config
     if args.prefix and args.prefix not in config:
-        raise UsageFailure(f"no config section or key {args.prefix!r}")
+        raise UsageFailure(_unknown("section or key", args.prefix, config))
     rows = config.rows(args.prefix)
     if args.json:
         print(json.dumps({k: {"value": v, "type": t, "source": str(s)} for k, v, t, s in rows}, indent=2, default=str))
@@ -72,7 +94,7 @@ def _get(args: argparse.Namespace) -> int:
 
     config = _manager().config
     if args.key not in config or args.key.partition(".")[0] == args.key:
-        raise UsageFailure(f"no config key {args.key!r}")
+        raise UsageFailure(_unknown("key", args.key, config))
     value = config[args.key]
     print(json.dumps(value) if not isinstance(value, str) else value)
     return 0
@@ -91,7 +113,8 @@ def _set(args: argparse.Namespace) -> int:
     try:
         manager.set_many(updates)
     except ConfigError as exc:
-        raise UsageFailure(str(exc)) from None
+        # The values are checked as a runtime layer; that is machinery, not what the user did.
+        raise UsageFailure(str(exc).replace("runtime override: ", "")) from None
     written = {key: manager.config.shown(key) for key in updates}
     path = manager.save(args.target)
     for key, value in written.items():

@@ -42,6 +42,11 @@ def _deploy(args: argparse.Namespace) -> int:
             print(json.dumps(asdict(state), indent=2))
         else:
             print("\n".join(state.lines()))
+            if not any(info.get("exists") for info in state.slots.values()):
+                print(
+                    "nothing deployed yet: 'jupyter sci deploy NEW.toml' validates NEW.toml, tries it on a "
+                    "candidate server and switches to it; 'jupyter sci rollback' goes back"
+                )
         return 0
     if not args.file:
         raise UsageFailure("deploy: give the new config file (or --status)")

@@ -17,7 +17,12 @@ __all__ = ["add_parser"]
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``health`` verb."""
-    health = subparsers.add_parser("health", help="run the health checks; exit 1 when one fails")
+    health = subparsers.add_parser(
+        "health",
+        help="run the health checks; exit 1 when one fails",
+        epilog="exit status: 0 every check ok or degraded; 1 a check failing (with --url also: the server "
+        "unreachable or refusing the token); 2 bad usage",
+    )
     health.add_argument("--json", action="store_true", help="print the report as JSON")
     health.add_argument("--check", action="append", metavar="NAME", help="run only this check (repeatable)")
     health.add_argument("--timeout", type=float, metavar="SECONDS", help="bound on each check")

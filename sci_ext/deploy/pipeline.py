@@ -115,14 +115,19 @@ def deploy(
         try:
             if store.reconcile():
                 log.warning("deploy: the live file did not hold the active slot (an interrupted switch); restored")
-            previous = store.active() or store.adopt_target()
-            slot = store.inactive()
+            active = store.active()
+            # Before the first deploy the live file becomes slot blue: only once the new config is
+            # valid (a refused first deploy leaves no slot behind; --status would show an empty one).
+            previous = active or "blue"
+            slot = store.inactive() if active else "green"
             report = DeployReport(str(ctx.correlation_id), slot, previous, str(store.target), 0.0)
             steps = _Steps(6 if candidate else 5, progress, report)
             _audit("deploy.start", source=str(source), slot=slot, correlation_id=ctx.correlation_id)
             kept = store.read_slot(slot)  # the config active before the last switch: rollback's target
             try:
                 text = _prepare(source, store, steps)
+                if active is None:
+                    store.adopt_target()
                 path = store.write_slot(slot, text)
                 steps(f"written to the inactive slot {slot} ({path})")
                 if candidate:
@@ -187,10 +192,6 @@ def _prepare(source: Path, store: SlotStore, steps: _Steps) -> str:
     except UntrustedPathError as exc:
         raise DeployError(str(exc)) from None
     staging_dir = ensure_private_dir(store.root / "staging", what="deploy staging directory")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = store.root / "backups" / f"{source.name}.{stamp}.deployed"
-    atomic_write(backup, raw)
-    steps(f"backed up {source} to {backup}")
     staged = staging_dir / "candidate.toml"
     atomic_write(staged, raw)
     if _needs_migration(staged, source):
@@ -209,6 +210,12 @@ def _prepare(source: Path, store: SlotStore, steps: _Steps) -> str:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DeployError(f"invalid config: {first}{more}")
     steps("validated with the project file and environment it will meet")
+    # The copy of what was deployed: only for a config that passed (a refused one leaves nothing).
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backups = ensure_private_dir(store.root / "backups", what="deploy backups directory")
+    backup = backups / f"{source.name}.{stamp}.deployed"
+    atomic_write(backup, raw)  # the bytes that were read and validated, not the file as it is now
+    steps(f"backed up {source} to {backup}")
     return staged.read_text(encoding="utf-8")
 
 

@@ -1,6 +1,7 @@
 """``%sci_dashboard [--interval SECONDS] [--window MINUTES] [--stop]``: a live panel in the notebook.
 
-One updater thread per kernel samples :func:`~sci_ext.core.telemetry.status.collect_status`
+One updater thread per kernel (and a one-off thread that imports plotly and draws the charts)
+samples :func:`~sci_ext.core.telemetry.status.collect_status`
 (the telemetry library's own sampling: no second psutil poller) every ``--interval``
 seconds and refreshes the panel, so values move while other cells run, long ones
 included (an event-loop callback would wait for the running cell to finish).  A
@@ -38,9 +39,12 @@ log = logging.getLogger("sci_ext.dashboard")
 
 def collect_status() -> dict[str, Any]:
     """The status dict the dashboard shows (the telemetry library's collector)."""
+    from sci_ext.core.telemetry.health import last_report
     from sci_ext.core.telemetry.status import collect_status as collect
 
-    return collect()
+    # The background monitor runs the health checks every monitoring.check_interval_seconds:
+    # reuse its results once there are some (running every check per refresh cost the cell time).
+    return collect(run_checks=last_report() is None)
 
 
 class Dashboard:
@@ -73,6 +77,7 @@ class Dashboard:
         self.tick()  # the panel shows values as soon as it is displayed
         self._thread = threading.Thread(target=self._loop, name="sci_ext-dashboard", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._draw_charts, name="sci_ext-dashboard-charts", daemon=True).start()
 
     def tick(self) -> None:
         """Sample once and refresh the panel."""
@@ -88,19 +93,35 @@ class Dashboard:
         finally:
             self.cpu_seconds += time.thread_time() - started
 
+    def _draw_charts(self) -> None:
+        # plotly's import takes seconds: in its own thread, so neither the cell nor the
+        # updater waits for it; the next refresh fills the figure with the samples so far.
+        try:
+            if self.panel is not None:
+                self.panel.build_figure()
+        except Exception:
+            self.errors += 1
+            log.exception("sci_ext dashboard: the charts could not be drawn")
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             if self.panel is not None and self.panel.closed:
                 break
             self.tick()
 
-    def stop(self) -> None:
-        """Stop the updater and close the panel (idempotent)."""
+    def stop(self, close_panel: bool = True) -> None:
+        """Stop the updater and close the panel (idempotent).
+
+        ``close_panel=False`` at kernel exit: the frontend has dropped the widgets' comms
+        already, and closing them would send a comm_close per widget into the browser's
+        console ("Comm not found for comm id ...").
+        """
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(5.0, self.interval + 1))
-        if self.panel is not None and not self.panel.closed:
+            # Not longer: the thread may be in plotly's import; it closes nothing and exits after it.
+            thread.join(timeout=2.0)
+        if close_panel and self.panel is not None and not self.panel.closed:
             self.panel.close()
 
 
@@ -150,9 +171,14 @@ class DashboardMagics(Magics):
         return None
 
     def close(self) -> None:
-        """Stop the updater (unload and kernel exit)."""
+        """Stop the updater and close the panel (``%unload_ext``)."""
         if self.dashboard is not None:
             self.dashboard.stop()
+
+    def at_exit(self) -> None:
+        """Stop the updater at kernel exit, leaving the widgets alone (the frontend let go of them)."""
+        if self.dashboard is not None:
+            self.dashboard.stop(close_panel=False)
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:
@@ -160,5 +186,5 @@ def register(ipython: InteractiveShell, state: KernelState) -> None:
     magics = DashboardMagics(ipython, state)
     ipython.register_magics(magics)
     state.on_close(magics.close)
-    atexit.register(magics.close)
-    state.on_close(lambda: atexit.unregister(magics.close))
+    atexit.register(magics.at_exit)
+    state.on_close(lambda: atexit.unregister(magics.at_exit))

@@ -22,7 +22,7 @@ SERIES: dict[str, tuple[str, str]] = {
     "cpu_percent": ("CPU", "%"),
     "memory_percent": ("Memory", "%"),
     "cell_p95_seconds": ("Cell duration p95", "s"),
-    "cache_hit_ratio": ("Cache hit ratio", ""),
+    "cache_hit_ratio": ("Cache hit ratio", "%"),  # percent, as the JupyterLab panel shows it
     "retries": ("Retries (total)", ""),
     "llm_cost_usd": ("LLM cost", "$"),
 }
@@ -49,7 +49,10 @@ def extract(status: Mapping[str, Any]) -> dict[str, float | None]:
         "retries": _get(status, "retries", "total"),
         "llm_cost_usd": _get(status, "llm", "cost_usd"),
     }
-    return {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for k, v in values.items()}
+    out = {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for k, v in values.items()}
+    if out["cache_hit_ratio"] is not None:
+        out["cache_hit_ratio"] = round(100.0 * out["cache_hit_ratio"], 1)
+    return out
 
 
 @dataclass
@@ -100,6 +103,11 @@ def _when(ts: Any) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def _percent(ratio: Any) -> str:
+    """A 0..1 ratio as the panel shows it (``75%``); ``-`` before any request."""
+    return f"{100 * ratio:.0f}%" if isinstance(ratio, (int, float)) and not isinstance(ratio, bool) else "-"
+
+
 def text_summary(status: Mapping[str, Any], width: int = 100) -> str:
     """A one-screen text summary of a status dict (the dashboard outside a browser)."""
     lines = [f"sci_ext dashboard  status: {status.get('status', '?').upper()}  at {_when(status.get('time'))}"]
@@ -120,7 +128,7 @@ def text_summary(status: Mapping[str, Any], width: int = 100) -> str:
     cache = status.get("cache") or {}
     lines.append(
         f"cells {cells.get('total', 0)} (errors {cells.get('errors', 0)}, p95 {cells.get('p95_seconds', '-')} s)  "
-        f"cache hits {cache.get('hits', 0)} misses {cache.get('misses', 0)} ratio {cache.get('hit_ratio', '-')}  "
+        f"cache hits {cache.get('hits', 0)} misses {cache.get('misses', 0)} ratio {_percent(cache.get('hit_ratio'))}  "
         f"retries {_get(status, 'retries', 'total') or 0}"
     )
     llm = status.get("llm")

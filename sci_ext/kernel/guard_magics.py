@@ -25,7 +25,7 @@ import re
 import sqlite3
 import sys
 from collections.abc import Callable
-from types import CodeType, TracebackType
+from types import CodeType
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -121,12 +121,22 @@ def resolve_on(text: str, namespace: dict[str, Any]) -> Callable[[BaseException]
     return predicate
 
 
-def _user_traceback(exc: BaseException, filename: str) -> TracebackType | None:
-    """The part of ``exc``'s traceback that starts in the cell (drops retry machinery frames)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
-        tb = tb.tb_next
-    return tb or exc.__traceback__
+def _outcome(label: str, error: BaseException, attempts: int, retryable: bool, on: str | None) -> str:
+    """The one line that says how the guarded cell ended, with accurate counts."""
+    from sci_ext.core.errors import CircuitOpenError
+    from sci_ext.core.resilience import classify_error
+
+    if isinstance(error, CircuitOpenError):
+        if attempts:
+            return f"guarded {label}: {attempts} attempt(s) failed, then attempt {attempts + 1} was refused: {error}"
+        return f"guarded {label}: not run: {error}"
+    if attempts <= 1 and not retryable:
+        from ..core.security.redact import shorten
+
+        why = f"not in --on {on}" if on else "not transient"
+        message = shorten(" ".join(str(error).split()), 200)
+        return f"guarded {label}: {type(error).__name__} is {why}: not retried" + (f" ({message})" if message else "")
+    return f"guarded {label}: gave up after {attempts} attempt(s): {_short(error)} [{classify_error(error)}]"
 
 
 @magics_class
@@ -254,7 +264,7 @@ class GuardMagics(Magics):
     def _run(self, args: Any, cell: str, fallback: str | None) -> BaseException | None:
         __tracebackhide__ = True
         from sci_ext.core.errors import CircuitOpenError
-        from sci_ext.core.resilience import RetryPolicy, classify_error, record_error
+        from sci_ext.core.resilience import RetryPolicy, record_error
         from sci_ext.core.resilience.retry import default_retryable
 
         options = self._options(args)
@@ -324,10 +334,7 @@ class GuardMagics(Magics):
             return None
         except Exception as exc:
             error: Exception = exc
-        if isinstance(error, CircuitOpenError):
-            _say(f"guarded {label}: {error}")
-        else:
-            _say(f"guarded {label}: gave up after {attempts} attempt(s): {_short(error)} [{classify_error(error)}]")
+        _say(_outcome(label, error, attempts, should_retry(error), args.on))
         record_error(error, f"%%guarded {label}")
         if fallback is not None:
             _say(f"guarded {label}: running fallback")
@@ -338,9 +345,19 @@ class GuardMagics(Magics):
                 compile(fallback, where, "exec", self.ip.compile.flags, True), user_global_ns, user_ns
             )
             return None
-        return error.with_traceback(_user_traceback(error, filename))
+        from .tracebacks import install, trim
+
+        install(self.ip)  # the user's frames only: no retry machinery, no run_cell_magic line
+        return trim(error, filename)
 
 
 def register(ipython: Any, state: KernelState) -> None:
     """Register ``%%guarded``."""
     ipython.register_magics(GuardMagics)
+    state.on_close(lambda: _untrim(ipython))
+
+
+def _untrim(ipython: Any) -> None:
+    from .tracebacks import uninstall
+
+    uninstall(ipython)

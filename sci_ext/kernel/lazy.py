@@ -53,6 +53,9 @@ class LazyMagic:
         if current is not self:  # already resolved (e.g. by another magic of the module)
             return current
         importlib.import_module(self.module).register(self.ipython, self.state)
+        from . import magic_help
+
+        magic_help.register(self.ipython, self.state)  # --help on the magics just registered
         real = table.get(self.name)
         if real is None or real is self:
             raise RuntimeError(f"{self.module}.register did not register the {self.kind} magic {self.name!r}")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SecretMagics", "register"]
 
-VERBS = ("set", "list", "delete", "export", "rotate", "lock")
+VERBS = ("set", "list", "delete", "export", "rotate", "lock", "unlock")
 
 
 def _when(ts: float | None) -> str:
@@ -58,6 +58,7 @@ class SecretMagics(Magics):
             %sci_secret delete OLD_KEY
             %sci_secret rotate                 # new master key, all re-encrypted
             %sci_secret lock                   # forget the key until next use
+            %sci_secret unlock                 # ask for the passphrase now (creates the vault if none)
         """
         try:
             args = parse_argstring(self.sci_secret, strip_comment(line))
@@ -76,7 +77,7 @@ class SecretMagics(Magics):
             raise UsageError("--all only goes with export")
         if verb in ("set", "delete") and len(names) != 1:
             raise UsageError(f"%sci_secret {verb} takes exactly one NAME")
-        if verb in ("list", "rotate", "lock") and names:
+        if verb in ("list", "rotate", "lock", "unlock") and names:
             raise UsageError(f"%sci_secret {verb} takes no names")
         if verb == "set":
             name = names[0]
@@ -112,6 +113,9 @@ class SecretMagics(Magics):
         elif verb == "lock":
             manager.lock()
             print("vault locked")
+        elif verb == "unlock":
+            manager.unlock()
+            print(f"vault unlocked ({manager.vault.path})")
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:

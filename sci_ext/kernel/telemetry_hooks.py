@@ -5,7 +5,11 @@ kernel id, execution count); everything the cell logs, records or retries carrie
 including ``%%guarded`` retries and threads started through ``context.wrap``; asyncio
 tasks inherit it by themselves.  ``post_run_cell`` observes
 ``sci_cell_duration_seconds``, accounts a failed cell (once, even when ``%%guarded``
-already recorded its error) and resets the context.  Loading the extension also
+already recorded its error) and resets the context.  A ``UsageError`` (a typo in a magic's
+arguments) is not a failed cell, and the errors of a cell tagged ``raises-exception``
+(JupyterLab sends a cell's metadata, tags included, with its execute request) are kept
+but are not errors for alerting.  Each cell's start and end go to the alert monitor,
+which knows each cell's usual duration (``CellRunningLong``).  Loading the extension also
 subscribes telemetry to the features' events (:func:`sci_ext.core.telemetry.install`,
 deferred: the log handlers and the background monitor start with the first recorded
 cell); unloading undoes both.
@@ -20,13 +24,38 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..core import context
-from ..core.telemetry.subscribe import record_cell
+from ..core.telemetry.subscribe import EXPECTS_ERRORS, record_cell
 from .state import KernelState
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["CellTimer", "register"]
+__all__ = ["CellTimer", "cell_request_metadata", "register"]
+
+EXPECTED_ERROR_TAG = "raises-exception"  # the tag JupyterLab, nbval and nbclient users put on such cells
+
+
+def cell_request_metadata(ipython: Any) -> dict[str, Any]:
+    """The metadata of the execute request running now (JupyterLab: the cell's metadata and ``cellId``)."""
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is None:
+        return {}
+    try:
+        parent = kernel.get_parent("shell")
+    except TypeError:  # older ipykernel: get_parent() without a channel
+        parent = kernel.get_parent()
+    except Exception:
+        return {}
+    metadata = parent.get("metadata") if isinstance(parent, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _cell_key(info: Any) -> str:
+    """What makes two runs "the same cell": its source (an edited cell starts a new history)."""
+    import hashlib  # not at %load_ext (its import budget)
+
+    source = getattr(info, "raw_cell", None) or ""
+    return hashlib.blake2b(source.encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
 def _kernel_id() -> str | None:
@@ -66,8 +95,20 @@ class CellTimer:
         count = self.ipython.execution_count
         if getattr(info, "store_history", False):
             count -= 1  # IPython counts the cell up before it triggers pre_run_cell
-        token = context.bind(execution_count=count)
-        self._runs.append((token, time.perf_counter(), context.current().correlation_id, count))
+        metadata = cell_request_metadata(self.ipython) if not self._runs else {}
+        tags = metadata.get("tags")
+        extra = {EXPECTS_ERRORS: "1"} if isinstance(tags, list) and EXPECTED_ERROR_TAG in tags else {}
+        token = context.bind(execution_count=count, **extra)
+        cid = context.current().correlation_id
+        self._runs.append((token, time.perf_counter(), cid, count))
+        if cid is not None and len(self._runs) == 1:  # a cell's history: top-level runs only
+            self._monitor().cell_started(cid, _cell_key(info))
+
+    @staticmethod
+    def _monitor() -> Any:
+        from ..core.telemetry.alerts import get_monitor
+
+        return get_monitor()
 
     def post(self, result: Any = None) -> None:
         """End the run: record duration and error, then reset the context."""
@@ -81,10 +122,21 @@ class CellTimer:
                 error = result.error_in_exec or result.error_before_exec
             if isinstance(error, KeyboardInterrupt) or not isinstance(error, Exception):
                 error = None  # an interrupt is not a failure
+            if error is not None and _is_usage_error(error):
+                error = None  # a typo in a magic's arguments: IPython said so, nothing failed
             recorded = error is not None and cid is not None and self._recorded == cid
-            record_cell(duration, error, f"cell [{count}]", already_recorded=recorded)
+            expected = any(key == EXPECTS_ERRORS for key, _ in context.current().extra)
+            record_cell(duration, error, f"cell [{count}]", already_recorded=recorded, expected=expected)
+            if cid is not None and not self._runs:
+                self._monitor().cell_finished(cid, duration)
         finally:
             context.reset(token)
+
+
+def _is_usage_error(error: BaseException) -> bool:
+    from IPython.core.error import UsageError
+
+    return isinstance(error, UsageError)
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:

@@ -109,6 +109,7 @@ class SciExt(ExtensionApp):
         """Start background sampling once the event loop runs."""
         self._periodic = PeriodicCallback(self._tick, max(0.05, float(self.sampling_interval)) * 1000)
         self._periodic.start()
+        _time_requests(serverapp)
 
     async def stop_extension(self) -> None:
         """Stop sampling and the worker threads."""
@@ -156,15 +157,15 @@ class SciExt(ExtensionApp):
         return bridge.health(self._server_checks())
 
     def _status_report(self) -> dict[str, Any]:
-        from .resources import sample_resources
+        from ..core.telemetry.resources import resources
 
         with self.metrics.lock:  # compaction rewrites the files collect_status reads
             status = bridge.collect_status()
         if self.metrics.path != bridge.default_metrics_dir(self.state_dir):
             # telemetry reads the default directory; with c.SciExt.metrics_dir, count what /sci/metrics serves
             status.update(bridge.figures_from(self.registry))
-        # cgroup v1 and v2, GPUs only when a device is present (see .resources)
-        status["resources"] = sample_resources(self.state_dir)
+        # The process's one CPU sampler (core.telemetry.resources): the same figure the kernels show
+        status["resources"] = resources(self.state_dir)
         report = self._health_report()
         status["checks"] = report["checks"]
         status["status"] = bridge.worst([status.get("status", "ok"), report["status"]])
@@ -194,6 +195,31 @@ class SciExt(ExtensionApp):
         except Exception as exc:
             self.log.debug("sci_ext: listing kernels failed: %s", exc)
             return []
+
+
+#: Handlers whose "request" lasts as long as a connection or a long poll: not endpoint latency.
+_LONG_LIVED = ("WebSocket", "Websocket", "Channels", "EventHandler", "TermSocket")
+
+
+def _time_requests(serverapp: Any) -> None:
+    """Tell the alert monitor how long each endpoint took (``EndpointSlow``), after tornado's own logging."""
+    web_app = getattr(serverapp, "web_app", None)
+    if web_app is None:
+        return
+    original = web_app.settings.get("log_function")
+    if getattr(original, "_sci_ext_timed", False):
+        return
+    from ..core.telemetry.alerts import get_monitor
+
+    def log_function(handler: Any) -> None:
+        if original is not None:
+            original(handler)
+        name = type(handler).__name__
+        if not any(part in name for part in _LONG_LIVED):
+            get_monitor().note_request(f"{handler.request.method} {name}", handler.request.request_time())
+
+    log_function._sci_ext_timed = True  # type: ignore[attr-defined]
+    web_app.settings["log_function"] = log_function
 
 
 def _state_dir() -> tuple[Path, str | None]:

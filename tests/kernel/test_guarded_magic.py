@@ -42,7 +42,7 @@ def test_permanent_error_fails_at_once_with_summary_and_traceback(kernel, fault_
     fault_server.script("404")
     res = kernel.run("%%guarded fetch --retries 5\nreply = fetch()")
     assert res.error is not None and res.error["ename"] == "HTTPError"
-    assert "guarded fetch: gave up after 1 attempt(s): HTTPError: HTTP Error 404: Not Found [permanent]" in res.stderr
+    assert "guarded fetch: HTTPError is not transient: not retried (HTTP Error 404: Not Found)" in res.stderr
     assert "attempt 1/" not in res.stderr
     traceback = "\n".join(res.error["traceback"])
     assert "reply = fetch()" in traceback  # the user's frames, not the retry machinery

@@ -67,6 +67,7 @@ def test_the_headless_run_labels_expected_errors(tmp_path):
             new_code_cell("%sci_config rag.top_k=many", metadata={"tags": ["raises-exception"]}),
             new_code_cell("raise ValueError('shown on purpose')", metadata={"tags": ["raises-exception"]}),
             new_code_cell("print('fine')", metadata={"tags": ["raises-exception"]}),
+            new_markdown_cell("Numbered as JupyterLab numbers them: code cells run, not positions."),
             new_code_cell("print('after')"),
         ]
     )

@@ -21,7 +21,7 @@ from live_server import LiveServer
 from prometheus_server import PrometheusServer
 
 REPO = Path(__file__).resolve().parents[2]
-DASHBOARD = REPO / "jupyter_config" / "grafana" / "sci_ext.json"
+DASHBOARD = REPO / "monitoring" / "grafana" / "sci_ext.json"
 
 
 def load_generator():

@@ -291,3 +291,19 @@ def test_background_tick_never_raises(caplog) -> None:
     finally:
         worker.shutdown()
     assert "background sampling failed: disk gone" in caplog.text
+
+
+def test_status_cpu_reads_one_busy_core(jp_asyncio_loop, jp_fetch, sci_env) -> None:
+    """Five polls of /sci/api/status a second apart while one core spins: ``100/N`` %, not 0/100 flips."""
+    from cpu_oracle import Oracle, assert_one_busy_core, one_core_busy
+
+    readings = []
+    with one_core_busy():
+        fetch(jp_asyncio_loop, jp_fetch, "sci", "api", "status")
+        with Oracle() as oracle:  # each reading is of the window (1 s) before it: the oracle spans them
+            for _ in range(5):
+                time.sleep(1.0)
+                code, body, _ = fetch(jp_asyncio_loop, jp_fetch, "sci", "api", "status")
+                assert code == 200, body
+                readings.append(json.loads(body)["resources"]["cpu_percent"])
+    assert_one_busy_core(readings, oracle.percent, "/sci/api/status")

@@ -1,4 +1,4 @@
-"""Resources of the status API: cgroup memory limits (v1 and v2), disk, and GPUs.
+"""Resources of the status API (one module for kernels and server): cgroup limits (v1 and v2), disk, GPUs.
 
 The cgroup files are real files in a temporary tree laid out like ``/sys/fs/cgroup``.
 GPUs: this machine has none, so NVML (``pynvml`` from nvidia-ml-py) is MOCKED by a
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sci_ext.server import resources
+from sci_ext.core.telemetry import resources
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:
@@ -27,7 +27,7 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 def test_cgroup_v2_limit(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"memory.max": str(512 * 2**20), "memory.current": str(128 * 2**20)})
     assert resources.cgroup_memory(root) == (128 * 2**20, 512 * 2**20)
-    mem = resources.memory(root)
+    mem = resources.memory_info(root)
     assert mem == {"used_bytes": 128 * 2**20, "total_bytes": 512 * 2**20, "percent": 25.0, "limit_source": "cgroup"}
 
 
@@ -36,8 +36,8 @@ def test_cgroup_v1_limit(tmp_path: Path) -> None:
         tmp_path,
         {"memory/memory.limit_in_bytes": str(2**30), "memory/memory.usage_in_bytes": str(2**28)},
     )
-    assert resources.memory(root)["limit_source"] == "cgroup"
-    assert resources.memory(root)["percent"] == 25.0
+    assert resources.memory_info(root)["limit_source"] == "cgroup"
+    assert resources.memory_info(root)["percent"] == 25.0
 
 
 @pytest.mark.parametrize(
@@ -52,17 +52,17 @@ def test_cgroup_v1_limit(tmp_path: Path) -> None:
 def test_no_cgroup_limit_uses_host(tmp_path: Path, files: dict[str, str]) -> None:
     root = _tree(tmp_path, files)
     assert resources.cgroup_memory(root) is None
-    mem = resources.memory(root)
+    mem = resources.memory_info(root)
     assert mem["limit_source"] == "host" and mem["total_bytes"] > 0 and 0 <= mem["percent"] <= 100
 
 
 def test_limit_above_host_memory_uses_host(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"memory.max": str(2**50), "memory.current": "1"})
-    assert resources.memory(root)["limit_source"] == "host"
+    assert resources.memory_info(root)["limit_source"] == "host"
 
 
 def test_disk_of_missing_dir_uses_parent(tmp_path: Path) -> None:
-    info = resources.disk(tmp_path / "not" / "yet")
+    info = resources.disk_info(tmp_path / "not" / "yet")
     assert info["path"] == str(tmp_path / "not" / "yet") and info["total_bytes"] > info["free_bytes"] >= 0
 
 
@@ -70,7 +70,7 @@ def test_no_gpu_here_means_no_nvml_import(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "pynvml", None)  # importing it would raise ImportError
     if resources.gpu_present():  # pragma: no cover - a GPU machine
         pytest.skip("this machine has an NVIDIA device")
-    assert resources.gpus() == []
+    assert resources.gpu_info() == []
 
 
 def _fake_pynvml(devices: list[dict], fail_init: bool = False) -> types.ModuleType:
@@ -110,7 +110,7 @@ def test_gpus_through_mocked_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.setattr(resources, "gpu_present", lambda: True)
-    gpus = resources.gpus()
+    gpus = resources.gpu_info()
     assert gpus == [
         {"index": 0, "name": "NVIDIA A100-SXM4-40GB", "utilization_percent": 35.0,
          "memory_used_bytes": 10 * 2**30, "memory_total_bytes": 40 * 2**30, "temperature_c": 61},
@@ -123,17 +123,17 @@ def test_gpus_through_mocked_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gpu_driver_missing_gives_empty_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml([], fail_init=True))
     monkeypatch.setattr(resources, "gpu_present", lambda: True)
-    assert resources.gpus() == []
+    assert resources.gpu_info() == []
 
 
 def test_gpu_package_missing_gives_empty_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)
     monkeypatch.setattr(resources, "gpu_present", lambda: True)
-    assert resources.gpus() == []
+    assert resources.gpu_info() == []
 
 
 def test_sample_resources_shape(tmp_path: Path) -> None:
-    out = resources.sample_resources(tmp_path)
+    out = resources.resources(tmp_path)
     assert set(out) == {"cpu_percent", "cpu_count", "memory", "disk", "gpus"}
     assert 0 <= out["cpu_percent"] <= 100 and out["disk"]["path"] == str(tmp_path)
 

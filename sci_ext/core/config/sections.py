@@ -170,15 +170,36 @@ class MonitoringConfig:
     log_max_bytes: int = setting(10 * 2**20, doc="Size at which the JSON log rotates.", min=1024)
     log_backups: int = setting(5, doc="Rotated JSON logs kept.", min=0, max=1000)
     error_rate_threshold: float = setting(
-        0.01, doc="Alert when the error rate over the window exceeds this share.", min=0, max=1
+        0.01, doc="Unused: a notebook's error rate does not alert (kept so old config files still load).", min=0, max=1
     )
-    latency_threshold_seconds: float = setting(1.0, doc="Alert when cell or endpoint latency exceeds this.", min=0)
-    cpu_threshold_percent: float = setting(90.0, doc="CPU alert threshold.", min=0, max=100)
-    memory_threshold_percent: float = setting(90.0, doc="Memory alert threshold.", min=0, max=100)
-    auth_failures_per_minute: int = setting(10, doc="Auth-failure alert threshold.", min=0)
-    window_seconds: float = setting(300.0, doc="Window of rate-based alerts.", min=1)
-    check_failing_seconds: float = setting(60.0, doc="Alert when a health check fails for this long.", min=0)
-    min_free_disk_bytes: int = setting(2**30, doc="Free disk below this makes the disk check degraded.", min=0)
+    latency_threshold_seconds: float = setting(
+        1.0, doc="EndpointSlow: a server endpoint's p95 response time over window_seconds above this.", min=0
+    )
+    cpu_threshold_percent: float = setting(
+        90.0, doc="Unused: CPU never alerts and is never degraded health (kept so old config files still load).",
+        min=0, max=100,
+    )  # fmt: skip
+    memory_threshold_percent: float = setting(
+        90.0, doc="KernelMemoryNearLimit: memory use (the cgroup's limit, else the host's) at or above this.",
+        min=0, max=100,
+    )  # fmt: skip
+    auth_failures_per_minute: int = setting(10, doc="AuthFailures: more failed API-key attempts a minute.", min=0)
+    window_seconds: float = setting(300.0, doc="Window of ExternalCallsFailing and EndpointSlow (seconds).", min=1)
+    failed_calls_threshold: int = setting(
+        3, doc="ExternalCallsFailing: calls that gave up (retries exhausted, breaker open) within window_seconds.",
+        min=1,
+    )  # fmt: skip
+    slow_cell_factor: float = setting(
+        5.0, doc="CellRunningLong: a running cell past this many times its median.", min=1
+    )
+    slow_cell_min_seconds: float = setting(
+        60.0, doc="CellRunningLong: and at least this many seconds past its median.", min=0
+    )
+    slow_cell_min_runs: int = setting(3, doc="CellRunningLong: earlier runs of the cell needed for a median.", min=1)
+    check_failing_seconds: float = setting(60.0, doc="HealthCheckFailing: a health check failing for this long.", min=0)
+    min_free_disk_bytes: int = setting(
+        2**30, doc="Free disk below this makes the disk check degraded (DiskNearlyFull after 5 min).", min=0
+    )
     log_stderr: bool = setting(False, doc="Also write sci_ext's log to stderr.")
     check_interval_seconds: float = setting(
         30.0, doc="How often the background monitor runs health checks and samples CPU/memory.", min=1

@@ -382,7 +382,11 @@ class RetryPolicy:
 
     def _gave_up(self, exc: BaseException, attempts: int) -> None:
         if attempts > 1 and hasattr(exc, "add_note"):
-            exc.add_note(f"sci_ext: gave up after {attempts} attempts ({classify_error(exc)})")
+            if isinstance(exc, CircuitOpenError):  # the last attempt never ran: say so, count what did
+                note = f"sci_ext: {attempts - 1} attempts failed, then the open breaker refused attempt {attempts}"
+            else:
+                note = f"sci_ext: gave up after {attempts} attempts ({classify_error(exc)})"
+            exc.add_note(note)
 
     def retry_after_failure(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], first: BaseException, started: float

@@ -53,13 +53,23 @@ KEY_BYTES = 32
 Prompt = Callable[[str], "str | None"]
 
 log = logging.getLogger(__name__)
-_ORIGINAL_GETPASS = getpass.getpass
+
+
+def _stdlib_getpass(ask: Any) -> bool:
+    """True for the standard library's own getpass (a terminal's), whatever replaced it since import.
+
+    ipykernel swaps ``getpass.getpass`` for its kernel's method while each cell runs, so
+    what ``getpass.getpass`` was when this module was imported says nothing: imported
+    during a cell (the first cell, ``%load_ext sci_ext`` then ``%sci_secret export``) it
+    was already the kernel's, and a comparison with it hid the kernel from the prompt.
+    """
+    return any(ask is getattr(getpass, name, None) for name in ("unix_getpass", "win_getpass", "fallback_getpass"))
 
 
 def default_prompt(text: str) -> str | None:
     """Ask with getpass when someone can answer: a kernel frontend or a terminal."""
     ask = getpass.getpass
-    in_kernel = ask is not _ORIGINAL_GETPASS  # ipykernel swaps in its own getpass while a cell runs
+    in_kernel = not _stdlib_getpass(ask)  # ipykernel's getpass while a cell runs
     if not in_kernel and not (sys.stdin is not None and sys.stdin.isatty()):
         return None
     try:
@@ -231,7 +241,10 @@ def open_master_key(
             )
         phrase = passphrase or _passphrase(prompt, "Vault passphrase: ")
         if phrase is None:
-            raise VaultLockedError(f"{vault_path} is locked: set {PASSPHRASE_ENV} or unlock it interactively")
+            raise VaultLockedError(
+                f"{vault_path} is locked: set {PASSPHRASE_ENV} or unlock it interactively "
+                "(%sci_secret unlock in a notebook)"
+            )
         return derive_scrypt(phrase, salt, n, r, p)
     if source == "keyring":
         if not keyring_available():

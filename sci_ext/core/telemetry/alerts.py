@@ -1,24 +1,35 @@
-"""Alerts from the ``monitoring`` thresholds, evaluated off the caller's path.
+"""Alerts for what hurts a researcher, evaluated off the caller's path (SPEC section 6).
 
-The rules (the same as ``jupyter_config/prometheus/sci_ext.rules.yml``):
+The rules (the same as ``monitoring/prometheus/sci_ext.rules.yml``; thresholds in the
+``monitoring`` config section, defaults shown; ``for`` is how long the condition must
+hold before the alert fires):
 
-=====================  =====================================================================
-``HighErrorRate``      errors / runs (cells and monitored calls) over ``window_seconds``
-                       > ``error_rate_threshold``
-``HighLatency``        95th percentile of cell and monitored-call durations over the window
-                       > ``latency_threshold_seconds``
-``HighCPU``            every CPU sample > ``cpu_threshold_percent`` for ``window_seconds``
-``HighMemory``         every memory sample > ``memory_threshold_percent`` for ``window_seconds``
-``AuthFailures``       more than ``auth_failures_per_minute`` failed validations in 60 s
-``HealthCheckFailing`` a check failing for longer than ``check_failing_seconds``
-=====================  =====================================================================
+=========================  ==============================================================  =====
+``ExternalCallsFailing``   >= ``failed_calls_threshold`` (3) calls gave up (retries         1 min
+                           exhausted, or refused by an open breaker) in ``window_seconds``
+``LLMBudgetNearlySpent``   an LLM budget's spend >= ``llm.alert_ratio`` (80 %) of it          0
+``KernelMemoryNearLimit``  memory (the cgroup's limit, else the host's) >=                  2 min
+                           ``memory_threshold_percent`` (90 %)
+``DiskNearlyFull``         the ``disk`` check degraded or failing (free <                   5 min
+                           ``min_free_disk_bytes``)
+``CellRunningLong``        a running cell past ``slow_cell_factor`` (5) x its own median      0
+                           and ``slow_cell_min_seconds`` (60) beyond it (>= 3 earlier runs)
+``EndpointSlow``           a server endpoint's p95 > ``latency_threshold_seconds`` (1 s)     5 min
+                           over ``window_seconds``
+``AuthFailures``           > ``auth_failures_per_minute`` (10) failed API-key attempts       0
+                           in 60 s
+``HealthCheckFailing``     a check failing for > ``check_failing_seconds`` (60)               0
+=========================  ==============================================================  =====
 
-Callers only append a timestamp to a bounded deque (:meth:`AlertMonitor.note_run` and
-friends); :meth:`AlertMonitor.evaluate` runs in the monitor's daemon thread (or when the
-status is read).  An alert is logged once when it starts (WARNING) and once when it ends
-(INFO), exported as ``sci_alerts_active{alert}`` and published for other processes in
-``core.state_dir/telemetry/alerts/<pid>.json``; :func:`active_alerts` reads the alerts of
-every live process.
+Never alerting: a cell's duration alone, CPU (a machine that computes does its job),
+``UsageError`` s and errors in cells tagged ``raises-exception`` (the kernel hooks do
+not report those as errors).  Callers only append to bounded deques (:meth:`AlertMonitor.note_error`
+and friends); :meth:`AlertMonitor.evaluate` runs in the monitor's daemon thread (or when
+the status is read).  An alert is logged once when it starts (WARNING) and once when it
+ends (INFO), exported as ``sci_alerts_active{alert}`` and published for other processes
+in ``core.state_dir/telemetry/alerts/<pid>.json`` (rewritten whenever a summary changes,
+so summaries stay current while an alert fires); :func:`active_alerts` reads the alerts
+of every live process.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import threading
 import time
 from collections import deque
@@ -34,9 +46,35 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ALERT_NAMES", "Alert", "AlertMonitor", "active_alerts", "alerts_dir", "get_monitor"]
+__all__ = ["ALERT_NAMES", "EXTERNAL_CATEGORIES", "FOR_SECONDS", "Alert", "AlertMonitor", "active_alerts",
+           "alerts_dir", "get_monitor"]  # fmt: skip
 
-ALERT_NAMES = ("HighErrorRate", "HighLatency", "HighCPU", "HighMemory", "AuthFailures", "HealthCheckFailing")
+ALERT_NAMES = (
+    "ExternalCallsFailing",
+    "LLMBudgetNearlySpent",
+    "KernelMemoryNearLimit",
+    "DiskNearlyFull",
+    "CellRunningLong",
+    "EndpointSlow",
+    "AuthFailures",
+    "HealthCheckFailing",
+)
+
+#: How long each condition must hold before its alert fires (Prometheus ``for:``).
+FOR_SECONDS = {
+    "ExternalCallsFailing": 60.0,
+    "LLMBudgetNearlySpent": 0.0,
+    "KernelMemoryNearLimit": 120.0,
+    "DiskNearlyFull": 300.0,
+    "CellRunningLong": 0.0,
+    "EndpointSlow": 300.0,
+    "AuthFailures": 0.0,
+    "HealthCheckFailing": 0.0,  # the condition itself is "failing for check_failing_seconds"
+}
+
+#: Error categories of a call to something outside the notebook that failed after retries
+#: (a breaker's refusal, CircuitOpenError, is classified transient).
+EXTERNAL_CATEGORIES = frozenset({"transient", "rate_limit", "timeout"})
 
 _log = logging.getLogger("sci_ext.alerts")
 
@@ -75,21 +113,33 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class AlertMonitor:
     """Windows of recent events, the rules over them, and the background thread that evaluates them."""
 
     MAX_EVENTS = 20000
+    CELL_HISTORY = 20  # durations kept per cell for its median
 
     def __init__(self, config: Callable[[], Any] | None = None, clock: Callable[[], float] = time.time) -> None:
         self._config = config or _current_config
         self.clock = clock
-        self.runs: deque[tuple[float, float]] = deque(maxlen=self.MAX_EVENTS)  # (time, duration)
-        self.errors: deque[float] = deque(maxlen=self.MAX_EVENTS)
+        self.external_failures: deque[float] = deque(maxlen=self.MAX_EVENTS)
         self.auth_failures: deque[float] = deque(maxlen=self.MAX_EVENTS)
-        self.cpu_high_since: float | None = None
-        self.memory_high_since: float | None = None
-        self.last_sample: tuple[float, float] | None = None
+        self.requests: deque[tuple[float, str, float]] = deque(maxlen=self.MAX_EVENTS)  # (time, endpoint, s)
+        self.memory: dict[str, Any] | None = None
+        self.budgets: list[dict[str, Any]] = []
+        self.cell_history: dict[str, deque[float]] = {}
+        self.running_cells: dict[str, tuple[float, str]] = {}  # token -> (start, cell key)
+        self.check_status: dict[str, tuple[str, str]] = {}  # name -> (status, detail)
         self.failing_since: dict[str, float] = {}
+        self.pending: dict[str, float] = {}  # rule -> since when its condition holds
         self.active: dict[str, Alert] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -98,100 +148,174 @@ class AlertMonitor:
 
     # ---------------------------------------------------------- cheap notes
     def note_run(self, duration: float) -> None:
-        """A cell or monitored call finished after ``duration`` seconds."""
-        self.runs.append((self.clock(), duration))
+        """A monitored call finished (kept for callers; a duration alone never alerts)."""
 
-    def note_error(self) -> None:
-        """An error was recorded."""
-        self.errors.append(self.clock())
+    def note_error(self, category: str | None = None) -> None:
+        """An error was recorded; external-call failures (``EXTERNAL_CATEGORIES``) count for alerting."""
+        if category in EXTERNAL_CATEGORIES:
+            self.external_failures.append(self.clock())
 
     def note_auth_failure(self) -> None:
         """An API-key validation failed."""
         self.auth_failures.append(self.clock())
 
-    def note_sample(self, cpu: float, memory: float) -> None:
-        """CPU and memory use (percent) sampled now."""
-        mon = self._config().monitoring
-        now = self.clock()
-        self.last_sample = (cpu, memory)
-        if cpu > mon.cpu_threshold_percent:
-            self.cpu_high_since = self.cpu_high_since or now
-        else:
-            self.cpu_high_since = None
-        if memory > mon.memory_threshold_percent:
-            self.memory_high_since = self.memory_high_since or now
-        else:
-            self.memory_high_since = None
+    def note_request(self, endpoint: str, duration: float) -> None:
+        """The server answered a request of ``endpoint`` in ``duration`` seconds."""
+        self.requests.append((self.clock(), endpoint, duration))
 
-    def note_check(self, name: str, status: str) -> None:
+    def note_memory(self, memory: dict[str, Any]) -> None:
+        """The latest :func:`~.resources.memory_info`."""
+        self.memory = memory
+
+    def note_sample(self, cpu: float, memory: float) -> None:
+        """Old callers' sample: only the memory share matters (CPU never alerts)."""
+        self.memory = {"percent": memory, "limit_source": "host"}
+
+    def note_budgets(self, rows: list[dict[str, Any]]) -> None:
+        """LLM budgets: ``{"budget", "spent_usd", "limit_usd", "share"}`` rows."""
+        self.budgets = list(rows)
+
+    def cell_started(self, token: str, key: str) -> None:
+        """A cell (``key``: what identifies it across runs, e.g. its source's hash) started."""
+        self.running_cells[token] = (self.clock(), key)
+
+    def cell_finished(self, token: str, duration: float | None = None) -> None:
+        """The cell started as ``token`` finished; its duration joins its own history."""
+        started = self.running_cells.pop(token, None)
+        if started is None:
+            return
+        start, key = started
+        history = self.cell_history.get(key)
+        if history is None:
+            if len(self.cell_history) > 2000:  # bounded: forget the oldest cell
+                self.cell_history.pop(next(iter(self.cell_history)))
+            history = self.cell_history[key] = deque(maxlen=self.CELL_HISTORY)
+        history.append(self.clock() - start if duration is None else duration)
+
+    def note_check(self, name: str, status: str, detail: str = "") -> None:
         """A health check reported ``status``."""
+        self.check_status[name] = (status, detail)
         if status == "failing":
             self.failing_since.setdefault(name, self.clock())
         else:
             self.failing_since.pop(name, None)
 
     # ---------------------------------------------------------- evaluation
-    def _conditions(self, now: float) -> dict[str, tuple[float, str, str]]:
+    def cell_overrun(self, now: float | None = None) -> tuple[float, float, float] | None:
+        """The running cell furthest past its own history: ``(ratio, elapsed, median)``, or ``None``."""
         mon = self._config().monitoring
+        now = self.clock() if now is None else now
+        worst: tuple[float, float, float] | None = None
+        for start, key in list(self.running_cells.values()):
+            history = list(self.cell_history.get(key, ()))
+            if len(history) < int(mon.slow_cell_min_runs):
+                continue
+            median = max(statistics.median(history), 1e-3)
+            elapsed = now - start
+            if elapsed >= float(mon.slow_cell_factor) * median and elapsed - median >= float(mon.slow_cell_min_seconds):
+                ratio = elapsed / median
+                if worst is None or ratio > worst[0]:
+                    worst = (ratio, elapsed, median)
+        return worst
+
+    def _conditions(self, now: float) -> dict[str, tuple[float, str, str]]:
+        cfg = self._config()
+        mon = cfg.monitoring
         window = float(mon.window_seconds)
-        start = now - window
-        durations = [d for t, d in list(self.runs) if t >= start]
-        errors = sum(1 for t in list(self.errors) if t >= start)
         found: dict[str, tuple[float, str, str]] = {}
-        if errors and (not durations or errors / len(durations) > mon.error_rate_threshold):
-            rate = errors / len(durations) if durations else 1.0
-            found["HighErrorRate"] = (
-                rate,
+        failed = sum(1 for t in list(self.external_failures) if t >= now - window)
+        if failed >= int(mon.failed_calls_threshold):
+            found["ExternalCallsFailing"] = (
+                float(failed),
                 "warning",
-                f"error rate {100 * rate:.1f} % > {100 * mon.error_rate_threshold:g} % over {window:g} s "
-                f"({errors} errors, {len(durations)} runs)",
+                f"{failed} external calls failed after retries (or were refused by an open breaker) "
+                f"in the last {_duration(window)}",
             )
-        if durations:
-            p95 = _percentile(durations, 0.95)
-            if p95 > mon.latency_threshold_seconds:
-                found["HighLatency"] = (
-                    p95,
-                    "warning",
-                    f"p95 latency {p95:.2f} s > {mon.latency_threshold_seconds:g} s over {window:g} s",
-                )
-        cpu, memory = self.last_sample or (0.0, 0.0)
-        if self.cpu_high_since is not None and now - self.cpu_high_since >= window:
-            found["HighCPU"] = (cpu, "warning", f"CPU {cpu:.0f} % > {mon.cpu_threshold_percent:g} % for {window:g} s")
-        if self.memory_high_since is not None and now - self.memory_high_since >= window:
-            found["HighMemory"] = (
-                memory,
+        near = [b for b in self.budgets if float(b.get("share", 0.0)) >= float(cfg.llm.alert_ratio)]
+        if near:
+            top = max(near, key=lambda b: float(b["share"]))
+            found["LLMBudgetNearlySpent"] = (
+                float(top["share"]),
+                "warning",
+                f"LLM budget {top['budget']}: ${float(top['spent_usd']):.2f} of ${float(top['limit_usd']):.2f} "
+                f"spent ({100 * float(top['share']):.0f} %)",
+            )
+        mem = self.memory
+        if mem is not None and float(mem.get("percent", 0.0)) >= float(mon.memory_threshold_percent):
+            source = "its cgroup limit" if mem.get("limit_source") == "cgroup" else "the machine's memory"
+            found["KernelMemoryNearLimit"] = (
+                float(mem["percent"]),
                 "critical",
-                f"memory {memory:.0f} % > {mon.memory_threshold_percent:g} % for {window:g} s",
+                f"memory {float(mem['percent']):.0f} % of {source} (>= {float(mon.memory_threshold_percent):g} %)",
+            )
+        disk = self.check_status.get("disk")
+        if disk is not None and disk[0] in ("degraded", "failing"):
+            found["DiskNearlyFull"] = (1.0, "critical", f"disk nearly full: {disk[1]}")
+        overrun = self.cell_overrun(now)
+        if overrun is not None:
+            ratio, elapsed, median = overrun
+            found["CellRunningLong"] = (
+                ratio,
+                "warning",
+                f"a cell has run {_duration(elapsed)}, {ratio:.0f}x its usual {_duration(median)}",
+            )
+        by_endpoint: dict[str, list[float]] = {}
+        for t, endpoint, duration in list(self.requests):
+            if t >= now - window:
+                by_endpoint.setdefault(endpoint, []).append(duration)
+        slow = {e: _percentile(d, 0.95) for e, d in by_endpoint.items()}
+        slow = {e: p for e, p in slow.items() if p > float(mon.latency_threshold_seconds)}
+        if slow:
+            endpoint, p95 = max(slow.items(), key=lambda item: item[1])
+            found["EndpointSlow"] = (
+                p95,
+                "warning",
+                f"{endpoint}: p95 {p95:.2f} s > {float(mon.latency_threshold_seconds):g} s over {_duration(window)}",
             )
         auth = sum(1 for t in list(self.auth_failures) if t >= now - 60)
         if auth > mon.auth_failures_per_minute:
             found["AuthFailures"] = (
                 float(auth),
                 "critical",
-                f"{auth} auth failures in the last minute > {mon.auth_failures_per_minute}",
+                f"{auth} failed API-key attempts in the last minute > {mon.auth_failures_per_minute}",
             )
         long_failing = sorted(n for n, t in self.failing_since.items() if now - t >= mon.check_failing_seconds)
         if long_failing:
             found["HealthCheckFailing"] = (
                 float(len(long_failing)),
                 "critical",
-                f"failing for over {mon.check_failing_seconds:g} s: {', '.join(long_failing)}",
+                f"failing for over {_duration(float(mon.check_failing_seconds))}: {', '.join(long_failing)}",
             )
         return found
+
+    def _firing(self, now: float) -> dict[str, tuple[float, str, str]]:
+        """The conditions that have held for their ``for`` duration (:data:`FOR_SECONDS`)."""
+        found = self._conditions(now)
+        for name in [n for n in self.pending if n not in found]:
+            del self.pending[name]
+        firing = {}
+        for name, condition in found.items():
+            since = self.pending.setdefault(name, now)
+            if now - since >= FOR_SECONDS.get(name, 0.0):
+                firing[name] = condition
+        return firing
 
     def evaluate(self) -> list[Alert]:
         """Apply the rules now; log, export and publish what started or ended; return the active alerts."""
         now = self.clock()
-        found = self._conditions(now)
+        found = self._firing(now)
         started: list[Alert] = []
         ended: list[Alert] = []
+        changed = False
         with self._lock:
             for name, (value, severity, summary) in found.items():
                 old = self.active.get(name)
                 alert = Alert(name, severity, old.since if old else now, summary, round(value, 4))
-                self.active[name] = alert
+                self.active[name] = alert  # the summary follows the condition while it fires
                 if old is None:
                     started.append(alert)
+                elif old.summary != alert.summary:
+                    changed = True
             for name in [n for n in self.active if n not in found]:
                 ended.append(self.active.pop(name))
             active = sorted(self.active.values(), key=lambda a: a.since)
@@ -201,6 +325,7 @@ class AlertMonitor:
             _log.info("alert %s ended", alert.name, extra={"alert": alert.name})
         if started or ended:
             self._export(started, ended)
+        if started or ended or changed:
             self._publish(active)
         return active
 

@@ -13,7 +13,10 @@ Every name, its labels and its type::
     sci_auth_failures_total                   counter    failed API-key validations
     sci_health_check_status{check}            gauge      0 ok, 1 degraded, 2 failing
     sci_alerts_active{alert}                  gauge      1 while an alert is active
-    sci_cpu_percent / sci_memory_percent      gauge      what the monitor last sampled
+    sci_cpu_percent / sci_memory_percent      gauge      what the monitor last sampled (memory: cgroup limit, else host)
+    sci_cell_overrun_ratio                    gauge      a running cell's time / its own median, once past the
+                                                         CellRunningLong thresholds (else 0)
+    sci_llm_budget_spent_ratio{budget}        gauge      spend / limit of each LLM budget that applies
 
 **Processes.** With ``PROMETHEUS_MULTIPROC_DIR`` set before ``prometheus_client`` is
 imported (the server extension does it for the kernels it launches, with
@@ -157,14 +160,23 @@ class SciMetrics:
             multiprocess_mode="livemax", registry=reg,
         )  # fmt: skip
         self.memory_percent = Gauge(
-            "sci_memory_percent", "Memory use of the machine (0-100) last sampled by the monitor.",
+            "sci_memory_percent", "Memory use (0-100; of the cgroup limit, else the host) last sampled by the monitor.",
             multiprocess_mode="livemax", registry=reg,
+        )  # fmt: skip
+        self.cell_overrun = Gauge(
+            "sci_cell_overrun_ratio", "A running cell's time over its own median once past the CellRunningLong "
+            "thresholds, else 0.", multiprocess_mode="livemax", registry=reg,
+        )  # fmt: skip
+        self.llm_budget_ratio = Gauge(
+            "sci_llm_budget_spent_ratio", "Spend over limit of each LLM budget that applies.", ["budget"],
+            multiprocess_mode="mostrecent", registry=reg,
         )  # fmt: skip
         self.breaker_names = LabelLimiter()
         self.retry_names = LabelLimiter()
         self.error_types = LabelLimiter()
         self.function_names = LabelLimiter(max_length=200)
         self.check_names = LabelLimiter()
+        self.budget_names = LabelLimiter()
         self.categories = LabelLimiter(limit=20)
         self._function_children: dict[str, Any] = {}
 

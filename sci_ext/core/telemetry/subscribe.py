@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import context
 
-__all__ = ["install", "installed", "record_cell", "start", "started", "uninstall"]
+__all__ = ["EXPECTS_ERRORS", "expects_errors", "install", "installed", "record_cell", "start", "started", "uninstall"]
 
 _log = logging.getLogger("sci_ext.telemetry")
 _lock = threading.Lock()
@@ -93,16 +93,26 @@ def _on_breaker(event: Any) -> None:
     )
 
 
+EXPECTS_ERRORS = "expects_errors"  # run-context field of a cell tagged raises-exception
+
+
+def expects_errors() -> bool:
+    """True in a run whose errors are expected (a cell tagged ``raises-exception``): not errors for alerting."""
+    return any(key == EXPECTS_ERRORS for key, _ in context.current().extra)
+
+
 def _on_error(record: Any) -> None:
     from .alerts import get_monitor
     from .records import append_error
 
-    if _metrics_on():
-        from .metrics import get_metrics
+    expected = expects_errors()
+    if not expected:  # the record is kept (the panel lists it); counters and alerts ignore it
+        if _metrics_on():
+            from .metrics import get_metrics
 
-        m = get_metrics()
-        m.errors.labels(m.categories(record.category)).inc()
-    get_monitor().note_error()
+            m = get_metrics()
+            m.errors.labels(m.categories(record.category)).inc()
+        get_monitor().note_error(record.category)
     ctx = context.current()
     try:
         append_error({
@@ -154,28 +164,34 @@ def _on_health(report: Any) -> None:
     monitor = get_monitor()
     m = get_metrics() if _metrics_on() else None
     for check in report.checks:
-        monitor.note_check(check.name, check.status)
+        monitor.note_check(check.name, check.status, check.detail)
         if m is not None:
             m.health_status.labels(m.check_names(check.name)).set(HEALTH_VALUES[check.status])
 
 
 def record_cell(
-    duration: float, error: BaseException | None, where: str = "cell", *, already_recorded: bool = False
+    duration: float,
+    error: BaseException | None,
+    where: str = "cell",
+    *,
+    already_recorded: bool = False,
+    expected: bool = False,
 ) -> None:
-    """Account one finished cell: duration histogram, error counters, error record, alert window.
+    """Account one finished cell: duration histogram, error counters, error record.
 
     ``already_recorded``: the cell's error was recorded in this run already
     (``%%guarded`` gave up, ``handle_errors``): it counts as a failed cell but is not
-    recorded a second time.
+    recorded a second time.  ``expected``: the cell is tagged ``raises-exception``; its
+    error is kept in the records but counted nowhere (not an error for alerting).
+    A cell's duration alone never alerts (``CellRunningLong`` compares a running cell
+    with its own history: the kernel hooks report starts and ends to the monitor).
     """
     if _pending is not None:
         start()  # a deferred install: the first cell finishes it
-    monitor = _monitor or _get_monitor()
-    monitor.note_run(duration)
     if _metrics_on():
         m = _metrics or _get_metrics()
         m.cell_duration.observe(duration)
-        if error is not None:
+        if error is not None and not expected:
             m.cell_errors.inc()
     if error is not None and not already_recorded:
         from ..resilience.handle import record_error
@@ -204,24 +220,45 @@ def _get_metrics() -> Any:
     return _metrics
 
 
+def _llm_budgets(cfg: Any) -> list[dict[str, Any]]:
+    """Every LLM budget that applies (``[]`` without one: the LLM package is not even imported)."""
+    llm = getattr(cfg, "llm", None)
+    if llm is None or (llm.budget_usd is None and not llm.budgets):
+        return []
+    from ..llm import budgets, settings
+
+    return budgets.status(settings.current())
+
+
 def _tick() -> None:
-    """One round of the background monitor (sampling, cache size, health checks when due)."""
+    """One round of the background monitor (sampling, cache size, budgets, health checks when due)."""
     global _last_check_run
     from ..config import get_config
     from .alerts import get_monitor
     from .resources import cpu_percent, memory_info
 
     cfg = get_config()
-    cpu, mem = cpu_percent(), float(memory_info()["percent"])
-    get_monitor().note_sample(cpu, mem)
+    monitor = get_monitor()
+    mem = memory_info()
+    monitor.note_memory(mem)
+    try:
+        rows = _llm_budgets(cfg)
+    except Exception as exc:  # a budget store that cannot be read: say why, keep the monitor going
+        _log.debug("LLM budgets not read: %s", exc)
+        rows = []
+    monitor.note_budgets(rows)
     if _metrics_on():
         from ..cache.stats import cache_size_bytes
         from .metrics import get_metrics
 
         m = get_metrics()
-        m.cpu_percent.set(cpu)
-        m.memory_percent.set(mem)
+        m.cpu_percent.set(cpu_percent())
+        m.memory_percent.set(float(mem["percent"]))
         m.cache_size.set(cache_size_bytes())
+        overrun = monitor.cell_overrun()
+        m.cell_overrun.set(overrun[0] if overrun else 0.0)
+        for row in rows:
+            m.llm_budget_ratio.labels(m.budget_names(str(row["budget"]))).set(float(row["share"]))
     now = time.monotonic()
     if now - _last_check_run >= float(cfg.monitoring.check_interval_seconds):
         _last_check_run = now

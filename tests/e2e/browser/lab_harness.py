@@ -108,6 +108,14 @@ class LabServer:
         }
         for path in [self.root, *dirs.values()]:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # This checkout's own build of the labextension, when it has one, outranks the installed
+        # one (JUPYTER_PATH comes first in JupyterLab's search path): a worktree tests its build.
+        built = REPO / "sci_ext" / "labextension"
+        own_build: Path | None = None
+        if (built / "package.json").is_file():
+            own_build = base / "jupyter_path"
+            (own_build / "labextensions").mkdir(parents=True, exist_ok=True)
+            (own_build / "labextensions" / "sci-ext").symlink_to(built.resolve())
         self.state_dir = dirs["XDG_STATE_HOME"] / "sci_ext"
         # Explicit either way: the user config dir outranks the sys-prefix file pip installs.
         config = {"ServerApp": {"jpserver_extensions": {"sci_ext": server_extension}}}
@@ -124,6 +132,8 @@ class LabServer:
             path.write_text(json.dumps(values))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SCI_EXT_", "JUPYTER", "PROMETHEUS_"))}
         env.update({k: str(v) for k, v in dirs.items()})
+        if own_build is not None:
+            env["JUPYTER_PATH"] = str(own_build)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         self.env = env

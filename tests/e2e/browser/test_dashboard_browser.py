@@ -22,6 +22,7 @@ CELLS = [
     "%load_ext sci_ext",
     "%sci_dashboard --interval 1 --window 5",
     "import time\nfor _ in range(6):\n    time.sleep(0.5)\nprint('other cell done')",
+    "%sci_dashboard --stop",
 ]
 
 
@@ -42,6 +43,8 @@ def test_dashboard_draws_and_updates_while_another_cell_runs(tmp_path: Path, lab
         lp = lab_page_factory(lab)
         lp.open("dashboard.ipynb")
         page = lp.page
+        console_errors: list[str] = []
+        page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
         first = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first
         first.locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")  # %load_ext, then the focus moves to the next cell
@@ -72,6 +75,13 @@ def test_dashboard_draws_and_updates_while_another_cell_runs(tmp_path: Path, lab
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.locator(".sci-dashboard").first.screenshot(path=str(ARTIFACTS / "dashboard.png"))
         lp.screenshot("dashboard-lab")
+        seen = len(console_errors)
+        page.keyboard.press("Shift+Enter")  # %sci_dashboard --stop
+        stop_out = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(3).locator(".jp-OutputArea")
+        stop_out.get_by_text("sci_dashboard: stopped after").wait_for(timeout=60_000)
+        page.wait_for_timeout(3000)  # time for a late widget message to fail, if one would
+        after_stop = console_errors[seen:]
+        assert not [e for e in after_stop if "comm" in e.lower()], after_stop
     except BaseException:
         if lp is not None:  # what the page showed when it failed, before the server goes
             lp.screenshot("FAILED-dashboard-before-stop")

@@ -99,6 +99,114 @@ def test_panel_opens_with_health_checks_and_charts(lab: LabServer, lab_page: Lab
     lab_page.screenshot("panel")
 
 
+def test_cpu_in_status_bar_and_panel_reads_one_busy_core(lab: LabServer, lab_page: LabPage) -> None:
+    """The status item and the panel show ``100/N`` % while one core spins (not 0/100 flips)."""
+    from cpu_oracle import Oracle, assert_one_busy_core, one_core_busy
+
+    lab_page.open()
+    wait_status_text(lab_page, LIVE_TEXT)
+    open_panel(lab_page)
+    resources = lab_page.page.locator(f"{PANEL} [data-section='resources']")
+    bar, panel = [], []
+    with one_core_busy():
+        lab_page.page.wait_for_timeout(2000)  # the server's sampler and the page's poll catch up
+        with Oracle() as oracle:
+            for _ in range(5):
+                lab_page.page.wait_for_timeout(1000)
+                bar.append(float(re.search(r"CPU ([\d.]+)%", status_text(lab_page)).group(1)))  # type: ignore[union-attr]
+                panel.append(float(re.search(r"CPU\s*([\d.]+)%", resources.inner_text()).group(1)))  # type: ignore[union-attr]
+    # The page shows what it polled up to a poll interval ago: give the oracle that slack.
+    assert_one_busy_core(bar, oracle.percent, "status bar")
+    assert_one_busy_core(panel, oracle.percent, "panel")
+
+
+# Every box in the panel must lie inside the panel and no text may overflow its box.
+OVERFLOW_JS = """
+(panel) => {
+  const box = panel.getBoundingClientRect();
+  const bad = [];
+  if (panel.scrollWidth > panel.clientWidth + 1) {
+    bad.push(`panel scrolls sideways: ${panel.scrollWidth} > ${panel.clientWidth}`);
+  }
+  for (const node of panel.querySelectorAll('*')) {
+    const r = node.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const what = `${node.tagName.toLowerCase()}.${node.getAttribute('class') || ''} "${(node.textContent || '').slice(0, 40)}"`;
+    if (r.right > box.right + 1 || r.left < box.left - 1) {
+      bad.push(`${what} [${Math.round(r.left)}, ${Math.round(r.right)}] outside [${Math.round(box.left)}, ${Math.round(box.right)}]`);
+    }
+    const block = getComputedStyle(node).display !== 'inline';
+    if (block && node.clientWidth > 0 && node.scrollWidth > node.clientWidth + 1 && node.tagName !== 'svg') {
+      bad.push(`${what} text overflows: ${node.scrollWidth} > ${node.clientWidth}`);
+    }
+  }
+  return bad;
+}
+"""
+
+
+def set_panel_width(lp: LabPage, width: int) -> int:
+    """Drag the sidebar so the Sci Health panel is ``width`` px wide (give or take a pixel)."""
+    panel = lp.page.locator(PANEL)
+    lp.resize_left_area(width + 40)
+    for _ in range(3):
+        now = panel.evaluate("p => p.getBoundingClientRect().width")
+        if abs(now - width) <= 2:
+            break
+        handle = lp.page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first.bounding_box()
+        assert handle is not None
+        lp.resize_left_area(int(handle["x"] + handle["width"] / 2 + (width - now)))
+    lp.page.wait_for_timeout(1500)  # a poll redraws the panel at the new width
+    return int(panel.evaluate("p => p.getBoundingClientRect().width"))
+
+
+def test_panel_reads_at_the_default_sidebar_width_and_at_600(lab: LabServer, lab_page: LabPage) -> None:
+    """At ~250 px (JupyterLab's default) and 600 px: every column visible, no text cut, axes in units."""
+    import urllib.error
+    import urllib.request
+
+    for _ in range(12):  # failed API-key attempts: AuthFailures fires in the server (> 10 a minute)
+        req = urllib.request.Request(lab.url + "/sci/metrics", headers={"Authorization": "Bearer sci_bad_not-a-key"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(req, timeout=10)  # noqa: S310  # nosec B310  # the test's own server
+    lab.write_notebook(
+        "widths.ipynb",
+        [
+            "%load_ext sci_ext",
+            "%%guarded widths --retries 0 --breaker panel-width-check\n"
+            "raise ValueError('a researcher-length message that keeps going: ' + 'more words ' * 12)",
+        ],
+    )
+    lab_page.open("widths.ipynb")
+    lab_page.run_cell(0)
+    assert "ValueError" in lab_page.run_cell(1)
+    open_panel(lab_page)
+    panel = lab_page.page.locator(PANEL)
+    panel.locator(".sci-ext-alert[data-alert='AuthFailures']").wait_for(timeout=30_000)
+    panel.locator(".sci-ext-error").first.wait_for(timeout=30_000)
+    shots = {}
+    for width in (250, 600):
+        got = set_panel_width(lab_page, width)
+        assert abs(got - width) <= 4, got
+        problems = panel.evaluate(OVERFLOW_JS)
+        shots[width] = lab_page.screenshot(f"sci-health-panel-{width}")
+        assert problems == [], f"at {width} px:\n" + "\n".join(problems)
+        # The alert's summary (what is wrong) is shown, and the correlation id in full.
+        summary = panel.locator(".sci-ext-alert[data-alert='AuthFailures'] .sci-ext-alert-summary")
+        assert "failed API-key attempts" in summary.inner_text() and summary.is_visible()
+        corr = panel.locator(".sci-ext-error .sci-ext-corr").first
+        cid = corr.inner_text()
+        assert len(cid) >= 8 and corr.evaluate("c => c.scrollWidth <= c.clientWidth + 1")
+        # Axes in the units of the values above them.
+        for key in ("cpu", "memory", "cache"):
+            assert panel.locator(f"[data-chart='{key}'] .sci-ext-chart-scale").inner_text() == "max 100%"
+        p95 = panel.locator("[data-chart='p95'] .sci-ext-chart-scale").inner_text()
+        assert re.fullmatch(r"max \d+(\.\d+)? (ms|s)", p95), p95
+    if os.environ.get("SCI_EXT_UPDATE_SCREENSHOTS") == "1":  # refresh the committed ones on purpose only
+        for width, shot in shots.items():
+            shutil.copyfile(shot, REPO / "docs" / "img" / f"sci-health-panel-{width}.png")
+
+
 def test_failing_guarded_cell_listed_with_correlation_id(lab: LabServer, lab_page: LabPage) -> None:
     lab.write_notebook(
         "guarded_fail.ipynb",

@@ -42,5 +42,5 @@ def test_wheel_ships_the_server_config(built_wheel: Path) -> None:
         shipped = [n for n in names if n.endswith(CONFIG)]
         assert len(shipped) == 1 and shipped[0].split(".data/data/")[1] == CONFIG, shipped
         assert json.loads(zf.read(shipped[0]))["ServerApp"]["jpserver_extensions"]["sci_ext"] is True
-        for module in ("app", "handlers", "auth", "multiproc", "resources", "sampler", "bridge"):
+        for module in ("app", "handlers", "auth", "multiproc", "sampler", "bridge"):
             assert f"sci_ext/server/{module}.py" in names
