@@ -9,6 +9,7 @@ that are not firing, LLM calls not made); every other one must return data.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,38 @@ PANELS: list[tuple[str, str, str, str, str, list[tuple[str, str]]]] = [
 ]
 
 
+#: JupyterHub users: the ``user`` label `jupyter sci hub scrape-config` puts on each user's job.
+#: "All" is ``.*``, which also matches servers scraped without the label.
+USER_VARIABLE: dict[str, Any] = {
+    "name": "user",
+    "label": "User",
+    "type": "query",
+    "datasource": DS,
+    "query": {"query": "label_values(sci_cell_duration_seconds_count, user)", "refId": "user"},
+    "definition": "label_values(sci_cell_duration_seconds_count, user)",
+    "includeAll": True,
+    "multi": True,
+    "allValue": ".*",
+    "refresh": 2,
+    "sort": 1,
+    "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+}
+
+_SELECTOR = re.compile(r"\b(sci_[a-z0-9_]+|http_request_duration_seconds_bucket)(\{([^}]*)\})?")
+
+
+def by_user(expr: str) -> str:
+    """``expr`` with every series selector restricted to the chosen users (``user=~"$user"``)."""
+
+    def add(match: re.Match[str]) -> str:
+        name, labels = match.group(1), match.group(3)
+        if labels is None or not labels.strip():
+            return f'{name}{{user=~"$user"}}'
+        return f'{name}{{{labels}, user=~"$user"}}'
+
+    return _SELECTOR.sub(add, expr)
+
+
 def build() -> dict[str, Any]:
     """The dashboard as Grafana's JSON model (schema 39)."""
     panels: list[dict[str, Any]] = []
@@ -258,7 +291,7 @@ def build() -> dict[str, Any]:
                 "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
                 "options": {},
                 "targets": [
-                    {"refId": chr(ord("A") + i), "datasource": DS, "expr": expr, "legendFormat": legend}
+                    {"refId": chr(ord("A") + i), "datasource": DS, "expr": by_user(expr), "legendFormat": legend}
                     for i, (legend, expr) in enumerate(targets)
                 ],
             }
@@ -277,7 +310,10 @@ def build() -> dict[str, Any]:
         "time": {"from": "now-1h", "to": "now"},
         "refresh": "30s",
         "templating": {
-            "list": [{"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"}]
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},
+                USER_VARIABLE,
+            ]
         },
         "annotations": {"list": []},
         "panels": panels,

@@ -39,7 +39,9 @@ def expressions(dashboard: dict) -> list[tuple[str, str, bool]]:
     out = []
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
-            out.append((panel["title"], target["expr"], "may be empty" in panel.get("description", "").lower()))
+            # The user variable as Grafana sends it with "All" selected (allValue).
+            expr = target["expr"].replace('"$user"', '".*"')
+            out.append((panel["title"], expr, "may be empty" in panel.get("description", "").lower()))
     return out
 
 
