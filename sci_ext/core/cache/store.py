@@ -148,6 +148,8 @@ class DiskStore:
     def __init__(self, directory: str | Path, size_limit: int = 4 * 2**30) -> None:
         import diskcache
 
+        from .private_disk import PrivateDisk
+
         self.directory = ensure_private_dir(Path(directory).expanduser())
         from ..trust import open_private
 
@@ -159,6 +161,7 @@ class DiskStore:
             eviction_policy="least-recently-used",
             # Entries are streamed to files; diskcache only ever stores bytes, str and ints here.
             disk_min_file_size=1 << 15,
+            disk=PrivateDisk,  # value files and their sub-directories private whatever the umask
         )
 
     def get(self, key: str) -> Any | None:
