@@ -33,32 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PATH"] = os.pathsep.join(filter(None, [scripts, os.environ.get("PATH", "")]))
 
 
-# xdist (`-n 2 --dist loadgroup`): tests that share a module- or session-scoped resource run in
-# one worker, so it starts once: a notebook's cells share its kernel (nbval); a browser module
-# shares its JupyterLab; the packaging modules share the session wheel; the cross-user tests share
-# two real Unix users' home directories; the Prometheus/real-server modules their servers.
-_GROUPED_DIRS = ("tests/server/", "tests/e2e/browser/")
-_ONE_GROUP_DIRS = {"tests/e2e/security/": "cross-user", "tests/e2e/packaging/": "wheel"}
-
-
-def _xdist_group(relpath: str) -> str | None:
-    if relpath.endswith(".ipynb"):
-        return relpath
-    for folder, group in _ONE_GROUP_DIRS.items():
-        if relpath.startswith(folder):
-            return group
-    if relpath.startswith(_GROUPED_DIRS):
-        return relpath
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kernel_fixtures = {"kernel", "kernel_factory", "kernel_pool"}
-    for item in items:
-        relpath = Path(str(item.path)).resolve().relative_to(REPO).as_posix() if REPO in item.path.parents else ""
-        group = _xdist_group(relpath)
-        if group is not None and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
-        # `-m "not kernel"` (the fast tier) must skip every test that starts a real kernel.
-        if kernel_fixtures & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.kernel)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # `-m "not kernel"` skips every test that starts a real kernel through the kernel fixtures.
+    if {"kernel", "kernel_factory", "kernel_pool"} & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.kernel)

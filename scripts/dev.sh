@@ -98,9 +98,10 @@ case "$cmd" in
         if ! command -v redis-server >/dev/null; then
             echo "warning: redis-server not found; Redis tests will fail (apt-get install redis-server)" >&2
         fi
-        # -p no:cacheprovider keeps the tree clean; -n 2 --dist loadgroup: two workers, tests that
-        # share a server, a browser, a notebook kernel or the session wheel stay in one (conftest.py).
-        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCI_EXT_TEST_WORKERS:-2}" --dist loadgroup)
+        # -p no:cacheprovider keeps the tree clean; -n 2 --dist loadscope: two workers, each module
+        # (and each notebook: nbval's cells share its kernel) whole in one, so module-scoped servers
+        # and browsers start once. (loadgroup's xdist_group marks do nothing under pytest 9.)
+        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCI_EXT_TEST_WORKERS:-2}" --dist loadscope)
         case "$tier" in
             fast) exec "${pytest[@]}" -m "not slow" "$@" tests/unit tests/kernel/*_inprocess.py ;;
             unit | kernel | server | e2e) exec "${pytest[@]}" "$@" "tests/$tier" ;;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import stat
 import sys
@@ -59,6 +60,8 @@ def test_same_versions_as_the_full_scan(fresh):
             continue  # a name in top_level.txt that no longer exists as a module
         if len(set(dists)) > 1:
             continue  # a namespace package (sphinxcontrib.*): several distributions, no one version
+        if importlib.util.find_spec(top) is None:
+            continue  # top_level.txt names a module that is not top-level (pycares lists _cares)
         assert versions.find_version(top) == importlib.metadata.version(dists[0]), top
         checked += 1
     assert checked > 50
