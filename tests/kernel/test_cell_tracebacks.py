@@ -27,3 +27,13 @@ def test_traceback_names_cell_and_typed_line(kernel, magic):
     assert f"In[{number}], line 4" in text, text
     assert f"In[{number + 1}]" not in text
     assert re.search(r"----> 4 c = 1 / 0", text), text
+
+
+@pytest.mark.parametrize("magic", ["%%cached", "%%guarded --retries 0"])
+def test_traceback_shows_the_users_frames_only(kernel, magic):
+    kernel.run("def helper():\n    return 1 / 0").check()
+    text = _traceback(kernel.run(f"{magic}\nvalue = helper()\n"))
+    assert "run_cell_magic" not in text, text  # no leading frame of the magic's dispatch
+    assert "sci_ext" not in text and "tenacity" not in text, text  # no machinery frames
+    assert "value = helper()" in text and "return 1 / 0" in text, text  # the user's two frames
+    assert "ZeroDivisionError" in text

@@ -99,12 +99,20 @@ def execute(shell: Any, code: str, body: str | None = None, recorder: Any = None
         raise
     if recorder is not None:
         recorder.cell_filename = filename
-    with recorder if recorder is not None else contextlib.nullcontext():
-        if head is not None:
-            exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
-        if tail is None:
-            return None
-        return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307  # the user's own cell
+    try:
+        with recorder if recorder is not None else contextlib.nullcontext():
+            if head is not None:
+                exec(head, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102
+            if tail is None:
+                return None
+            return eval(tail, shell.user_global_ns, shell.user_ns)  # noqa: S307  # nosec B307  # the user's own cell
+    except Exception as exc:
+        from .. import tracebacks
+
+        # Shown from the cell's own first frame: no run_cell_magic line, no cache machinery.
+        tracebacks.install(shell)
+        tracebacks.trim(exc, filename)
+        raise
 
 
 def _run_plain(shell: Any, code: str, body: str, reason: str, opts: CellOptions) -> CellRun:
