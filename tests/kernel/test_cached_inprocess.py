@@ -16,6 +16,11 @@ def ip():
     from IPython.testing.globalipapp import get_ipython as start_ipython
 
     shell = start_ipython()
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if not InteractiveShell.initialized():
+        # Another in-process module cleared the singleton; IPython.get_ipython() must find this shell.
+        InteractiveShell._instance = shell
     from sci_ext.kernel import KernelState
 
     if not KernelState.get(shell).loaded:
@@ -181,6 +186,11 @@ def test_property_random_input_changes_never_hit(value, other):
     from IPython.testing.globalipapp import get_ipython as start_ipython
 
     shell = start_ipython()
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if not InteractiveShell.initialized():
+        # Another in-process module cleared the singleton; IPython.get_ipython() must find this shell.
+        InteractiveShell._instance = shell
     from sci_ext.kernel import KernelState
 
     if not KernelState.get(shell).loaded:
