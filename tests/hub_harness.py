@@ -385,6 +385,16 @@ class Hub:
             time.sleep(0.25)
         raise RuntimeError(f"{user}'s server did not start: {self.log_tail()}")
 
+    def wait_routed(self, user: str, timeout: float = 60) -> None:
+        """Wait until ``user``'s running server answers through the proxy again (after a hub restart)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with suppress(requests.RequestException):
+                if self.user_request(user, "GET", "/api/status", token=self.token(user)).status_code == 200:
+                    return
+            time.sleep(0.25)
+        raise RuntimeError(f"{user}'s server is not routed after the hub restart: {self.log_tail()}")
+
     def stop_server(self, user: str) -> None:
         """Stop ``user``'s server and wait until the hub says it stopped."""
         self.api("DELETE", f"/users/{user}/server")

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -325,12 +326,10 @@ def test_scrape_config_for_a_user_without_a_key_says_so(hub: Hub, tmp_path: Path
 
 
 def test_shared_redis_per_user_keys_never_cross_and_a_team_key_shares(
-    hub: Hub, kernels: dict[str, Kernel], tmp_path: Path
+    hub: Hub, kernels: dict[str, Kernel], redis_server: Any
 ) -> None:
     """Both users' kernels on one redis-server; the signing key decides whether entries cross."""
-    from conftest import RedisServer
-
-    redis = RedisServer(tmp_path)
+    redis = redis_server
     alice, bob = kernels[ALICE], kernels[BOB]
 
     def use(kernel: Kernel, key: str) -> None:
@@ -360,7 +359,6 @@ def test_shared_redis_per_user_keys_never_cross_and_a_team_key_shares(
     finally:
         for kernel in (alice, bob):
             kernel.run("%sci_config --reset cache.redis_url\n%sci_config --reset cache.redis_signing_key")
-        redis.stop()
 
 
 def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str, Kernel]) -> None:
@@ -372,6 +370,7 @@ def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str
     config.write_text(config.read_text().replace("cleanup_servers = True", "cleanup_servers = False"))
     hub.stop()
     hub.start()
+    hub.wait_routed(ALICE)  # the new proxy learns the running servers' routes from the hub
     alice.connect()  # the proxy restarted with the hub: reconnect the websocket, as JupyterLab does
     try:
         assert alice.run("print(survivor)")["text"].strip() == "still here"

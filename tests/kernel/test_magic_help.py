@@ -68,4 +68,5 @@ def test_unload_restores_the_magics(ip) -> None:
     ip.run_line_magic("unload_ext", "sci_ext")
     assert "sci_config" not in ip.magics_manager.magics["line"]
     ip.run_line_magic("load_ext", "sci_ext")
+    ip.run_line_magic("sci_config", "--help")  # the first use loads the real magic (sci_ext.kernel.lazy)
     assert getattr(ip.magics_manager.magics["line"]["sci_config"], "_sci_ext_help", False)

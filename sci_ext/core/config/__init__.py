@@ -49,6 +49,7 @@ __all__ = [
     "RetryConfig",
     "SecurityConfig",
     "Source",
+    "building",
     "current_config_manager",
     "find_project_file",
     "get_config",
@@ -64,6 +65,17 @@ __all__ = [
 
 _manager: ConfigManager | None = None
 _manager_lock = threading.Lock()
+_building = threading.local()
+
+
+def building() -> bool:
+    """True in the thread that is creating the process-wide manager right now.
+
+    Reading the files may log (a protected key not applied); a listener of those records
+    must not read the configuration back (the telemetry that starts on the first
+    ``sci_ext`` record does): it would wait for the lock its own thread holds.
+    """
+    return bool(getattr(_building, "active", False))
 
 
 def get_config_manager() -> ConfigManager:
@@ -72,7 +84,11 @@ def get_config_manager() -> ConfigManager:
     if _manager is None:
         with _manager_lock:
             if _manager is None:
-                _manager = ConfigManager()
+                _building.active = True
+                try:
+                    _manager = ConfigManager()
+                finally:
+                    _building.active = False
     return _manager
 
 

@@ -310,9 +310,16 @@ class _StartOnFirstRecord(logging.NullHandler):
     """
 
     def handle(self, record: logging.LogRecord) -> bool:
-        if _pending is not None:
+        if _pending is not None and not _config_building():
             start()
         return True
+
+
+def _config_building() -> bool:
+    """A record logged while the configuration is being read: starting now would read it again."""
+    from ..config import building
+
+    return building()
 
 
 _first_record = _StartOnFirstRecord()
