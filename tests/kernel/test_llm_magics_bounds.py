@@ -23,7 +23,8 @@ def ip() -> Iterator[Any]:
     keep = set(shell.user_ns)
     yield shell
     for name in set(shell.user_ns) - keep:
-        del shell.user_ns[name]
+        if not name.startswith("_"):  # IPython's output history (_, __, _N) belongs to the shell
+            del shell.user_ns[name]
     shell.run_line_magic("sci_config", "llm.max_attempts=20")
     shell.run_line_magic("sci_llm", "--reset")
 

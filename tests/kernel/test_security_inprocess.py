@@ -86,11 +86,19 @@ def test_session_redactor_passes_through_without_secrets(wire) -> None:
 def shell(fast_vault) -> Iterator[Any]:
     from IPython.core.interactiveshell import InteractiveShell
 
+    # Clear the singleton only when this fixture made it: another module's test shell may be
+    # the instance (a worker runs modules in any order), and clearing it breaks that module.
+    from sci_ext.kernel import KernelState
+
+    created = not InteractiveShell.initialized()
     ip = InteractiveShell.instance()
+    loaded = KernelState.get(ip).loaded
     ip.run_line_magic("load_ext", "sci_ext")
     yield ip
-    ip.run_line_magic("unload_ext", "sci_ext")
-    InteractiveShell.clear_instance()
+    if not loaded:
+        ip.run_line_magic("unload_ext", "sci_ext")
+    if created:
+        InteractiveShell.clear_instance()
 
 
 def test_sci_secret_in_process(shell, monkeypatch, capsys) -> None:
