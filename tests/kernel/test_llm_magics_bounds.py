@@ -44,7 +44,7 @@ def test_bound_error_names_the_magic_and_sci_llm_shows_the_attempts(
         assert result.error_in_exec is None
         server.fail_always = 429
         result = ip.run_cell(
-            "for _ in range(10):\n"
+            "for attempt in range(10):\n"
             "    try:\n"
             "        client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'x'}])\n"
             "    except openai.RateLimitError:\n"
