@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import requests
+import websocket
 import yaml
 from hub_harness import ALICE, BOB, Hub, Kernel, sci_dirs, skip_reason, start_hub
 
@@ -371,9 +372,17 @@ def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str
     hub.stop()
     hub.start()
     hub.wait_routed(ALICE)  # the new proxy learns the running servers' routes from the hub
-    alice.connect()  # the proxy restarted with the hub: reconnect the websocket, as JupyterLab does
     try:
-        assert alice.run("print(survivor)")["text"].strip() == "still here"
+        for attempt in range(5):  # reconnect the websocket through the new proxy, as JupyterLab does
+            try:
+                alice.connect()
+                survived = alice.run("print(survivor)")["text"].strip()
+                break
+            except (OSError, ConnectionError, websocket.WebSocketException):
+                if attempt == 4:
+                    raise
+                time.sleep(2)
+        assert survived == "still here"
         after = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
         assert after >= before + 1, (before, after)
         hit = alice.run(CACHED_CELL)
