@@ -362,6 +362,11 @@ def test_shared_redis_per_user_keys_never_cross_and_a_team_key_shares(
             kernel.run("%sci_config --reset cache.redis_url\n%sci_config --reset cache.redis_signing_key")
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="open (issue 24): after a hub restart with cleanup_servers=False and last_activity_interval=0, the new "
+    "proxy gets no route to the running server within 60 s (the hub answers 302 to /hub/user/...)",
+)
 def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str, Kernel]) -> None:
     alice = kernels[ALICE]
     assert alice.run("survivor = 'still here'")["error"] is None
