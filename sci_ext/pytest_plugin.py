@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +61,6 @@ class _SciCache:
         self.kernel = make_kernelspec(self.workdir, self.cache_dir)
         self.kernel.activate()
         self.offset = 0
-        #: notebook path -> cell records, in the order the cells ran
-        self.by_notebook: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     def _cache_dir(self) -> Path | None:
         from .core import trust
@@ -77,7 +74,8 @@ class _SciCache:
             sys.stderr.write(f"sci_ext: warning: --sci-cache-dir unusable, every cell runs: {exc}\n")
             return None
 
-    def collect(self, item: pytest.Item) -> list[dict[str, Any]]:
+    def collect(self) -> list[dict[str, Any]]:
+        """The kernel's records written since the last call (the cell that just ran)."""
         records, self.offset = self.kernel.read(self.offset)
         return records
 
@@ -115,7 +113,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if state is None or call.when != "call" or not _is_cell(item):
         return
     report = outcome.get_result()
-    for record in state.collect(item):
+    for record in state.collect():
         record["notebook"] = str(Path(str(item.fspath)).relative_to(item.config.rootpath))
         record["nbval_cell"] = getattr(item, "cell_num", None)
         report.user_properties.append((_KEY, json.dumps(record)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clock import Clock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,14 +19,6 @@ ACTIONS = st.lists(
     ),
     max_size=40,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @settings(max_examples=15, deadline=None)

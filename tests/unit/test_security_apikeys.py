@@ -7,17 +7,10 @@ import re
 import threading
 
 import pytest
+from clock import Clock
 
 from sci_ext.core.errors import AuthenticationError, RateLimitExceeded, SecurityError
 from sci_ext.core.security import Lockout, SecurityManager, TokenBucket, get_security_manager
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

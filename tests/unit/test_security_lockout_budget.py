@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from clock import Clock
 
 from sci_ext.core.errors import AuthenticationError, RateLimitExceeded
 from sci_ext.core.security import Lockout, SecurityManager, add_failure_budget_hook, normalize_client
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -10,23 +10,16 @@ import textwrap
 import time
 
 import pytest
+from clock import Clock
 from kernel_harness import REPO
 from telemetry_fixtures import sample
 
 from sci_ext.core.telemetry.alerts import AlertMonitor, active_alerts, alerts_dir
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def monitor(telemetry):
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     mon = AlertMonitor(clock=clock)
     mon.clock_obj = clock  # type: ignore[attr-defined]
     yield mon
