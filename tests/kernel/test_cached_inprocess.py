@@ -26,6 +26,10 @@ def ip():
     if not KernelState.get(shell).loaded:
         shell.run_line_magic("load_ext", "sci_ext")
     get_memory_store().clear()
+    for name in ("_", "__", "___"):
+        # A name an earlier test bound (`for _ in ...`) stops IPython updating `_`: let it own them again.
+        if shell.user_ns.get(name) is not getattr(shell.displayhook, name, None):
+            shell.user_ns.pop(name, None)
     keep = set(shell.user_ns)
     yield shell
     for name in set(shell.user_ns) - keep:
