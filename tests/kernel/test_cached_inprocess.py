@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +28,8 @@ def ip():
     if not KernelState.get(shell).loaded:
         shell.run_line_magic("load_ext", "sci_ext")
     get_memory_store().clear()
+    # `_` in builtins (set by Python's own displayhook, outside any shell) also stops it.
+    builtin_under = builtins.__dict__.pop("_", None)
     for name in ("_", "__", "___"):
         # A name an earlier test bound (`for _ in ...`) stops IPython updating `_`: let it own them again.
         if shell.user_ns.get(name) is not getattr(shell.displayhook, name, None):
@@ -34,6 +38,8 @@ def ip():
     yield shell
     for name in set(shell.user_ns) - keep:
         del shell.user_ns[name]
+    if builtin_under is not None:
+        builtins._ = builtin_under  # type: ignore[attr-defined]
 
 
 def run(ip, code):
