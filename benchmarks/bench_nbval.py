@@ -30,6 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,47 +106,94 @@ def nbval(path: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[int
     return seconds, outcomes, res.stdout + res.stderr
 
 
-def jupyter_cache_run(cache_dir: Path, path: Path) -> tuple[float, int]:
-    """Seconds and cells executed by jupyter-cache's ``run_and_cache`` of ``path``."""
+def jupyter_cache_run(cache_dir: Path, path: Path, env: dict[str, str]) -> tuple[float, int]:
+    """Seconds and cells executed by jupyter-cache's ``run_and_cache`` of ``path`` (its kernel gets ``env``)."""
     from jupyter_cache import get_cache
     from jupyter_cache.executors import load_executor
 
     cache = get_cache(str(cache_dir))
     record = cache.add_nb_to_project(str(path))
     cells = sum(1 for c in __import__("nbformat").read(path, as_version=4).cells if c.cell_type == "code")
+    saved = dict(os.environ)
+    os.environ.update(env)  # the kernel jupyter-cache starts inherits this process's environment
     started = time.perf_counter()
-    result = load_executor("local-serial", cache).run_and_cache(filter_pks=[record.pk])
-    seconds = time.perf_counter() - started
+    try:
+        result = load_executor("local-serial", cache).run_and_cache(filter_pks=[record.pk])
+    finally:
+        seconds = time.perf_counter() - started
+        os.environ.clear()
+        os.environ.update(saved)
     return seconds, cells if result.succeeded else 0
 
 
+# notebooks/ as cases: each with an upstream edit a reader might make (a constant, a seed, a
+# failure plan), so the verdict after the edit is compared with a full run like the corpus's.
+PROJECT_EDITS = {
+    "01_quickstart": ("rag.top_k=8 retry", "rag.top_k=9 retry"),
+    "02_cached": ("n_samples = 200_000", "n_samples = 300_000"),
+    "03_guarded": ("plan[:] = [503, 429]", "plan[:] = [503]"),
+    "04_secrets": ("token_hex(16)", "token_hex(24)"),
+    "05_observability": ("'loss': 0.125", "'loss': 0.25"),
+    "06_dashboard": ("plan[:] = [503, 503]", "plan[:] = [503]"),
+    "07_llm_usage": ("llm.budget_usd=0.006", "llm.budget_usd=0.004"),
+    "08_ai_scientist": ("llm.max_attempts=4", "llm.max_attempts=3"),
+}
+
+
+def project_cases() -> list[Any]:
+    """The notebooks of ``notebooks/`` as differential cases (run as nbval runs them in CI)."""
+    from differential.harness import Case, replace_in_cell
+
+    names = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
+    missing = sorted(set(names) - set(PROJECT_EDITS))
+    if missing:
+        raise SystemExit(f"benchmarks/bench_nbval.py: PROJECT_EDITS has no edit for notebooks {missing}")
+    return [
+        Case(name=name, notebook=REPO / "notebooks" / f"{name}.ipynb", edit=replace_in_cell(*PROJECT_EDITS[name]))
+        for name in names
+    ]
+
+
 def corpus_verdicts(subset: str) -> int:
-    """Over the differential corpus (and notebooks/): the --sci-cache verdict after each upstream edit equals nbval's."""
+    """Over the differential corpus and notebooks/: the --sci-cache verdict after each upstream edit equals nbval's."""
     import shutil
+    from contextlib import ExitStack
 
     import nbformat
 
     sys.path.insert(0, str(REPO / "tests"))
     from differential.corpus import load_corpus
-    from differential.harness import _fresh_workdir
+    from differential.harness import _fresh_workdir, _llm_env
 
     differences = 0
-    cases = load_corpus(subset)
-    with tempfile.TemporaryDirectory(prefix="bench_nbval_corpus_") as tmp:
+    cases = load_corpus(subset) + (project_cases() if subset in ("all", "project") else [])
+    if subset == "project":
+        cases = project_cases()
+    sanitize = ["--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg")]
+    with tempfile.TemporaryDirectory(prefix="bench_nbval_corpus_") as tmp, ExitStack() as servers:
         for case in cases:
             root = Path(tmp) / case.name
             env = _env(root)
+            if case.llm:
+                stack: list[Any] = []
+                env.update(_llm_env(stack))
+                for server in stack:
+                    servers.callback(server.stop)
             original = _fresh_workdir(case, root, "original")
             nb = nbformat.read(case.notebook, as_version=4)
             path = original / "nb.ipynb"
             nbformat.write(nb, path)
-            try:
-                make_outputs(path, env)
-            except Exception as exc:  # a notebook whose plain run fails is compared all the same
-                print(f"{case.name}: plain reference run raised {type(exc).__name__}")
+            if case.notebook.parent != REPO / "notebooks":
+                try:
+                    make_outputs(path, env)  # the corpus is stored without outputs; notebooks/ keeps its own
+                except Exception as exc:  # a notebook whose plain run fails is compared all the same
+                    print(f"{case.name}: plain reference run raised {type(exc).__name__}")
             cache = root / "cells"
             cached = [*_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"]
-            nbval(path, env, *cached)  # fill the cache with the unedited notebook
+            _, full_unedited, _ = nbval(path, env, *sanitize)
+            _, fast_unedited, _ = nbval(path, env, *sanitize, *cached)  # fills the cache
+            _, again, out_again = nbval(path, env, *sanitize, *cached)  # restores from it
+            restored = sum(int(n) for n in re.findall(r"(\d+) restored", out_again))
             edited_dir = root / "edited"
             shutil.copytree(original, edited_dir)
             edited = nbformat.read(edited_dir / "nb.ipynb", as_version=4)
@@ -153,22 +201,29 @@ def corpus_verdicts(subset: str) -> int:
             for cell, source in zip(code, case.edit.apply([c.source for c in code], edited_dir), strict=True):
                 cell.source = source
             nbformat.write(edited, edited_dir / "nb.ipynb")
-            _, full, _ = nbval(edited_dir / "nb.ipynb", env)
-            _, fast, out = nbval(edited_dir / "nb.ipynb", env, *cached)
+            _, full, _ = nbval(edited_dir / "nb.ipynb", env, *sanitize)
+            _, fast, out = nbval(edited_dir / "nb.ipynb", env, *sanitize, *cached)
             ran = len(re.findall(r"cell \d+ ran", out))
-            same = full == fast
-            differences += not same
+            verdicts = {
+                "unedited": (full_unedited, fast_unedited),
+                "second": (full_unedited, again),
+                "edited": (full, fast),
+            }
+            differing = [label for label, (a, b) in verdicts.items() if a != b]
+            differences += bool(differing)
             print(
-                f"{case.name:<34} cells {len(full):>3}  ran after the edit {ran:>3}  verdict {'same' if same else 'DIFFERS'}"
+                f"{case.name:<34} cells {len(full):>3}  restored unedited {restored:>3}  ran after the edit {ran:>3}  "
+                f"verdict {'same' if not differing else 'DIFFERS: ' + ', '.join(differing)}"
             )
-            if not same:
+            for label in differing:
+                a, b = verdicts[label]
                 print(
-                    "   full:",
-                    {k: v for k, v in full.items() if not v},
-                    " cached:",
-                    {k: v for k, v in fast.items() if not v},
+                    f"   {label}: full fails",
+                    sorted(k for k, v in a.items() if not v),
+                    " cached fails",
+                    sorted(k for k, v in b.items() if not v),
                 )
-    print(f"{len(cases)} notebooks, {differences} verdict differences against full runs (goal 0)")
+    print(f"{len(cases)} notebooks, {differences} with verdict differences against full runs (goal 0)")
     return differences
 
 
@@ -195,8 +250,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of the computation")
     parser.add_argument(
         "--corpus",
-        choices=("all", "quick", "ci"),
-        help="instead: compare verdicts over the differential corpus (tests/differential/corpus)",
+        choices=("all", "quick", "ci", "project"),
+        help="instead: compare verdicts over the differential corpus and notebooks/ (project: notebooks/ only)",
     )
     args = parser.parse_args()
     if args.corpus:
@@ -221,13 +276,13 @@ def main() -> None:
         after_edit, edit_verdict, edit_out = nbval(edited, env, *cached)
         ran = len(re.findall(r"cell \d+ ran", edit_out))
         jc_dir = work / "jupyter_cache"
-        jc_first, _ = jupyter_cache_run(jc_dir, original)
+        jc_first, _ = jupyter_cache_run(jc_dir, original, env)
         jc_edit_copy = work / "jc" / "research.ipynb"
         jc_edit_copy.parent.mkdir()
         jc_edit_copy.write_text(original.read_text())
-        jc_first_again, _ = jupyter_cache_run(jc_dir, jc_edit_copy)  # unchanged: jupyter-cache reuses it
+        jc_first_again, _ = jupyter_cache_run(jc_dir, jc_edit_copy, env)  # unchanged: jupyter-cache reuses it
         jc_edit_copy.write_text(text)
-        jc_edit, jc_cells = jupyter_cache_run(jc_dir, jc_edit_copy)
+        jc_edit, jc_cells = jupyter_cache_run(jc_dir, jc_edit_copy, env)
     code_cells = len(build_cells(scale))
     print(f"notebook: {code_cells} code cells, scale {scale}")
     print(f"pytest --nbval (full run)              {full:7.2f} s")

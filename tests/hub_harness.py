@@ -196,7 +196,12 @@ def build_user_venv(root: Path, wheel: Path) -> Path:
         lines.append(f"import site; site.addsitedir({str(source)!r})")
     # The wheel, installed as a user would: its data files enable both extensions.
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix", str(venv), str(wheel)],
+        # --ignore-installed: without it pip "upgrades" the running venv's own (editable) sci_ext
+        # by uninstalling it there before installing under --prefix.
+        [
+            *(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed"),
+            *("--prefix", str(venv), str(wheel)),
+        ],
         check=True,
         capture_output=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
