@@ -39,7 +39,7 @@ HEAVY = "X, y = make_data({n}, N_FEATURES, seed={seed})\nscores_{i} = work(X, y,
 CELLS = [
     "%load_ext sci_ext",
     "import numpy as np\nfrom sklearn.linear_model import Ridge\nfrom sklearn.model_selection import cross_val_score",
-    "SCALE = {scale}\nROUNDS = max(1, int(40 * SCALE))",
+    "SCALE = {scale}\nROUNDS = max(1, int(100 * SCALE))",
     "N_FEATURES = 20",
     "def make_data(n, d, seed):\n    rng = np.random.default_rng(seed)\n    X = rng.normal(size=(n, d))\n"
     "    return X, X @ rng.normal(size=d) + rng.normal(scale=0.1, size=n)",

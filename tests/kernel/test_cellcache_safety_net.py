@@ -49,6 +49,31 @@ def test_pandas_files_read_back_by_a_cached_cell(ip, capsys, write, read):
     assert "changed" in out
 
 
+def test_package_metadata_lookups_do_not_key_the_working_directory(ip, capsys):
+    # Entry-point discovery lists every sys.path entry, '' (the cwd) included: a new file in
+    # the cwd (a test report) must not make the cell miss, as nothing in the cell read it.
+    cell = "%%cached\nfrom importlib.metadata import entry_points\nn_groups = len(entry_points().groups)"
+    ip.run_cell("import sys\nsys.path.insert(0, '')").raise_error()
+    try:
+        run(ip, cell, capsys)[0].raise_error()
+        assert status() == "miss"
+        open("report.xml", "w").write("<junit/>")
+        run(ip, cell, capsys)[0].raise_error()
+        assert status() == "hit"
+    finally:
+        ip.run_cell("sys.path.remove('')")
+
+
+def test_a_directory_the_cell_lists_is_an_input(ip, capsys):
+    os.makedirs("inputs", exist_ok=True)
+    cell = "%%cached\nimport os\nnames = sorted(os.listdir('inputs'))"
+    run(ip, cell, capsys)[0].raise_error()
+    open(os.path.join("inputs", "new.csv"), "w").write("a\n")
+    _, _, out = run(ip, cell, capsys)
+    assert status() == "miss" and ip.user_ns["names"] == ["new.csv"]
+    assert "directory listing of inputs changed" in out
+
+
 def test_a_file_that_disappears_is_a_miss_naming_it_and_fails_as_plain(ip, capsys):
     ip.run_cell("open('gone.txt', 'w').write('x')").raise_error()
     run(ip, "%%cached\ntext = open('gone.txt').read()", capsys)[0].raise_error()

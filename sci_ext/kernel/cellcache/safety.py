@@ -101,6 +101,10 @@ class Recorder:
         elif name in ("os.listdir", "os.scandir"):
             if filename.endswith(("glob.py", "pathlib.py")) and "glob" in frame.f_code.co_name:
                 return  # glob's own listing: the pattern is recorded
+            if filename.endswith(_METADATA_SCANNERS):
+                # Package metadata lookups (entry points: narwhals under scikit-learn) list every
+                # sys.path entry, the cwd included; packages are keyed by version, not listings.
+                return
             path = self._path(args[0] if args and args[0] is not None else ".")
             if path is not None:
                 self._add(path, "dir")
@@ -133,6 +137,11 @@ def _hook(name: str, args: tuple[Any, ...]) -> None:
         recorder._busy = False
 
 
+#: importlib.metadata (and its backport) scans sys.path for *.dist-info: not a data read.
+_METADATA_SCANNERS = (
+    os.path.join("importlib", "metadata", "__init__.py"),
+    os.path.join("importlib_metadata", "__init__.py"),
+)
 _EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob", "compile"})
 
 
