@@ -9,7 +9,7 @@ code, inputs and files did not change, and nbval compares the restored outputs w
 stored ones exactly as it compares fresh ones; a cell that raises is never stored.
 Notices go to a side report instead of the cells' outputs, so outputs are what a plain
 run prints; the terminal summary says, per notebook, how many cells ran, how many were
-restored, and why each ran.
+restored, why each ran, and why each cell left plain was not cacheable.
 
 The notebook's own kernelspec is replaced by the current environment's Python (as
 ``--nbval-current-env`` does), since the cache and sci_ext live there.
@@ -143,9 +143,12 @@ def summary_lines(records: dict[str, list[dict[str, Any]]]) -> list[str]:
             parts.append(f"{counts.get('skipped', 0) + counts.get('plain', 0)} left plain")
         lines.append(f"{notebook}: {', '.join(parts)}")
         for cell in cells:
+            where = f"cell {cell['nbval_cell']}" if cell.get("nbval_cell") is not None else f"#{cell['seq']}"
             if cell["status"] in ("ran", "failed"):
-                where = f"cell {cell['nbval_cell']}" if cell.get("nbval_cell") is not None else f"#{cell['seq']}"
                 lines.append(f"  {where} ran: {cell.get('reason') or 'no stored entry'}  [{cell['first_line']}]")
+            elif cell["status"] in ("skipped", "plain"):
+                # Not cacheable by design (a magic, a shell command, only imports): say so, once per cell.
+                lines.append(f"  {where} left plain: {cell.get('reason') or 'not cached'}  [{cell['first_line']}]")
     return lines
 
 

@@ -170,6 +170,48 @@ def test_an_unusable_cache_dir_runs_every_cell_with_one_warning(warm: tuple[Path
     assert "0 restored" in out, out
 
 
+def test_magics_shell_commands_and_no_kernelspec_run_as_nbval_runs_them(tmp_path: Path) -> None:
+    # Bad input of issue 21: no kernelspec, %%bash, !pip, %run. The oracle is plain nbval.
+    env = _env(tmp_path)
+    directory = tmp_path / "nb"
+    directory.mkdir()
+    (directory / "helper.py").write_text("HELPED = 'yes'\nprint('helper ran')\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in (
+            "%%bash\necho from bash",
+            "!pip --version > /dev/null && echo pip ok",
+            "%run helper.py",
+            "doubled = HELPED * 2\nprint(doubled)",
+        )
+    ]
+    nb.metadata.pop("kernelspec", None)
+    path = directory / "research.ipynb"
+    nbformat.write(nb, path)
+    from nbclient import NotebookClient
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    nb.metadata.pop("kernelspec", None)
+    nbformat.write(nb, path)
+    plain, plain_out = nbval(directory, env)
+    assert len(plain) == 4 and all(plain.values()), plain_out
+    cache = tmp_path / "cells"
+    for attempt in ("first", "second"):
+        outcomes, out = cached(directory, env, cache)
+        assert outcomes == plain, (attempt, out)
+        assert "cell 0 left plain: starts with the cell magic %%bash" in out, out
+        assert "cell 1 left plain: only line magics or shell commands" in out, out
+        assert "cell 2 left plain: only line magics or shell commands" in out, out
+    assert "1 restored" in out, out  # the one computing cell, on the second run
+
+
 def sci_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sci_ext", "run", *args], env=env, capture_output=True, text=True, timeout=300
