@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -210,6 +211,51 @@ def test_magics_shell_commands_and_no_kernelspec_run_as_nbval_runs_them(tmp_path
         assert "cell 1 left plain: only line magics or shell commands" in out, out
         assert "cell 2 left plain: only line magics or shell commands" in out, out
     assert "1 restored" in out, out  # the one computing cell, on the second run
+
+
+def test_a_cache_from_a_machine_with_other_package_versions_misses_with_the_reason(tmp_path: Path) -> None:
+    # CI across machines (issue 21, item 5): the same notebook and cache, another version of a
+    # package the cell uses. Never a wrong pass: the cell runs, says why, and gets nbval's verdict.
+    env = _env(tmp_path)
+    site = tmp_path / "site"
+
+    def install(version: str, factor: int) -> None:
+        for old in site.glob("labpkg-*.dist-info"):
+            shutil.rmtree(old)
+        (site / "labpkg").mkdir(parents=True, exist_ok=True)
+        (site / "labpkg" / "__init__.py").write_text(f"def scale(x):\n    return x * {factor}\n")
+        meta = site / f"labpkg-{version}.dist-info"
+        meta.mkdir()
+        (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: labpkg\nVersion: {version}\n\n")
+        (meta / "top_level.txt").write_text("labpkg\n")
+
+    install("1.0", 2)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    directory = tmp_path / "nb"
+    directory.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import labpkg"), nbformat.v4.new_code_cell("print(labpkg.scale(21))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    from nbclient import NotebookClient
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    nbformat.write(nb, directory / "research.ipynb")
+    cache = tmp_path / "cells"
+    first, out = cached(directory, env, cache)
+    assert first == {0: True, 1: True}, out
+    for version, factor in (("1.1", 2), ("2.0", 3)):  # same behaviour; then a changed one
+        install(version, factor)
+        plain, plain_out = nbval(directory, env)
+        other, out = cached(directory, env, cache)
+        assert other == plain, (version, out, plain_out)
+        assert "cell 1 ran" in out and "labpkg" in out and "version" in out, out
+    assert plain == {0: True, 1: False}  # 63 where the notebook stored 42: the full run fails too
 
 
 def sci_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
