@@ -101,8 +101,11 @@ def nbval(path: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[int
     seconds = time.perf_counter() - started
     outcomes = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        number = int(case.get("name", "").rsplit(" ", 1)[-1])
-        outcomes[number] = case.find("failure") is None and case.find("error") is None
+        tail = case.get("name", "").rsplit(" ", 1)[-1]
+        # A report that is not a cell (a collection or plugin error) counts as cell -1: it fails the verdict.
+        number = int(tail) if tail.isdigit() else -1
+        passed = case.find("failure") is None and case.find("error") is None
+        outcomes[number] = outcomes.get(number, True) and passed
     return seconds, outcomes, res.stdout + res.stderr
 
 

@@ -101,6 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
 _STASH = pytest.StashKey[_SciCache]()
 
 
+def _shown_path(path: Path, root: Path) -> str:
+    """``path`` relative to pytest's rootdir when it is below it (a notebook may be anywhere)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def _is_cell(item: pytest.Item) -> bool:
     return type(item).__name__ == "IPyNbCell"
 
@@ -114,7 +122,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     report = outcome.get_result()
     for record in state.collect():
-        record["notebook"] = str(Path(str(item.fspath)).relative_to(item.config.rootpath))
+        record["notebook"] = _shown_path(Path(str(item.fspath)), item.config.rootpath)
         record["nbval_cell"] = getattr(item, "cell_num", None)
         report.user_properties.append((_KEY, json.dumps(record)))
 

@@ -103,8 +103,8 @@ def nbval(directory: Path, env: dict[str, str], *extra: str) -> tuple[dict[int, 
     return outcomes, res.stdout + res.stderr
 
 
-def cached(directory: Path, env: dict[str, str], cache: Path) -> tuple[dict[int, bool], str]:
-    return nbval(directory, env, *_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}")
+def cached(directory: Path, env: dict[str, str], cache: Path, *extra: str) -> tuple[dict[int, bool], str]:
+    return nbval(directory, env, *_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +204,10 @@ def test_magics_shell_commands_and_no_kernelspec_run_as_nbval_runs_them(tmp_path
     plain, plain_out = nbval(directory, env)
     assert len(plain) == 4 and all(plain.values()), plain_out
     cache = tmp_path / "cells"
+    elsewhere = tmp_path / "elsewhere"  # a rootdir the notebook is not below (a sanitize file's folder, say)
+    elsewhere.mkdir()
     for attempt in ("first", "second"):
-        outcomes, out = cached(directory, env, cache)
+        outcomes, out = cached(directory, env, cache, f"--rootdir={elsewhere}")
         assert outcomes == plain, (attempt, out)
         assert "cell 0 left plain: starts with the cell magic %%bash" in out, out
         assert "cell 1 left plain: only line magics or shell commands" in out, out
