@@ -13,7 +13,9 @@ setup() {
     fi
     # Reinstall only when the dependency list changed (fast repeated runs).
     local stamp="$VENV/.sci_ext-installed"
-    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # ... or when sci_ext itself is gone from the venv (a `pip install --prefix` elsewhere can remove it).
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+        || ! "$VENV/bin/python" -c "import importlib.metadata as m; m.distribution('sci_ext')" 2>/dev/null; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
         "$VENV/bin/python" -m pip install --quiet -e ".[test,lab,redis,keyring,bench,docs]"
         touch "$stamp"
