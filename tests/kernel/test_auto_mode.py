@@ -132,3 +132,36 @@ def test_an_uncacheable_cell_says_why_once(ip, capsys):
     second = capsys.readouterr().err
     assert "not cached" in first, first
     assert "not cached" not in second, "the one line was shown again on the second run"
+
+
+@pytest.mark.parametrize("store_history", [True, False])
+def test_a_trailing_semicolon_shows_what_the_plain_cell_shows(ip, capsys, store_history):
+    # The oracle is the same cell run plain, the same way. nbval runs cells with
+    # store_history=False, where IPython's `;` rule reads the last *stored* input: there a
+    # plain `x;` shows x, and a cached one must too (a verdict difference otherwise).
+    ip.run_cell("semi_value = 41", store_history=True)
+    outputs = {}
+    for mode in ("off", "on"):
+        ip.run_line_magic("sci_cache", f"auto {mode}")
+        capsys.readouterr()
+        for cell in ("semi_value + 1;", "semi_value + 1"):
+            SESSION.last = None
+            ip.run_cell(cell, store_history=store_history)
+            if mode == "on":
+                assert SESSION.last is not None, cell  # went through the cache
+            outputs[mode, cell] = "42" in capsys.readouterr().out
+    assert outputs["on", "semi_value + 1;"] == outputs["off", "semi_value + 1;"]
+    assert outputs["on", "semi_value + 1"] and outputs["off", "semi_value + 1"]
+    assert outputs["off", "semi_value + 1;"] is not store_history  # the quirk is IPython's own
+
+
+def test_a_trailing_semicolon_is_part_of_the_key(ip, capsys):
+    # normalize() ignores the ';', but `x;` shows nothing where `x` shows x: a hit of one
+    # must never replay the other's display.
+    ip.user_ns["sv"] = 5
+    for cell, shown in (("sv * 2;", False), ("sv * 2", True), ("sv * 2;", False), ("sv * 2", True)):
+        SESSION.last = None
+        ip.run_cell(cell, store_history=True)  # as a notebook runs it
+        out = capsys.readouterr().out
+        assert ("10" in out) is shown, (cell, out)
+    assert SESSION.last is not None and SESSION.last.status == "hit"

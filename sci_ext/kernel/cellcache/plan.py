@@ -22,6 +22,7 @@ from ...core.cache.keys import UnhashableInput, ValueHasher, hash_files, module_
 from ...core.cache.serialize import FORMAT_VERSION
 from .analysis import CellAnalysis, analyze, normalize
 from .hidden import HiddenInputs, attribute_value, find_hidden, rng_state
+from .source import result_hidden
 
 __all__ = [
     "INTERNAL",
@@ -398,6 +399,10 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
     except UnhashableInput as exc:
         raise Uncacheable(f"{exc}. List the inputs with --inputs to cache it") from None
     parts = key_parts(code, analysis, digests, opts)
+    if result_hidden(shell, code):
+        # `x;` shows nothing where `x` shows x (normalize() drops the ';'): what the cell
+        # displays is part of what it does, so the two must not share an entry.
+        parts["code"] = _digest((parts["code"], "result hidden"), "code")
     replayed: list[tuple[str, str]] = []
     if "get_ipython" in code:
         magic, replayed = magic_parts(code)

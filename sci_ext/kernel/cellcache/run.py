@@ -32,7 +32,7 @@ from .capture import LiveCapture
 from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan, transform
 from .restore import hit, show_result
 from .session import SESSION, CellRun
-from .source import compile_body
+from .source import compile_body, result_hidden
 
 __all__ = ["SESSION", "CellOptions", "CellRun", "not_cached", "run_cached_cell"]
 
@@ -82,7 +82,7 @@ def execute(shell: Any, code: str, body: str | None = None, recorder: Any = None
     filename, tree = compile_body(shell, body if body is not None else code, code)
     last = None
     # As in a plain cell: a trailing ';' (not one inside a comment) hides the last value.
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(code):
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not result_hidden(shell, code):
         last = tree.body.pop()
     flags = getattr(shell.compile, "flags", 0)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-__all__ = ["cell_number", "compile_body", "header_of"]
+__all__ = ["cell_number", "compile_body", "header_of", "result_hidden"]
 
 
 def cell_number(shell: Any) -> int:
@@ -23,6 +23,22 @@ def cell_number(shell: Any) -> int:
     if isinstance(number, int):
         return number
     return int(shell.execution_count)
+
+
+def result_hidden(shell: Any, code: str) -> bool:
+    """Does a plain cell hide its last value here (IPython's ``;`` rule, quirks included)?
+
+    IPython decides from the last input *stored in its history* (``DisplayHook.quiet``),
+    not from the running cell: a client that runs cells without storing them (nbval sends
+    ``store_history=False``) gets the previous stored cell's answer, so there ``x;`` shows
+    ``x``.  A cached or guarded cell must show what the plain cell would, so it asks the
+    same way; with history stored, the last stored input is this cell: its own ``;``.
+    """
+    hook = shell.displayhook
+    info = getattr(getattr(hook, "exec_result", None), "info", None)
+    if info is not None and getattr(info, "store_history", True) is False:
+        return bool(hook.quiet())
+    return bool(hook.semicolon_at_end_of_expression(code))
 
 
 def header_of(shell: Any, body: str) -> str:
