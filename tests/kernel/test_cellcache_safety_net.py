@@ -182,3 +182,23 @@ def test_a_pandas_query_reads_the_variables_it_names_with_at(ip, capsys):
     ip.run_cell("thr = 6").raise_error()
     run(ip, cell, capsys)[0].raise_error()
     assert status() == "miss" and len(ip.user_ns["big"]) == 1
+
+
+def test_looking_up_distributions_on_sys_path_is_not_an_input(ip, capsys, tmp_path, monkeypatch):
+    """A library asking importlib.metadata for a version lists every sys.path directory (sklearn does);
+    an unrelated file appearing in one of them (a coverage data file, a kernel's start directory) must
+    not make the next run a miss: the cause of the restart-chain misses in the parallel test run."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "asks_version.py").write_text("import importlib.metadata\nVERSION = importlib.metadata.version('numpy')\n")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.delitem(__import__("sys").modules, "asks_version", raising=False)
+    cell = "%%cached\nimport asks_version\nv = asks_version.VERSION"
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "miss"
+    from sci_ext.kernel.cellcache.session import SESSION
+
+    assert not [p for p in SESSION.last.files if p.startswith(str(tmp_path))], SESSION.last.files
+    (lib / ".coverage.host.123").write_text("unrelated")
+    _, _, err = run(ip, cell, capsys)
+    assert status() == "hit", err

@@ -88,6 +88,12 @@ class Recorder:
         filename = frame.f_code.co_filename
         if filename.startswith("<frozen importlib") or filename.startswith("<frozen zipimport"):
             return  # imports: keyed by module version or source already
+        if str(frame.f_globals.get("__name__", "")).startswith(_IMPORT_MACHINERY):
+            # Finding modules and distributions (a library asking importlib.metadata for a version
+            # lists every sys.path directory): the modules are keyed by version or code already, and
+            # the listing of a sys.path directory (the kernel's start directory, a checkout on
+            # PYTHONPATH) changes with every unrelated file written there.
+            return
         if name == "open":
             path = self._path(args[0])
             if path is None:
@@ -134,6 +140,8 @@ def _hook(name: str, args: tuple[Any, ...]) -> None:
 
 
 _EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob", "compile"})
+#: Modules that look for modules and distributions on sys.path: what they read is not the cell's data.
+_IMPORT_MACHINERY = ("importlib.", "importlib_metadata", "importlib_resources", "pkgutil", "pkg_resources", "zipimport")
 
 
 def install() -> None:
