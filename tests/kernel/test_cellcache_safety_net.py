@@ -123,7 +123,7 @@ def test_the_net_is_off_outside_a_miss_and_never_records_sci_ext_files(ip, capsy
     ip.run_cell("open('input.txt', 'w').write('1')").raise_error()
     run(ip, "%%cached\nv = open('input.txt').read()", capsys)[0].raise_error()
     assert safety._active is None
-    assert list(SESSION.last.files) == [os.path.abspath("input.txt")]
+    assert list(SESSION.last.files) == ["input.txt"]  # as the cell named it (relative to its directory)
     ip.run_cell("w = open('input.txt').read()").raise_error()
     assert safety._active is None
 
@@ -202,3 +202,39 @@ def test_looking_up_distributions_on_sys_path_is_not_an_input(ip, capsys, tmp_pa
     (lib / ".coverage.host.123").write_text("unrelated")
     _, _, err = run(ip, cell, capsys)
     assert status() == "hit", err
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "text = open('data.csv').read()",
+        "import os\ntext = open(os.path.abspath('data.csv')).read()",  # a library making the name absolute
+        "import pathlib\ntext = pathlib.Path('data.csv').read_text()",
+        "import pandas as pd\ntext = pd.read_csv('data.csv').to_csv()",
+    ],
+)
+def test_the_same_notebook_in_another_directory_reads_its_own_files(ip, capsys, tmp_path, monkeypatch, read):
+    """F19: a file read by a relative path is checked where the cell reads it (the working directory
+    of the run asking), not where the stored run read it; the oracle is the plain cell."""
+    dirs = {"first": tmp_path / "first", "second": tmp_path / "second"}
+    for name, where in dirs.items():
+        where.mkdir()
+        (where / "data.csv").write_text(f"v\n{name}\n")
+    cell = f"%%cached\n{read}"
+
+    def cached_and_plain(name: str) -> tuple[str, str, str]:
+        monkeypatch.chdir(dirs[name])
+        _, _, err = run(ip, cell, capsys)
+        cached, how = ip.user_ns["text"], status()
+        ip.run_cell(read).raise_error()
+        assert ip.user_ns["text"] == cached, (name, how, err)  # the cached cell gives what the plain one gives
+        return how, cached, err
+
+    assert cached_and_plain("first")[0] == "miss"
+    assert cached_and_plain("first")[0] == "hit"
+    how, text, err = cached_and_plain("second")
+    assert how == "miss" and "second" in text
+    assert "ran: file data.csv changed" in err
+    assert cached_and_plain("second")[0] == "hit"
+    how, text, _ = cached_and_plain("first")
+    assert how == "miss" and "first" in text

@@ -397,8 +397,7 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan, helpers: dict[str, st
     if recorder.overflow:
         reason = f"the cell read more than {safety.MAX_FILES} files; list them with --files to cache it"
         return _uncached_after_run(run, reason, opts)
-    run.files = {path: safety.fingerprint(path, kind) for path, kind in recorder.reads.items()}
-    written = {path: safety.fingerprint(path, "file") for path in sorted(recorder.written)[: safety.MAX_FILES]}
+    run.files, written = recorder.fingerprints()
     plain, modules = _split_modules(values)
     sharing = aliasing.plan(ns, plain, before, set(plan.inputs), INTERNAL.match)
     if sharing.problem:

@@ -45,7 +45,9 @@ class Recorder:
         self.user_ns = user_ns
         self.cell_filename = cell_filename
         self.thread = threading.get_ident()
-        #: path -> "file" | "dir" | "glob", in the order first read.
+        #: The working directory the cell started in: relative paths are recorded relative to it.
+        self.cwd = os.getcwd()
+        #: path -> "file" | "dir" | "glob", in the order first read (see :meth:`_paths` for the form).
         self.reads: dict[str, str] = {}
         self.written: set[str] = set()
         #: Where notebook code compiled a string (``show.__repr__``).
@@ -64,23 +66,52 @@ class Recorder:
         global _active
         _active = None
 
+    def fingerprints(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """``(reads, written)``: the fingerprint of each recorded path, now (after the run).
+
+        Relative paths are resolved against the directory the cell started in (the cell may
+        have changed directory); they stay relative in the entry, so a hit checks them where
+        the cell would read them: against the working directory of the run asking.
+        """
+        reads = {path: fingerprint(path, kind, self.cwd) for path, kind in self.reads.items()}
+        written = {path: fingerprint(path, "file", self.cwd) for path in sorted(self.written)[:MAX_FILES]}
+        return reads, written
+
     # -- called from the hook ------------------------------------------------
-    def _path(self, raw: Any) -> str | None:
+    def _paths(self, raw: Any) -> tuple[str, list[str]] | None:
+        """``(absolute path, the forms recorded)`` of a path the cell used, or None.
+
+        A path the cell names relatively is recorded relative to its start directory, as the
+        cell saw it: the same notebook run elsewhere reads (and checks) the file there.  An
+        absolute path inside the start directory is recorded both ways (a library may have made
+        the user's relative name absolute); any other absolute path as it is.
+        """
         if isinstance(raw, int):
             return None  # an fd: its path was recorded when it was opened
         try:
             path = os.fsdecode(raw)
         except (TypeError, ValueError):
             return None
-        return os.path.abspath(path)
+        full = os.path.abspath(path)
+        if not os.path.isabs(path):
+            return full, [os.path.relpath(full, self.cwd)]
+        inside = os.path.relpath(full, self.cwd)
+        if inside == os.curdir or not inside.startswith(os.pardir):
+            return full, [full, inside]
+        return full, [full]
 
-    def _add(self, path: str, kind: str) -> None:
-        if path in self.reads or path in self.written or _ignored(path):
+    def _add(self, raw: Any, kind: str) -> None:
+        found = self._paths(raw)
+        if found is None:
             return
-        if len(self.reads) >= MAX_FILES:
+        full, forms = found
+        if any(f in self.reads or f in self.written for f in forms) or _ignored(full):
+            return
+        if len(self.reads) + len(forms) > MAX_FILES:
             self.overflow = True
             return
-        self.reads[path] = kind
+        for form in forms:
+            self.reads[form] = kind
 
     def event(self, name: str, args: tuple[Any, ...]) -> None:
         """One audited event while the cell runs."""
@@ -95,25 +126,21 @@ class Recorder:
             # PYTHONPATH) changes with every unrelated file written there.
             return
         if name == "open":
-            path = self._path(args[0])
-            if path is None:
-                return
             mode, flags = args[1], args[2] if len(args) > 2 else 0
             if _writes(mode, flags):
-                if path not in self.reads and not _ignored(path):
-                    self.written.add(path)
+                found = self._paths(args[0])
+                if found is not None and not _ignored(found[0]):
+                    self.written.update(f for f in found[1] if f not in self.reads)
                 return
-            self._add(path, "file")
+            self._add(args[0], "file")
         elif name in ("os.listdir", "os.scandir"):
             if filename.endswith(("glob.py", "pathlib.py")) and "glob" in frame.f_code.co_name:
                 return  # glob's own listing: the pattern is recorded
-            path = self._path(args[0] if args and args[0] is not None else ".")
-            if path is not None:
-                self._add(path, "dir")
+            self._add(args[0] if args and args[0] is not None else ".", "dir")
         elif name == "glob.glob":
             pattern = args[0]
             if isinstance(pattern, (str, bytes)):
-                self._add(os.path.abspath(os.fsdecode(pattern)), "glob")
+                self._add(pattern, "glob")
         elif name == "compile" and isinstance(args[0], (str, bytes)):
             own_cell = filename == self.cell_filename and frame.f_code.co_name == "<module>"
             if frame.f_globals is self.user_ns and not own_cell:  # the cell's own strings are analyzed
@@ -215,11 +242,13 @@ def _digest(path: str) -> str:
         return str(xxhash.xxh3_128(handle.read()).hexdigest())
 
 
-def fingerprint(path: str, kind: str) -> list[Any]:
+def fingerprint(path: str, kind: str, cwd: str | None = None) -> list[Any]:
     """``[kind, size, mtime_ns, content digest]`` of a file, listing or glob (``["absent"]`` if gone).
 
     Files are known by size and mtime; the content of a small file is hashed only when its
-    mtime is too recent to trust (a write in the same tick as the read).
+    mtime is too recent to trust (a write in the same tick as the read).  A relative ``path``
+    is resolved against ``cwd`` (default: the working directory); a glob's matches are keyed
+    as the cell saw them (relative for a relative pattern).
     """
     import glob
     import time
@@ -228,8 +257,10 @@ def fingerprint(path: str, kind: str) -> list[Any]:
 
     hasher = ValueHasher()
     if kind == "glob":
-        hasher.update(sorted(glob.glob(path)), "glob")
+        hasher.update(sorted(glob.glob(path, root_dir=cwd)), "glob")
         return [kind, 0, 0, hasher.digest()]
+    if cwd is not None:
+        path = os.path.join(cwd, path)
     try:
         st = os.stat(path)
     except OSError:
