@@ -326,6 +326,15 @@ def test_a_disk_hit_writes_nothing_on_the_hit_path_and_its_bookkeeping_lands_soo
     store.close()
 
 
+def test_an_entry_header_with_a_large_meta_is_encoded_as_json_would():
+    """pack encodes the meta (a cell's file fingerprints) once, not on every pass over the header."""
+    from sci_ext.core.cache.serialize import _head
+
+    meta = {"files": {f"d/{i}.csv": ["file", i, 10**18 + i, ""] for i in range(300)}, "info": {"meta": None}}
+    packed = pack({"v": np.ones(50_000)}, meta=meta, mmap_min_bytes=1000)
+    assert packed.head == _head(packed.header) and read_header(packed.to_bytes())["meta"] == meta
+
+
 def test_disk_store_refuses_a_directory_of_another_user(tmp_path, monkeypatch):
     target = tmp_path / "x"
     target.mkdir(mode=0o700)
