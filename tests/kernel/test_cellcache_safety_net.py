@@ -282,3 +282,17 @@ def test_reading_data_files_costs_the_net_no_frame_lookups(ip, capsys, tmp_path,
 
     assert len(SESSION.last.files) == 30
     assert frames == []
+
+
+def test_a_file_changed_while_the_cell_ran_is_known_as_the_cell_read_it(ip, capsys, tmp_path, monkeypatch):
+    """A file is fingerprinted as the cell opened it: a cell that reads a file and then rewrites it
+    (or a file another process changes during the run) misses next time, as plain reads the new
+    content; fingerprinted after the run, the next run hit with the old value."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "log.txt").write_text("1")
+    cell = "%%cached\nv = open('log.txt').read()\nopen('log.txt', 'w').write(v + 'x')"
+    seen = []
+    for _ in range(3):
+        run(ip, cell, capsys)[0].raise_error()
+        seen.append((status(), ip.user_ns["v"]))
+    assert seen == [("miss", "1"), ("miss", "1x"), ("miss", "1xx")]  # plain: 1, 1x, 1xx

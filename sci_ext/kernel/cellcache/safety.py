@@ -58,6 +58,9 @@ class Recorder:
         self._below = os.path.join(self.cwd, "")
         #: ``(raw path, directory it was used from) -> "file" | "dir" | "glob" | "write"``, first use only.
         self.used: dict[tuple[Any, str], str] = {}
+        #: ``(size, mtime_ns)`` of each file read, taken as the cell opened it (None: it did not exist).
+        self.opened: dict[tuple[Any, str], tuple[int, int] | None] = {}
+        self._stat_of: dict[str, tuple[int, int] | None] = {}
         #: Where notebook code compiled a string (``show.__repr__``).
         self.compiled: list[str] = []
         self._now = self.cwd
@@ -99,7 +102,7 @@ class Recorder:
             return self._resolved
         reads: dict[str, str] = {}
         written: set[str] = set()
-        paths, ignored = self._paths, _ignored
+        paths, ignored, opened, stat_of = self._paths, _ignored, self.opened, self._stat_of
         for (raw, where), kind in self.used.items():
             found = paths(raw, where)
             if found is None:
@@ -114,6 +117,8 @@ class Recorder:
                 continue
             for form in forms:
                 reads[form] = kind
+                if kind == "file":
+                    stat_of[form] = opened.get((raw, where))
             if len(reads) > MAX_FILES:
                 break  # overflow: the entry is not stored, no need to resolve the rest
         self._resolved = (reads, written)
@@ -126,22 +131,22 @@ class Recorder:
         have changed directory); they stay relative in the entry, so a hit checks them where
         the cell would read them: against the working directory of the run asking.
         """
-        cwd, now, stat = self.cwd, _now(), os.stat
+        cwd, now, stat_of = self.cwd, _now(), self._stat_of
         reads: dict[str, list[Any]] = {}
         for path, kind in self.reads.items():
-            if kind != "file" or _NOT_POSIX:
+            if kind != "file":
                 reads[path] = fingerprint(path, kind, cwd)
                 continue
-            # fingerprint(path, "file", cwd), inlined: this runs once per file the cell read.
-            try:
-                st = stat(path if path.startswith("/") else os.path.join(cwd, path))
-            except OSError:
+            # A file is known as it was when the cell opened it (a change while the cell ran is
+            # then a change); one whose mtime is too recent to trust is hashed too (small files).
+            st = stat_of.get(path)
+            if st is None:
                 reads[path] = ["absent"]
-                continue
-            if st.st_size <= SMALL_FILE_BYTES and now - st.st_mtime_ns / 1e9 < RACY_SECONDS:
-                reads[path] = fingerprint(path, kind, cwd)  # racy: hashed
+            elif st[0] <= SMALL_FILE_BYTES and now - st[1] / 1e9 < RACY_SECONDS:
+                done = fingerprint(path, kind, cwd)
+                reads[path] = done if done[1:3] == list(st) else [kind, st[0], st[1], ""]
             else:
-                reads[path] = [kind, st.st_size, st.st_mtime_ns, ""]
+                reads[path] = [kind, st[0], st[1], ""]
         written = {path: fingerprint(path, "file", cwd) for path in sorted(self.written)[:MAX_FILES]}
         return reads, written
 
@@ -207,7 +212,15 @@ class Recorder:
             if len(used) >= _MAX_USES:
                 self._full = True  # past any sensible cell: the entry is not stored
                 return
-            used[key] = "write" if writes else "file"
+            if writes:
+                used[key] = "write"
+                return
+            used[key] = "file"
+            try:  # the file as the cell reads it (raw resolves against the directory in use now)
+                st = _stat(raw)
+                self.opened[key] = (st.st_size, st.st_mtime_ns)
+            except (OSError, ValueError, TypeError):
+                self.opened[key] = None
             return
         frame = sys._getframe(2)
         if _import_machinery(frame):
@@ -277,6 +290,7 @@ def install() -> None:
 
 
 _get_ident = threading.get_ident
+_stat = os.stat
 #: open() modes seen: do they write?  (A handful of strings; remembered, as this runs per file.)
 _WRITE_MODES: dict[str, bool] = {}
 
