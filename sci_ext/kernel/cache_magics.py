@@ -32,10 +32,18 @@ def _names(given: list[str] | None) -> list[str] | None:
 
 def parse_cached_line(line: str) -> Any:
     """Parse a ``%%cached`` line into :class:`~.cellcache.plan.CellOptions` (``UsageError`` if bad)."""
-    import copy
+    import dataclasses
 
-    # argparse costs a warm hit more than the rest of it: a line parses the same every time.
-    return copy.deepcopy(_parse_cached_line(line))
+    # argparse costs a warm hit more than the rest of it: a line parses the same every time.  The
+    # caller gets its own copy (its lists included; their items are strings), not the remembered one.
+    parsed = _parse_cached_line(line)
+    return dataclasses.replace(
+        parsed,
+        inputs=None if parsed.inputs is None else list(parsed.inputs),
+        outputs=None if parsed.outputs is None else list(parsed.outputs),
+        ignore=list(parsed.ignore),
+        files=list(parsed.files),
+    )
 
 
 @functools.lru_cache(maxsize=128)

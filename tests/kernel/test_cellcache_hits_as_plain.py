@@ -73,3 +73,32 @@ def test_an_in_place_change_inside_timeit_is_stored(ip, capsys):
     ip.run_cell("counts = np.zeros(3)").raise_error()
     run(ip, cell, capsys)[0].raise_error()
     assert status() == "hit" and ip.user_ns["counts"].tolist() == [1.0, 0.0, 0.0]
+
+
+DISPLAYS = {
+    "repr raises": "class Shown:\n    def __repr__(self):\n        raise AttributeError('no repr')",
+    "html raises": "class Shown:\n    def _repr_html_(self):\n        raise AttributeError('no html')\n"
+    "    def __repr__(self):\n        return 'shown'",
+    "both raise (PDSH display)": "import pandas as pd\nclass Shown:\n    def __init__(self, *args): self.args = args\n"
+    "    def _repr_html_(self): return ''.join(eval(a)._repr_html_() for a in self.args)\n"
+    "    def __repr__(self): return ''.join(repr(eval(a)) for a in self.args)\n"
+    "df1 = pd.DataFrame({'A': [1, 2]})",
+}
+
+
+@pytest.mark.parametrize("define", DISPLAYS.values(), ids=DISPLAYS.keys())
+def test_a_result_whose_display_fails_shows_what_a_plain_cell_shows(ip, capsys, monkeypatch, define):
+    """25b's F17: a miss formatted the result, then the displayhook formatted it again, so a failing
+    formatter's traceback showed twice or more; the plain cell is the oracle."""
+    formatter = ip.display_formatter
+    monkeypatch.setattr(formatter, "active_types", ["text/plain", "text/html"])
+    monkeypatch.setattr(formatter.formatters["text/html"], "enabled", True)
+    ip.run_cell(define).raise_error()
+    expression = "Shown('df1', 'df1.append(df1)')" if "df1" in define else "Shown()"
+    _, plain, _ = run(ip, expression, capsys)
+    _, cached, said = run(ip, f"%%cached\n{expression}", capsys)
+    assert "Traceback" in plain
+    assert cached.count("Traceback") == plain.count("Traceback"), (plain, cached, said)
+    assert cached.count("Out[") == plain.count("Out[")
+    _, again, _ = run(ip, f"%%cached\n{expression}", capsys)  # a plain cell shows the error every time
+    assert again.count("Traceback") == plain.count("Traceback") and status() == "uncached"

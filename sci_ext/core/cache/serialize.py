@@ -172,13 +172,15 @@ def pack(value: Any, *, meta: dict[str, Any] | None = None, mmap_min_bytes: int 
 
     stream = _dumps(value, keep_out_of_band)
     header: dict[str, Any] = {"version": FORMAT_VERSION, "meta": meta or {}}
+    # The meta (a cell's file fingerprints: thousands of rows) is encoded once, not on every pass below.
+    meta_text = json.dumps(header["meta"], separators=(",", ":"), sort_keys=True)
     # Offsets depend on the header length, which depends on the offsets: fix the
     # header's size first with placeholders of the final width.
     header["stream"] = [0, len(stream), xxhash.xxh3_64_hexdigest(stream)]
     header["buffers"] = [[0, b.nbytes, ro] for b, ro in zip(buffers, readonly, strict=True)]
     header["total"] = 0
     for _ in range(10):
-        head = _head(header)
+        head = _head(header, meta_text)
         if header["total"] and header["stream"][0] == len(head) + _pad(len(head)):
             break
         offset = len(head) + _pad(len(head))
@@ -189,14 +191,20 @@ def pack(value: Any, *, meta: dict[str, Any] | None = None, mmap_min_bytes: int 
             entry[0] = offset
             offset += entry[1]
         header["total"] = offset
-    head = _head(header)
+    head = _head(header, meta_text)
     if header["stream"][0] != len(head) + _pad(len(head)):  # pragma: no cover - guarded by the loop
         raise CacheError("entry header did not converge")
     return PackedEntry(header, head, stream, buffers)
 
 
-def _head(header: dict[str, Any]) -> bytes:
-    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+def _head(header: dict[str, Any], meta_text: str | None = None) -> bytes:
+    if meta_text is None:
+        text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    else:  # the same bytes as above, with the meta's JSON given
+        rest = {k: v for k, v in header.items() if k != "meta"}
+        rest["meta"] = None
+        encoded = json.dumps(rest, separators=(",", ":"), sort_keys=True)
+        text = encoded.replace('"meta":null', '"meta":' + meta_text, 1).encode()
     # Fixed-width numbers keep the header length stable while offsets are filled in.
     text = text.ljust(len(text) + 64 - len(text) % 64, b" ")
     return MAGIC + struct.pack("<I", len(text)) + text

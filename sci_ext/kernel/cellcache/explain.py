@@ -87,9 +87,34 @@ class Comparison:
         self.same = sorted(p for p in new if old.get(p) == new[p] and not new[p].startswith("<"))
 
 
+#: Files a note lists one by one; past it, one part stands for all of them (a note is written on every miss).
+NOTED_FILES = 20
+
+
+def file_parts(files: dict[str, list[Any]]) -> dict[str, str]:
+    """The note's parts for the files a run read: ``file PATH`` each, or one ``files read`` part.
+
+    Past :data:`NOTED_FILES` the part is only their number: which file changed is named by
+    the lookup (the entry holds every fingerprint), and a note is written on every miss.
+    """
+    if len(files) <= NOTED_FILES:
+        return {f"file {path}": ":".join(str(x) for x in fingerprint) for path, fingerprint in files.items()}
+    return {"files read": f"{len(files)} files"}
+
+
+def _read_files(part: str) -> bool:
+    return part == "files read"
+
+
 def compare(note: dict[str, Any], parts: dict[str, str]) -> Comparison:
-    """Compare the parts of this run with the note's."""
-    return Comparison(dict(note.get("parts", {})), parts)
+    """Compare the parts of this run with the note's.
+
+    The files the stored run read are not parts of this run's plan (a changed file is named
+    by the lookup, before this); they are left out rather than reported as changed.
+    """
+    noted = note.get("parts", {})
+    old = {p: d for p, d in noted.items() if p in parts or not (p.startswith("file ") or _read_files(p))}
+    return Comparison(old, parts)
 
 
 def _names(parts: list[str]) -> str:

@@ -20,7 +20,7 @@ from .hidden import set_rng_state
 from .plan import CellPlan, main_modules
 from .session import SESSION, CellRun
 
-__all__ = ["ReplayedResult", "hit", "rebind", "restore_payload", "show_stored"]
+__all__ = ["ReplayedResult", "hit", "rebind", "restore_payload", "show_live", "show_stored"]
 
 
 class ReplayedResult:
@@ -59,6 +59,46 @@ def show_stored(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, 
         return formatted
 
     hook.compute_format_data = compute_format_data
+
+
+def show_live(shell: Any, value: Any, around: Any) -> tuple[tuple[dict[str, Any], dict[str, Any]] | None, bool]:
+    """Show a miss's result through the displayhook, formatted once, as a plain cell shows it.
+
+    Returns what the displayhook computed (``None`` if it showed nothing, e.g. a quiet
+    cell) and whether a formatter raised.  A formatter that raises shows its traceback
+    once, from the displayhook, as in a plain cell; a hit could not show it again, so the
+    caller stores nothing then.  ``around`` is a context manager entered while the value
+    is formatted (the safety net: a ``__repr__`` runs notebook code).
+    """
+    hook = getattr(shell, "displayhook", None)
+    if hook is None:
+        return None, False
+    original = type(hook).compute_format_data
+    computed: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    failed: list[bool] = []
+    showtraceback = shell.showtraceback
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        failed.append(True)  # IPython's formatters report their own errors through showtraceback
+        return showtraceback(*args, **kwargs)
+
+    def compute_format_data(shown: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        vars(hook).pop("compute_format_data", None)
+        shell.showtraceback = failing
+        try:
+            with around:
+                formatted: tuple[dict[str, Any], dict[str, Any]] = original(hook, shown)
+        finally:
+            vars(shell).pop("showtraceback", None)
+        computed.append(formatted)
+        return formatted
+
+    hook.compute_format_data = compute_format_data
+    try:
+        hook(value)
+    finally:
+        vars(hook).pop("compute_format_data", None)
+    return (computed[0] if computed else None), bool(failed)
 
 
 def show_result(shell: Any, value: Any, result: tuple[dict[str, Any], dict[str, Any]]) -> None:

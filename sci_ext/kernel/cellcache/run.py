@@ -30,7 +30,7 @@ from ...core.errors import CacheError
 from . import aliasing, auto, explain, safety
 from .capture import LiveCapture
 from .plan import INTERNAL, CellOptions, CellPlan, Uncacheable, main_modules, make_plan, transform
-from .restore import hit, show_result
+from .restore import hit, show_live
 from .session import SESSION, CellRun
 from .source import compile_body, result_hidden
 
@@ -369,20 +369,20 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan, helpers: dict[str, st
     events: list[Any] = capture.events
     result = None
     if value is not None:
-        with recorder:  # a repr runs notebook code too (a display helper that evals names)
-            data, metadata = shell.display_formatter.format(value)
-        if "text/plain" not in data:
-            # Formatting failed (IPython showed the formatter's traceback): as in a plain cell the
-            # cell shows an error, so nothing is stored.
+        # Shown now, before the inline backend's figures, through the displayhook and formatted
+        # once, as a plain cell shows it; what it showed is what is stored and replayed on a hit.
+        # The recorder watches the formatting: a repr runs notebook code too (a display helper
+        # that evals names).
+        result, failed = show_live(shell, value, recorder)
+        run.shown = True
+        if failed or (result is not None and "text/plain" not in result[0]):
+            # A formatter failed (the displayhook showed its traceback, once, as in a plain cell):
+            # a plain cell shows that error every time, a hit could not, so nothing is stored.
             run.status, run.reason, run.result = "uncached", "showing the cell's result raised", value
             SESSION.misses += 1
             return run
-        result = (data, metadata)
-        # Formatted once: the cell shows exactly what is stored and replayed on a hit, and
-        # now, before the inline backend's figures, as a plain cell shows it.
-        show_result(shell, value, result)
-        run.shown = True
-        events.append(("result",))
+        if result is not None:
+            events.append(("result",))
     with LiveCapture(shell) as after:
         _flush_inline_figures()
     events += after.events
@@ -397,8 +397,7 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan, helpers: dict[str, st
     if recorder.overflow:
         reason = f"the cell read more than {safety.MAX_FILES} files; list them with --files to cache it"
         return _uncached_after_run(run, reason, opts)
-    run.files = {path: safety.fingerprint(path, kind) for path, kind in recorder.reads.items()}
-    written = {path: safety.fingerprint(path, "file") for path in sorted(recorder.written)[: safety.MAX_FILES]}
+    run.files, written = recorder.fingerprints()
     plain, modules = _split_modules(values)
     sharing = aliasing.plan(ns, plain, before, set(plan.inputs), INTERNAL.match)
     if sharing.problem:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from time import time as _now
 from typing import Any
 
 __all__ = ["MAX_FILES", "Recorder", "changed_file", "fingerprint", "install"]
@@ -33,25 +34,40 @@ MAX_FILES = 2000
 SMALL_FILE_BYTES = 1 << 16
 
 _installed = False
+#: Paths are handled with string tests on POSIX (they run per path a cell read); os.path elsewhere.
+_NOT_POSIX = os.sep != "/"
 _active: Recorder | None = None
 #: Off only to measure what the net costs (benchmarks/bench_cached.py); never off in use.
 ENABLED = True
 
 
 class Recorder:
-    """What one miss read: files, directories, and strings compiled by notebook code."""
+    """What one miss read: files, directories, and strings compiled by notebook code.
+
+    The hook only notes the first use of each path (with the working directory it was used
+    from); :meth:`fingerprints` turns them into entry paths after the run, off the cell's
+    per-file cost.
+    """
 
     def __init__(self, user_ns: dict[str, Any], cell_filename: str = "") -> None:
         self.user_ns = user_ns
         self.cell_filename = cell_filename
         self.thread = threading.get_ident()
-        #: path -> "file" | "dir" | "glob", in the order first read.
-        self.reads: dict[str, str] = {}
-        self.written: set[str] = set()
+        #: The working directory the cell started in: relative paths are recorded relative to it.
+        self.cwd = os.getcwd()
+        self._below = os.path.join(self.cwd, "")
+        #: ``(raw path, directory it was used from) -> "file" | "dir" | "glob" | "write"``, first use only.
+        self.used: dict[tuple[Any, str], str] = {}
+        #: ``(size, mtime_ns)`` of each file read, taken as the cell opened it (None: it did not exist).
+        self.opened: dict[tuple[Any, str], tuple[int, int] | None] = {}
+        self._stat_of: dict[str, tuple[int, int] | None] = {}
         #: Where notebook code compiled a string (``show.__repr__``).
         self.compiled: list[str] = []
-        self.overflow = False
+        self._now = self.cwd
+        self._moved = False
+        self._full = False
         self._busy = False
+        self._resolved: tuple[dict[str, str], set[str]] | None = None
 
     def __enter__(self) -> Recorder:
         global _active
@@ -63,55 +79,161 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         global _active
         _active = None
+        self._resolved = None
 
-    # -- called from the hook ------------------------------------------------
-    def _path(self, raw: Any) -> str | None:
+    # -- after the run ---------------------------------------------------------
+    @property
+    def reads(self) -> dict[str, str]:
+        """``{entry path: "file" | "dir" | "glob"}`` of what the cell read, in the order first used."""
+        return self._resolve()[0]
+
+    @property
+    def written(self) -> set[str]:
+        """Entry paths of the files the cell wrote before reading them (outputs, not inputs)."""
+        return self._resolve()[1]
+
+    @property
+    def overflow(self) -> bool:
+        """More than :data:`MAX_FILES` paths: the entry is not stored."""
+        return self._full or len(self.reads) > MAX_FILES
+
+    def _resolve(self) -> tuple[dict[str, str], set[str]]:
+        if self._resolved is not None:
+            return self._resolved
+        reads: dict[str, str] = {}
+        written: set[str] = set()
+        paths, ignored, opened, stat_of = self._paths, _ignored, self.opened, self._stat_of
+        for (raw, where), kind in self.used.items():
+            found = paths(raw, where)
+            if found is None:
+                continue
+            full, forms = found
+            first, last = forms[0], forms[-1]
+            # A path's first use decides: read first, an input; written first, an output.
+            if first in reads or first in written or last in reads or last in written or ignored(full):
+                continue
+            if kind == "write":
+                written.update(forms)
+                continue
+            for form in forms:
+                reads[form] = kind
+                if kind == "file":
+                    stat_of[form] = opened.get((raw, where))
+            if len(reads) > MAX_FILES:
+                break  # overflow: the entry is not stored, no need to resolve the rest
+        self._resolved = (reads, written)
+        return self._resolved
+
+    def fingerprints(self) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """``(reads, written)``: the fingerprint of each recorded path, now (after the run).
+
+        Relative paths are resolved against the directory the cell started in (the cell may
+        have changed directory); they stay relative in the entry, so a hit checks them where
+        the cell would read them: against the working directory of the run asking.
+        """
+        cwd, now, stat_of = self.cwd, _now(), self._stat_of
+        reads: dict[str, list[Any]] = {}
+        for path, kind in self.reads.items():
+            if kind != "file":
+                reads[path] = fingerprint(path, kind, cwd)
+                continue
+            # A file is known as it was when the cell opened it (a change while the cell ran is
+            # then a change); one whose mtime is too recent to trust is hashed too (small files).
+            st = stat_of.get(path)
+            if st is None:
+                reads[path] = ["absent"]
+            elif st[0] <= SMALL_FILE_BYTES and now - st[1] / 1e9 < RACY_SECONDS:
+                done = fingerprint(path, kind, cwd)
+                reads[path] = done if done[1:3] == list(st) else [kind, st[0], st[1], ""]
+            else:
+                reads[path] = [kind, st[0], st[1], ""]
+        written = {path: fingerprint(path, "file", cwd) for path in sorted(self.written)[:MAX_FILES]}
+        return reads, written
+
+    def _paths(self, raw: Any, where: str) -> tuple[str, list[str]] | None:
+        """``(absolute path, the forms recorded)`` of a path the cell used from ``where``, or None.
+
+        A path the cell names relatively is recorded relative to its start directory, as the
+        cell saw it: the same notebook run elsewhere reads (and checks) the file there.  An
+        absolute path inside the start directory is recorded both ways (a library may have made
+        the user's relative name absolute); any other absolute path as it is.
+        """
+        if isinstance(raw, str):
+            path = raw
+        else:
+            try:
+                path = os.fsdecode(raw)
+            except (TypeError, ValueError):
+                return None
+        absolute = os.path.isabs(path) if _NOT_POSIX else path.startswith("/")
+        full = path if absolute else os.path.join(where, path)
+        if _NOT_POSIX or "/." in full or "//" in full:
+            full = os.path.normpath(full)  # only when there is something to normalize (it is per path)
+        inside = os.curdir if full == self.cwd else full[len(self._below) :] if full.startswith(self._below) else None
+        if not absolute:
+            return full, [inside if inside is not None else os.path.relpath(full, self.cwd)]
+        return full, [full] if inside is None else [full, inside]
+
+    # -- called from the hook: as little as possible, once per path ------------------------
+    def _use(self, raw: Any, kind: str) -> None:
         if isinstance(raw, int):
-            return None  # an fd: its path was recorded when it was opened
-        try:
-            path = os.fsdecode(raw)
-        except (TypeError, ValueError):
-            return None
-        return os.path.abspath(path)
-
-    def _add(self, path: str, kind: str) -> None:
-        if path in self.reads or path in self.written or _ignored(path):
-            return
-        if len(self.reads) >= MAX_FILES:
-            self.overflow = True
-            return
-        self.reads[path] = kind
+            return  # an fd: its path was recorded when it was opened
+        if self._moved:  # the cell changed directory since the last event: relative paths move with it
+            self._now, self._moved = os.getcwd(), False
+        key = (raw, self._now)
+        if key not in self.used:
+            if len(self.used) >= _MAX_USES:
+                self._full = True  # past any sensible cell: the entry is not stored
+                return
+            self.used[key] = kind
 
     def event(self, name: str, args: tuple[Any, ...]) -> None:
         """One audited event while the cell runs."""
+        if name == "os.chdir":
+            self._moved = True  # the directory is read again at the next event, after the change
+            return
+        if name == "open":  # raised per file by a file-reading loop: as little work as possible
+            raw = args[0]
+            if self._moved:
+                self._now, self._moved = os.getcwd(), False
+            key = (raw, self._now)
+            used = self.used
+            if key in used or isinstance(raw, int):
+                return  # noted already; an fd's path was noted when it was opened
+            # A file the import system could be opening (a module, its .pyc, a distribution's
+            # metadata): ask the frame; a data file (.csv, .npy) needs no frame.
+            maybe_import = not isinstance(raw, str) or raw.endswith(_IMPORTED_SUFFIXES) or "-info" in raw
+            if maybe_import and _import_machinery(sys._getframe(2)):
+                return
+            mode = args[1]
+            writes = _WRITE_MODES.get(mode) if isinstance(mode, str) else None
+            if writes is None:
+                writes = _writes(mode, args[2] if len(args) > 2 else 0)
+            if len(used) >= _MAX_USES:
+                self._full = True  # past any sensible cell: the entry is not stored
+                return
+            if writes:
+                used[key] = "write"
+                return
+            used[key] = "file"
+            try:  # the file as the cell reads it (raw resolves against the directory in use now)
+                st = _stat(raw)
+                self.opened[key] = (st.st_size, st.st_mtime_ns)
+            except (OSError, ValueError, TypeError):
+                self.opened[key] = None
+            return
         frame = sys._getframe(2)
+        if _import_machinery(frame):
+            return
         filename = frame.f_code.co_filename
-        if filename.startswith("<frozen importlib") or filename.startswith("<frozen zipimport"):
-            return  # imports: keyed by module version or source already
-        if name == "open":
-            path = self._path(args[0])
-            if path is None:
-                return
-            mode, flags = args[1], args[2] if len(args) > 2 else 0
-            if _writes(mode, flags):
-                if path not in self.reads and not _ignored(path):
-                    self.written.add(path)
-                return
-            self._add(path, "file")
-        elif name in ("os.listdir", "os.scandir"):
+        if name in ("os.listdir", "os.scandir"):
             if filename.endswith(("glob.py", "pathlib.py")) and "glob" in frame.f_code.co_name:
                 return  # glob's own listing: the pattern is recorded
-            if filename.endswith(_METADATA_SCANNERS):
-                # Package metadata lookups (entry points: narwhals under scikit-learn) list every
-                # sys.path entry, the cwd included; packages are keyed by version, not listings.
-                return
-            path = self._path(args[0] if args and args[0] is not None else ".")
-            if path is not None:
-                self._add(path, "dir")
+            self._use(args[0] if args and args[0] is not None else ".", "dir")
         elif name == "glob.glob":
             pattern = args[0]
             if isinstance(pattern, (str, bytes)):
-                self._add(os.path.abspath(os.fsdecode(pattern)), "glob")
+                self._use(pattern, "glob")
         elif name == "compile" and isinstance(args[0], (str, bytes)):
             own_cell = filename == self.cell_filename and frame.f_code.co_name == "<module>"
             if frame.f_globals is self.user_ns and not own_cell:  # the cell's own strings are analyzed
@@ -124,9 +246,7 @@ class Recorder:
 
 def _hook(name: str, args: tuple[Any, ...]) -> None:
     recorder = _active
-    if recorder is None or recorder._busy or recorder.thread != threading.get_ident():
-        return
-    if name not in _EVENTS:
+    if recorder is None or name not in _EVENTS or recorder._busy or recorder.thread != _get_ident():
         return
     recorder._busy = True
     try:
@@ -137,12 +257,28 @@ def _hook(name: str, args: tuple[Any, ...]) -> None:
         recorder._busy = False
 
 
-#: importlib.metadata (and its backport) scans sys.path for *.dist-info: not a data read.
-_METADATA_SCANNERS = (
-    os.path.join("importlib", "metadata", "__init__.py"),
-    os.path.join("importlib_metadata", "__init__.py"),
-)
-_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob", "compile"})
+_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob", "compile", "os.chdir"})
+#: Distinct paths one run notes at most (a cell opening the same few files a million times notes them once).
+_MAX_USES = 20 * MAX_FILES
+#: Modules that look for modules and distributions on sys.path: what they read is not the cell's data.
+_IMPORT_MACHINERY = ("importlib.", "importlib_metadata", "importlib_resources", "pkgutil", "pkg_resources", "zipimport")
+
+
+#: Files the import system opens: modules, their bytecode and extensions, path files, archives.
+_IMPORTED_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth", ".zip", ".egg", ".whl", ".typed")
+
+
+def _import_machinery(frame: Any) -> bool:
+    """Is ``frame`` (the caller of an audited call) the import system or a distribution lookup?
+
+    Imports (``importlib._bootstrap*``, ``zipimport``) are keyed by module version or source
+    already.  Finding modules and distributions (a library asking ``importlib.metadata`` for a
+    version lists every sys.path directory) is not the cell's data: the listing of a sys.path
+    directory (the kernel's start directory, a checkout on PYTHONPATH) changes with every
+    unrelated file written there.
+    """
+    module = frame.f_globals.get("__name__")
+    return isinstance(module, str) and module.startswith(_IMPORT_MACHINERY)
 
 
 def install() -> None:
@@ -153,9 +289,20 @@ def install() -> None:
         _installed = True
 
 
+_get_ident = threading.get_ident
+_stat = os.stat
+#: open() modes seen: do they write?  (A handful of strings; remembered, as this runs per file.)
+_WRITE_MODES: dict[str, bool] = {}
+
+
 def _writes(mode: Any, flags: Any) -> bool:
     if isinstance(mode, str):
-        return any(c in mode for c in "wax+")
+        writes = _WRITE_MODES.get(mode)
+        if writes is None:
+            writes = any(c in mode for c in "wax+")
+            if len(_WRITE_MODES) < 64:
+                _WRITE_MODES[mode] = writes
+        return writes
     if isinstance(flags, int):
         return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
     return False
@@ -216,38 +363,45 @@ def _digest(path: str) -> str:
         return str(xxhash.xxh3_128(handle.read()).hexdigest())
 
 
-def fingerprint(path: str, kind: str) -> list[Any]:
+def fingerprint(path: str, kind: str, cwd: str | None = None) -> list[Any]:
     """``[kind, size, mtime_ns, content digest]`` of a file, listing or glob (``["absent"]`` if gone).
 
     Files are known by size and mtime; the content of a small file is hashed only when its
-    mtime is too recent to trust (a write in the same tick as the read).
+    mtime is too recent to trust (a write in the same tick as the read).  A relative ``path``
+    is resolved against ``cwd`` (default: the working directory); a glob's matches are keyed
+    as the cell saw them (relative for a relative pattern).
     """
-    import glob
-    import time
-
-    from ...core.cache.keys import ValueHasher
-
-    hasher = ValueHasher()
     if kind == "glob":
-        hasher.update(sorted(glob.glob(path)), "glob")
-        return [kind, 0, 0, hasher.digest()]
+        import glob
+
+        return [kind, 0, 0, _listing_digest(glob.glob(path, root_dir=cwd), "glob")]
+    if cwd is not None and not (os.path.isabs(path) if _NOT_POSIX else path.startswith("/")):
+        path = os.path.join(cwd, path)
     try:
         st = os.stat(path)
     except OSError:
         return ["absent"]
     if kind == "dir":
         try:
-            hasher.update(sorted(os.listdir(path)), "listing")
+            return [kind, 0, 0, _listing_digest(os.listdir(path), "listing")]
         except OSError:
             return ["absent"]
-        return [kind, 0, 0, hasher.digest()]
     digest = ""
-    if st.st_size <= SMALL_FILE_BYTES and time.time() - st.st_mtime_ns / 1e9 < RACY_SECONDS:
+    # Called once per file a miss read (thousands for some cells): no imports, no hasher unless racy.
+    if st.st_size <= SMALL_FILE_BYTES and _now() - st.st_mtime_ns / 1e9 < RACY_SECONDS:
         try:
             digest = _digest(path)
         except OSError:
             return ["absent"]
     return [kind, st.st_size, st.st_mtime_ns, digest]
+
+
+def _listing_digest(names: list[str], label: str) -> str:
+    from ...core.cache.keys import ValueHasher
+
+    hasher = ValueHasher()
+    hasher.update(sorted(names), label)
+    return hasher.digest()
 
 
 def changed_file(files: dict[str, list[Any]], written: bool = False) -> str:
