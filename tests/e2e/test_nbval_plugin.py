@@ -127,27 +127,53 @@ def test_a_second_run_restores_every_cell(warm: tuple[Path, Path, dict[str, str]
     assert f"{len(CELLS) - 2} restored, 0 ran" in out, out
 
 
-@pytest.mark.parametrize("edit", sorted(EDITS))
-def test_after_an_edit_the_verdict_is_a_full_runs(warm: tuple[Path, Path, dict[str, str]], edit: str) -> None:
+def nbval_many(
+    base: Path, names: list[str], env: dict[str, str], *extra: str
+) -> tuple[dict[str, dict[int, bool]], str]:
+    """One pytest --nbval run over ``base/<name>/research.ipynb`` for each name: verdicts per name."""
+    junit = base / "junit-many.xml"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval", "-q", f"--junitxml={junit}"]
+    paths = [f"{name}/research.ipynb" for name in names]
+    res = subprocess.run([*args, *extra, *paths], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    outcomes: dict[str, dict[int, bool]] = {name: {} for name in names}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("classname", "").split(".", 1)[0]
+        number = int(case.get("name", "").rsplit(" ", 1)[-1])
+        outcomes[name][number] = case.find("failure") is None and case.find("error") is None
+    return outcomes, res.stdout + res.stderr
+
+
+def test_after_each_kind_of_edit_the_verdict_is_a_full_runs(warm: tuple[Path, Path, dict[str, str]]) -> None:
+    import re
     import shutil
 
-    base, _, env = warm
-    edited = base / edit.replace(" ", "_")
-    shutil.rmtree(edited, ignore_errors=True)  # a rerun starts over
-    shutil.copytree(base / "original", edited)
-    # The edit happens where the notebook ran and filled the cache, as a user edits in place
-    # (a file a cell read is fingerprinted at the path it had then: issue 25, F19).
-    cache = edited.parent / f"cache-{edited.name}"
+    base, warm_cache, env = warm
+    names = {edit: "edit_" + edit.replace(" ", "_") for edit in EDITS}
+    for edit, name in names.items():
+        shutil.rmtree(base / name, ignore_errors=True)  # a rerun starts over
+        shutil.copytree(base / "original", base / name)  # copy2: the data file keeps its mtime
+        EDITS[edit](base / name)
+    # One cache for the four edited notebooks, a copy of the one the unedited notebook filled:
+    # the edits change different inputs, so no edited notebook can hit another's entries.
+    cache = base / "cache-edits"
     shutil.rmtree(cache, ignore_errors=True)
-    cached(edited, env, cache)
-    EDITS[edit](edited)
-    full, _ = nbval(edited, env)
-    fast, out = cached(edited, env, cache)
-    assert fast == full, f"verdicts differ for edit {edit!r}:\nfull {full}\nfast {fast}\n{out}"
-    assert {n for n, ok in full.items() if not ok} == AFFECTED[edit]  # the edit is seen at all
-    ran = {int(m) for m in __import__("re").findall(r"cell (\d+) ran", out)}
-    assert ran >= AFFECTED[edit], out  # every affected cell ran
-    assert 9 not in ran, f"the static cell ran after {edit!r}:\n{out}"  # unaffected cells were restored
+    shutil.copytree(warm_cache, cache)
+    full, _ = nbval_many(base, sorted(names.values()), env)
+    fast, out = nbval_many(
+        base, sorted(names.values()), env, *_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"
+    )
+    for edit, name in names.items():
+        assert fast[name] == full[name], (
+            f"verdicts differ for edit {edit!r}:\nfull {full[name]}\nfast {fast[name]}\n{out}"
+        )
+        assert {n for n, ok in full[name].items() if not ok} == AFFECTED[edit]  # the edit is seen at all
+        # This notebook's block of the plugin's summary: its line, then its indented cell lines.
+        block = re.search(rf"^{name}/research\.ipynb: .*?(?=^\S|\Z)", out, re.MULTILINE | re.DOTALL)
+        assert block is not None, out
+        report = block.group(0)
+        ran = {int(m) for m in re.findall(r"cell (\d+) ran", report)}
+        assert ran >= AFFECTED[edit], report  # every affected cell ran
+        assert 9 not in ran, f"the static cell ran after {edit!r}:\n{report}"  # unaffected cells were restored
 
 
 def test_sci_cache_without_nbval_is_a_usage_error(tmp_path: Path) -> None:
