@@ -157,7 +157,7 @@ def project_cases() -> list[Any]:
     ]
 
 
-def corpus_verdicts(subset: str) -> int:
+def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
     """Over the differential corpus and notebooks/: the --sci-cache verdict after each upstream edit equals nbval's."""
     import shutil
     from contextlib import ExitStack
@@ -169,9 +169,14 @@ def corpus_verdicts(subset: str) -> int:
     from differential.harness import _fresh_workdir, _llm_env
 
     differences = 0
-    cases = load_corpus(subset) + (project_cases() if subset in ("all", "project") else [])
-    if subset == "project":
-        cases = project_cases()
+    cases = ([] if subset == "project" else load_corpus(subset)) + (
+        project_cases() if subset in ("all", "project") else []
+    )
+    if only:
+        unknown = sorted(set(only) - {case.name for case in cases})
+        if unknown:
+            raise SystemExit(f"benchmarks/bench_nbval.py --only: no notebook named {unknown} in --corpus {subset}")
+        cases = [case for case in cases if case.name in only]
     sanitize = ["--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg")]
     with tempfile.TemporaryDirectory(prefix="bench_nbval_corpus_") as tmp, ExitStack() as servers:
         for case in cases:
@@ -251,6 +256,7 @@ def make_outputs(path: Path, env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the computation")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="with --corpus: only these notebooks")
     parser.add_argument(
         "--corpus",
         choices=("all", "quick", "ci", "project"),
@@ -258,7 +264,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.corpus:
-        raise SystemExit(1 if corpus_verdicts(args.corpus) else 0)
+        raise SystemExit(1 if corpus_verdicts(args.corpus, args.only) else 0)
     scale = 0.1 if args.quick else 1.0
     with tempfile.TemporaryDirectory(prefix="bench_nbval_") as tmp:
         work = Path(tmp)
