@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 import requests
-import websocket
 import yaml
 from hub_harness import ALICE, BOB, Hub, Kernel, sci_dirs, skip_reason, start_hub
 
@@ -49,9 +48,8 @@ def hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
         began = time.monotonic()
         hub.settings(ALICE, **alice_settings())
         hub.settings(BOB, **bob_settings())
-        hub.start_server(ALICE)
-        hub.start_server(BOB)
-        print(f"[hub] both servers up in {time.monotonic() - began:.1f} s")
+        hub.start_servers(ALICE, BOB)
+        print(f"[hub] both servers up in {time.monotonic() - began:.1f} s", file=sys.stderr)
         yield hub
 
 
@@ -246,9 +244,17 @@ def test_each_users_metrics_count_only_their_kernels(hub: Hub, kernels: dict[str
     after = {u: _cell_count(hub.user_request(u, "GET", "/sci/metrics", token=hub.token(u)).text) for u in (ALICE, BOB)}
     assert after[ALICE] - before[ALICE] == 3
     assert after[BOB] == before[BOB]
+    # The hub's own metrics beside them. (Its running-servers gauge is checked after the hub
+    # restart: JupyterHub counts spawns that overlap twice until then, see docs/jupyterhub.md.)
+    assert _hub_running_servers(hub) is not None
+
+
+def _hub_running_servers(hub: Hub) -> float | None:
+    """``jupyterhub_running_servers`` from the hub's ``/hub/metrics`` (None when absent)."""
     res = requests.get(f"{hub.url}/hub/metrics", headers={"Authorization": f"token {hub.admin_token}"}, timeout=30)
-    assert res.status_code == 200
-    assert re.search(r"^jupyterhub_running_servers(\{[^}]*\})? 2(\.0)?$", res.text, re.M), res.text[:500]
+    assert res.status_code == 200, res.text[:500]
+    found = re.search(r"^jupyterhub_running_servers(?:\{[^}]*\})? (\S+)$", res.text, re.M)
+    return float(found.group(1)) if found else None
 
 
 def test_sci_requests_are_not_user_activity(hub: Hub) -> None:
@@ -257,17 +263,27 @@ def test_sci_requests_are_not_user_activity(hub: Hub) -> None:
         server = hub.user_request(ALICE, "GET", "/api/status", token=hub.token(ALICE)).json()
         return model["servers"][""]["last_activity"], server["last_activity"]
 
-    time.sleep(2.5)  # the server's activity reports (every 1 s) have caught up with earlier requests
+    # The server reports its activity every 1 s: wait until the hub has caught up with earlier
+    # requests (two reads 1.5 s apart agree).
     before = last_activity()
+    for _ in range(10):
+        time.sleep(1.5)
+        before, previous = last_activity(), before
+        if before == previous:
+            break
     for _ in range(3):
         for path in ENDPOINTS:
             hub.user_request(ALICE, "GET", path, token=hub.token(ALICE))
-    time.sleep(2.5)
+    assert last_activity()[1] == before[1]  # the server's own view: at once
+    time.sleep(2)  # two report intervals: had the server counted them, the hub would know
     assert last_activity() == before
-    # Positive control: real use is activity, seen by the server and then by the hub.
+    # Positive control: real use is activity, seen by the server at once and by the hub within a few reports.
     hub.user_request(ALICE, "GET", "/api/contents", token=hub.token(ALICE))
-    time.sleep(2.5)
+    deadline = time.monotonic() + 15
     after = last_activity()
+    while not (after[0] > before[0] and after[1] > before[1]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = last_activity()
     assert after[0] > before[0] and after[1] > before[1], (before, after)
 
 
@@ -362,42 +378,30 @@ def test_shared_redis_per_user_keys_never_cross_and_a_team_key_shares(
             kernel.run("%sci_config --reset cache.redis_url\n%sci_config --reset cache.redis_signing_key")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 24): after a hub restart with cleanup_servers=False and last_activity_interval=0, the new "
-    "proxy gets no route to the running server within 60 s (the hub answers 302 to /hub/user/...)",
-)
 def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str, Kernel]) -> None:
+    """The hub restarts as in a deployment (its own proxy, ``cleanup_servers = False``): users notice nothing."""
     alice = kernels[ALICE]
     assert alice.run("survivor = 'still here'")["error"] is None
     before = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
-    hub.cleanup_servers = False  # the servers outlive the hub (JupyterHub's documented restart mode)
-    config = hub.root / "jupyterhub_config.py"
-    config.write_text(config.read_text().replace("cleanup_servers = True", "cleanup_servers = False"))
     hub.stop()
+    assert "Leaving single-user servers running" in hub.log_tail(20_000)
+    # The hub is down: the proxy still routes alice's open websocket to her kernel.
+    assert alice.run("print(survivor)")["text"].strip() == "still here"
     hub.start()
-    hub.wait_routed(ALICE)  # the new proxy learns the running servers' routes from the hub
-
-    def run(code: str) -> dict[str, Any]:
-        # The proxy restarted with the hub: reconnect the websocket as JupyterLab does, until it holds.
-        for attempt in range(5):
-            try:
-                alice.connect()
-                return alice.run(code)
-            except (OSError, websocket.WebSocketException):
-                if attempt == 4:
-                    raise
-                time.sleep(2)
-        raise AssertionError("unreachable")
-
-    try:
-        assert run("print(survivor)")["text"].strip() == "still here"
-        after = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
-        assert after >= before + 1, (before, after)
-        hit = run(CACHED_CELL)
-        assert "restored" in hit["text"] or "hit" in hit["text"], hit
-    finally:
-        config.write_text(config.read_text().replace("cleanup_servers = False", "cleanup_servers = True"))
+    for user in (ALICE, BOB):
+        hub.wait_running(user)  # the new hub found both servers running (init_spawners polls them)
+    log = hub.log_tail(20_000)
+    assert f"{ALICE} still running" in log and f"{BOB} still running" in log, log[-3000:]
+    assert _hub_running_servers(hub) == 2
+    # The websocket opened before the restart still runs cells: nothing reconnects, nothing is lost.
+    assert alice.run("print(survivor)")["text"].strip() == "still here"
+    after = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
+    assert after >= before + 2, (before, after)
+    hit = alice.run(CACHED_CELL)
+    assert "restored" in hit["text"] or "hit" in hit["text"], hit
+    # A new connection (a browser reload) works too.
+    alice.connect()
+    assert alice.run("print(survivor)")["text"].strip() == "still here"
 
 
 def test_cache_survives_a_server_restart(hub: Hub) -> None:
