@@ -270,7 +270,44 @@ def _hub_running_servers(hub: Hub) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def test_sci_requests_are_not_user_activity(hub: Hub) -> None:
+@pytest.fixture(scope="module")
+def team_prometheus(
+    hub: Hub, scrape_keys: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.CompletedProcess[str], str, Any]]:
+    """``jupyter sci hub scrape-config``'s result and config, and a real Prometheus started on it.
+
+    Started, not waited for: it comes up while the activity test waits (its scrapes of
+    ``/sci/metrics`` are ``/sci`` requests too), and the Prometheus test checks it.
+    """
+    from prometheus_server import PrometheusServer
+
+    tmp = tmp_path_factory.mktemp("team_prometheus")
+    keys = tmp / "keys"
+    keys.mkdir(mode=0o700)
+    for user in (ALICE, BOB):
+        (keys / user).write_text(scrape_keys[user])
+    (keys / "hub").write_text(hub.admin_token)
+    (tmp / "hub_token").write_text(hub.admin_token)
+    out = tmp / "scrape.yml"
+    res = subprocess.run(
+        [sys.executable, "-m", "sci_ext", "hub", "scrape-config", "--hub-url", hub.url, "--keys-dir", str(keys),
+         "--token-file", str(tmp / "hub_token"), "--hub-metrics-token-file", str(keys / "hub"),
+         "--interval", "1s", "-o", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if res.returncode != 0 or not out.exists():
+        yield res, "", None
+        return
+    prometheus = PrometheusServer(tmp, [])
+    prometheus.config.write_text(out.read_text())
+    prometheus.start()
+    try:
+        yield res, out.read_text(), prometheus
+    finally:
+        prometheus.stop()
+
+
+def test_sci_requests_are_not_user_activity(hub: Hub, team_prometheus: Any) -> None:
     def last_activity() -> tuple[str, str]:
         model = hub.api("GET", f"/users/{ALICE}").json()
         server = hub.user_request(ALICE, "GET", "/api/status", token=hub.token(ALICE)).json()
@@ -301,34 +338,17 @@ def test_sci_requests_are_not_user_activity(hub: Hub) -> None:
 
 
 def test_one_prometheus_scrapes_every_user_and_the_hub(
-    hub: Hub, kernels: dict[str, Kernel], scrape_keys: dict[str, str], tmp_path: Path
+    hub: Hub, kernels: dict[str, Kernel], team_prometheus: tuple[subprocess.CompletedProcess[str], str, Any]
 ) -> None:
-    from prometheus_server import PrometheusServer
-
-    keys = tmp_path / "keys"
-    keys.mkdir(mode=0o700)
-    for user in (ALICE, BOB):
-        (keys / user).write_text(scrape_keys[user])
-    (keys / "hub").write_text(hub.admin_token)
-    (tmp_path / "hub_token").write_text(hub.admin_token)
-    out = tmp_path / "scrape.yml"
-    res = subprocess.run(
-        [sys.executable, "-m", "sci_ext", "hub", "scrape-config", "--hub-url", hub.url, "--keys-dir", str(keys),
-         "--token-file", str(tmp_path / "hub_token"), "--hub-metrics-token-file", str(keys / "hub"),
-         "--interval", "1s", "-o", str(out)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    res, text, prometheus = team_prometheus
     assert res.returncode == 0, res.stderr
-    config = yaml.safe_load(out.read_text())
+    config = yaml.safe_load(text)
     assert {job["job_name"] for job in config["scrape_configs"]} == {
         "sci_ext_sci_alice",
         "sci_ext_sci_bob",
         "jupyterhub",
     }
-    assert hub.admin_token not in out.read_text()  # keys stay in their files
-    prometheus = PrometheusServer(tmp_path, [])
-    prometheus.config.write_text(out.read_text())
-    prometheus.start()
+    assert hub.admin_token not in text  # keys stay in their files
     try:
         prometheus.wait_up(3, timeout=60)
         rows = prometheus.wait_for(
@@ -342,7 +362,7 @@ def test_one_prometheus_scrapes_every_user_and_the_hub(
         assert abs(by_user[ALICE] - direct[ALICE]) <= 1 and abs(by_user[BOB] - direct[BOB]) <= 1
         assert prometheus.wait_for("jupyterhub_running_servers", lambda r: bool(r))
     finally:
-        prometheus.stop()
+        prometheus.stop()  # done scraping: the later tests restart servers
 
 
 def test_scrape_config_for_a_user_without_a_key_says_so(hub: Hub, tmp_path: Path) -> None:
