@@ -52,6 +52,9 @@ import requests
 ALICE = "sci_alice"
 BOB = "sci_bob"
 USERS = (ALICE, BOB)
+#: A third Unix user, added to the hub only by the tests that need one more fresh home.
+CAROL = "sci_carol"
+UNIX_USERS = (*USERS, CAROL)
 PASSWORD = "sci-hub-test-password"
 
 CONFIG = r'''
@@ -307,7 +310,12 @@ def _build_venv(root: Path, wheel: Path) -> None:
         lines.append(f"import site; site.addsitedir({str(source)!r})")
     # The wheel, installed as a user would: its data files enable both extensions.
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--prefix", str(venv), str(wheel)],
+        # --ignore-installed: without it pip "upgrades" the running venv's own (editable) sci_ext
+        # by uninstalling it there before installing under --prefix.
+        [
+            *(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed"),
+            *("--prefix", str(venv), str(wheel)),
+        ],
         check=True,
         capture_output=True,
         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")},
@@ -520,7 +528,7 @@ class Hub:
     def close(self) -> None:
         """Stop the hub, every process of the test users, and the proxy."""
         self.stop()
-        for user in USERS:
+        for user in UNIX_USERS:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         if self.proxy is not None:
             self.proxy.terminate()
@@ -634,7 +642,7 @@ def start_hub(wheel: Path) -> Iterator[Hub]:
     hub = Hub(root, Path(), free_port(), free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(32))
     try:
         hub.launch_proxy()  # starts while the users and the venv are made ready
-        for user in USERS:
+        for user in UNIX_USERS:
             ensure_user(user)
         hub.venv = user_venv(wheel)
         hub.write_config()

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from hub_harness import ALICE, BOB, Hub, Kernel, sci_dirs, skip_reason, start_hub
+from hub_harness import ALICE, BOB, CAROL, Hub, Kernel, sci_dirs, skip_reason, start_hub
 
 pytestmark = [pytest.mark.slow, pytest.mark.hub]
 
@@ -440,24 +440,29 @@ def test_hub_restart_while_kernels_run_loses_nothing(hub: Hub, kernels: dict[str
 
 
 @pytest.fixture(scope="module")
-def second_start(hub: Hub) -> Iterator[None]:
-    """Both servers stopped and started again, together: alice's as it was (her state stays), bob's
-    fresh in a home made world-writable. The kernels of ``kernels`` are gone after this."""
-    bob_home = home(BOB)
+def second_start(hub: Hub) -> Iterator[set[str]]:
+    """Three servers started together: alice's again as it was (her state stays); bob's again,
+    fresh, with ``XDG_STATE_HOME`` pointing into alice's home; and a first one for carol, whose
+    home is world-writable. Yields alice's directories before. The ``kernels`` are gone after this.
+    """
+    res = hub.api("POST", f"/users/{CAROL}")
+    assert res.status_code in (201, 409), res.text  # 409: already a hub user
+    alice_dirs = {str(p) for p in home(ALICE).rglob("*") if p.is_dir()}
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(hub.stop_server, (ALICE, BOB)))
-    for path in sorted(sci_dirs(bob_home), reverse=True):
+    for path in sorted(sci_dirs(home(BOB)), reverse=True):
         shutil.rmtree(path, ignore_errors=True)
-    bob_home.chmod(0o777)
+    hub.settings(BOB, **bob_settings(XDG_STATE_HOME=str(home(ALICE) / ".local" / "state")))
+    hub.settings(CAROL, umask=0o022, env={"JUPYTERHUB_ACTIVITY_INTERVAL": "1"})
+    home(CAROL).chmod(0o777)
     try:
-        hub.settings(BOB, umask=0o022, env={"JUPYTERHUB_ACTIVITY_INTERVAL": "1"})
-        hub.start_servers(ALICE, BOB)
-        yield
+        hub.start_servers(ALICE, BOB, CAROL)
+        yield alice_dirs
     finally:
-        bob_home.chmod(0o755)
+        home(CAROL).chmod(0o755)
 
 
-def test_cache_survives_a_server_restart(hub: Hub, second_start: None) -> None:
+def test_cache_survives_a_server_restart(hub: Hub, second_start: set[str]) -> None:
     kernel = hub.kernel(ALICE)
     try:
         assert kernel.run("%load_ext sci_ext")["error"] is None
@@ -469,31 +474,20 @@ def test_cache_survives_a_server_restart(hub: Hub, second_start: None) -> None:
         kernel.close()
 
 
-def test_a_world_writable_home_is_refused_and_the_server_still_starts(hub: Hub, second_start: None) -> None:
-    bob_home = home(BOB)
-    assert bob_home.stat().st_mode & 0o777 == 0o777
-    health = hub.user_request(BOB, "GET", "/sci/health", token=hub.token(BOB))
+def test_a_world_writable_home_is_refused_and_the_server_still_starts(hub: Hub, second_start: set[str]) -> None:
+    carol_home = home(CAROL)
+    assert carol_home.stat().st_mode & 0o777 == 0o777
+    health = hub.user_request(CAROL, "GET", "/sci/health", token=hub.token(CAROL))
     assert health.status_code in (200, 503)
     report = health.json()
     assert report["status"] in ("degraded", "failing"), report
     details = " ".join(str(check.get("detail", "")) for check in report["checks"])
-    assert str(bob_home) in details and "writable" in details, report
-    assert not list(sci_dirs(bob_home)), "sci_ext kept state in a world-writable home"
+    assert str(carol_home) in details and "writable" in details, report
+    assert not list(sci_dirs(carol_home)), "sci_ext kept state in a world-writable home"
 
 
-def _fresh_server(hub: Hub, user: str, **settings: object) -> None:
-    hub.stop_server(user)
-    for path in sorted(sci_dirs(home(user)), reverse=True):
-        shutil.rmtree(path, ignore_errors=True)
-    home(user).chmod(0o755)
-    hub.settings(user, **settings)
-    hub.start_server(user)
-
-
-def test_a_state_dir_in_another_users_home_is_refused(hub: Hub) -> None:
+def test_a_state_dir_in_another_users_home_is_refused(hub: Hub, second_start: set[str]) -> None:
     target = home(ALICE) / ".local" / "state"
-    before = {str(p) for p in home(ALICE).rglob("*") if p.is_dir()}
-    _fresh_server(hub, BOB, **bob_settings(XDG_STATE_HOME=str(target)))
     health = hub.user_request(BOB, "GET", "/sci/health", token=hub.token(BOB))
     report = health.json()
     assert report["status"] in ("degraded", "failing"), report
@@ -504,4 +498,4 @@ def test_a_state_dir_in_another_users_home_is_refused(hub: Hub) -> None:
     bob_uid = pwd.getpwnam(BOB).pw_uid
     after = list(home(ALICE).rglob("*"))
     assert not [p for p in after if p.lstat().st_uid == bob_uid]
-    assert before <= {str(p) for p in after if p.is_dir()}, sorted(before - {str(p) for p in after})
+    assert second_start <= {str(p) for p in after if p.is_dir()}, sorted(second_start - {str(p) for p in after})
