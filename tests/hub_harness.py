@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from filelock import FileLock, Timeout
 
 ALICE = "sci_alice"
 BOB = "sci_bob"
@@ -268,8 +269,6 @@ def venv_key(wheel: Path) -> str:
 
 def user_venv(wheel: Path) -> Path:
     """The users' venv for ``wheel``: reused from ``VENV_CACHE``, else built there (once per machine)."""
-    from filelock import FileLock
-
     cache = _cache_root()
     entry = cache / f"hub-venv-{venv_key(wheel)}"
     with FileLock(str(cache / ".lock")):
@@ -636,6 +635,12 @@ class Hub:
 
 def start_hub(wheel: Path) -> Iterator[Hub]:
     """Start the proxy and the hub (users' venv from the cache), yield the hub, stop everything."""
+    # One hub run per machine at a time: two runs would kill each other's user processes.
+    lock = FileLock(str(_cache_root() / "hub-run.lock"))
+    try:
+        lock.acquire(timeout=900)
+    except Timeout:
+        raise RuntimeError(f"another hub test run has held {lock.lock_file} for 15 minutes") from None
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="sci_hub_", dir="/tmp"))
     root.chmod(0o755)
@@ -653,6 +658,7 @@ def start_hub(wheel: Path) -> Iterator[Hub]:
     finally:
         hub.close()
         shutil.rmtree(root, ignore_errors=True)
+        lock.release()
 
 
 def sci_dirs(home: Path) -> Iterator[Path]:
