@@ -1,13 +1,14 @@
 """A real JupyterHub for the multi-user tests: two Unix users, LocalProcessSpawner, the Node proxy.
 
 The hub runs as root from this test environment; each user's single-user server runs as
-that Unix user (``setuid`` by ``LocalProcessSpawner``) from a virtual environment that both
+that Unix user (``setuid`` by ``LocalProcessSpawner``) from a virtual environment that the
 users can execute: made from the system ``/usr/bin/python3.X`` (an interpreter under
-root's 0700 home is not executable by them) in a 0755 scratch directory, with this
+root's 0700 home is not executable by them) in a 0755 directory, with this
 checkout's wheel installed into it (so the server extension and the lab extension are
 enabled by installation alone, as for a user) and the test environment's other packages
-reached through a ``.pth`` file (hard-linked into the scratch directory when other users
-cannot read them where they are).
+reached through a ``.pth`` file (hard-linked beside the venv when other users cannot read
+them where they are). A third Unix user (``CAROL``) is there for tests that need one more
+fresh home; the hub learns of her only when such a test adds her.
 
 The harness runs the hub as a deployment that restarts its hub does: the proxy runs on
 its own (``ConfigurableHTTPProxy.should_start = False``, started here, not by the hub) and
