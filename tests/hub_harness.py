@@ -452,7 +452,10 @@ class Hub:
         path = self.root / "user_settings.json"
         data = json.loads(path.read_text()) if path.exists() else {}
         data[user] = values
-        path.write_text(json.dumps(data))
+        # Atomically: a spawn may be reading the file (the spawner reads it at every spawn).
+        temp = path.with_suffix(".tmp")
+        temp.write_text(json.dumps(data))
+        temp.replace(path)
 
     def _env(self) -> dict[str, str]:
         return {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("SCI_EXT_", "XDG_"))}
@@ -526,8 +529,12 @@ class Hub:
         self.process = None
 
     def close(self) -> None:
-        """Stop the hub, every process of the test users, and the proxy."""
-        self.stop()
+        """Kill the hub (nothing of it is kept), every process of the test users, and the proxy."""
+        if self.process is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, 9)
+            self.process.wait(10)
+            self.process = None
         for user in UNIX_USERS:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         if self.proxy is not None:

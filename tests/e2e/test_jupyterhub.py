@@ -448,17 +448,20 @@ def second_start(hub: Hub) -> Iterator[set[str]]:
     res = hub.api("POST", f"/users/{CAROL}")
     assert res.status_code in (201, 409), res.text  # 409: already a hub user
     alice_dirs = {str(p) for p in home(ALICE).rglob("*") if p.is_dir()}
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(hub.stop_server, (ALICE, BOB)))
-    for path in sorted(sci_dirs(home(BOB)), reverse=True):
-        shutil.rmtree(path, ignore_errors=True)
-    hub.settings(BOB, **bob_settings(XDG_STATE_HOME=str(home(ALICE) / ".local" / "state")))
     hub.settings(CAROL, umask=0o022, env={"JUPYTERHUB_ACTIVITY_INTERVAL": "1"})
     home(CAROL).chmod(0o777)
+    pool = ThreadPoolExecutor(3)
     try:
-        hub.start_servers(ALICE, BOB, CAROL)
+        carol = pool.submit(hub.api, "POST", f"/users/{CAROL}/server")  # starts while the others stop
+        list(pool.map(hub.stop_server, (ALICE, BOB)))
+        for path in sorted(sci_dirs(home(BOB)), reverse=True):
+            shutil.rmtree(path, ignore_errors=True)
+        hub.settings(BOB, **bob_settings(XDG_STATE_HOME=str(home(ALICE) / ".local" / "state")))
+        hub.start_servers(ALICE, BOB, CAROL)  # carol's: 202 while pending, 400 once running
+        assert carol.result().status_code in (201, 202), carol.result().text
         yield alice_dirs
     finally:
+        pool.shutdown()
         home(CAROL).chmod(0o755)
 
 
