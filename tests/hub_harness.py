@@ -265,6 +265,13 @@ def venv_key(wheel: Path) -> str:
     for source in _site_packages():
         names = sorted(n for n in os.listdir(source) if n.endswith((".dist-info", ".egg-info", ".pth")))
         digest.update(f"{source}\n{chr(10).join(names)}\n".encode())
+    # Jupyter's config and data files, copied into the venv: `jupyter ... enable` changes them.
+    for sub in ("etc/jupyter", "share/jupyter"):
+        for base, dirs, files in sorted(os.walk(Path(sys.prefix) / sub)):
+            dirs[:] = [d for d in dirs if d not in _not_sci_ext(base, dirs)]  # as copied
+            for name in sorted(set(files) - set(_not_sci_ext(base, files))):
+                st = os.stat(os.path.join(base, name))
+                digest.update(f"{base}/{name} {st.st_size} {st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -284,9 +291,12 @@ def user_venv(wheel: Path) -> Path:
                 _check_root_only(Path(base, name))
         os.utime(entry / "complete")
         for old in cache.glob("hub-venv-*"):
-            with suppress(FileNotFoundError):
-                if old != entry and time.time() - (old / "complete").stat().st_mtime > VENV_MAX_AGE:
-                    shutil.rmtree(old, ignore_errors=True)
+            if old == entry:
+                continue
+            marker = old / "complete"
+            # Builds only happen under this lock: one without its marker is dead.
+            if not marker.exists() or time.time() - marker.stat().st_mtime > VENV_MAX_AGE:
+                shutil.rmtree(old, ignore_errors=True)
     return entry / "venv"
 
 
