@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -505,6 +505,11 @@ class Hub:
 
     def start(self) -> None:
         """Start the hub and wait for its API through the proxy (which must be running)."""
+        self.launch()
+        self.wait_up()
+
+    def launch(self) -> None:
+        """Start the hub process (see :meth:`wait_up`)."""
         log = (self.root / "hub.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.root / "jupyterhub_config.py")],
@@ -515,6 +520,10 @@ class Hub:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+    def wait_up(self) -> None:
+        """Wait until the hub's API answers through the proxy."""
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -651,8 +660,12 @@ class Hub:
         return subprocess.run(command, capture_output=True, text=True, cwd=home, timeout=120)
 
 
-def start_hub(wheel: Path) -> Iterator[Hub]:
-    """Start the proxy and the hub (users' venv from the cache), yield the hub, stop everything."""
+def start_hub(wheel: Callable[[], Path]) -> Iterator[Hub]:
+    """Start the proxy and the hub, yield the hub, stop everything.
+
+    The hub starts (its imports take seconds) while ``wheel()`` is built and the users' venv
+    is found in the cache: the config names ``ROOT/venv``, a link to it made before any spawn.
+    """
     # One hub run per machine at a time: two runs would kill each other's user processes.
     lock = FileLock(str(_cache_root() / "hub-run.lock"))
     try:
@@ -662,16 +675,17 @@ def start_hub(wheel: Path) -> Iterator[Hub]:
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="sci_hub_", dir="/tmp"))
     root.chmod(0o755)
-    hub = Hub(root, Path(), free_port(), free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(32))
+    hub = Hub(root, root / "venv", free_port(), free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(32))
     try:
-        hub.launch_proxy()  # starts while the users and the venv are made ready
+        hub.launch_proxy()
+        hub.write_config()
         for user in UNIX_USERS:
             ensure_user(user)
-        hub.venv = user_venv(wheel)
-        hub.write_config()
         hub.wait_proxy()
-        hub.start()
-        print(f"[hub] venv, proxy and hub up in {time.monotonic() - began:.1f} s", file=sys.stderr)
+        hub.launch()
+        hub.venv.symlink_to(user_venv(wheel()), target_is_directory=True)
+        hub.wait_up()
+        print(f"[hub] wheel, venv, proxy and hub up in {time.monotonic() - began:.1f} s", file=sys.stderr)
         yield hub
     finally:
         hub.close()

@@ -44,7 +44,10 @@ CACHED_CELL = "%%cached hub_probe\nimport os, time\nprint('computed by', os.getu
 def hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
     """The hub with both users' servers running (alice umask 022, bob umask 000, fresh homes)."""
     wheel = os.environ.get("SCI_EXT_TEST_WHEEL")
-    wheel_path = Path(wheel) if wheel else request.getfixturevalue("built_wheel")
+
+    def wheel_path() -> Path:
+        return Path(wheel) if wheel else Path(request.getfixturevalue("built_wheel"))
+
     for hub in start_hub(wheel_path):
         began = time.monotonic()
         hub.settings(ALICE, **alice_settings())
