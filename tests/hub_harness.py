@@ -1,13 +1,25 @@
 """A real JupyterHub for the multi-user tests: two Unix users, LocalProcessSpawner, the Node proxy.
 
 The hub runs as root from this test environment; each user's single-user server runs as
-that Unix user (``setuid`` by ``LocalProcessSpawner``) from a virtual environment that both
+that Unix user (``setuid`` by ``LocalProcessSpawner``) from a virtual environment that the
 users can execute: made from the system ``/usr/bin/python3.X`` (an interpreter under
-root's 0700 home is not executable by them) in a 0755 scratch directory, with this
+root's 0700 home is not executable by them) in a 0755 directory, with this
 checkout's wheel installed into it (so the server extension and the lab extension are
 enabled by installation alone, as for a user) and the test environment's other packages
-reached through a ``.pth`` file (hard-linked into the scratch directory when other users
-cannot read them where they are).
+reached through a ``.pth`` file (hard-linked beside the venv when other users cannot read
+them where they are). A third Unix user (``CAROL``) is there for tests that need one more
+fresh home; the hub learns of her only when such a test adds her.
+
+The harness runs the hub as a deployment that restarts its hub does: the proxy runs on
+its own (``ConfigurableHTTPProxy.should_start = False``, started here, not by the hub) and
+``cleanup_servers = False`` from the hub's first start, so a hub restart leaves the proxy's
+routes, the single-user servers, their kernels and open websockets alone.
+
+The users' venv depends only on the wheel and the test environment, so it is built once per
+machine and reused while they are unchanged: ``/var/cache/sci_ext-tests/hub-venv-KEY``
+(KEY: a hash of the wheel's bytes, the interpreter and the test environment's distributions),
+root-owned and writable by nobody else, which is checked before each use because both users'
+servers execute it.
 
 Per-user settings (extra environment, server arguments, umask) come from a JSON file that
 the spawner reads at each spawn, so a test can change them between restarts. Facts and
@@ -16,6 +28,7 @@ timings this follows: ``shared/reference/jupyterhub-facts.md``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -28,21 +41,26 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from filelock import FileLock, Timeout
 
 ALICE = "sci_alice"
 BOB = "sci_bob"
 USERS = (ALICE, BOB)
+#: A third Unix user, added to the hub only by the tests that need one more fresh home.
+CAROL = "sci_carol"
+UNIX_USERS = (*USERS, CAROL)
 PASSWORD = "sci-hub-test-password"
 
 CONFIG = r'''
-import json, os
+import asyncio, json, os, time
 from jupyterhub.spawner import LocalProcessSpawner
 
 ROOT = {root!r}
@@ -68,6 +86,30 @@ class SciSpawner(LocalProcessSpawner):
     def get_args(self):
         return super().get_args() + list(_settings(self.user.name).get("args", []))
 
+    async def start(self):
+        # Return once the server accepts connections: the hub's own wait polls with an
+        # exponential backoff (up to 5 s apart) and notices a server seconds late. A test speedup only.
+        ip, port = await super().start()
+        deadline = time.monotonic() + self.start_timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                break
+        return ip, port
+
+    async def wait_for_death(self, timeout=10):
+        # The same for stops: poll every 50 ms instead of backing off.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.poll() is not None:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
     def make_preexec_fn(self, name):
         inner = super().make_preexec_fn(name)
         umask = _settings(name).get("umask")
@@ -83,13 +125,17 @@ class SciSpawner(LocalProcessSpawner):
 c = get_config()
 c.JupyterHub.bind_url = "http://127.0.0.1:{public_port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+# The proxy runs on its own (started by the harness, as a deployment that restarts its hub
+# runs it): a hub restart then keeps every route and open websocket.
+c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.ConfigurableHTTPProxy.pid_file = os.path.join(ROOT, "proxy.pid")
+c.ConfigurableHTTPProxy.auth_token = {proxy_token!r}
 c.JupyterHub.db_url = "sqlite:///" + os.path.join(ROOT, "jupyterhub.sqlite")
 c.JupyterHub.cookie_secret_file = os.path.join(ROOT, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(ROOT, "jupyterhub.pid")
-c.JupyterHub.cleanup_servers = {cleanup_servers!r}
+# Stopping the hub leaves the servers running. This is read when the hub starts: a hub that
+# started with the default (True) stops every server on SIGTERM, whatever the file says then.
+c.JupyterHub.cleanup_servers = False
 c.JupyterHub.last_activity_interval = {last_activity_interval!r}
 c.JupyterHub.authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = {password!r}
@@ -176,8 +222,86 @@ def _not_sci_ext(directory: str, names: list[str]) -> list[str]:
     return [n for n in names if n in ("sci_ext.json", "sci-ext")]
 
 
-def build_user_venv(root: Path, wheel: Path) -> Path:
-    """A venv both users can run: system Python + this checkout's wheel + the test env's packages."""
+#: Where the users' venvs are kept between runs: root's, 0755 (both users execute them).
+VENV_CACHE = Path("/var/cache/sci_ext-tests")
+#: Part of the cache key: bump it when ``_build_venv`` makes a different venv from the same inputs.
+VENV_LAYOUT = "2"
+#: Cached venvs unused for this long are removed when another one is used.
+VENV_MAX_AGE = 7 * 24 * 3600
+
+
+def _check_root_only(path: Path) -> None:
+    """Raise unless ``path`` is root's and writable by root only.
+
+    Both users' servers execute the cached venv: if one of them (or anyone but root) could
+    write to it, they could run code as the other.
+    """
+    st = path.lstat()
+    writable = not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if st.st_uid != 0 or writable:
+        raise RuntimeError(
+            f"{path}: the hub tests' venv cache must be owned by root and writable by root only "
+            f"(it is uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}); remove or fix it"
+        )
+
+
+def _cache_root() -> Path:
+    """``VENV_CACHE``, made 0755 when missing; it and its parents checked (root's, root-writable only)."""
+    with suppress(FileExistsError):
+        VENV_CACHE.mkdir(mode=0o755, parents=True)
+        VENV_CACHE.chmod(0o755)  # whatever the umask
+    for path in [VENV_CACHE, *VENV_CACHE.parents]:
+        _check_root_only(path)
+    return VENV_CACHE
+
+
+def venv_key(wheel: Path) -> str:
+    """What the users' venv is made from: the wheel's bytes, the interpreter, the test env's distributions."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    digest = hashlib.sha256(VENV_LAYOUT.encode())
+    digest.update(hashlib.sha256(wheel.read_bytes()).digest())
+    interpreter = Path(f"/usr/bin/python{version}").resolve()
+    digest.update(f"{interpreter} {interpreter.stat().st_mtime_ns} {sys.prefix}".encode())
+    for source in _site_packages():
+        names = sorted(n for n in os.listdir(source) if n.endswith((".dist-info", ".egg-info", ".pth")))
+        digest.update(f"{source}\n{chr(10).join(names)}\n".encode())
+    # Jupyter's config and data files, copied into the venv: `jupyter ... enable` changes them.
+    for sub in ("etc/jupyter", "share/jupyter"):
+        for base, dirs, files in sorted(os.walk(Path(sys.prefix) / sub)):
+            dirs[:] = [d for d in dirs if d not in _not_sci_ext(base, dirs)]  # as copied
+            for name in sorted(set(files) - set(_not_sci_ext(base, files))):
+                st = os.stat(os.path.join(base, name))
+                digest.update(f"{base}/{name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def user_venv(wheel: Path) -> Path:
+    """The users' venv for ``wheel``: reused from ``VENV_CACHE``, else built there (once per machine)."""
+    cache = _cache_root()
+    entry = cache / f"hub-venv-{venv_key(wheel)}"
+    with FileLock(str(cache / ".lock")):
+        if not (entry / "complete").exists():
+            shutil.rmtree(entry, ignore_errors=True)  # a build that did not finish
+            entry.mkdir(mode=0o755)
+            _build_venv(entry, wheel)
+            (entry / "complete").write_text(f"{wheel.name}\n")
+        # Checked at every use, not only when built: the users run it.
+        for base, dirs, files in os.walk(entry):
+            for name in [".", *dirs, *files]:
+                _check_root_only(Path(base, name))
+        os.utime(entry / "complete")
+        for old in cache.glob("hub-venv-*"):
+            if old == entry:
+                continue
+            marker = old / "complete"
+            # Builds only happen under this lock: one without its marker is dead.
+            if not marker.exists() or time.time() - marker.stat().st_mtime > VENV_MAX_AGE:
+                shutil.rmtree(old, ignore_errors=True)
+    return entry / "venv"
+
+
+def _build_venv(root: Path, wheel: Path) -> None:
+    """A venv both users can run in ``root/venv``: system Python + the wheel + the test env's packages."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     venv = root / "venv"
     subprocess.run([f"/usr/bin/python{version}", "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -204,7 +328,7 @@ def build_user_venv(root: Path, wheel: Path) -> Path:
         ],
         check=True,
         capture_output=True,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")},
     )
     (site / "zz_sci_test_deps.pth").write_text("\n".join(lines) + "\n")
     # Jupyter's own extensions (JupyterLab, widgets) as if installed in this venv: their
@@ -216,9 +340,8 @@ def build_user_venv(root: Path, wheel: Path) -> Path:
     for path in [root, *root.rglob("*")]:
         if path.is_symlink() or (path.parts[len(root.parts) :][:1] == ("deps",)):
             continue
-        mode = path.stat().st_mode
+        mode = stat.S_IMODE(path.stat().st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH)
         path.chmod(mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if path.is_dir() else 0))
-    return venv
 
 
 @dataclass
@@ -235,6 +358,9 @@ class Kernel:
     def connect(self) -> None:
         import websocket
 
+        if self.ws is not None:
+            with suppress(Exception):
+                self.ws.close()
         url = self.hub.url.replace("http://", "ws://") + f"/user/{self.user}/api/kernels/{self.kernel_id}/channels"
         self.ws = websocket.create_connection(url, header=[f"Authorization: token {self.token}"], timeout=60)
 
@@ -288,37 +414,44 @@ class Kernel:
 
 @dataclass
 class Hub:
-    """One running JupyterHub and what the tests need to drive it."""
+    """One running JupyterHub, its proxy, and what the tests need to drive them."""
 
     root: Path
     venv: Path
-    url: str
+    public_port: int
+    hub_port: int
+    proxy_api_port: int
     admin_token: str
+    proxy_token: str
     process: subprocess.Popen[bytes] | None = None
+    proxy: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
-    cleanup_servers: bool = True
     #: 0: the hub takes activity only from what each server reports (the proxy counts every
     #: proxied request, scrapes included); see docs/jupyterhub.md, "Idle culling".
     last_activity_interval: int = 0
 
     @property
+    def url(self) -> str:
+        """The public URL (the proxy)."""
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
     def python(self) -> str:
         return str(self.venv / "bin" / "python")
 
-    def write_config(self, public_port: int, hub_port: int, proxy_api_port: int) -> Path:
+    def write_config(self) -> Path:
         config = self.root / "jupyterhub_config.py"
         config.write_text(
             CONFIG.format(
                 root=str(self.root),
-                public_port=public_port,
-                hub_port=hub_port,
-                proxy_api_port=proxy_api_port,
-                chp=proxy_command(),
+                public_port=self.public_port,
+                hub_port=self.hub_port,
+                proxy_api_port=self.proxy_api_port,
+                proxy_token=self.proxy_token,
                 password=PASSWORD,
                 users=sorted(USERS),
                 python=self.python,
                 admin_token=self.admin_token,
-                cleanup_servers=self.cleanup_servers,
                 last_activity_interval=self.last_activity_interval,
             )
         )
@@ -329,21 +462,68 @@ class Hub:
         path = self.root / "user_settings.json"
         data = json.loads(path.read_text()) if path.exists() else {}
         data[user] = values
-        path.write_text(json.dumps(data))
+        # Atomically: a spawn may be reading the file (the spawner reads it at every spawn).
+        temp = path.with_suffix(".tmp")
+        temp.write_text(json.dumps(data))
+        temp.replace(path)
+
+    def _env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("SCI_EXT_", "XDG_"))}
+
+    def launch_proxy(self) -> None:
+        """Start configurable-http-proxy on its own, with the arguments the hub would give it."""
+        command = [
+            str(proxy_command()),
+            *("--ip", "127.0.0.1", "--port", str(self.public_port)),
+            *("--api-ip", "127.0.0.1", "--api-port", str(self.proxy_api_port)),
+            *("--error-target", f"http://127.0.0.1:{self.hub_port}/hub/error"),
+        ]
+        self.proxy = subprocess.Popen(
+            command,
+            cwd=self.root,
+            env={**self._env(), "CONFIGPROXY_AUTH_TOKEN": self.proxy_token},
+            stdout=(self.root / "proxy.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def wait_proxy(self) -> None:
+        """Wait until the proxy's API answers."""
+        assert self.proxy is not None
+        headers = {"Authorization": f"token {self.proxy_token}"}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proxy.poll() is not None:
+                raise RuntimeError(f"the proxy exited: {(self.root / 'proxy.log').read_text()[-3000:]}")
+            with suppress(requests.RequestException):
+                url = f"http://127.0.0.1:{self.proxy_api_port}/api/routes"
+                if requests.get(url, headers=headers, timeout=2).ok:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"the proxy did not start in 30 s: {(self.root / 'proxy.log').read_text()[-3000:]}")
 
     def start(self) -> None:
-        """Start the hub (and its proxy) and wait for its API."""
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("SCI_EXT_", "XDG_"))}
+        """Start the hub and wait for its API through the proxy (which must be running)."""
+        self.launch()
+        self.wait_up()
+
+    def launch(self) -> None:
+        """Start the hub process (see :meth:`wait_up`)."""
         log = (self.root / "hub.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.root / "jupyterhub_config.py")],
             cwd=self.root,
-            env=env,
+            env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+    def wait_up(self) -> None:
+        """Wait until the hub's API answers through the proxy."""
+        assert self.process is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -351,11 +531,11 @@ class Hub:
             with suppress(requests.RequestException):
                 if requests.get(f"{self.url}/hub/api/", timeout=2).ok:
                     return
-            time.sleep(0.2)
+            time.sleep(0.1)
         raise RuntimeError(f"the hub did not start in 60 s: {self.log_tail()}")
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM the hub (it stops the servers when ``cleanup_servers``) and wait."""
+        """SIGTERM the hub and wait; the proxy and the servers keep running (``cleanup_servers = False``)."""
         if self.process is None:
             return
         with suppress(ProcessLookupError):
@@ -367,6 +547,24 @@ class Hub:
             self.process.wait(10)
         self.process = None
 
+    def close(self) -> None:
+        """Kill the hub (nothing of it is kept), every process of the test users, and the proxy."""
+        if self.process is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, 9)
+            self.process.wait(10)
+            self.process = None
+        for user in UNIX_USERS:
+            subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        if self.proxy is not None:
+            self.proxy.terminate()
+            try:
+                self.proxy.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proxy.kill()
+                self.proxy.wait(10)
+            self.proxy = None
+
     def log_tail(self, chars: int = 3000) -> str:
         path = self.root / "hub.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
@@ -376,29 +574,39 @@ class Hub:
         headers = {"Authorization": f"token {self.admin_token}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=120, **kwargs)
 
+    def start_servers(self, *users: str) -> None:
+        """Start the servers of ``users`` together and wait until each answers through the proxy."""
+        # Together: the hub answers a spawn request only when the server is up (or after 10 s).
+        with ThreadPoolExecutor(len(users)) as pool:
+            for res in pool.map(lambda user: self.api("POST", f"/users/{user}/server"), users):
+                assert res.status_code in (201, 202, 400), res.text  # 400: already running
+        waiting = set(users)
+        deadline = time.monotonic() + 120
+        while waiting and time.monotonic() < deadline:
+            for user in sorted(waiting):
+                server = self.api("GET", f"/users/{user}").json().get("servers", {}).get("")
+                if server and server.get("ready"):
+                    if self.user_request(user, "GET", "/api/status", token=self.token(user)).status_code == 200:
+                        waiting.discard(user)
+            time.sleep(0.1)
+        if waiting:
+            raise RuntimeError(f"the servers of {sorted(waiting)} did not start: {self.log_tail()}")
+
     def start_server(self, user: str) -> None:
         """Start ``user``'s server and wait until it answers through the proxy."""
-        res = self.api("POST", f"/users/{user}/server")
-        assert res.status_code in (201, 202, 400), res.text  # 400: already running
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            model = self.api("GET", f"/users/{user}").json()
-            server = model.get("servers", {}).get("")
-            if server and server.get("ready"):
-                if self.user_request(user, "GET", "/api/status", token=self.token(user)).status_code == 200:
-                    return
-            time.sleep(0.25)
-        raise RuntimeError(f"{user}'s server did not start: {self.log_tail()}")
+        self.start_servers(user)
 
-    def wait_routed(self, user: str, timeout: float = 60) -> None:
-        """Wait until ``user``'s running server answers through the proxy again (after a hub restart)."""
+    def wait_running(self, user: str, timeout: float = 60) -> None:
+        """Wait until the hub reports ``user``'s server ready and it answers through the proxy."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with suppress(requests.RequestException):
-                if self.user_request(user, "GET", "/api/status", token=self.token(user)).status_code == 200:
+                server = self.api("GET", f"/users/{user}").json().get("servers", {}).get("")
+                status = self.user_request(user, "GET", "/api/status", token=self.token(user)).status_code
+                if server and server.get("ready") and status == 200:
                     return
-            time.sleep(0.25)
-        raise RuntimeError(f"{user}'s server is not routed after the hub restart: {self.log_tail()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{user}'s server is not running after the hub restart: {self.log_tail()}")
 
     def stop_server(self, user: str) -> None:
         """Stop ``user``'s server and wait until the hub says it stopped."""
@@ -407,7 +615,7 @@ class Hub:
         while time.monotonic() < deadline:
             if not self.api("GET", f"/users/{user}").json().get("servers"):
                 return
-            time.sleep(0.25)
+            time.sleep(0.1)
         raise RuntimeError(f"{user}'s server did not stop")
 
     def token(self, user: str) -> str:
@@ -452,28 +660,37 @@ class Hub:
         return subprocess.run(command, capture_output=True, text=True, cwd=home, timeout=120)
 
 
-def start_hub(wheel: Path, cleanup_servers: bool = True) -> Iterator[Hub]:
-    """Build the users' venv, start the hub, yield it, stop it and every user process."""
-    for user in USERS:
-        ensure_user(user)
+def start_hub(wheel: Callable[[], Path]) -> Iterator[Hub]:
+    """Start the proxy and the hub, yield the hub, stop everything.
+
+    The hub starts (its imports take seconds) while ``wheel()`` is built and the users' venv
+    is found in the cache: the config names ``ROOT/venv``, a link to it made before any spawn.
+    """
+    # One hub run per machine at a time: two runs would kill each other's user processes.
+    lock = FileLock(str(_cache_root() / "hub-run.lock"))
+    try:
+        lock.acquire(timeout=900)
+    except Timeout:
+        raise RuntimeError(f"another hub test run has held {lock.lock_file} for 15 minutes") from None
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="sci_hub_", dir="/tmp"))
     root.chmod(0o755)
+    hub = Hub(root, root / "venv", free_port(), free_port(), free_port(), secrets.token_hex(32), secrets.token_hex(32))
     try:
-        venv = build_user_venv(root, wheel)
-        public = free_port()
-        hub = Hub(root, venv, f"http://127.0.0.1:{public}", secrets.token_hex(32), cleanup_servers=cleanup_servers)
-        hub.write_config(public, free_port(), free_port())
-        hub.start()
-        print(f"[hub] venv and hub up in {time.monotonic() - began:.1f} s", file=sys.stderr)
+        hub.launch_proxy()
+        hub.write_config()
+        for user in UNIX_USERS:
+            ensure_user(user)
+        hub.wait_proxy()
+        hub.launch()
+        hub.venv.symlink_to(user_venv(wheel()), target_is_directory=True)
+        hub.wait_up()
+        print(f"[hub] wheel, venv, proxy and hub up in {time.monotonic() - began:.1f} s", file=sys.stderr)
         yield hub
-        hub.stop()
     finally:
-        for user in USERS:
-            subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
-        with suppress(ProcessLookupError, FileNotFoundError, ValueError):
-            os.kill(int((root / "proxy.pid").read_text()), 9)
+        hub.close()
         shutil.rmtree(root, ignore_errors=True)
+        lock.release()
 
 
 def sci_dirs(home: Path) -> Iterator[Path]:
