@@ -22,6 +22,7 @@ ALLOWED = {
     # sci_ext: the load path and the hooks that act from the first cell on
     "sci_ext",
     "sci_ext._version",
+    "sci_ext._lazy",  # lazy_exports: the PEP 562 __getattr__ of the lazy packages
     "sci_ext.core",
     "sci_ext.core.context",
     "sci_ext.core.events",
