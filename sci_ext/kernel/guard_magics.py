@@ -99,6 +99,19 @@ def expand_vars(shell: Any, line: str) -> str:
     return str(shell.var_expand(line, distance + 2))
 
 
+def _as_typed(shell: Any, body: str) -> tuple[str, str]:
+    """The ``%%guarded`` line(s) and the body exactly as the user typed them.
+
+    IPython hands the magic the body with a newline added at the end; the cell as typed
+    (a notebook sends none) is what IPython named the cell after.
+    """
+    header = header_of(shell, body)
+    raw = getattr(getattr(getattr(shell.displayhook, "exec_result", None), "info", None), "raw_cell", None)
+    if header and isinstance(raw, str) and raw.startswith(header):
+        return header, raw[len(header) :]
+    return header, body
+
+
 def resolve_on(text: str, namespace: dict[str, Any]) -> Callable[[BaseException], bool]:
     """``--on`` names -> predicate: categories, classes in the namespace/builtins, or SDK class names."""
     from sci_ext.core import errors
@@ -268,15 +281,18 @@ class GuardMagics(Magics):
         if cached is not None:  # the same cell run again under the same number (silent runs)
             return cached
         source = shell.transform_cell(cell)
+        header, typed = _as_typed(shell, cell)
         try:
-            filename, parsed = compile_body(shell, cell, source)
+            # Registered under the cell's own text: in a kernel, the name IPython gave the
+            # cell already (ipykernel names by the text), and no second hash (cell_names).
+            filename, parsed = compile_body(shell, typed, source)
             # A new cell number, the same cell: IPython's transforms ran again (they may
             # depend on state), and so did the registration of the source for tracebacks;
             # the code compiled from the same source under the same file name is reused
             # (not when AST transformers run: they may change the tree from run to run).
             # The header (the %%guarded line) shifts the line numbers: part of the key, as a
             # file name need not tell cells apart (ipykernel's IPYKERNEL_CELL_NAME names all alike).
-            offset = header_of(shell, cell).count("\n")
+            offset = header.count("\n")
             code_key = None if shell.ast_transformers else (source, filename, offset, shell.compile.flags)
             code = self._code.get(code_key) if code_key is not None else None
             if code is None:

@@ -35,6 +35,7 @@ ALLOWED = {
     "sci_ext.kernel.cellcache",  # the package __init__ only (imports nothing)
     "sci_ext.kernel.cellcache.auto",  # auto mode's transformer: active from the first cell when cache.auto
     "sci_ext.kernel.cell_magic_fastpath",  # a cell magic's cell skips no-op token transforms
+    "sci_ext.kernel.cell_names",  # ipykernel's cell file names, hashed once per text
     "sci_ext.kernel.config_watch",
     "sci_ext.kernel.fd_echo",  # kernel only: redaction of what the kernel echoes to its own stdout/stderr
     "sci_ext.kernel.lazy",
