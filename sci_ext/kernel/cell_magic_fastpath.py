@@ -16,15 +16,27 @@ IPython's (``In``, ``_ih``, history, tracebacks and the cell cache's keys are
 unchanged; ``tests/kernel/test_cell_magic_fastpath.py`` checks it against IPython's own
 transformation as the oracle).  The shortcut is off when another extension changed
 the token or line transforms: their output is no longer known.
+
+:func:`transform_body` is the same idea for the body a cell magic transforms again
+(``%%guarded`` runs ``%magics`` and ``!commands`` inside its cell): a body with no
+``%``, ``!``, ``?`` and no line starting with ``,`` ``;`` or ``/`` holds nothing the
+token transforms look for, so it is not tokenized for them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .state import KernelState
 
-__all__ = ["register"]
+__all__ = ["register", "transform_body"]
+
+#: What IPython's token transforms look for: ``%`` (``x = %magic``, ``%magic``), ``!``
+#: (``x = !cmd``, ``!cmd``), ``?`` (``obj?``), and a line that starts with ``,`` ``;`` or
+#: ``/`` (autocall escapes).  Text with none of them cannot be changed by them.  (A
+#: superset: the characters may sit in strings or comments; then the tokens decide.)
+_TOKEN_WORK = re.compile(r"[%!?]|^\s*[,;/]", re.MULTILINE)
 
 
 def _fast_transform(manager: Any, original: Any, defaults: tuple[Any, ...]) -> Any:
@@ -49,21 +61,57 @@ def _fast_transform(manager: Any, original: Any, defaults: tuple[Any, ...]) -> A
     return transform_cell
 
 
+def transform_body(shell: Any, body: str) -> str:
+    """``shell.transform_cell(body)``, without tokenizing a body the token transforms cannot change.
+
+    A cell magic transforms its body the way IPython transforms a cell (``%%guarded``
+    does, to run ``%magics`` and ``!commands`` inside it): a second full pass in the same
+    cell.  The same steps in the same order as ``InteractiveShell.transform_cell`` (the
+    oracle in ``tests/kernel/test_cell_magic_fastpath.py``); only the token transforms are
+    skipped when the text holds nothing they look for (see ``_TOKEN_WORK``).
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+    from IPython.core.interactiveshell import InteractiveShell
+
+    manager = getattr(shell, "input_transformer_manager", None)
+    if (
+        type(manager) is not TransformerManager
+        or getattr(type(shell), "transform_cell", None) is not InteractiveShell.transform_cell
+        or (tuple(manager.token_transformers), manager.line_transforms) != _defaults()
+    ):
+        return str(shell.transform_cell(body))
+    text = body if body.endswith("\n") else body + "\n"
+    lines = text.splitlines(keepends=True)
+    for transform in manager.cleanup_transforms + manager.line_transforms:
+        lines = transform(lines)
+    cell = "".join(lines)
+    if _TOKEN_WORK.search(cell):
+        cell = "".join(manager.do_token_transforms(lines))
+    # The rest of InteractiveShell.transform_cell: the dynamic transforms of one-line input.
+    if len(cell.splitlines()) == 1:
+        with shell.builtin_trap:
+            cell = shell.prefilter_manager.prefilter_lines(cell) + "\n"
+    lines = cell.splitlines(keepends=True)
+    for transform in shell.input_transformers_post:
+        lines = transform(lines)
+    return "".join(lines)
+
+
+def _defaults() -> tuple[tuple[Any, ...], list[Any]]:
+    """IPython's own token transforms and line transforms (what the shortcuts know)."""
+    from IPython.core.inputtransformer2 import EscapedCommand, HelpEnd, MagicAssign, SystemAssign, cell_magic
+
+    return (MagicAssign, SystemAssign, EscapedCommand, HelpEnd), [cell_magic]
+
+
 def register(ipython: Any, state: KernelState) -> None:
     """Install the shortcut on ``ipython``'s transformer manager; removed on unload."""
-    from IPython.core.inputtransformer2 import (
-        EscapedCommand,
-        HelpEnd,
-        MagicAssign,
-        SystemAssign,
-        TransformerManager,
-        cell_magic,
-    )
+    from IPython.core.inputtransformer2 import TransformerManager
 
     manager = getattr(ipython, "input_transformer_manager", None)
     if type(manager) is not TransformerManager or "transform_cell" in vars(manager):
         return  # a shell with its own manager, or already wrapped: leave it as it is
-    defaults = ((MagicAssign, SystemAssign, EscapedCommand, HelpEnd), [cell_magic])
+    defaults = _defaults()
     if (tuple(manager.token_transformers), manager.line_transforms) != defaults:
         return
     manager.transform_cell = _fast_transform(manager, manager.transform_cell, defaults)  # type: ignore[method-assign]

@@ -32,6 +32,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .cell_magic_fastpath import transform_body
 from .cellcache.source import compile_body, header_of
 from .lines import strip_comment
 from .state import KernelState
@@ -280,7 +281,7 @@ class GuardMagics(Magics):
         cached = self._compiled.get(key)
         if cached is not None:  # the same cell run again under the same number (silent runs)
             return cached
-        source = shell.transform_cell(cell)
+        source = transform_body(shell, cell)
         header, typed = _as_typed(shell, cell)
         try:
             # Registered under the cell's own text: in a kernel, the name IPython gave the

@@ -134,3 +134,73 @@ def test_guarded_cell_runs_through_the_shortcut(ip, capsys):
     assert result.success and result.result == 42
     assert ip.user_ns["y"] == 42
     assert ip.user_ns["_ih"][-1] == oracle("%%guarded\ny = 41 + 1\ny").rstrip("\n")
+
+
+BODY_TEXT = st.lists(
+    st.sampled_from(
+        [
+            "x = 1",
+            "x",
+            "y = x % 3",
+            "print('100%')",
+            "!echo hi",
+            "files = !ls",
+            "w = %who_ls",
+            "%time z = 1",
+            "obj?",
+            "x ! = 1",
+            ",print a b",
+            ";print a b",
+            "/print 1",
+            "  /print 1",
+            "\f/print 1",
+            "total = (1,",
+            "  2)",
+            "r = 6 / 3",
+            "s = '''",
+            "/ inside a string",
+            "'''",
+            "# a comment?",
+            "if x:",
+            "    pass",
+            "",
+            "len",
+        ]
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=BODY_TEXT, newline=st.booleans(), autocall=st.sampled_from([0, 1, 2]))
+def test_transform_body_is_ipythons_transform_cell(ip, lines, newline, autocall):
+    """The body shortcut returns what IPython's own shell.transform_cell returns (the oracle)."""
+    from sci_ext.kernel.cell_magic_fastpath import transform_body
+
+    body = "\n".join(lines) + ("\n" if newline else "")
+    saved = ip.autocall
+    ip.autocall = autocall  # the dynamic (prefilter) transforms of one-line input depend on it
+    try:
+        try:
+            expected = InteractiveShell.transform_cell(ip, body)
+        except SyntaxError as exc:
+            with pytest.raises(SyntaxError) as caught:
+                transform_body(ip, body)
+            assert str(caught.value) == str(exc)
+            return
+        assert transform_body(ip, body) == expected
+    finally:
+        ip.autocall = saved
+
+
+def test_transform_body_skips_the_tokens_only_when_nothing_can_match(ip, monkeypatch):
+    from sci_ext.kernel.cell_magic_fastpath import transform_body
+
+    manager = ip.input_transformer_manager
+    calls: list[list[str]] = []
+    real = manager.do_token_transforms
+    monkeypatch.setattr(manager, "do_token_transforms", lambda lines: calls.append(lines) or real(lines))
+    assert transform_body(ip, "a = 1\nb = a * 2\n") == "a = 1\nb = a * 2\n" and calls == []
+    assert transform_body(ip, "a = 1\nb = %who_ls\n") == "a = 1\nb = get_ipython().run_line_magic('who_ls', '')\n"
+    assert len(calls) == 1
