@@ -36,7 +36,8 @@ __all__ = ["register", "transform_body"]
 #: (``x = !cmd``, ``!cmd``), ``?`` (``obj?``), and a line that starts with ``,`` ``;`` or
 #: ``/`` (autocall escapes).  Text with none of them cannot be changed by them.  (A
 #: superset: the characters may sit in strings or comments; then the tokens decide.)
-_TOKEN_WORK = re.compile(r"[%!?]|^\s*[,;/]", re.MULTILINE)
+#: Compiled at first use: compiling a pattern at import would weigh on ``%load_ext``.
+TRANSFORMABLE = r"[%!?]|^\s*[,;/]"
 
 
 def _fast_transform(manager: Any, original: Any, defaults: tuple[Any, ...]) -> Any:
@@ -68,7 +69,7 @@ def transform_body(shell: Any, body: str) -> str:
     does, to run ``%magics`` and ``!commands`` inside it): a second full pass in the same
     cell.  The same steps in the same order as ``InteractiveShell.transform_cell`` (the
     oracle in ``tests/kernel/test_cell_magic_fastpath.py``); only the token transforms are
-    skipped when the text holds nothing they look for (see ``_TOKEN_WORK``).
+    skipped when the text holds nothing they look for (see :data:`TRANSFORMABLE`).
     """
     from IPython.core.inputtransformer2 import TransformerManager
     from IPython.core.interactiveshell import InteractiveShell
@@ -85,7 +86,7 @@ def transform_body(shell: Any, body: str) -> str:
     for transform in manager.cleanup_transforms + manager.line_transforms:
         lines = transform(lines)
     cell = "".join(lines)
-    if _TOKEN_WORK.search(cell):
+    if re.search(TRANSFORMABLE, cell, re.MULTILINE):  # re caches the compiled pattern
         cell = "".join(manager.do_token_transforms(lines))
     # The rest of InteractiveShell.transform_cell: the dynamic transforms of one-line input.
     if len(cell.splitlines()) == 1:
