@@ -33,7 +33,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .cell_magic_fastpath import transform_body
-from .cellcache.source import compile_body, header_of
+from .cellcache.source import cell_number, header_of
 from .lines import strip_comment
 from .state import KernelState
 
@@ -283,20 +283,23 @@ class GuardMagics(Magics):
             return cached
         source = transform_body(shell, cell)
         header, typed = _as_typed(shell, cell)
+        # As cellcache.source.compile_body: the typed text registered for tracebacks under the
+        # running cell's number, the body parsed with its line numbers as typed.  Registered
+        # under the cell's own text: in a kernel, the name IPython gave the cell already
+        # (ipykernel names by the text; cell_names hashes it once).
+        shown = header + typed if header else source
+        filename = str(shell.compile.cache(shown, cell_number(shell), raw_code=shown))
+        offset = header.count("\n")
+        # A new cell number, the same cell: IPython's transforms ran again (they may depend on
+        # state), and so did the registration; the code compiled from the same source under the
+        # same file name and line offset is reused (ipykernel's IPYKERNEL_CELL_NAME names every
+        # cell alike), never when AST transformers run (they may change the tree run to run).
+        code_key = None if shell.ast_transformers else (source, filename, offset, shell.compile.flags)
+        code = self._code.get(code_key) if code_key is not None else None
         try:
-            # Registered under the cell's own text: in a kernel, the name IPython gave the
-            # cell already (ipykernel names by the text), and no second hash (cell_names).
-            filename, parsed = compile_body(shell, typed, source)
-            # A new cell number, the same cell: IPython's transforms ran again (they may
-            # depend on state), and so did the registration of the source for tracebacks;
-            # the code compiled from the same source under the same file name is reused
-            # (not when AST transformers run: they may change the tree from run to run).
-            # The header (the %%guarded line) shifts the line numbers: part of the key, as a
-            # file name need not tell cells apart (ipykernel's IPYKERNEL_CELL_NAME names all alike).
-            offset = header.count("\n")
-            code_key = None if shell.ast_transformers else (source, filename, offset, shell.compile.flags)
-            code = self._code.get(code_key) if code_key is not None else None
             if code is None:
+                # Blank lines in front: the line numbers as typed, at parse time.
+                parsed = ast.parse("\n" * offset + source, filename)
                 code = self._compile_tree(shell, parsed, source, filename)
                 if code_key is not None:
                     if len(self._code) > 64:

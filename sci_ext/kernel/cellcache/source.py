@@ -53,7 +53,8 @@ def compile_body(shell: Any, body: str, source: str) -> tuple[str, ast.Module]:
     number = cell_number(shell)
     shown = header + body if header else source
     filename = str(shell.compile.cache(shown, number, raw_code=shown))
-    # Blank lines in front shift every line number at parse time (ast.increment_lineno
-    # would walk the whole tree again: a few us per guarded/cached cell run).
-    tree = ast.parse("\n" * header.count("\n") + source, filename)
+    tree = ast.parse(source, filename)
+    offset = header.count("\n")
+    if offset:
+        ast.increment_lineno(tree, offset)
     return filename, tree
