@@ -145,7 +145,7 @@ def bench_breaker(number: int) -> None:
 
 
 KERNEL_CODE = """
-import time, json
+import gc, time, json
 ip = get_ipython()
 _compiled = {{}}
 def _floor(line, cell):
@@ -157,6 +157,7 @@ def _floor(line, cell):
 ip.register_magic_function(_floor, "cell", "sci_bench_floor")
 CELLS = {{"plain": "x = 1", "guarded": "%%guarded\\nx = 1", "floor": "%%sci_bench_floor\\nx = 1"}}
 def block(cell, n, kwargs):
+    gc.collect()  # each block pays for the garbage of its own cells, not for the others'
     start = time.thread_time()  # CPU time of this thread: other processes cannot add to it
     for _ in range(n):
         ip.run_cell(cell, **kwargs)
@@ -169,7 +170,7 @@ for mode in ("silent", "notebook"):
     for cell in CELLS.values():
         block(cell, 20, kwargs)  # warm up
     runs = {{key: [] for key in CELLS}}
-    for _ in range(9):  # interleaved blocks: a slow spell of the machine hits all three alike
+    for _ in range(15):  # interleaved blocks: a slow spell of the machine hits all three alike
         for key, cell in CELLS.items():
             runs[key].append(block(cell, {n}, kwargs))
     for key in CELLS:
@@ -212,7 +213,7 @@ def bench_kernel(cells: int) -> None:
     text = "".join(outputs)
     figures = json.loads(text.strip().splitlines()[-1])
     print(
-        "\n[4] a cell in a real kernel (run_cell, CPU time inside the kernel, best of 9 interleaved blocks), per cell"
+        "\n[4] a cell in a real kernel (run_cell, CPU time inside the kernel, best of 15 interleaved blocks), per cell"
     )
     for mode, what in (
         ("notebook", "as the kernel runs a notebook cell: history, In/Out, sci_ext's cell hooks"),
