@@ -6,7 +6,9 @@ quarter of ``import IPython``; ``tests/kernel/test_load_budget.py`` lists what i
 * it installs the hooks that must act from the first cell on, one module each in
   :data:`FEATURE_MODULES` (``register(ipython, state)``): correlation ids and cell
   telemetry, output redaction, the LLM cell notices and SDK import watch, the config
-  files' hot reload, and auto mode's input transformer (``%sci_cache auto``);
+  files' hot reload, auto mode's input transformer (``%sci_cache auto``) and the
+  shortcut that spares a cell magic's cell IPython's no-op token transforms, and the
+  memo of ipykernel's (pure-Python hashed) cell file names;
 * it registers every magic *by name* (:mod:`.lazy`): a magic's module loads at its
   first use.
 
@@ -31,6 +33,8 @@ FEATURE_MODULES: list[str] = [
     "sci_ext.kernel.llm_cells",
     "sci_ext.kernel.config_watch",
     "sci_ext.kernel.cellcache.auto",
+    "sci_ext.kernel.cell_magic_fastpath",
+    "sci_ext.kernel.cell_names",
     "sci_ext.kernel.lazy",
 ]
 

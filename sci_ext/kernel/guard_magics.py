@@ -25,14 +25,15 @@ import re
 import sqlite3
 import sys
 from collections.abc import Callable
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .cellcache.source import compile_body
+from .cell_magic_fastpath import transform_body
+from .cellcache.source import cell_number, header_of
 from .lines import strip_comment
 from .state import KernelState
 
@@ -70,6 +71,46 @@ def split_fallback(line: str) -> tuple[str, str | None]:
     except SyntaxError as exc:
         raise UsageError(f"--fallback: not a valid Python statement ({exc.msg}): {statement!r}") from None
     return line[: match.start()], statement
+
+
+def expand_vars(shell: Any, line: str) -> str:
+    """``line`` with ``$name`` and ``{expr}`` expanded, as IPython's ``run_cell_magic`` would.
+
+    ``%%guarded`` opts out of IPython's expansion, which copies the whole user namespace
+    on every call (it grows by one ``_iN`` per cell: a long session pays for it in every
+    guarded cell).  A line without ``$``, ``{`` or ``}`` comes out of IPython's formatter
+    unchanged, so only such lines are expanded here, with the same namespace (the user
+    namespace and the locals of the frame IPython picks, two above ``run_cell_magic``).  Called
+    without ``run_cell_magic`` (the magic function called directly), IPython expands
+    nothing, and neither does this.
+    """
+    if "$" not in line and "{" not in line and "}" not in line:
+        return line
+    from IPython.core.interactiveshell import InteractiveShell
+
+    target = InteractiveShell.run_cell_magic.__code__
+    frame: FrameType | None = sys._getframe(1)
+    distance = 1
+    while frame is not None and frame.f_code is not target:
+        frame, distance = frame.f_back, distance + 1
+    if frame is None:
+        return line
+    # IPython's run_cell_magic expands with var_expand(line, stack_depth=2): the frame two
+    # above run_cell_magic (var_expand counts from itself: sys._getframe(depth + 1)).
+    return str(shell.var_expand(line, distance + 2))
+
+
+def _as_typed(shell: Any, body: str) -> tuple[str, str]:
+    """The ``%%guarded`` line(s) and the body exactly as the user typed them.
+
+    IPython hands the magic the body with a newline added at the end; the cell as typed
+    (a notebook sends none) is what IPython named the cell after.
+    """
+    header = header_of(shell, body)
+    raw = getattr(getattr(getattr(shell.displayhook, "exec_result", None), "info", None), "raw_cell", None)
+    if header and isinstance(raw, str) and raw.startswith(header):
+        return header, raw[len(header) :]
+    return header, body
 
 
 def resolve_on(text: str, namespace: dict[str, Any]) -> Callable[[BaseException], bool]:
@@ -144,10 +185,12 @@ class GuardMagics(Magics):
     """The ``%%guarded`` cell magic."""
 
     _compiled: dict[tuple[str, int], tuple[str, CodeType | None, CodeType | None]]
+    _code: dict[tuple[str, str, int, int], tuple[CodeType | None, CodeType | None]]
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._compiled = {}
+        self._code = {}
         self._parsed: dict[str, tuple[Any, str | None]] = {}
 
     @property
@@ -170,6 +213,7 @@ class GuardMagics(Magics):
     @argument("--breaker", metavar="NAME", help="circuit breaker shared by every cell and kernel naming it")
     @argument("--rate", metavar="N/UNIT", help="token bucket, e.g. 60/minute, shared under NAME")
     @argument("--fallback", metavar="STATEMENT", help="run when all attempts fail or the breaker is open (last option)")
+    @no_var_expand  # expanded by expand_vars, only when the line asks for it
     @cell_magic
     def guarded(self, line: str, cell: str) -> None:
         """Run the cell, retrying transient failures with backoff.
@@ -187,6 +231,7 @@ class GuardMagics(Magics):
         the last option; the error is bound to ``_sci_error`` while it runs.
         """
         __tracebackhide__ = True
+        line = expand_vars(self.ip, line)
         parsed = self._parsed.get(line)
         if parsed is None:
             # Parsing is pure, and argparse is half the magic's own cost: parse a line once.
@@ -234,21 +279,32 @@ class GuardMagics(Magics):
         shell = self.ip
         key = (cell, shell.execution_count)
         cached = self._compiled.get(key)
-        if cached is not None:
+        if cached is not None:  # the same cell run again under the same number (silent runs)
             return cached
-        source = shell.transform_cell(cell)
+        source = transform_body(shell, cell)
+        header, typed = _as_typed(shell, cell)
+        # As cellcache.source.compile_body: the typed text registered for tracebacks under the
+        # running cell's number, the body parsed with its line numbers as typed.  Registered
+        # under the cell's own text: in a kernel, the name IPython gave the cell already
+        # (ipykernel names by the text; cell_names hashes it once).
+        shown = header + typed if header else source
+        filename = str(shell.compile.cache(shown, cell_number(shell), raw_code=shown))
+        offset = header.count("\n")
+        # A new cell number, the same cell: IPython's transforms ran again (they may depend on
+        # state), and so did the registration; the code compiled from the same source under the
+        # same file name and line offset is reused (ipykernel's IPYKERNEL_CELL_NAME names every
+        # cell alike), never when AST transformers run (they may change the tree run to run).
+        code_key = None if shell.ast_transformers else (source, filename, offset, shell.compile.flags)
+        code = self._code.get(code_key) if code_key is not None else None
         try:
-            filename, parsed = compile_body(shell, cell, source)
-            tree = shell.transform_ast(parsed)
-            body, last = tree.body, None
-            # As in a plain cell: the last expression is displayed unless it ends with ';'.
-            quiet = shell.displayhook.semicolon_at_end_of_expression(source)
-            if body and isinstance(body[-1], ast.Expr) and not quiet:
-                body, last = body[:-1], body[-1]
-            flags = shell.compile.flags
-            head = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, True) if body else None
-            # 'single' mode sends the last expression's value to the displayhook (Out[n]).
-            tail = compile(ast.Interactive(body=[last]), filename, "single", flags, True) if last else None
+            if code is None:
+                # Blank lines in front: the line numbers as typed, at parse time.
+                parsed = ast.parse("\n" * offset + source, filename)
+                code = self._compile_tree(shell, parsed, source, filename)
+                if code_key is not None:
+                    if len(self._code) > 64:
+                        self._code.clear()
+                    self._code[code_key] = code
         except SyntaxError as exc:
             if "await" in str(exc.msg):
                 raise UsageError(
@@ -258,8 +314,25 @@ class GuardMagics(Magics):
             raise
         if len(self._compiled) > 64:
             self._compiled.clear()
-        self._compiled[key] = (filename, head, tail)
-        return filename, head, tail
+        self._compiled[key] = compiled = (filename, code[0], code[1])
+        return compiled
+
+    @staticmethod
+    def _compile_tree(
+        shell: Any, parsed: ast.Module, source: str, filename: str
+    ) -> tuple[CodeType | None, CodeType | None]:
+        """The cell's statements (``exec``) and its last expression (``single``: shown as Out[n])."""
+        tree = shell.transform_ast(parsed)
+        body, last = tree.body, None
+        # As in a plain cell: the last expression is displayed unless it ends with ';'
+        # (asked only when there is one: the check tokenizes the cell).
+        if body and isinstance(body[-1], ast.Expr) and not shell.displayhook.semicolon_at_end_of_expression(source):
+            body, last = body[:-1], body[-1]
+        flags = shell.compile.flags
+        head = compile(ast.Module(body=body, type_ignores=[]), filename, "exec", flags, True) if body else None
+        # 'single' mode sends the last expression's value to the displayhook (Out[n]).
+        tail = compile(ast.Interactive(body=[last]), filename, "single", flags, True) if last else None
+        return head, tail
 
     def _run(self, args: Any, cell: str, fallback: str | None) -> BaseException | None:
         __tracebackhide__ = True

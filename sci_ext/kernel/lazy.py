@@ -21,7 +21,7 @@ from typing import Any
 
 from .state import KernelState
 
-__all__ = ["LAZY_MAGICS", "LazyMagic", "register"]
+__all__ = ["LAZY_MAGICS", "NO_VAR_EXPAND", "LazyMagic", "register"]
 
 #: magic module -> the (kind, name) of every magic its ``register(ipython, state)`` registers.
 LAZY_MAGICS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -34,6 +34,13 @@ LAZY_MAGICS: dict[str, tuple[tuple[str, str], ...]] = {
     "sci_ext.kernel.health_magics": (("line", "sci_health"),),
 }
 
+#: The magics that expand ``$name`` / ``{expr}`` in their line themselves (IPython's
+#: ``@no_var_expand``): their stand-ins say so too, or the first call would expand twice.
+NO_VAR_EXPAND: frozenset[tuple[str, str]] = frozenset({("cell", "guarded")})
+
+#: The attribute IPython's ``no_var_expand`` sets (``IPython.core.magic.MAGIC_NO_VAR_EXPAND_ATTR``).
+_NO_VAR_EXPAND_ATTR = "_ipython_magic_no_var_expand"
+
 
 class LazyMagic:
     """Stands in for one magic until its module is imported."""
@@ -45,6 +52,8 @@ class LazyMagic:
         self.kind = kind
         self.name = name
         self.__name__ = name  # what IPython and inspect show
+        if (kind, name) in NO_VAR_EXPAND:
+            setattr(self, _NO_VAR_EXPAND_ATTR, True)
 
     def resolve(self) -> Any:
         """Import the module, register its real magics, and return the one this stands in for."""

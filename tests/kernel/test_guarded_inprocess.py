@@ -11,11 +11,19 @@ from sci_ext.kernel.guard_magics import resolve_on, split_fallback
 
 @pytest.fixture
 def ip():
-    shell = InteractiveShell.instance()
+    from IPython.testing.globalipapp import get_ipython as start_ipython
+
+    from sci_ext.kernel import KernelState
+
+    # The process's one shell (another in-process test file may have made it), freshly loaded.
+    shell = InteractiveShell.instance() if InteractiveShell.initialized() else start_ipython()
+    if KernelState.get(shell).loaded:
+        shell.run_line_magic("unload_ext", "sci_ext")
     shell.run_line_magic("load_ext", "sci_ext")
     shell.user_ns.pop("_sci_error", None)
     yield shell
-    shell.run_line_magic("unload_ext", "sci_ext")
+    if KernelState.get(shell).loaded:
+        shell.run_line_magic("unload_ext", "sci_ext")
 
 
 def test_split_fallback():
@@ -162,3 +170,58 @@ def test_bad_options_are_one_line_usage_errors(ip, capsys, line, message):
     assert err.startswith("UsageError: ") and message in err, err
     assert err.count("\n") == 1
     assert ip.user_ns["ran"] is False
+
+
+def _guarded_label(err: str) -> str | None:
+    import re
+
+    match = re.search(r"guarded (\S+): ValueError is not transient", err)
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["$label --retries {n}", "{label + '.x'}", "$twice", "{{braces}}$missing", "$$label", "plain --retries 1", "$line"],
+)
+@pytest.mark.parametrize("from_function", [False, True])
+def test_line_variables_expand_as_ipython_expands_them(ip, capsys, line, from_function):
+    """%%guarded expands $name/{expr} itself (IPython's expansion copies the namespace): same result.
+
+    The oracle is IPython's own expansion, seen by a cell magic that does not opt out, called
+    the same way (a cell, or run_cell_magic inside a function, whose frame IPython does not
+    use).  Each line runs twice: the first call goes through the lazy stand-in, the second
+    reaches the magic directly; a value holding '$' must not be expanded a second time.
+    """
+    seen: list[str] = []
+    ip.register_magic_function(lambda line, cell: seen.append(line), "cell", "sci_test_spy")
+    ip.user_ns.update(label="lbl", n=1, twice="$label", line="fromns")
+
+    def cell(magic: str, body: str) -> str:
+        if not from_function:
+            return f"%%{magic} {line}\n{body}"
+        return (
+            "def _sci_call():\n"
+            "    label = 'fromlocals'\n"
+            f"    get_ipython().run_cell_magic({magic!r}, {line!r}, {body!r})\n"
+            "_sci_call()"
+        )
+
+    ip.run_cell(cell("sci_test_spy", "pass"))
+    expected = seen[-1].split()[0]
+    for _ in range(2):
+        ip.run_cell(cell("guarded", "raise ValueError('boom')"))
+        err = capsys.readouterr().err
+        shown = _guarded_label(err)
+        if shown is None:  # not a valid NAME: the usage error quotes the expanded line
+            assert f"{expected!r} may only hold" in err
+        else:
+            assert shown == expected
+
+
+def test_a_syntax_error_names_the_line_as_typed(ip):
+    """The body's SyntaxError points at the typed line (the %%guarded line counted), as in a plain cell."""
+    plain = ip.run_cell("x = 1\ny = (\n").error_in_exec or ip.run_cell("x = 1\ny = (\n").error_before_exec
+    guarded = ip.run_cell("%%guarded\nx = 1\ny = (\n")
+    error = guarded.error_in_exec or guarded.error_before_exec
+    assert isinstance(error, SyntaxError) and isinstance(plain, SyntaxError)
+    assert (error.lineno, error.text.strip()) == (plain.lineno + 1, plain.text.strip()) == (3, "y = (")

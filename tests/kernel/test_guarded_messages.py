@@ -86,3 +86,17 @@ def test_other_errors_keep_ipythons_traceback(guarded_kernel: KernelSession) -> 
     res = guarded_kernel.run("def f():\n    raise KeyError('k')\nf()")
     text = shown(res)
     assert len(frames(text)) == 2 and "KeyError" in text
+
+
+def test_the_same_cell_run_again_names_its_new_cell_number(guarded_kernel: KernelSession) -> None:
+    """Run again, a cell reuses its compiled code (same source) but its traceback names the new In[N]."""
+    cell = "%%guarded again --retries 0\ny = 2\nraise ValueError(f'again {y}')\n"
+    numbers = []
+    for _ in range(2):
+        # IPython 9 counts the running cell first: inside cell N, execution_count is N + 1.
+        number = int(guarded_kernel.run("get_ipython().execution_count").result["text/plain"])
+        text = shown(guarded_kernel.run(cell))
+        assert frames(text) == [f"Cell In[{number}], line 3"], text
+        assert "raise ValueError(f'again {y}')" in text and "ValueError: again 2" in text
+        numbers.append(number)
+    assert numbers[0] != numbers[1]

@@ -93,3 +93,17 @@ def test_the_sdk_list_is_the_instrumented_one():
     from sci_ext.kernel.llm_cells import SDKS
 
     assert set(SDKS) == set(PROVIDERS)
+
+
+def test_stand_ins_expand_variables_as_their_magics_do(ip):
+    """A stand-in opts out of IPython's $var expansion exactly when its real magic does."""
+    from IPython.core.magic import MAGIC_NO_VAR_EXPAND_ATTR
+
+    for module, magics in LAZY_MAGICS.items():
+        stubs = {(kind, name): _table(ip)[kind][name] for kind, name in magics}
+        importlib.import_module(module).register(ip, KernelState.get(ip))
+        for (kind, name), stub in stubs.items():
+            real = _table(ip)[kind][name]
+            assert getattr(stub, MAGIC_NO_VAR_EXPAND_ATTR, False) == getattr(real, MAGIC_NO_VAR_EXPAND_ATTR, False), (
+                name
+            )

@@ -22,6 +22,7 @@ ALLOWED = {
     # sci_ext: the load path and the hooks that act from the first cell on
     "sci_ext",
     "sci_ext._version",
+    "sci_ext._lazy",  # lazy_exports: the PEP 562 __getattr__ of the lazy packages
     "sci_ext.core",
     "sci_ext.core.context",
     "sci_ext.core.events",
@@ -33,6 +34,8 @@ ALLOWED = {
     "sci_ext.core.autorun",  # stdlib only: the report variable of auto mode
     "sci_ext.kernel.cellcache",  # the package __init__ only (imports nothing)
     "sci_ext.kernel.cellcache.auto",  # auto mode's transformer: active from the first cell when cache.auto
+    "sci_ext.kernel.cell_magic_fastpath",  # a cell magic's cell skips no-op token transforms
+    "sci_ext.kernel.cell_names",  # ipykernel's cell file names, hashed once per text
     "sci_ext.kernel.config_watch",
     "sci_ext.kernel.fd_echo",  # kernel only: redaction of what the kernel echoes to its own stdout/stderr
     "sci_ext.kernel.lazy",

@@ -238,8 +238,11 @@ def test_a_failing_fallback_shows_its_own_source(kernel):
         "%%guarded --retries 0 --fallback ratio = 1 / len(_sci_error.args[1:])\nraise ConnectionError('down')"
     )
     assert res.error is not None and res.error["ename"] == "ZeroDivisionError"
-    traceback = "\n".join(res.error["traceback"])
+    # Colours stripped: the highlighted source splits the statement ("[1:]" is coloured).
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(res.error["traceback"]))
     assert "Could not get source" not in traceback and "len(_sci_error.args[1:])" in traceback, traceback
+    # The fallback's own frame shows the statement, not only the %%guarded line that names it.
+    assert re.search(r"^-*> 1 ratio = 1 / len\(_sci_error\.args\[1:\]\)$", traceback, re.M), traceback
 
 
 # -- an unusable cache directory ----------------------------------------------------------------

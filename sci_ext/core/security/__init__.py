@@ -18,8 +18,9 @@ first use of the vault.  The ``.env`` migrator registers itself where it is used
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -63,16 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .vault import SecretInfo, Vault  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        if name in ("apikeys", "audit", "dotenv", "lockout", "manager", "masterkey", "redact", "vault"):
-            return importlib.import_module(f"{__name__}.{name}")  # `from sci_ext.core.security import dotenv`
-        raise AttributeError(f"module 'sci_ext.core.security' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+# The submodules, as attributes: `from sci_ext.core.security import dotenv`.
+_SUBMODULES = ("apikeys", "audit", "dotenv", "lockout", "manager", "masterkey", "redact", "vault")
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBMODULES)

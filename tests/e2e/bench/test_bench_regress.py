@@ -88,3 +88,19 @@ def test_the_committed_baseline_names_existing_scripts():
     for label, entry in config["ratios"].items():
         assert label.split(": ")[0] in config["scripts"] and entry["better"] in ("lower", "higher")
         assert "goal" in entry, f"{label}: every ratio states its goal (null: none)"
+
+
+def test_the_bench_extra_holds_every_peer_the_benchmarks_import():
+    """A peer missing from `pip install 'sci_ext[bench]'` would make its ratios fail (never vanish)."""
+    import re
+
+    # The `bench = [...]` line of [project.optional-dependencies] (tomllib is Python 3.11+).
+    line = re.search(r"^bench = \[(.*)\]$", (REPO / "pyproject.toml").read_text(), re.M)
+    assert line, "pyproject.toml has no bench extra"
+    extra = re.findall(r'"([^"]+)"', line.group(1))
+    names = {re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].lower().replace("_", "-") for spec in extra}
+    peers = {"pybreaker", "tenacity", "joblib", "xxhash", "prometheus-client"}
+    assert peers <= names, peers - names
+    sources = "\n".join(p.read_text() for p in (REPO / "benchmarks").glob("bench_*.py"))
+    for module in ("pybreaker", "tenacity", "joblib", "xxhash", "prometheus_client"):
+        assert re.search(rf"^\s*(import|from) {module}\b", sources, re.M), f"no benchmark imports {module}"

@@ -14,6 +14,7 @@ def test_bench_resilience_quick_prints_ratios():
         "ratio success-path overhead retry_with_backoff/tenacity:",
         "ratio retry-path time retry_with_backoff/tenacity:",
         "ratio %%guarded cell / plain cell:",
+        "ratio %%guarded cell / plain cell, notebook run:",
         "ratio %%guarded cell / no-op cell magic:",
     ):
         assert line in text, text
