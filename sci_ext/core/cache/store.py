@@ -196,7 +196,7 @@ class DiskStore:
             handle = cache._disk.fetch(mode, filename, value, True)
         except OSError:
             return None  # deleted between the query and the read (as diskcache's get)
-        self._counts.touch(rowid)
+        self._counts.note_hit(rowid)
         return handle
 
     def flush_counts(self) -> None:
@@ -334,7 +334,7 @@ class _DeferredWrites:
             self._start()
         self._wake.set()
 
-    def touch(self, rowid: int) -> None:
+    def note_hit(self, rowid: int) -> None:
         """Record that a row was read now (its access time, for least-recently-used eviction)."""
         with self._lock:
             self._touched[rowid] = time.time()
