@@ -33,8 +33,10 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 def load_ipython_extension(ipython: Any) -> None:
     """Called by ``%load_ext sci_ext``: register the magics and kernel hooks."""
     from .kernel import load
+    from .kernel.state import KernelState
 
     load(ipython)
+    KernelState.get(ipython).user_loaded = True  # the notebook asked for sci_ext: its notices too
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -16,5 +16,7 @@ __all__ = ["load_ipython_extension"]
 def load_ipython_extension(ipython: Any) -> None:
     """Load sci_ext (magics, hooks, auto mode) into ``ipython``."""
     from . import load
+    from .state import KernelState
 
     load(ipython)
+    KernelState.get(ipython).started_by_runner = True

@@ -80,9 +80,10 @@ class SDKImportWatch:
 class CellWatch:
     """The per-cell notice: which run is the cell, what it spent and saved."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: KernelState | None = None) -> None:
         self.token: Any = None
         self.correlation_id: str | None = None
+        self.state = state
 
     def pre_run_cell(self, info: Any = None) -> None:
         """Instrument an SDK imported meanwhile; note the cell's correlation id."""
@@ -103,28 +104,41 @@ class CellWatch:
         usage = sys.modules.get(_USAGE)
         if cid is None or usage is None:  # no LLM book: no call and no saving to report
             return
-        from ..core.llm import report, settings
+        from ..core.llm import report
 
         calls = [c for c in list(usage.BOOK.calls) if c.correlation_id == cid]
         saved = [s for s in list(usage.BOOK.saved) if s.correlation_id == cid]
         if calls or saved:
             usage.BOOK.last_cell = cid
-        if calls:
-            threshold = settings.current().notify_cost_usd
-            if threshold is not None:
-                known = [c.cost_usd for c in calls if c.cost_usd is not None]
-                cost = sum(known) if known else None
-                unknown = sum(1 for c in calls if c.cost_usd is None and c.status == "ok")
-                if (cost or 0) > threshold or (cost is None and threshold == 0):
-                    blocked = sum(1 for c in calls if c.status == "blocked")
-                    text = report.notice(len(calls) - blocked, cost, unknown).replace(" call", " LLM call", 1)
-                    extra = f", {blocked} refused by a budget" if blocked else ""
-                    print(f"[sci_ext] this cell: {text}{extra}", flush=True)
-        if saved:
+        state = self.state
+        # In a notebook runner's kernel the outputs must be a plain run's (KernelState.started_by_runner).
+        runner = state is not None and state.started_by_runner
+        shown = not runner or (state is not None and state.user_loaded)
+        if calls and shown:
+            blocked = sum(1 for c in calls if c.status == "blocked")
+            known = [c.cost_usd for c in calls if c.cost_usd is not None]
+            unknown = sum(1 for c in calls if c.cost_usd is None and c.status == "ok")
+            self._cost_notice(len(calls) - blocked, sum(known) if known else None, unknown, blocked)
+        if saved and not runner:
             total = sum(s.calls for s in saved)
             cost_saved = sum(s.cost_usd for s in saved)
             text = report.notice(total, cost_saved).replace(" call", " LLM call", 1)
             print(f"[sci_ext] cache hit: saved {text}", flush=True)
+        elif saved and shown:
+            # The runner's cache restored the cell: show what the plain run that makes the calls shows.
+            self._cost_notice(sum(s.calls for s in saved), sum(s.cost_usd for s in saved), 0, 0)
+
+    @staticmethod
+    def _cost_notice(count: int, cost: float | None, unknown: int, blocked: int) -> None:
+        """``[sci_ext] this cell: 3 LLM calls, $0.0021`` when the cost passes ``llm.notify_cost_usd``."""
+        from ..core.llm import report, settings
+
+        threshold = settings.current().notify_cost_usd
+        if threshold is None or not ((cost or 0) > threshold or (cost is None and threshold == 0)):
+            return
+        text = report.notice(count, cost, unknown).replace(" call", " LLM call", 1)
+        extra = f", {blocked} refused by a budget" if blocked else ""
+        print(f"[sci_ext] this cell: {text}{extra}", flush=True)
 
 
 def _alert(alert: Any) -> None:
@@ -150,7 +164,7 @@ def register(ipython: Any, state: KernelState) -> None:
     """Install the cell hooks and the SDK import watch; instrument an SDK imported already."""
     from ..core.events import channel
 
-    watch = CellWatch()
+    watch = CellWatch(state)
     state.add_event("pre_run_cell", watch.pre_run_cell)
     state.add_event("post_run_cell", watch.post_run_cell)
     state.on_close(channel("llm_budget_alert").add(_alert))

@@ -19,6 +19,12 @@ class KernelState:
     def __init__(self, ipython: InteractiveShell) -> None:
         self.ipython = ipython
         self.loaded = False
+        #: Loaded by a notebook runner (nbval --sci-cache, ``jupyter sci run``): the outputs
+        #: must be a plain run's, so notices about the runner's cache (LLM calls a hit saved)
+        #: never go into them, and the others only once the notebook loads sci_ext itself.
+        self.started_by_runner = False
+        #: The notebook (or user) ran ``%load_ext sci_ext``.
+        self.user_loaded = False
         self._cleanups: list[Callable[[], None]] = []
 
     @classmethod

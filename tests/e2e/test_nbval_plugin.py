@@ -286,6 +286,50 @@ def test_a_cache_from_a_machine_with_other_package_versions_misses_with_the_reas
     assert plain == {0: True, 1: False}  # 63 where the notebook stored 42: the full run fails too
 
 
+def test_llm_notices_in_the_outputs_are_a_plain_runs(tmp_path: Path) -> None:
+    # The runner loads sci_ext, the notebook may not: no "[sci_ext] this cell" notice before the
+    # notebook's own %load_ext, none about the runner's cache hits, and after it the notices a
+    # plain run prints, also when the cell is restored. The oracle is plain nbval.
+    from sci_ext.testing import FakeLLMServer
+
+    call = "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{{'role': 'user', 'content': '{}'}}])\nprint(r.choices[0].message.content)"
+    with FakeLLMServer() as server:
+        env = _env(tmp_path)
+        env.update(OPENAI_BASE_URL=server.openai_url, OPENAI_API_KEY="sk-fake-nbval")
+        directory = tmp_path / "nb"
+        directory.mkdir()
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_code_cell(source)
+            for source in (
+                "import openai\nclient = openai.OpenAI()",
+                call.format("before"),
+                "%load_ext sci_ext\n%sci_config llm.notify_cost_usd=0",
+                call.format("after"),
+            )
+        ]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        from nbclient import NotebookClient
+
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        nbformat.write(nb, directory / "research.ipynb")
+        stored = [o.get("text", "") for o in nb.cells[3].outputs]
+        assert any("[sci_ext] this cell: 1 LLM call" in text for text in stored), stored  # a plain run's notice
+        plain, plain_out = nbval(directory, env)
+        assert all(plain.values()) and len(plain) == 4, plain_out
+        cache = tmp_path / "cells"
+        for attempt in ("first", "second"):
+            outcomes, out = cached(directory, env, cache)
+            assert outcomes == plain, (attempt, out)
+        assert "restored" in out, out
+
+
 def sci_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sci_ext", "run", *args], env=env, capture_output=True, text=True, timeout=300
