@@ -181,12 +181,20 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_nbval_corpus_") as tmp, ExitStack() as servers:
         for case in cases:
             root = Path(tmp) / case.name
-            env = _env(root)
+            llm: dict[str, str] = {}
             if case.llm:
                 stack: list[Any] = []
-                env.update(_llm_env(stack))
+                llm = _llm_env(stack)
                 for server in stack:
                     servers.callback(server.stop)
+            runs = iter(range(1000))
+
+            def fresh(root: Path = root, runs: Any = runs, llm: dict[str, str] = llm) -> dict[str, str]:
+                # Each run its own XDG state (vault, config, sci_ext's own cache), as separate CI
+                # jobs have: only --sci-cache-dir carries over between runs.
+                return {**_env(root / f"run{next(runs)}"), **llm}
+
+            env = fresh()
             original = _fresh_workdir(case, root, "original")
             nb = nbformat.read(case.notebook, as_version=4)
             path = original / "nb.ipynb"
@@ -198,9 +206,9 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
                     print(f"{case.name}: plain reference run raised {type(exc).__name__}")
             cache = root / "cells"
             cached = [*_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"]
-            _, full_unedited, _ = nbval(path, env, *sanitize)
-            _, fast_unedited, _ = nbval(path, env, *sanitize, *cached)  # fills the cache
-            _, again, out_again = nbval(path, env, *sanitize, *cached)  # restores from it
+            _, full_unedited, _ = nbval(path, fresh(), *sanitize)
+            _, fast_unedited, _ = nbval(path, fresh(), *sanitize, *cached)  # fills the cache
+            _, again, out_again = nbval(path, fresh(), *sanitize, *cached)  # restores from it
             restored = sum(int(n) for n in re.findall(r"(\d+) restored", out_again))
             edited_dir = root / "edited"
             shutil.copytree(original, edited_dir)
@@ -209,8 +217,8 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
             for cell, source in zip(code, case.edit.apply([c.source for c in code], edited_dir), strict=True):
                 cell.source = source
             nbformat.write(edited, edited_dir / "nb.ipynb")
-            _, full, _ = nbval(edited_dir / "nb.ipynb", env, *sanitize)
-            _, fast, out = nbval(edited_dir / "nb.ipynb", env, *sanitize, *cached)
+            _, full, _ = nbval(edited_dir / "nb.ipynb", fresh(), *sanitize)
+            _, fast, out = nbval(edited_dir / "nb.ipynb", fresh(), *sanitize, *cached)
             ran = len(re.findall(r"cell \d+ ran", out))
             verdicts = {
                 "unedited": (full_unedited, fast_unedited),

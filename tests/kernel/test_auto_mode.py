@@ -165,3 +165,23 @@ def test_a_trailing_semicolon_is_part_of_the_key(ip, capsys):
         out = capsys.readouterr().out
         assert ("10" in out) is shown, (cell, out)
     assert SESSION.last is not None and SESSION.last.status == "hit"
+
+
+@pytest.mark.parametrize(
+    ("setup", "cell", "named"),
+    [
+        ("", "from sci_ext import get_config\nretries = get_config().retry.max_attempts", "module sci_ext"),
+        ("from sci_ext.core import CircuitBreaker", "state = CircuitBreaker('demo-a').state", "CircuitBreaker"),
+        ("from sci_ext.core import get_security_manager\nsm = get_security_manager()", "n = len(sm.list_secrets())", "sm"),
+    ],
+)
+def test_a_cell_using_sci_ext_itself_runs_every_time_and_says_so(ip, capsys, setup, cell, named):
+    # sci_ext's state lives outside the notebook's variables: a restored cell would skip a
+    # configuration read, a breaker's state or a vault read that a plain run does.
+    if setup:
+        ip.run_cell(setup).raise_error()
+    for _ in range(2):
+        run(ip, cell).raise_error()
+        assert SESSION.last is not None and SESSION.last.status == "uncached", SESSION.last
+    err = capsys.readouterr().err
+    assert err.count("uses sci_ext's own") == 1 and named in err, err  # once per cell

@@ -169,7 +169,11 @@ class AutoCache:
     def notice(self, message: str) -> None:
         """A one-line notice of the engine: into the report, or shown once per cell."""
         current = self._current
-        if current is not None and self.report_path():
+        if current is None or "status" in current:
+            # Not a cell auto mode wrapped (the notebook's own %%cached, auto mode off): as without it.
+            print(message, file=sys.stderr, flush=True)
+            return
+        if self.report_path():
             current.setdefault("notices", []).append(message)
             return
         key = current["cell"] if current else ""

@@ -159,6 +159,26 @@ def _digest(value: Any, label: str) -> str:
     return hasher.digest()
 
 
+def _uses_sci_ext(analysis: CellAnalysis, ns: dict[str, Any], inputs: Any) -> str | None:
+    """The first sci_ext module or object the cell imports or reads, if any.
+
+    sci_ext keeps its state in its own modules and files, which no key covers: restoring
+    such a cell would skip a configuration change, a breaker's wait or a vault write that
+    later cells see.
+    """
+    for module in analysis.imported_modules:
+        if module == "sci_ext" or module.startswith("sci_ext."):
+            return f"module {module}"
+    for name in inputs:
+        value = ns.get(name)
+        where = value.__name__ if isinstance(value, type(sys)) else getattr(value, "__module__", None)
+        if not isinstance(where, str):
+            where = type(value).__module__
+        if where == "sci_ext" or where.startswith("sci_ext."):
+            return f"{name} ({where})"
+    return None
+
+
 def key_parts(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: CellOptions) -> dict[str, str]:
     """The fingerprint of every part of the key, by part name."""
     parts = {"code": _digest(normalize(code), "code")}
@@ -388,6 +408,12 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
             f"{exc}. Leave it out of the key with --ignore {exc.variable} "
             "(only if it does not change the result) or list the inputs with --inputs"
         ) from None
+    own = _uses_sci_ext(analysis, ns, inputs)
+    if own is not None:
+        raise Uncacheable(
+            f"the cell uses sci_ext's own {own}, whose state (configuration, breakers, secrets, usage "
+            "records) lives outside the notebook's variables; it runs every time"
+        )
     hidden = find_hidden(code, ns, set(analysis.outputs), inputs, main_modules(ns))
     hidden.names |= query_names(code)
     if hidden.unknowable and opts.inputs is None:
