@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KERNEL_NAME", "REPORT_VAR", "AutoKernel", "make_kernelspec", "read_report"]
+__all__ = ["KERNEL_NAME", "REPORT_VAR", "RUNNER_CACHE_VAR", "AutoKernel", "make_kernelspec", "read_report"]
 
 #: Environment variable naming the JSON-lines file the kernel appends one record per cell to.
 REPORT_VAR = "SCI_EXT_AUTO_REPORT"
+#: Environment variable naming the runner's cache directory: the cells auto mode wraps use it
+#: whatever the notebook sets ``cache.dir`` to, so the notebook's own ``%%cached`` cells and
+#: their statistics are those of a plain run.
+RUNNER_CACHE_VAR = "SCI_EXT_AUTO_CACHE_DIR"
 #: The name of the kernelspec written by :func:`make_kernelspec`.
 KERNEL_NAME = "sci-ext-auto-python3"
 #: Loaded with ``--ext`` under its own name, so a notebook's ``%load_ext sci_ext`` stays silent.
@@ -64,7 +68,7 @@ def make_kernelspec(workdir: Path, cache_dir: Path | None, env: dict[str, str] |
     os.close(trust.open_private(report, os.O_WRONLY | os.O_TRUNC, what="auto-mode report"))
     kernel_env: dict[str, str] = {REPORT_VAR: str(report), **(env or {})}
     if cache_dir is not None:
-        kernel_env.update(SCI_EXT_CACHE__AUTO="true", SCI_EXT_CACHE__DIR=str(cache_dir))
+        kernel_env.update({"SCI_EXT_CACHE__AUTO": "true", RUNNER_CACHE_VAR: str(cache_dir)})
     else:
         kernel_env.update(SCI_EXT_CACHE__AUTO="false")
     spec = {

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ...core.autorun import REPORT_VAR
+from ...core.autorun import REPORT_VAR, RUNNER_CACHE_VAR
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -165,6 +165,11 @@ class AutoCache:
         quiet = " --quiet" if self.report_path() else ""
         return [f"%%cached{quiet}\n", *lines]
 
+    def wrapped_now(self) -> bool:
+        """Is the running cell one this transformer wrapped in ``%%cached`` (not the notebook's own)?"""
+        current = self._current
+        return current is not None and "status" not in current
+
     # -- notices -----------------------------------------------------------------------------
     def notice(self, message: str) -> None:
         """A one-line notice of the engine: into the report, or shown once per cell."""
@@ -231,6 +236,15 @@ def _append_line(path: str, line: str) -> None:
         os.write(fd, (line + "\n").encode())
     finally:
         os.close(fd)
+
+
+def runner_cache_dir() -> str | None:
+    """The runner's cache directory when the running cell is one auto mode wrapped for a runner."""
+    sink = notice_sink
+    auto = getattr(sink, "__self__", None)
+    if not isinstance(auto, AutoCache) or not auto.wrapped_now():
+        return None
+    return os.environ.get(RUNNER_CACHE_VAR) or None
 
 
 def register(ipython: InteractiveShell, state: KernelState) -> None:

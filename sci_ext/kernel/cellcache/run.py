@@ -22,7 +22,7 @@ from IPython.core.error import UsageError
 from ...core.cache import annotate, stats
 from ...core.cache.admin import open_store
 from ...core.cache.keys import UnhashableInput, ValueHasher
-from ...core.cache.layered import LayeredStore
+from ...core.cache.layered import LayeredStore, get_disk_store
 from ...core.cache.serialize import CorruptEntry, pack, read_header, unpack
 from ...core.cache.store import EntryInfo
 from ...core.config import get_config
@@ -130,7 +130,11 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
     __tracebackhide__ = True
     code = transform(shell, cell)
     try:
-        store = open_store(opts.backend, warn)
+        runner_dir = auto.runner_cache_dir()
+        if runner_dir is not None:  # a notebook runner's cell: its own cache, the notebook's left alone
+            store = LayeredStore(get_disk_store(runner_dir, get_config().cache.size_limit_bytes), None, warn)
+        else:
+            store = open_store(opts.backend, warn)
     except (OSError, sqlite3.Error, CacheError) as exc:
         # An unusable cache.dir (a file, no permission, disk full) must not stop the research.
         return _run_plain(shell, code, cell, f"the cache cannot be opened ({type(exc).__name__}: {exc})", opts)
