@@ -207,6 +207,10 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
             cache = root / "cells"
             cached = [*_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"]
             _, full_unedited, _ = nbval(path, fresh(), *sanitize)
+            # A cell whose verdict changes between two plain runs (a timing printed) has no
+            # verdict to match: it is left out of the comparison, and named.
+            _, full_again, _ = nbval(path, fresh(), *sanitize)
+            flaky = {k for k in full_unedited if full_again.get(k) != full_unedited[k]}
             _, fast_unedited, _ = nbval(path, fresh(), *sanitize, *cached)  # fills the cache
             _, again, out_again = nbval(path, fresh(), *sanitize, *cached)  # restores from it
             restored = sum(int(n) for n in re.findall(r"(\d+) restored", out_again))
@@ -225,11 +229,16 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
                 "second": (full_unedited, again),
                 "edited": (full, fast),
             }
-            differing = [label for label, (a, b) in verdicts.items() if a != b]
+            differing = [
+                label
+                for label, (a, b) in verdicts.items()
+                if {k: v for k, v in a.items() if k not in flaky} != {k: v for k, v in b.items() if k not in flaky}
+            ]
             differences += bool(differing)
             print(
                 f"{case.name:<34} cells {len(full):>3}  restored unedited {restored:>3}  ran after the edit {ran:>3}  "
                 f"verdict {'same' if not differing else 'DIFFERS: ' + ', '.join(differing)}"
+                + (f"  (cells {sorted(flaky)} pass or fail by chance in plain runs: not compared)" if flaky else "")
             )
             for label in differing:
                 a, b = verdicts[label]
