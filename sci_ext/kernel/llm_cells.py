@@ -84,6 +84,7 @@ class CellWatch:
         self.token: Any = None
         self.correlation_id: str | None = None
         self.state = state
+        self.runner_cell = False
 
     def pre_run_cell(self, info: Any = None) -> None:
         """Instrument an SDK imported meanwhile; note the cell's correlation id."""
@@ -93,6 +94,10 @@ class CellWatch:
             # Telemetry binds the cell's run when it is loaded; until then bind one here.
             self.token = context.bind(execution_count=getattr(info, "execution_count", None))
         self.correlation_id = context.current().correlation_id
+        # A cell a notebook runner's auto mode wrapped (decided by the input transformer, which
+        # ran before this hook): its cache hits are the runner's, not the notebook's.
+        auto = sys.modules.get("sci_ext.kernel.cellcache.auto")
+        self.runner_cell = auto is not None and auto.runner_cache_dir() is not None
 
     def post_run_cell(self, result: Any = None) -> None:
         """Print what the cell's LLM calls cost and what its cache hits saved."""
@@ -119,7 +124,7 @@ class CellWatch:
             known = [c.cost_usd for c in calls if c.cost_usd is not None]
             unknown = sum(1 for c in calls if c.cost_usd is None and c.status == "ok")
             self._cost_notice(len(calls) - blocked, sum(known) if known else None, unknown, blocked)
-        if saved and not runner:
+        if saved and not self.runner_cell:
             total = sum(s.calls for s in saved)
             cost_saved = sum(s.cost_usd for s in saved)
             text = report.notice(total, cost_saved).replace(" call", " LLM call", 1)

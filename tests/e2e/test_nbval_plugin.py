@@ -289,13 +289,18 @@ def test_a_cache_from_a_machine_with_other_package_versions_misses_with_the_reas
 def test_llm_notices_in_the_outputs_are_a_plain_runs(tmp_path: Path) -> None:
     # The runner loads sci_ext, the notebook may not: no "[sci_ext] this cell" notice before the
     # notebook's own %load_ext, none about the runner's cache hits, and after it the notices a
-    # plain run prints, also when the cell is restored. The oracle is plain nbval.
+    # plain run prints, also when the cell is restored; the notebook's own %%cached cells say
+    # "cache hit: saved" as in a plain run. The oracle is plain nbval.
     from sci_ext.testing import FakeLLMServer
 
     call = "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{{'role': 'user', 'content': '{}'}}])\nprint(r.choices[0].message.content)"
     with FakeLLMServer() as server:
-        env = _env(tmp_path)
-        env.update(OPENAI_BASE_URL=server.openai_url, OPENAI_API_KEY="sk-fake-nbval")
+        llm = {"OPENAI_BASE_URL": server.openai_url, "OPENAI_API_KEY": "sk-fake-nbval"}
+        runs = iter(range(100))
+
+        def fresh() -> dict[str, str]:  # each run its own XDG state (the notebook's own cache), as CI jobs
+            return {**_env(tmp_path / f"run{next(runs)}"), **llm}
+
         directory = tmp_path / "nb"
         directory.mkdir()
         nb = nbformat.v4.new_notebook()
@@ -306,26 +311,29 @@ def test_llm_notices_in_the_outputs_are_a_plain_runs(tmp_path: Path) -> None:
                 call.format("before"),
                 "%load_ext sci_ext\n%sci_config llm.notify_cost_usd=0",
                 call.format("after"),
+                "%%cached own\n" + call.format("own"),
+                "%%cached own\n" + call.format("own"),
             )
         ]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         from nbclient import NotebookClient
 
         saved = dict(os.environ)
-        os.environ.update(env)
+        os.environ.update(fresh())
         try:
             NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
         finally:
             os.environ.clear()
             os.environ.update(saved)
         nbformat.write(nb, directory / "research.ipynb")
-        stored = [o.get("text", "") for o in nb.cells[3].outputs]
-        assert any("[sci_ext] this cell: 1 LLM call" in text for text in stored), stored  # a plain run's notice
-        plain, plain_out = nbval(directory, env)
-        assert all(plain.values()) and len(plain) == 4, plain_out
+        stored = ["".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells]
+        assert "[sci_ext] this cell: 1 LLM call" in stored[3], stored  # a plain run's notices
+        assert "[sci_ext] cache hit: saved 1 LLM call" in stored[5], stored
+        plain, plain_out = nbval(directory, fresh())
+        assert all(plain.values()) and len(plain) == 6, plain_out
         cache = tmp_path / "cells"
         for attempt in ("first", "second"):
-            outcomes, out = cached(directory, env, cache)
+            outcomes, out = cached(directory, fresh(), cache)
             assert outcomes == plain, (attempt, out)
         assert "restored" in out, out
 
