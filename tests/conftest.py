@@ -40,6 +40,64 @@ def sci_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     set_config_manager(None)
 
 
+# Under pytest-xdist (`scripts/dev.sh`: -n 2 --dist loadscope) a module runs whole on one worker,
+# so its module-scoped servers and browsers start once.  xdist hands out modules with the most
+# tests first; with a few modules that take minutes (the hub, the nbval plugin, the browser
+# tests), one of them handed out last decides the wall time.  Heaviest first instead (the
+# longest-processing-time rule): the modules below by their measured wall time (seconds, full
+# run of 2026-12-07 on 2 loaded cores; only the order matters, a stale figure costs balance,
+# never a test), every other module by its tests times a figure per tier.
+_MODULE_SECONDS = {
+    "tests/e2e/test_jupyterhub.py": 340,
+    "tests/e2e/test_nbval_plugin.py": 180,
+    "tests/e2e/browser/test_labextension.py": 100,
+    "tests/server/test_server_integration.py": 70,
+    "tests/e2e/browser/test_goals.py": 60,
+    "tests/e2e/browser/test_dashboard_browser.py": 55,
+    "tests/e2e/test_notebooks_anywhere.py": 90,
+    "tests/kernel/test_deploy.py": 32,
+    "tests/kernel/test_breaker_shared_timeout.py": 32,
+    "tests/unit/test_security_cli.py": 33,
+    "tests/unit/test_security_vault_tamper.py": 25,
+    "tests/server/test_scale_out.py": 30,
+    "tests/server/test_deploy_server.py": 30,
+}
+_SECONDS_PER_TEST = {"tests/e2e/": 5.0, "tests/server/": 4.0, "tests/kernel/": 0.6, "notebooks/": 1.0}
+#: Modules whose tests share nothing expensive, with seconds per test: each test is its own
+#: unit of work, so their long tests spread over the workers (the differential notebooks take
+#: 10-60 s each).
+_SPLIT_MODULES = {"tests/e2e/test_differential.py": 30.0}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` handing out the heaviest modules first (see above)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeaviestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in _SPLIT_MODULES else super()._split_scope(nodeid)
+
+        def _weight(self, scope: str) -> float:
+            module = scope.split("::", 1)[0]
+            if module in _SPLIT_MODULES:
+                return _SPLIT_MODULES[module]
+            if module in _MODULE_SECONDS:
+                return float(_MODULE_SECONDS[module])
+            per_test = next((v for k, v in _SECONDS_PER_TEST.items() if module.startswith(k)), 0.1)
+            return per_test * len(self.workqueue[scope])
+
+        def _assign_work_unit(self, node: Any) -> None:
+            heaviest = max(self.workqueue, key=self._weight)
+            self.workqueue.move_to_end(heaviest, last=False)
+            super()._assign_work_unit(node)
+
+    return HeaviestFirst(config, log)
+
+
 # Environment variables a kernel reads when it starts (not later): a test that sets one
 # gets a kernel started for it; for every other variable a warm spare kernel is adopted.
 _STARTUP_VARS = ("PYTHON", "IPYTHON", "JUPYTER", "COVERAGE", "LD_", "HOME", "MPLBACKEND")
