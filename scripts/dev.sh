@@ -8,6 +8,12 @@ VENV="${SCI_EXT_VENV:-.venv}"
 PY="$(command -v python3.11 || command -v python3)"
 
 setup() {
+    # SCI_EXT_SKIP_SETUP=1: use $VENV as it is (e.g. a git worktree borrowing another checkout's
+    # venv: an install from here would repoint its editable sci_ext, a labextension build here
+    # would write into that checkout's build).
+    if [ "${SCI_EXT_SKIP_SETUP:-0}" = 1 ]; then
+        return
+    fi
     if [ ! -x "$VENV/bin/python" ]; then
         "$PY" -m venv "$VENV"
     fi
