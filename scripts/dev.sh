@@ -104,13 +104,16 @@ case "$cmd" in
         if ! command -v redis-server >/dev/null; then
             echo "warning: redis-server not found; Redis tests will fail (apt-get install redis-server)" >&2
         fi
-        # -p no:cacheprovider keeps the tree clean; -n 2 --dist loadscope: two workers, each module
+        # -p no:cacheprovider keeps the tree clean; -n 3 --dist loadscope: three workers, each module
         # (and each notebook: nbval's cells share its kernel) whole in one, so module-scoped servers
-        # and browsers start once. (loadgroup's xdist_group marks do nothing under pytest 9.)
+        # and browsers start once; heaviest modules first (tests/conftest.py). Three on two cores:
+        # the tests wait a lot (kernels, servers, browsers), and a third worker fills those waits
+        # (tests/e2e 346 s -> 248 s wall, tests/kernel 204 s -> 143 s, CPU not higher).
+        # (loadgroup's xdist_group marks do nothing under pytest 9.)
         # --reruns 1: a test that fails is run once more (shown as R in the summary): real kernels,
         # servers and browsers on a loaded 2-core machine occasionally miss a timeout; a real
         # failure fails twice.
-        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCI_EXT_TEST_WORKERS:-2}" --dist loadscope
+        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCI_EXT_TEST_WORKERS:-3}" --dist loadscope
             --reruns 1)
         # The run starts a few hundred Python processes (kernels, servers, CLI runs, nested
         # pytest): let them keep compiled bytecode (__pycache__/, git-ignored), as a user's

@@ -40,7 +40,7 @@ def sci_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     set_config_manager(None)
 
 
-# Under pytest-xdist (`scripts/dev.sh`: -n 2 --dist loadscope) a module runs whole on one worker,
+# Under pytest-xdist (`scripts/dev.sh`: -n 3 --dist loadscope) a module runs whole on one worker,
 # so its module-scoped servers and browsers start once.  xdist hands out modules with the most
 # tests first; with a few modules that take minutes (the hub, the nbval plugin, the browser
 # tests), one of them handed out last decides the wall time.  Heaviest first instead (the
