@@ -40,6 +40,64 @@ def sci_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     set_config_manager(None)
 
 
+# Under pytest-xdist (`scripts/dev.sh`: -n 3 --dist loadscope) a module runs whole on one worker,
+# so its module-scoped servers and browsers start once.  xdist hands out modules with the most
+# tests first; with a few modules that take minutes (the hub, the nbval plugin, the browser
+# tests), one of them handed out last decides the wall time.  Heaviest first instead (the
+# longest-processing-time rule): the modules below by their measured wall time (seconds, full
+# run of 2026-12-07 on 2 loaded cores; only the order matters, a stale figure costs balance,
+# never a test), every other module by its tests times a figure per tier.
+_MODULE_SECONDS = {
+    "tests/e2e/test_jupyterhub.py": 340,
+    "tests/e2e/test_nbval_plugin.py": 180,
+    "tests/e2e/browser/test_labextension.py": 100,
+    "tests/server/test_server_integration.py": 70,
+    "tests/e2e/browser/test_goals.py": 60,
+    "tests/e2e/browser/test_dashboard_browser.py": 55,
+    "tests/e2e/test_notebooks_anywhere.py": 90,
+    "tests/kernel/test_deploy.py": 32,
+    "tests/kernel/test_breaker_shared_timeout.py": 32,
+    "tests/unit/test_security_cli.py": 33,
+    "tests/unit/test_security_vault_tamper.py": 25,
+    "tests/server/test_scale_out.py": 30,
+    "tests/server/test_deploy_server.py": 30,
+}
+_SECONDS_PER_TEST = {"tests/e2e/": 5.0, "tests/server/": 4.0, "tests/kernel/": 0.6, "notebooks/": 1.0}
+#: Modules whose tests share nothing expensive, with seconds per test: each test is its own
+#: unit of work, so their long tests spread over the workers (the differential notebooks take
+#: 10-60 s each).
+_SPLIT_MODULES = {"tests/e2e/test_differential.py": 30.0}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` handing out the heaviest modules first (see above)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeaviestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in _SPLIT_MODULES else super()._split_scope(nodeid)
+
+        def _weight(self, scope: str) -> float:
+            module = scope.split("::", 1)[0]
+            if module in _SPLIT_MODULES:
+                return _SPLIT_MODULES[module]
+            if module in _MODULE_SECONDS:
+                return float(_MODULE_SECONDS[module])
+            per_test = next((v for k, v in _SECONDS_PER_TEST.items() if module.startswith(k)), 0.1)
+            return per_test * len(self.workqueue[scope])
+
+        def _assign_work_unit(self, node: Any) -> None:
+            heaviest = max(self.workqueue, key=self._weight)
+            self.workqueue.move_to_end(heaviest, last=False)
+            super()._assign_work_unit(node)
+
+    return HeaviestFirst(config, log)
+
+
 # Environment variables a kernel reads when it starts (not later): a test that sets one
 # gets a kernel started for it; for every other variable a warm spare kernel is adopted.
 _STARTUP_VARS = ("PYTHON", "IPYTHON", "JUPYTER", "COVERAGE", "LD_", "HOME", "MPLBACKEND")
@@ -125,10 +183,41 @@ def kernel_factory(sci_env: dict[str, Path], kernel_pool: KernelPool) -> Iterato
         kernel_pool.close_later(session)
 
 
+@pytest.fixture(scope="module")
+def _module_kernel(kernel_pool: KernelPool) -> Iterator[list[KernelSession]]:
+    """The kernel the ``module_kernel`` tests of one module share (a list: replaced if it died)."""
+    holder: list[KernelSession] = []
+    yield holder
+    for session in holder:
+        kernel_pool.close_later(session)
+
+
 @pytest.fixture
-def kernel(kernel_factory: Callable[..., KernelSession]) -> KernelSession:
-    """A real IPython kernel with ``%load_ext sci_ext`` already run."""
-    return kernel_factory()
+def kernel(
+    request: pytest.FixtureRequest,
+    kernel_factory: Callable[..., KernelSession],
+    sci_env: dict[str, Path],
+    kernel_pool: KernelPool,
+    _module_kernel: list[KernelSession],
+) -> KernelSession:
+    """A real IPython kernel with ``%load_ext sci_ext`` already run.
+
+    A kernel nobody used, except in modules marked ``module_kernel``: there the tests share one
+    kernel, reset before each test (:meth:`KernelSession.reset`: the extension unloaded and
+    imported again, namespace, history, environment and working directory as a new kernel
+    has them), which saves a kernel start (about 0.5 s of CPU) per test.  A test that restarts
+    it keeps it (the restart is a new process); one that kills it gets a new one next.
+    """
+    if request.node.get_closest_marker("module_kernel") is None:
+        return kernel_factory()
+    env = kernel_env(dict(os.environ))
+    if _module_kernel and _module_kernel[-1].km.is_alive():
+        session = _module_kernel[-1]
+        session.reset(env, sci_env["project"])
+    else:
+        session = kernel_pool.take(env, sci_env["project"], load_extension=True)
+        _module_kernel.append(session)
+    return session
 
 
 def free_port() -> int:

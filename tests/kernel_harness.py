@@ -164,6 +164,41 @@ class KernelSession:
         if load_extension:
             self.run("%load_ext sci_ext").check()
 
+    #: Modules a reset imports again: sci_ext (module-level state), and the libraries sci_ext
+    #: registers into or patches (prometheus_client's default registry, the LLM SDKs), so the
+    #: next test meets them as a new kernel would.
+    RESET_MODULES = ("sci_ext", "prometheus_client", "openai", "anthropic")
+
+    def reset(self, env: dict[str, str], cwd: Path, load_extension: bool = True) -> None:
+        """Hand this kernel, used by an earlier test, to the next test as if it were new.
+
+        ``%unload_ext sci_ext`` (which undoes its hooks, magics and threads), every module of
+        :data:`RESET_MODULES` forgotten, the user namespace and history reset (a new session:
+        ``In``, ``Out``, ``_`` and the execution count start again), ``os.environ`` and the
+        working directory replaced by the test's; then ``%load_ext sci_ext`` as the first cell.
+        """
+        code = (
+            "def _sci_reset():\n"
+            "    import os, sys\n"
+            "    ip = get_ipython()\n"
+            "    if 'sci_ext' in ip.extension_manager.loaded:\n"
+            "        ip.extension_manager.unload_extension('sci_ext')\n"
+            f"    prefixes = {self.RESET_MODULES!r}\n"
+            "    for name in [m for m in sys.modules if m.split('.')[0] in prefixes]:\n"
+            "        del sys.modules[name]\n"
+            f"    os.environ.clear(); os.environ.update({dict(env)!r})\n"
+            f"    os.chdir({str(cwd)!r})\n"
+            "    ip.reset(new_session=True)\n"
+            "_sci_reset()\n"
+        )
+        reply = self.kc.execute_interactive(code, store_history=False, silent=True, timeout=60)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"could not reset the kernel for this test: {reply['content']}")
+        assert self.km._launch_args is not None
+        self.km._launch_args.update(env=dict(env), cwd=str(cwd))
+        if load_extension:
+            self.run("%load_ext sci_ext").check()
+
     def interrupt(self) -> None:
         """Send SIGINT, as the notebook's stop button does."""
         self.km.interrupt_kernel()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.module_kernel]
 
 STATUS = "from sci_ext.kernel.cellcache.session import SESSION as _S\n_S.last.status"
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.module_kernel]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

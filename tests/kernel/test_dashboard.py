@@ -12,6 +12,9 @@ import pytest
 
 from sci_ext.kernel.dashboard_model import SERIES, DashboardModel, extract, text_summary
 
+# The module's tests share one kernel, reset before each (tests/conftest.py `kernel`).
+pytestmark = pytest.mark.module_kernel
+
 REPO = Path(__file__).resolve().parents[2]
 
 STATUS = {
@@ -89,8 +92,8 @@ def test_dashboard_in_a_real_kernel_updates_and_stops(kernel):
     assert later >= first + 3
     # The figure holds the bounded series it was given.
     wait_for(kernel, f"print({DASH}.panel.figure is not None)", "True")
-    res = kernel.run(f"d = {DASH}; print(len(d.panel.figure.data[0].x) == len(d.model.times) > 0)").check()
-    assert res.stdout.strip() == "True"
+    # The updater thread draws after it samples: between the two the model is one sample ahead.
+    wait_for(kernel, f"d = {DASH}; print(len(d.panel.figure.data[0].x) == len(d.model.times) > 0)", "True")
     # A second call reuses the one updater.
     kernel.run("%sci_dashboard --interval 0.3").check()
     assert kernel.run(THREADS).check().stdout.strip() == "1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from guard_fixtures import run_and_interrupt
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.module_kernel]
 
 SETUP = """
 import json, urllib.request

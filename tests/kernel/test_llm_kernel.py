@@ -10,6 +10,9 @@ from kernel_harness import KernelSession
 
 from sci_ext.testing import FakeLLMServer
 
+# The module's tests share one kernel, reset before each (tests/conftest.py `kernel`).
+pytestmark = pytest.mark.module_kernel
+
 
 @pytest.fixture
 def llm_server() -> Iterator[FakeLLMServer]:

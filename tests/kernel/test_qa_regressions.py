@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.module_kernel]
 
 
 # -- decorated notebook functions as %%cached inputs ---------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from security_fixtures import run_with_input, scan_for
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.module_kernel]
 
 DEMO = "sk-demo-7f3a9c1e5b2d4a6f8e0c"
 
