@@ -21,6 +21,7 @@ caches are on (``PYTHONDONTWRITEBYTECODE`` is unset for the children).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -99,7 +100,7 @@ def nbval(path: Path, env: dict[str, str], *extra: str) -> tuple[float, dict[int
     started = time.perf_counter()
     res = subprocess.run([*command, path.name], cwd=path.parent, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    outcomes = {}
+    outcomes: dict[int, bool] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         tail = case.get("name", "").rsplit(" ", 1)[-1]
         # A report that is not a cell (a collection or plugin error) counts as cell -1: it fails the verdict.
@@ -207,10 +208,12 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
             cache = root / "cells"
             cached = [*_plugin_args(), "--sci-cache", f"--sci-cache-dir={cache}"]
             _, full_unedited, _ = nbval(path, fresh(), *sanitize)
-            # A cell whose verdict changes between two plain runs (a timing printed) has no
-            # verdict to match: it is left out of the comparison, and named.
+            # A cell whose verdict changes between two plain runs (a timing printed) or whose
+            # output does (an unseeded random draw) has no verdict to match: it is left out of
+            # the comparison, and named.
             _, full_again, _ = nbval(path, fresh(), *sanitize)
             flaky = {k for k in full_unedited if full_again.get(k) != full_unedited[k]}
+            flaky |= nondeterministic_cells(path, fresh)
             _, fast_unedited, _ = nbval(path, fresh(), *sanitize, *cached)  # fills the cache
             _, again, out_again = nbval(path, fresh(), *sanitize, *cached)  # restores from it
             restored = sum(int(n) for n in re.findall(r"(\d+) restored", out_again))
@@ -250,6 +253,36 @@ def corpus_verdicts(subset: str, only: list[str] | None = None) -> int:
                 )
     print(f"{len(cases)} notebooks, {differences} with verdict differences against full runs (goal 0)")
     return differences
+
+
+def nondeterministic_cells(path: Path, fresh: Any) -> set[int]:
+    """Code cells (numbered as nbval numbers them) whose outputs differ between two plain runs."""
+    import configparser
+    import shutil
+
+    import nbformat
+
+    rules = configparser.ConfigParser()
+    rules.read(REPO / "tests" / "nbval_sanitize.cfg")
+    patterns = [(re.compile(rules[s]["regex"]), rules[s]["replace"]) for s in rules.sections()]
+    runs = []
+    for tag in ("a", "b"):
+        copy = path.parent / f"_nondeterminism_{tag}.ipynb"
+        shutil.copy(path, copy)
+        try:
+            make_outputs(copy, fresh())
+        except Exception:  # nosec B110  # a failing cell shows in its outputs
+            pass
+        code = [c for c in nbformat.read(copy, as_version=4).cells if c.cell_type == "code"]
+        texts = []
+        for cell in code:
+            text = json.dumps([{k: v for k, v in o.items() if k != "execution_count"} for o in cell.outputs])
+            for pattern, replace in patterns:
+                text = pattern.sub(replace, text)
+            texts.append(text)
+        runs.append(texts)
+        copy.unlink()
+    return {i for i, (a, b) in enumerate(zip(*runs, strict=True)) if a != b}
 
 
 def make_outputs(path: Path, env: dict[str, str]) -> None:
