@@ -172,7 +172,11 @@ def test_a_trailing_semicolon_is_part_of_the_key(ip, capsys):
     [
         ("", "from sci_ext import get_config\nretries = get_config().retry.max_attempts", "module sci_ext"),
         ("from sci_ext.core import CircuitBreaker", "state = CircuitBreaker('demo-a').state", "CircuitBreaker"),
-        ("from sci_ext.core import get_security_manager\nsm = get_security_manager()", "n = len(sm.list_secrets())", "sm"),
+        (
+            "from sci_ext.core import get_security_manager\nsm = get_security_manager()",
+            "n = len(sm.list_secrets())",
+            "sm",
+        ),
     ],
 )
 def test_a_cell_using_sci_ext_itself_runs_every_time_and_says_so(ip, capsys, setup, cell, named):
