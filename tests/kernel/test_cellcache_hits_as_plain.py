@@ -102,3 +102,20 @@ def test_a_result_whose_display_fails_shows_what_a_plain_cell_shows(ip, capsys, 
     assert cached.count("Out[") == plain.count("Out[")
     _, again, _ = run(ip, f"%%cached\n{expression}", capsys)  # a plain cell shows the error every time
     assert again.count("Traceback") == plain.count("Traceback") and status() == "uncached"
+
+
+def test_a_hit_restoring_an_instance_leaves_its_notebook_class_working(ip, capsys):
+    """Unpickling an instance of a notebook class in the kernel that defined it makes cloudpickle
+    set the live class's methods to copies holding a snapshot of the globals they read: after the
+    hit, the class read stale globals (or none: NameError in a display helper's eval)."""
+    ip.run_cell(
+        "scale = 2\nclass P:\n    def __init__(self, v):\n        self.v = v\n"
+        "    def get(self):\n        return self.v * scale"
+    ).raise_error()
+    for expected in ("miss", "hit"):
+        run(ip, "%%cached\np = P(3)", capsys)[0].raise_error()
+        assert status() == expected
+    ip.run_cell("scale = 3").raise_error()
+    result = ip.run_cell("P(5).get(), p.get()")
+    result.raise_error()
+    assert result.result == (15, 9)  # as in plain Python: the class reads the live global
