@@ -178,6 +178,18 @@ def test_setup_magics_run_again_on_a_hit_and_namespace_readers_run_uncached(ip, 
     assert status() == "uncached" and "%whos" in err
 
 
+def test_a_traceback_mode_cell_is_cached_and_sets_the_mode_again_on_a_hit(ip, capsys):
+    """PDSH's errors chapter: `%xmode Plain` alone in a cell ran uncached after every restart."""
+    before = ip.InteractiveTB.mode
+    try:
+        for expected in ("miss", "hit"):
+            ip.run_line_magic("xmode", "Context")
+            run(ip, "%%cached\n%xmode Plain", capsys)[0].raise_error()
+            assert status() == expected and ip.InteractiveTB.mode == "Plain"
+    finally:
+        ip.run_line_magic("xmode", before)
+
+
 def test_a_seeding_cell_leaves_the_seeded_state_on_a_hit(ip, capsys):
     import numpy as np
 

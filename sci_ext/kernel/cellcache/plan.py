@@ -256,6 +256,7 @@ _ANALYZED_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
 #: run again on a hit, so a hit leaves the kernel set up as running the cell does.
 REPLAYED_MAGICS = frozenset(
     {"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "aimport", "precision", "cd", "env", "pylab"}
+    | {"xmode"}  # the traceback mode: kernel state, as the others
 )
 
 
