@@ -184,8 +184,9 @@ def test_a_traceback_mode_cell_is_cached_and_sets_the_mode_again_on_a_hit(ip, ca
     try:
         for expected in ("miss", "hit"):
             ip.run_line_magic("xmode", "Context")
-            run(ip, "%%cached\n%xmode Plain", capsys)[0].raise_error()
+            _, out, _ = run(ip, "%%cached\n%xmode Plain", capsys)
             assert status() == expected and ip.InteractiveTB.mode == "Plain"
+            assert out.count("Exception reporting mode: Plain") == 1  # as the plain cell prints it
     finally:
         ip.run_line_magic("xmode", before)
 

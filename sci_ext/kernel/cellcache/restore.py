@@ -212,8 +212,15 @@ def hit(
     payload, layer = found
     opts = plan.opts
     try:
-        for name, line in plan.replayed:  # set-up magics (%matplotlib inline): their effect is the kernel's state
-            shell.run_line_magic(name, line)
+        if plan.replayed:
+            import contextlib
+            import io
+
+            # Set-up magics (%matplotlib inline, %xmode Plain): their effect is the kernel's state;
+            # what they print ("Exception reporting mode: Plain") is in the replayed outputs already.
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                for name, line in plan.replayed:
+                    shell.run_line_magic(name, line)
         names = restore_payload(shell, payload)
     except Exception as exc:  # e.g. a module it imported is not installed in this kernel
         warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
