@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print("[5] safety net: a miss reading 200 small files (np.loadtxt):")
         print(f"    with the net {n['with'] * 1e3:.1f} ms | without {n['without'] * 1e3:.1f} ms")
         print(f"    ratio with/without = {n['with'] / n['without']:.3f}x (goal <= 1.05x; fastest wall times)")
-        print(f"    ratio with/without = {n['cpu_ratio']:.3f}x (goal <= 1.05x; median of paired CPU times)")
+        print(f"    ratio with/without CPU = {n['cpu_ratio']:.3f}x (goal <= 1.05x; median of paired CPU times)")
         print(
             f"    200 opens in plain code: before the hook {n['open_before'] * 1e3:.2f} ms | inactive hook"
             f" {n['open_after'] * 1e3:.2f} ms (ratio {n['open_after'] / n['open_before']:.2f}x)"

@@ -102,3 +102,46 @@ def test_a_result_whose_display_fails_shows_what_a_plain_cell_shows(ip, capsys, 
     assert cached.count("Out[") == plain.count("Out[")
     _, again, _ = run(ip, f"%%cached\n{expression}", capsys)  # a plain cell shows the error every time
     assert again.count("Traceback") == plain.count("Traceback") and status() == "uncached"
+
+
+def test_a_hit_restoring_an_instance_leaves_its_notebook_class_working(ip, capsys):
+    """Unpickling an instance of a notebook class in the kernel that defined it makes cloudpickle
+    set the live class's methods to copies holding a snapshot of the globals they read: after the
+    hit, the class read stale globals (or none: NameError in a display helper's eval)."""
+    ip.run_cell(
+        "scale = 2\nclass P:\n    def __init__(self, v):\n        self.v = v\n"
+        "    def get(self):\n        return self.v * scale"
+    ).raise_error()
+    for expected in ("miss", "hit"):
+        run(ip, "%%cached\np = P(3)", capsys)[0].raise_error()
+        assert status() == expected
+    ip.run_cell("scale = 3").raise_error()
+    result = ip.run_cell("P(5).get(), p.get()")
+    result.raise_error()
+    assert result.result == (15, 9)  # as in plain Python: the class reads the live global
+
+
+@pytest.mark.parametrize("package", [False, True], ids=["module", "package"])
+def test_editing_a_local_module_the_cell_imports_is_a_miss(ip, capsys, tmp_path, monkeypatch, package):
+    """A helpers.py next to the notebook (no distribution versions it) was keyed '<unversioned>':
+    edited, then imported again after a restart, the cell hit with the old helper's result."""
+    import sys
+
+    name = f"local_helpers_{int(package)}"
+    source = tmp_path / (f"{name}/sub.py" if package else f"{name}.py")
+    source.parent.mkdir(exist_ok=True)
+    if package:
+        (tmp_path / name / "__init__.py").write_text("from .sub import f\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cell = f"%%cached\nimport {name}\nx = {name}.f()"
+    seen = []
+    for value in (1, 1, 22):
+        if value == 22:
+            source.write_text("def f():\n    return 22\n")
+        else:
+            source.write_text("def f():\n    return 1\n")
+        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            monkeypatch.delitem(sys.modules, module)  # as after a restart
+        run(ip, cell, capsys)[0].raise_error()
+        seen.append((status(), ip.user_ns["x"]))
+    assert seen == [("miss", 1), ("hit", 1), ("miss", 22)]

@@ -185,7 +185,7 @@ def key_parts(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: 
     for name, digest in digests.items():
         parts[name if name.startswith("<") else f"input {name}"] = digest
     for module in analysis.imported_modules:
-        parts[f"module {module}"] = module_version(module) or "<unversioned>"
+        parts[f"module {module}"] = module_version(module) or local_source(module) or "<unversioned>"
     if opts.files:
         parts["files " + " ".join(opts.files)] = hash_files(opts.files)
     if analysis.reads_environment:
@@ -196,6 +196,60 @@ def key_parts(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: 
         else:
             parts["environment"] = _digest(sorted(os.environ.items()), "the environment")
     return parts
+
+
+#: A local module's source digest, remembered with the size and mtime of its files.
+_SOURCES: dict[str, tuple[tuple[tuple[str, int, int], ...], str]] = {}
+#: Files of a local package read at most to key it; past it, it keys as unversioned.
+MAX_PACKAGE_FILES = 300
+
+
+def local_source(module: str) -> str:
+    """``source:<digest>`` of a module no distribution versions (a ``helpers.py`` next to the
+    notebook, a local package): its ``.py`` files, so that editing it is a miss ('' if none).
+
+    Remembered by the size and mtime of each file: one ``stat`` per file on a warm hit.
+    """
+    import importlib.util
+
+    top = module.partition(".")[0]
+    loaded = sys.modules.get(top)
+    spec = getattr(loaded, "__spec__", None) if loaded is not None else None
+    try:
+        spec = spec or importlib.util.find_spec(top)
+    except (ImportError, ValueError, AttributeError):
+        return ""
+    if spec is None:
+        return ""
+    files: list[str] = []
+    for location in list(spec.submodule_search_locations or []):
+        for root, dirs, names in os.walk(location):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+            files.extend(os.path.join(root, n) for n in sorted(names) if n.endswith(".py"))
+            if len(files) > MAX_PACKAGE_FILES:
+                return ""
+    if not spec.submodule_search_locations and isinstance(spec.origin, str) and spec.origin.endswith(".py"):
+        files = [spec.origin]
+    try:
+        stats = tuple((f, st.st_size, st.st_mtime_ns) for f in files for st in [os.stat(f)])
+    except OSError:
+        return ""
+    if not stats:
+        return ""
+    known = _SOURCES.get(top)
+    if known is not None and known[0] == stats:
+        return known[1]
+    hasher = ValueHasher()
+    try:
+        for path in files:
+            with open(path, "rb") as handle:
+                hasher.tag(path)
+                hasher.update(handle.read(), path)
+    except OSError:
+        return ""
+    digest = "source:" + hasher.digest()
+    _SOURCES[top] = (stats, digest)
+    return digest
 
 
 def cell_key(code: str, analysis: CellAnalysis, digests: dict[str, str], opts: CellOptions) -> str:
@@ -223,6 +277,7 @@ _ANALYZED_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
 #: run again on a hit, so a hit leaves the kernel set up as running the cell does.
 REPLAYED_MAGICS = frozenset(
     {"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "aimport", "precision", "cd", "env", "pylab"}
+    | {"xmode"}  # the traceback mode: kernel state, as the others
 )
 
 

@@ -156,6 +156,19 @@ def _foreign_globals(func: types.FunctionType, available: Any) -> bool:
     return any(n in own and n not in available and not hasattr(builtins, n) for n in func.__code__.co_names)
 
 
+def _repoint_notebook_classes(ns: dict[str, Any]) -> None:
+    """Point the methods of the notebook's classes at the live namespace again.
+
+    Unpickling an instance of a notebook class in the kernel that defined the class makes
+    cloudpickle find the live class and set its methods to the unpickled copies, whose
+    globals are a snapshot of the names they read: the class would then read stale globals.
+    """
+    main = main_modules(ns)
+    for value in list(ns.values()):
+        if isinstance(value, type) and value.__module__ in main:
+            rebind(value, ns, main)
+
+
 def restore_payload(shell: Any, payload: dict[str, Any]) -> list[str]:
     """Put a payload's variables into the namespace; the names restored."""
     ns = shell.user_ns
@@ -199,8 +212,15 @@ def hit(
     payload, layer = found
     opts = plan.opts
     try:
-        for name, line in plan.replayed:  # set-up magics (%matplotlib inline): their effect is the kernel's state
-            shell.run_line_magic(name, line)
+        if plan.replayed:
+            import contextlib
+            import io
+
+            # Set-up magics (%matplotlib inline, %xmode Plain): their effect is the kernel's state;
+            # what they print ("Exception reporting mode: Plain") is in the replayed outputs already.
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                for name, line in plan.replayed:
+                    shell.run_line_magic(name, line)
         names = restore_payload(shell, payload)
     except Exception as exc:  # e.g. a module it imported is not installed in this kernel
         warn(f"sci_ext warning: cache entry cannot be restored here ({type(exc).__name__}: {exc}); running the cell")
@@ -210,6 +230,8 @@ def hit(
             exec(statement, shell.user_global_ns, shell.user_ns)  # noqa: S102  # nosec B102  # the cell's own code
         except Exception as exc:
             warn(f"sci_ext warning: re-running {statement!r} on a hit failed ({type(exc).__name__}: {exc})")
+    if payload.get("classes"):
+        _repoint_notebook_classes(shell.user_ns)
     set_rng_state(payload.get("rng") or {})
     result: tuple[dict[str, Any], dict[str, Any]] | None = payload.get("result")
     value: Any = None

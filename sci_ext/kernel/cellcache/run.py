@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import sqlite3
 import sys
 import time
@@ -144,7 +145,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
         return _run_plain(shell, code, cell, exc.reason, opts)
     stale = ""
     if not opts.force:
-        found, stale = lookup(store, plan)
+        found, stale = lookup(store, plan, shell.user_ns)
         restored = hit(shell, store, plan, found, warn) if found is not None else None
         if restored is not None:
             if SESSION.noted.get(plan.identity) != plan.key:  # a warm hit writes no note
@@ -163,7 +164,7 @@ def run_cached_cell(shell: Any, cell: str, opts: CellOptions) -> CellRun:
             except Timeout:
                 warn("[sci_ext] another kernel is computing this cell; waiting for its result")
                 lock.acquire(poll_interval=0.05)
-                found, stale = lookup(store, plan)
+                found, stale = lookup(store, plan, shell.user_ns)
                 restored = hit(shell, store, plan, found, warn) if found is not None else None
                 if restored is not None:
                     return restored
@@ -215,8 +216,7 @@ def _remember(
 ) -> None:
     """Leave this run's note: its parts (files included), what it was compared with, the streaks."""
     parts = {**(extra or {}), **plan.parts}
-    for path, fingerprint in (files or {}).items():
-        parts[f"file {path}"] = ":".join(str(x) for x in fingerprint)
+    parts.update(explain.file_parts(files or {}))
     previous = note.get("parts", {}) if note is not None else {}
     record = {
         "parts": parts,
@@ -232,11 +232,14 @@ def _remember(
     SESSION.noted[plan.identity] = plan.key if status == "hit" else ""
 
 
-def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], str] | None, str]:
+def lookup(
+    store: LayeredStore, plan: CellPlan, ns: dict[str, Any] | None = None
+) -> tuple[tuple[dict[str, Any], str] | None, str]:
     """``(payload, layer)`` of the plan's key, or None and why ('' when there is no entry).
 
-    A file the stored run read that changed since is a miss naming it; a corrupt entry
-    warns, is dropped, and misses.
+    A file the stored run read that changed since is a miss naming it, and so is a variable
+    that code compiled at run time read (``ns``: the namespace to check it in); a corrupt
+    entry warns, is dropped, and misses.
     """
     try:
         found = store.get(plan.key)
@@ -251,10 +254,19 @@ def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], s
         )
         if changed:
             return None, changed
+        dynamic = meta.get("dynamic")
+        if dynamic and ns is not None:
+            name = _changed_dynamic(ns, dynamic.get("names") or {}, plan.opts.ignore)
+            if name:
+                return None, f"input {name}, which {dynamic.get('where', 'a notebook function')} evaluates, changed"
         payload, _meta = unpack(buffer)
         if not isinstance(payload, dict) or "vars" not in payload:
             raise CorruptEntry("entry holds no cell payload")
         payload["files"] = files
+        start, length = read_header(buffer)["stream"][:2]
+        # A class pickled by value (a notebook class): unpickling it in the kernel that defined it
+        # rewrote the live class's methods (see restore.hit).
+        payload["classes"] = _BY_VALUE_CLASS.search(buffer, start, start + length) is not None
         return (payload, layer), ""
     except Exception as exc:  # corrupt, truncated, unreadable: a miss, never a crash
         reason = str(exc) if isinstance(exc, CorruptEntry) else f"{type(exc).__name__}: {exc}"
@@ -263,6 +275,10 @@ def lookup(store: LayeredStore, plan: CellPlan) -> tuple[tuple[dict[str, Any], s
         with contextlib.suppress(Exception):  # best effort; the new entry replaces it anyway
             store.delete(plan.key)
         return None, ""
+
+
+#: What cloudpickle writes for a class pickled by value.
+_BY_VALUE_CLASS = re.compile(rb"_make_skeleton_class")
 
 
 def _collect(
@@ -296,6 +312,57 @@ def _collect(
         except UnhashableInput:
             names.add(name)
     return {n: ns[n] for n in sorted(names)}, deleted
+
+
+def _dynamic_inputs(
+    ns: dict[str, Any], sources: list[str], bound: set[str], opts: CellOptions
+) -> tuple[dict[str, str], str]:
+    """``({name: digest}, problem)`` of the variables the strings compiled at run time read.
+
+    Names the cell itself binds are left out (the cell's key decides them); a string that
+    cannot be parsed or a value that cannot be hashed is a problem (the cell runs every time).
+    """
+    import builtins
+
+    from .plan import hash_inputs
+
+    names: set[str] = set()
+    for source in sources[:200]:
+        tree = None
+        for mode in ("eval", "exec"):
+            try:
+                tree = ast.parse(source, mode=mode)
+                break
+            except SyntaxError:
+                continue
+        if tree is None:
+            return {}, "code sci_ext cannot read"
+        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    if len(sources) > 200:
+        return {}, "more than 200 strings"
+    wanted = sorted(
+        n
+        for n in names
+        if n not in bound and n not in opts.ignore and not INTERNAL.match(n) and (n in ns or not hasattr(builtins, n))
+    )
+    try:
+        return hash_inputs(ns, wanted, opts.ignore), ""
+    except UnhashableInput as exc:
+        return {}, f"names ({exc})"
+
+
+def _changed_dynamic(ns: dict[str, Any], digests: dict[str, str], ignore: list[str]) -> str:
+    """The first variable read by code compiled at run time whose value differs now ('' if none)."""
+    from .plan import hash_inputs
+
+    for name, digest in digests.items():
+        try:
+            now = hash_inputs(ns, [name], ignore)[name]
+        except UnhashableInput:
+            return name
+        if now != digest:
+            return name
+    return ""
 
 
 def _split_modules(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -395,9 +462,14 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan, helpers: dict[str, st
     store.count("misses")
     values, deleted = _collect(ns, before, plan, helpers)
     run.names, run.result = sorted(values), value
+    dynamic: dict[str, str] = {}
     if recorder.compiled:
-        where = recorder.compiled[0]
-        return _uncached_after_run(run, f"{where} evaluates names at run time; the cell runs every time", opts)
+        # Code notebook functions compiled from strings (a display helper's eval): the names it
+        # reads become inputs of the entry, checked before a hit like files.
+        dynamic, problem = _dynamic_inputs(ns, recorder.sources, set(values) | set(deleted), opts)
+        if problem:
+            where = recorder.compiled[0]
+            return _uncached_after_run(run, f"{where} evaluates {problem} at run time; the cell runs every time", opts)
     if recorder.overflow:
         reason = f"the cell read more than {safety.MAX_FILES} files; list them with --files to cache it"
         return _uncached_after_run(run, reason, opts)
@@ -444,6 +516,8 @@ def _miss(shell: Any, store: LayeredStore, plan: CellPlan, helpers: dict[str, st
     )
     try:
         meta = {"info": _info_dict(info), "files": run.files, "written": written}
+        if dynamic:
+            meta["dynamic"] = {"names": dynamic, "where": recorder.compiled[0]}
         packed = pack(payload, meta=meta, mmap_min_bytes=cfg.mmap_min_bytes)
     except Exception:
         bad = _unpicklable({**plain, "<outputs>": events}) or ["(unknown)"]

@@ -61,8 +61,9 @@ class Recorder:
         #: ``(size, mtime_ns)`` of each file read, taken as the cell opened it (None: it did not exist).
         self.opened: dict[tuple[Any, str], tuple[int, int] | None] = {}
         self._stat_of: dict[str, tuple[int, int] | None] = {}
-        #: Where notebook code compiled a string (``show.__repr__``).
+        #: Where notebook code compiled a string (``show.__repr__``), and the strings it compiled.
         self.compiled: list[str] = []
+        self.sources: list[str] = []
         self._now = self.cwd
         self._moved = False
         self._full = False
@@ -242,6 +243,9 @@ class Recorder:
                 where = ".".join(p for p in qualname.split(".") if not p.startswith("<")) or qualname
                 if where not in self.compiled:
                     self.compiled.append(where)
+                source = args[0] if isinstance(args[0], str) else args[0].decode("utf-8", "replace")
+                if source not in self.sources:
+                    self.sources.append(source)
 
 
 def _hook(name: str, args: tuple[Any, ...]) -> None:
