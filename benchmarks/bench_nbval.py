@@ -6,7 +6,8 @@ jupyter-cache (executablebooks, behind jupyter-book and myst-nb) reruns the whol
 notebook; the verdict (pass/fail per cell) equals a full run's.
 
 Method: the notebook below (30 cells, about 60 s of NumPy and scikit-learn work at
-``--scale 1``; ``--quick`` uses a tenth) is executed once plainly to store its outputs.
+``--scale 1`` on a quiet 2-core machine: 650 rounds, calibrated from 9 s of work at 100;
+``--quick`` uses a tenth) is executed once plainly to store its outputs.
 Then, each in a fresh subprocess and in this order: ``pytest --nbval`` (the full run),
 ``pytest --nbval --sci-cache`` twice (the first fills the cache), the edit (the
 ``N_FEATURES`` constant of cell 3, read by 9 later cells), ``pytest --nbval`` and
@@ -40,7 +41,7 @@ HEAVY = "X, y = make_data({n}, N_FEATURES, seed={seed})\nscores_{i} = work(X, y,
 CELLS = [
     "%load_ext sci_ext",
     "import numpy as np\nfrom sklearn.linear_model import Ridge\nfrom sklearn.model_selection import cross_val_score",
-    "SCALE = {scale}\nROUNDS = max(1, int(100 * SCALE))",
+    "SCALE = {scale}\nROUNDS = max(1, int(650 * SCALE))",
     "N_FEATURES = 20",
     "def make_data(n, d, seed):\n    rng = np.random.default_rng(seed)\n    X = rng.normal(size=(n, d))\n"
     "    return X, X @ rng.normal(size=d) + rng.normal(scale=0.1, size=n)",
