@@ -193,7 +193,7 @@ def test_line_variables_expand_as_ipython_expands_them(ip, capsys, line, from_fu
     reaches the magic directly; a value holding '$' must not be expanded a second time.
     """
     seen: list[str] = []
-    ip.register_magic_function(lambda line, cell: seen.append(line), "cell", "sci_test_spy")
+    ip.register_magic_function(lambda line, cell: seen.append(line), "cell", "expansion_spy")
     ip.user_ns.update(label="lbl", n=1, twice="$label", line="fromns")
 
     def cell(magic: str, body: str) -> str:
@@ -206,7 +206,7 @@ def test_line_variables_expand_as_ipython_expands_them(ip, capsys, line, from_fu
             "_sci_call()"
         )
 
-    ip.run_cell(cell("sci_test_spy", "pass"))
+    ip.run_cell(cell("expansion_spy", "pass"))
     expected = seen[-1].split()[0]
     for _ in range(2):
         ip.run_cell(cell("guarded", "raise ValueError('boom')"))
