@@ -70,15 +70,10 @@ def _plugin_args() -> list[str]:
     return [] if registered else ["-p", "sci_ext.pytest_plugin"]
 
 
-def make_notebook(directory: Path, env: dict[str, str]) -> None:
-    """The notebook with the outputs of a plain run stored, and its data file."""
+def execute_plainly(nb: nbformat.NotebookNode, directory: Path, env: dict[str, str]) -> None:
+    """Run ``nb`` in place as a plain run does (its stored outputs are what nbval compares)."""
     from nbclient import NotebookClient
 
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "data.csv").write_text("v\n1\n2\n3\n")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     saved = dict(os.environ)
     os.environ.update(env)
     try:
@@ -86,6 +81,16 @@ def make_notebook(directory: Path, env: dict[str, str]) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def make_notebook(directory: Path, env: dict[str, str]) -> None:
+    """The notebook with the outputs of a plain run stored, and its data file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "data.csv").write_text("v\n1\n2\n3\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    execute_plainly(nb, directory, env)
     nbformat.write(nb, directory / "research.ipynb")
 
 
@@ -216,15 +221,7 @@ def test_magics_shell_commands_and_no_kernelspec_run_as_nbval_runs_them(tmp_path
     nb.metadata.pop("kernelspec", None)
     path = directory / "research.ipynb"
     nbformat.write(nb, path)
-    from nbclient import NotebookClient
-
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    execute_plainly(nb, directory, env)
     nb.metadata.pop("kernelspec", None)
     nbformat.write(nb, path)
     plain, plain_out = nbval(directory, env)
@@ -264,15 +261,7 @@ def test_a_cache_from_a_machine_with_other_package_versions_misses_with_the_reas
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import labpkg"), nbformat.v4.new_code_cell("print(labpkg.scale(21))")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    from nbclient import NotebookClient
-
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    execute_plainly(nb, directory, env)
     nbformat.write(nb, directory / "research.ipynb")
     cache = tmp_path / "cells"
     first, out = cached(directory, env, cache)
@@ -316,15 +305,7 @@ def test_llm_notices_in_the_outputs_are_a_plain_runs(tmp_path: Path) -> None:
             )
         ]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        from nbclient import NotebookClient
-
-        saved = dict(os.environ)
-        os.environ.update(fresh())
-        try:
-            NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(directory)}}).execute()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        execute_plainly(nb, directory, fresh())
         nbformat.write(nb, directory / "research.ipynb")
         stored = ["".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells]
         assert "[sci_ext] this cell: 1 LLM call" in stored[3], stored  # a plain run's notices
