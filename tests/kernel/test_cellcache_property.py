@@ -8,6 +8,7 @@ import pickle
 from typing import Any
 
 import pytest
+from cellcache_shell import shell_with_sci_ext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,17 +107,7 @@ def _snapshot(ip: Any, error: BaseException | None) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ip():
-    from IPython.testing.globalipapp import get_ipython as start_ipython
-
-    from sci_ext.kernel import KernelState
-
-    shell = start_ipython()
-    if not KernelState.get(shell).loaded:
-        shell.run_line_magic("load_ext", "sci_ext")
-    keep = set(shell.user_ns)
-    yield shell
-    for name in set(shell.user_ns) - keep:
-        del shell.user_ns[name]
+    yield from shell_with_sci_ext()
 
 
 def _run(ip: Any, cell: str) -> dict[str, Any]:
