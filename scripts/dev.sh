@@ -12,6 +12,7 @@ setup() {
     # venv: an install from here would repoint its editable sci_ext, a labextension build here
     # would write into that checkout's build).
     if [ "${SCI_EXT_SKIP_SETUP:-0}" = 1 ]; then
+        ensure_node  # lint's jlpm and node come from the venv
         return
     fi
     if [ ! -x "$VENV/bin/python" ]; then
