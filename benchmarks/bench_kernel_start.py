@@ -51,8 +51,11 @@ def make_env(home: Path, extensions: list[str]) -> dict[str, str]:
     return out
 
 
-def start_to_first_cell(env: dict[str, str], cwd: str) -> tuple[float, float]:
-    """Seconds from starting a kernel to the reply of its first cell: wall time, and the kernel's CPU time."""
+def start_to_first_cell(env: dict[str, str], cwd: str, wait: float = 0.0) -> tuple[float, float, float]:
+    """Seconds from starting a kernel to the reply of its first cell: wall time, and the kernel's CPU time.
+
+    With ``wait``, the third figure is the kernel's CPU time over ``wait`` seconds of idle after that.
+    """
     from jupyter_client.manager import KernelManager
 
     km = KernelManager(kernel_name="python3")
@@ -77,7 +80,12 @@ def start_to_first_cell(env: dict[str, str], cwd: str) -> tuple[float, float]:
         assert check["content"]["status"] == "ok"
         loaded, cpu = _seen.pop().split()
         _seen.append(loaded)
-        return elapsed, float(cpu)
+        idle = 0.0
+        if wait:
+            time.sleep(wait)
+            kc.execute_interactive("print(time.process_time())", timeout=60, output_hook=_collect)
+            idle = float(_seen.pop()) - float(cpu)
+        return elapsed, float(cpu), idle
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
@@ -87,29 +95,6 @@ _seen: list[str] = []
 
 #: Past the monitor's first tick (telemetry's DEFAULT_INTERVAL, 5 s, after the first cell), with margin.
 TICK_WAIT = 6.5
-
-
-def background_after_first_cell(env: dict[str, str], cwd: str) -> float:
-    """The kernel's CPU seconds from the end of its first cell to past the monitor's first tick."""
-    from jupyter_client.manager import KernelManager
-
-    km = KernelManager(kernel_name="python3")
-    km.kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    km.start_kernel(env=env, cwd=cwd)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=120)
-        kc.execute_interactive("x = 1", timeout=120, output_hook=lambda msg: None)
-        readings = []
-        for wait in (0.0, TICK_WAIT):
-            time.sleep(wait)
-            kc.execute_interactive("import time; print(time.process_time())", timeout=60, output_hook=_collect)
-            readings.append(float(_seen.pop()))
-        return readings[1] - readings[0]
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def _collect(msg: dict[str, object]) -> None:
@@ -133,13 +118,14 @@ def main() -> None:
         for _ in range(repeat):
             without_runs.append(start_to_first_cell(without_env, tmp))
             with_runs.append(start_to_first_cell(with_env, tmp))
-        seen, _seen[:] = list(_seen), []
         background = None
         if not args.quick:
-            background = background_after_first_cell(with_env, tmp) - background_after_first_cell(without_env, tmp)
-        _seen[:] = seen
-    with_times, without_times = [w for w, _ in with_runs], [w for w, _ in without_runs]
-    with_cpu, without_cpu = [c for _, c in with_runs], [c for _, c in without_runs]
+            background = (
+                start_to_first_cell(with_env, tmp, TICK_WAIT)[2] - start_to_first_cell(without_env, tmp, TICK_WAIT)[2]
+            )
+            del _seen[-2:]  # their "loaded" answers (True, False): not part of the alternation checked below
+    with_times, without_times = [w for w, _, _ in with_runs], [w for w, _, _ in without_runs]
+    with_cpu, without_cpu = [c for _, c, _ in with_runs], [c for _, c, _ in without_runs]
     # The check cell printed whether sci_ext was loaded: False, True, False, True, ...
     if _seen != ["False", "True"] * repeat:
         raise SystemExit(f"the profiles did not load what they should: {_seen}")
