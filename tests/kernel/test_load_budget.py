@@ -214,9 +214,12 @@ def test_the_first_cells_build_nothing_they_do_not_need(kernel_factory, sci_env)
     assert not heavy, f"the first cells imported {heavy}"
     assert "sci_ext-monitor" in found["threads"]  # alerts (memory, health) are watched from the first cell on
 
-    # auto mode: off (the default), on from the cell after a config file appears
+    # auto mode: off (the default), on from the first cell that looks after a config file appeared
+    # (it looks at most every PROBE_SECONDS, 2 s; shortened here so the test does not wait)
+    kernel.run("import sci_ext.kernel.cellcache.auto as _auto\n_auto.PROBE_SECONDS = _auto._next_probe = 0.1").check()
     assert kernel.run("y = 1").check() and kernel.run(PROBE).check().stdout.split() == ["None"]
     _write_user_config(sci_env, "[cache]\nauto = true\n[core]\nreload_interval_seconds = 0.1\n")
+    time.sleep(0.2)
     assert kernel.run("y = 2").check() and kernel.run(PROBE).check().stdout.split() == ["miss"]
     # the file's hot reload (checked at a cell's start, at most every core.reload_interval_seconds)
     _write_user_config(sci_env, "[cache]\nauto = false\n[core]\nreload_interval_seconds = 0.1\n\n")

@@ -21,10 +21,31 @@ from sci_ext.core.config import CacheConfig, ConfigManager, find_project_file
 from sci_ext.core.config_sources import has_sources, is_setting_variable, project_dirs, user_config_path
 
 
-def test_auto_modes_default_without_the_configuration_is_the_configurations():
-    from sci_ext.kernel.cellcache.auto import _AUTO_DEFAULT
+def test_auto_modes_default_and_probe_interval_without_the_configuration_are_the_configurations():
+    from sci_ext.core.config import CoreConfig
+    from sci_ext.kernel.cellcache.auto import _AUTO_DEFAULT, PROBE_SECONDS
 
     assert CacheConfig().auto is _AUTO_DEFAULT
+    assert CoreConfig().reload_interval_seconds == PROBE_SECONDS
+
+
+def test_auto_mode_looks_for_sources_at_most_once_per_interval(monkeypatch):
+    from sci_ext.core import config_sources
+    from sci_ext.kernel.cellcache import auto
+
+    answers = [False, True]
+    looks: list[bool] = []
+
+    def has_sources() -> bool:
+        looks.append(answers[min(len(looks), 1)])
+        return looks[-1]
+
+    monkeypatch.setattr(config_sources, "has_sources", has_sources)
+    monkeypatch.setattr(auto, "_next_probe", 0.0)
+    assert [auto._config_sources() for _ in range(50)] == [False] * 50  # a config file appearing now...
+    assert looks == [False]  # ...is seen at the next look, not on every cell
+    monkeypatch.setattr(auto, "_next_probe", 0.0)  # PROBE_SECONDS later
+    assert auto._config_sources() is True and looks == [False, True]
 
 
 @pytest.mark.parametrize(
