@@ -8,19 +8,38 @@ answers that question with a few ``stat`` calls: no user file, no ``sci_ext.toml
 where discovery would look, no setting variable means every value is its default
 (runtime overrides exist only once something built the configuration).
 
-The configuration package reads its paths from here, so both always agree.
+Readers on a kernel's per-cell path (auto mode's ``cache.auto``, telemetry's
+``monitoring.metrics_enabled``) ask :func:`only_defaults` first: it looks at most once per
+:data:`PROBE_SECONDS` (a look walks up the directories: ~0.1 ms), as the hot reload of
+config files does.  The configuration package reads its paths from here, so both always agree.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["ENV_PREFIX", "PROJECT_FILE", "has_sources", "is_setting_variable", "project_dirs", "user_config_path"]
+__all__ = [
+    "ENV_PREFIX",
+    "PROBE_SECONDS",
+    "PROJECT_FILE",
+    "has_sources",
+    "is_setting_variable",
+    "only_defaults",
+    "project_dirs",
+    "user_config_path",
+]
 
 PROJECT_FILE = "sci_ext.toml"
 ENV_PREFIX = "SCI_EXT_"
+#: Seconds between two looks of :func:`only_defaults`: as often as the hot reload looks at the
+#: files (``core.reload_interval_seconds``'s default; a unit test keeps them equal).
+PROBE_SECONDS = 2.0
+_next_probe = 0.0  # time.monotonic() of the next look
+_found = False  # what the last look found
 
 
 def user_config_path() -> Path:
@@ -78,3 +97,23 @@ def has_sources(cwd: Path | None = None, environ: Mapping[str, str] | None = Non
     if os.path.lexists(user_config_path()):
         return True
     return any(os.path.lexists(directory / PROJECT_FILE) for directory in project_dirs(cwd))
+
+
+def only_defaults() -> bool:
+    """True while nothing has built the configuration and no layer but the defaults has anything.
+
+    A reader may then use a setting's default instead of importing and building the
+    configuration.  Sources are looked for at most once per :data:`PROBE_SECONDS`, so a config
+    file or variable that appears counts from the first call at least that long after the last
+    look; once something has built the configuration (``%sci_config``, a feature, the monitor's
+    first tick) this is False and readers read it.
+    """
+    global _next_probe, _found
+    config = sys.modules.get("sci_ext.core.config")  # not imported: nothing has built it
+    if config is not None and config.current_config_manager() is not None:
+        return False
+    now = time.monotonic()
+    if now >= _next_probe:
+        _found = has_sources()
+        _next_probe = now + PROBE_SECONDS
+    return not _found

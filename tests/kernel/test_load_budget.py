@@ -216,7 +216,7 @@ def test_the_first_cells_build_nothing_they_do_not_need(kernel_factory, sci_env)
 
     # auto mode: off (the default), on from the first cell that looks after a config file appeared
     # (it looks at most every PROBE_SECONDS, 2 s; shortened here so the test does not wait)
-    kernel.run("import sci_ext.kernel.cellcache.auto as _auto\n_auto.PROBE_SECONDS = _auto._next_probe = 0.1").check()
+    kernel.run("import sci_ext.core.config_sources as _cs\n_cs.PROBE_SECONDS = _cs._next_probe = 0.1").check()
     assert kernel.run("y = 1").check() and kernel.run(PROBE).check().stdout.split() == ["None"]
     _write_user_config(sci_env, "[cache]\nauto = true\n[core]\nreload_interval_seconds = 0.1\n")
     time.sleep(0.2)

@@ -21,17 +21,20 @@ from sci_ext.core.config import CacheConfig, ConfigManager, find_project_file
 from sci_ext.core.config_sources import has_sources, is_setting_variable, project_dirs, user_config_path
 
 
-def test_auto_modes_default_and_probe_interval_without_the_configuration_are_the_configurations():
-    from sci_ext.core.config import CoreConfig
-    from sci_ext.kernel.cellcache.auto import _AUTO_DEFAULT, PROBE_SECONDS
+def test_the_defaults_used_without_the_configuration_are_the_configurations():
+    from sci_ext.core.config import CoreConfig, MonitoringConfig
+    from sci_ext.core.config_sources import PROBE_SECONDS
+    from sci_ext.core.telemetry.subscribe import METRICS_DEFAULT
+    from sci_ext.kernel.cellcache.auto import _AUTO_DEFAULT
 
     assert CacheConfig().auto is _AUTO_DEFAULT
+    assert MonitoringConfig().metrics_enabled is METRICS_DEFAULT
     assert CoreConfig().reload_interval_seconds == PROBE_SECONDS
 
 
-def test_auto_mode_looks_for_sources_at_most_once_per_interval(monkeypatch):
+def test_only_defaults_looks_at_most_once_per_interval_and_never_once_built(sci_env, monkeypatch):
     from sci_ext.core import config_sources
-    from sci_ext.kernel.cellcache import auto
+    from sci_ext.core.config import get_config_manager, set_config_manager
 
     answers = [False, True]
     looks: list[bool] = []
@@ -41,11 +44,15 @@ def test_auto_mode_looks_for_sources_at_most_once_per_interval(monkeypatch):
         return looks[-1]
 
     monkeypatch.setattr(config_sources, "has_sources", has_sources)
-    monkeypatch.setattr(auto, "_next_probe", 0.0)
-    assert [auto._config_sources() for _ in range(50)] == [False] * 50  # a config file appearing now...
+    monkeypatch.setattr(config_sources, "_next_probe", 0.0)
+    set_config_manager(None)  # nothing has built the configuration
+    assert [config_sources.only_defaults() for _ in range(50)] == [True] * 50  # a file appearing now...
     assert looks == [False]  # ...is seen at the next look, not on every cell
-    monkeypatch.setattr(auto, "_next_probe", 0.0)  # PROBE_SECONDS later
-    assert auto._config_sources() is True and looks == [False, True]
+    monkeypatch.setattr(config_sources, "_next_probe", 0.0)  # PROBE_SECONDS later
+    assert config_sources.only_defaults() is False and looks == [False, True]
+    monkeypatch.setattr(config_sources, "_found", False)
+    get_config_manager()  # built (by %sci_config, a feature, the monitor's tick): read it, look no more
+    assert config_sources.only_defaults() is False and looks == [False, True]
 
 
 @pytest.mark.parametrize(

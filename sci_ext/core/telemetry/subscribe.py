@@ -48,9 +48,17 @@ def installed() -> bool:
 _metrics_enabled: bool | None = None  # cached monitoring.metrics_enabled; refreshed on config changes
 
 
+#: ``monitoring.metrics_enabled``'s default (a unit test keeps them equal), without building the configuration.
+METRICS_DEFAULT = True
+
+
 def _metrics_on() -> bool:
     global _metrics_enabled
     if _metrics_enabled is None:
+        from ..config_sources import only_defaults
+
+        if only_defaults():  # a kernel's first cells: not worth building the configuration for (not kept)
+            return METRICS_DEFAULT
         try:
             from ..config import get_config
 

@@ -44,24 +44,6 @@ __all__ = ["REPORT_VAR", "AutoCache", "install", "register", "skip_reason"]
 _PLAIN_MAGIC = "%%nocache"
 #: ``cache.auto``'s default (``CacheConfig.auto``; a unit test keeps them equal), without importing the config.
 _AUTO_DEFAULT = False
-#: Seconds between two looks for a config source while nothing has built the configuration: as
-#: often as the hot reload looks at the files (``core.reload_interval_seconds``'s default; a unit
-#: test keeps them equal).  A look costs ~0.1 ms (it walks up the directories): not every cell.
-PROBE_SECONDS = 2.0
-_next_probe = 0.0  # time.monotonic() of the next look
-_found = False  # what the last look found
-
-
-def _config_sources() -> bool:
-    """:func:`~sci_ext.core.config_sources.has_sources`, asked at most once per :data:`PROBE_SECONDS`."""
-    global _next_probe, _found
-    now = time.monotonic()
-    if now >= _next_probe:
-        from ...core.config_sources import has_sources
-
-        _found = has_sources()
-        _next_probe = now + PROBE_SECONDS
-    return _found
 
 
 #: Set while auto mode is installed: the engine's one-line notices go here instead of stderr.
@@ -145,15 +127,16 @@ class AutoCache:
         """``cache.auto`` of the current configuration (runtime overrides included).
 
         Until something has built the configuration, a few ``stat`` calls tell whether
-        any layer could set it (:func:`_config_sources`): with none, it is its default
-        (off) and a kernel's first cells do not import and build the configuration for
-        this question.  ``%sci_cache auto on`` / ``%sci_config cache.auto=true`` (they
-        build it) count from the next cell on; a config file or variable that appears,
-        from the first cell that starts :data:`PROBE_SECONDS` after the last look, as
+        any layer could set it (:func:`~sci_ext.core.config_sources.only_defaults`): with
+        none, it is its default (off) and a kernel's first cells do not import and build
+        the configuration for this question.  ``%sci_cache auto on`` / ``%sci_config
+        cache.auto=true`` (they build it) count from the next cell on; a config file or
+        variable that appears, from the first cell that starts 2 s after the last look, as
         the hot reload of config files sees a change (``kernel/config_watch.py``).
         """
-        config = sys.modules.get("sci_ext.core.config")
-        if (config is None or config.current_config_manager() is None) and not _config_sources():
+        from ...core.config_sources import only_defaults
+
+        if only_defaults():
             return _AUTO_DEFAULT
         from ...core.config import get_config
 
