@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from kernel_harness import REPO
@@ -214,3 +215,19 @@ def test_updates_wait_neither_for_another_process_nor_without_bound(monkeypatch,
     assert not metrics.later(lambda m: None)
     metrics.drop_backlog()
     assert metrics._backlog == [] and metrics.later(lambda m: None)
+
+
+def test_the_cache_size_gauge_opens_no_store_for_a_cache_that_does_not_exist(sci_env, tmp_path):
+    from types import SimpleNamespace
+
+    from sci_ext.core.cache.layered import _disk
+    from sci_ext.core.cache.stats import cache_size_bytes
+    from sci_ext.core.config import get_config
+    from sci_ext.core.telemetry.subscribe import _cache_size
+
+    missing = tmp_path / "never-cached"
+    assert _cache_size(SimpleNamespace(cache=SimpleNamespace(dir=str(missing)))) == 0
+    assert not missing.exists() and str(missing) not in _disk  # nothing created, no store opened
+    cfg = get_config()
+    Path(cfg.cache.dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    assert _cache_size(cfg) == cache_size_bytes() > 0  # an existing cache: the store's own figure

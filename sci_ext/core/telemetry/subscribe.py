@@ -21,6 +21,7 @@ samples CPU and memory, refreshes the cache-size gauge, runs the health checks e
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -277,13 +278,12 @@ def _tick() -> None:
         rows = []
     monitor.note_budgets(rows)
     if _metrics_on():
-        from ..cache.stats import cache_size_bytes
         from .metrics import get_metrics
 
         m = get_metrics()
         m.cpu_percent.set(cpu_percent())
         m.memory_percent.set(float(mem["percent"]))
-        m.cache_size.set(cache_size_bytes())
+        m.cache_size.set(_cache_size(cfg))
         overrun = monitor.cell_overrun()
         m.cell_overrun.set(overrun[0] if overrun else 0.0)
         for row in rows:
@@ -294,6 +294,19 @@ def _tick() -> None:
         from .health import run_health_checks
 
         run_health_checks()
+
+
+def _cache_size(cfg: Any) -> int:
+    """``sci_cache_size_bytes``: 0 while the cache directory does not exist.
+
+    Asking the cache package would open (and create) a store and import diskcache for it,
+    in a kernel that has cached nothing yet.
+    """
+    if not os.path.isdir(os.path.expanduser(str(cfg.cache.dir))):
+        return 0
+    from ..cache.stats import cache_size_bytes
+
+    return cache_size_bytes()
 
 
 def _reconfigure_logging(event: Any) -> None:
