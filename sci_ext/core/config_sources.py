@@ -30,6 +30,7 @@ __all__ = [
     "is_setting_variable",
     "only_defaults",
     "project_dirs",
+    "reset_probe",
     "user_config_path",
 ]
 
@@ -117,3 +118,9 @@ def only_defaults() -> bool:
         _found = has_sources()
         _next_probe = now + PROBE_SECONDS
     return not _found
+
+
+def reset_probe() -> None:
+    """Look again at the next :func:`only_defaults` (the process-wide configuration was replaced)."""
+    global _next_probe, _found
+    _next_probe, _found = 0.0, False

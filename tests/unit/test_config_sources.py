@@ -138,3 +138,16 @@ def test_only_defaults_when_the_probe_finds_no_source(sci_env, monkeypatch, layo
             built = ConfigManager(cwd=cwd, environ=env).config
             assert built == ConfigManager(load=False).config
             assert {source.layer for *_, source in built.rows()} == {"default"}
+
+
+def test_replacing_the_configuration_makes_readers_look_again(sci_env, monkeypatch):
+    from sci_ext.core import config_sources
+    from sci_ext.core.config import set_config_manager
+
+    monkeypatch.setattr(config_sources, "_next_probe", 0.0)
+    set_config_manager(None)
+    assert config_sources.only_defaults()  # looked: nothing
+    (sci_env["project"] / "sci_ext.toml").write_text("[cache]\nauto = true\n")
+    assert config_sources.only_defaults()  # within the interval: not seen yet
+    set_config_manager(None)  # a tool or test replaced the configuration
+    assert not config_sources.only_defaults()
