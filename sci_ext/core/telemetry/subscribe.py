@@ -375,8 +375,10 @@ def install(*, monitor: bool = True, interval: float | None = None, defer: bool 
     ``min(5, monitoring.check_interval_seconds)``).  With ``defer`` only the
     subscriptions are made (by channel name: no feature, no config, no
     prometheus_client is imported); the rest (config, log handlers, the monitor
-    thread) happens at :func:`start`, which the first event or recorded cell calls.
-    This is what ``%load_ext sci_ext`` does: loading stays cheap, the first cell pays.
+    thread) happens at :func:`start`, which the first event or log record calls.  A
+    recorded cell only starts the monitor thread, whose first tick calls :func:`start`
+    (:func:`_start_in_background`).  This is what ``%load_ext sci_ext`` does: loading
+    stays cheap, and so does the first cell.
     """
     global _installed, _pending
     # Channels by name: subscribing loads neither the cache, the resilience nor the security package.
