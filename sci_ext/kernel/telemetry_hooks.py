@@ -11,8 +11,9 @@ arguments) is not a failed cell, and the errors of a cell tagged ``raises-except
 but are not errors for alerting.  Each cell's start and end go to the alert monitor,
 which knows each cell's usual duration (``CellRunningLong``).  Loading the extension also
 subscribes telemetry to the features' events (:func:`sci_ext.core.telemetry.install`,
-deferred: the log handlers and the background monitor start with the first recorded
-cell); unloading undoes both.
+deferred: the first recorded cell starts the background monitor, whose first tick
+configures the log and creates the metrics; the first log record or feature event
+does that at once); unloading undoes both.
 """
 
 from __future__ import annotations
@@ -144,8 +145,9 @@ def register(ipython: InteractiveShell, state: KernelState) -> None:
 
     Telemetry's subscriptions are made now (by channel name, nothing heavy is imported)
     and the rest is deferred (:func:`sci_ext.core.telemetry.subscribe.install` with
-    ``defer=True``): the configuration, the log handlers, prometheus_client and the
-    monitor thread start when the first cell is recorded or a feature emits its first event.
+    ``defer=True``): the monitor thread starts when the first cell is recorded; the
+    configuration, the log handlers and prometheus_client at its first tick, or when sci_ext
+    logs its first record or a feature emits its first event.
     """
     from ..core.events import channel
     from ..core.telemetry.subscribe import install, uninstall

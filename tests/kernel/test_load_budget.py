@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -154,3 +155,87 @@ def test_what_is_deferred_is_not_lost(kernel_factory):
         "print(len(mine), mine[0]['correlation_id'] == cid, get_metrics().cell_duration._sum.get() > 0)"
     ).check()
     assert res.stdout.split() == ["1", "True", "True"], res
+
+
+#: What a kernel's first cells may import on top of %load_ext's budget, when no config file or
+#: setting variable exists: the config-source probe, and the monitor and metrics modules (light:
+#: prometheus_client is imported when the metrics are created, at the monitor's first tick).
+FIRST_CELLS_ALLOWED = {
+    "sci_ext.core.config_sources",
+    "sci_ext.core.telemetry.alerts",
+    "sci_ext.core.telemetry.metrics",
+}
+
+#: Never on the first cells of a kernel without config sources (each was imported there once:
+#: auto mode read cache.auto from the built configuration, the first recorded cell created the metrics).
+FIRST_CELLS_HEAVY = (
+    "sci_ext.core.config",
+    "sci_ext.core.telemetry.logs",
+    "sci_ext.core.cache",
+    "prometheus_client",
+    "pythonjsonlogger",
+    "tomllib",
+    "statistics",
+)
+
+PROBE = (
+    "%%nocache\n"
+    "from sci_ext.kernel.cellcache.session import SESSION as _S\n"
+    "print(_S.last.status if _S.last else None)\n"
+    "_S.last = None"
+)
+
+
+def _write_user_config(sci_env, text: str) -> None:
+    path = sci_env["XDG_CONFIG_HOME"] / "sci_ext" / "config.toml"
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def test_the_first_cells_build_nothing_they_do_not_need(kernel_factory, sci_env):
+    """No config source: the first cells neither build the configuration nor import prometheus_client.
+
+    Nothing is lost: the monitor thread runs from the first cell, the cells' durations are in the
+    metrics when they are read, and auto mode still follows a config file that appears, its hot
+    reload and ``%sci_config`` from the next cell on.
+    """
+    kernel = kernel_factory(load_extension=False)
+    kernel.run("import json as _j, sys as _s, threading as _t\n_m = set(_s.modules)\n%load_ext sci_ext").check()
+    kernel.run("x = 1").check()
+    kernel.run("x = 2").check()
+    res = kernel.run(
+        "print(_j.dumps({'modules': sorted(set(_s.modules) - _m), 'threads': [t.name for t in _t.enumerate()]}))"
+    ).check()
+    found = json.loads(res.stdout.strip().splitlines()[-1])
+    first = {m for m in found["modules"] if m.startswith("sci_ext")} - ALLOWED
+    assert first <= FIRST_CELLS_ALLOWED, f"the first cells import more than they need: {sorted(first)}"
+    heavy = [m for m in FIRST_CELLS_HEAVY if any(n == m or n.startswith(m + ".") for n in found["modules"])]
+    assert not heavy, f"the first cells imported {heavy}"
+    assert "sci_ext-monitor" in found["threads"]  # alerts (memory, health) are watched from the first cell on
+
+    # auto mode: off (the default), on from the first cell that looks after a config file appeared
+    # (it looks at most every PROBE_SECONDS, 2 s; shortened here so the test does not wait)
+    kernel.run("import sci_ext.core.config_sources as _cs\n_cs.PROBE_SECONDS = _cs._next_probe = 0.1").check()
+    assert kernel.run("y = 1").check() and kernel.run(PROBE).check().stdout.split() == ["None"]
+    _write_user_config(sci_env, "[cache]\nauto = true\n[core]\nreload_interval_seconds = 0.1\n")
+    time.sleep(0.2)
+    assert kernel.run("y = 2").check() and kernel.run(PROBE).check().stdout.split() == ["miss"]
+    # the file's hot reload (checked at a cell's start, at most every core.reload_interval_seconds)
+    _write_user_config(sci_env, "[cache]\nauto = false\n[core]\nreload_interval_seconds = 0.1\n\n")
+    time.sleep(0.2)
+    # this cell's start sees the change (and it resets the probe): the next cells run plain
+    assert "config reloaded (cache.auto)" in kernel.run(PROBE).check().stderr
+    assert kernel.run("y = 3").check() and kernel.run(PROBE).check().stdout.split() == ["None"]
+    kernel.run("%sci_config cache.auto=true").check()
+    assert kernel.run("y = 4").check() and kernel.run(PROBE).check().stdout.split() == ["miss"]
+
+    # every cell recorded before the metrics existed is in them once they are read
+    res = kernel.run(
+        "%%nocache\n"
+        "from sci_ext.core.telemetry.metrics import get_metrics\n"
+        "print(int(get_metrics().cell_duration._sum.get() > 0),"
+        " [s.value for s in get_metrics().cell_duration.collect()[0].samples if s.name.endswith('_count')][0])"
+    ).check()
+    positive, count = res.stdout.split()
+    assert positive == "1" and float(count) >= 10  # x=1 ... the %sci_config cell, each once

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from kernel_harness import REPO
@@ -178,3 +179,55 @@ def test_missing_multiprocess_dir_is_created_or_metrics_stay_in_process(sci_env,
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
     assert any(p.name.startswith("histogram_") for p in missing.iterdir())
+
+
+def test_updates_before_the_metrics_exist_wait_for_them(monkeypatch):
+    """A kernel's first cells are recorded without importing prometheus_client; nothing is lost."""
+    from prometheus_client import CollectorRegistry
+
+    from sci_ext.core.telemetry import metrics
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(metrics, "_metrics", None)
+    monkeypatch.setattr(metrics, "_backlog", [])
+    real = metrics.SciMetrics
+    monkeypatch.setattr(metrics, "SciMetrics", lambda: real(CollectorRegistry()))  # not the default registry
+    seen: list[float] = []
+    for duration in (0.5, 1.5, 2.0):
+        assert metrics.later(lambda m, d=duration: (seen.append(d), m.cell_duration.observe(d)))
+    assert seen == []  # nothing applied, nothing created yet
+    m = metrics.get_metrics()
+    assert seen == [0.5, 1.5, 2.0]  # in order, once, when created
+    assert m.cell_duration._sum.get() == 4.0
+    assert not metrics.later(lambda m: seen.append(-1.0))  # they exist: the caller updates now
+    assert metrics.get_metrics() is m and seen == [0.5, 1.5, 2.0]
+
+
+def test_updates_wait_neither_for_another_process_nor_without_bound(monkeypatch, tmp_path):
+    from sci_ext.core.telemetry import metrics
+
+    monkeypatch.setattr(metrics, "_metrics", None)
+    monkeypatch.setattr(metrics, "_backlog", [])
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # the server scrapes the files at once
+    assert not metrics.later(lambda m: None)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    assert all(metrics.later(lambda m: None) for _ in range(metrics.MAX_BACKLOG))
+    assert not metrics.later(lambda m: None)
+    metrics.drop_backlog()
+    assert metrics._backlog == [] and metrics.later(lambda m: None)
+
+
+def test_the_cache_size_gauge_opens_no_store_for_a_cache_that_does_not_exist(sci_env, tmp_path):
+    from types import SimpleNamespace
+
+    from sci_ext.core.cache.layered import _disk
+    from sci_ext.core.cache.stats import cache_size_bytes
+    from sci_ext.core.config import get_config
+    from sci_ext.core.telemetry.subscribe import _cache_size
+
+    missing = tmp_path / "never-cached"
+    assert _cache_size(SimpleNamespace(cache=SimpleNamespace(dir=str(missing)))) == 0
+    assert not missing.exists() and str(missing) not in _disk  # nothing created, no store opened
+    cfg = get_config()
+    Path(cfg.cache.dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    assert _cache_size(cfg) == cache_size_bytes() > 0  # an existing cache: the store's own figure

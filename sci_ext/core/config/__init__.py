@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..config_sources import reset_probe
+
 # The AI-Scientist (bfts) and RAG sections register themselves through register_section.
 from . import bfts as _bfts  # noqa: F401
 from .manager import (
@@ -99,6 +101,7 @@ def set_config_manager(manager: ConfigManager | None) -> None:
         if _manager is not None and _manager is not manager:
             _manager.stop_watching()
         _manager = manager
+    reset_probe()  # the files and variables may differ now: per-cell readers look again
 
 
 def current_config_manager() -> ConfigManager | None:

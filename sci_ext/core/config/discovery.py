@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..config_sources import project_dirs
 from ..trust import UntrustedPathError, check_ancestors, describe, trusted_owner
 
 __all__ = ["PROTECTED_SETTINGS", "find_trusted_project_file", "protected_notice", "warn_once"]
@@ -110,19 +111,8 @@ def find_trusted_project_file(
     home: Path | None = None,
 ) -> Path | None:
     """The project file for ``start`` (default: the cwd), or ``None``; see the module docstring."""
-    here = Path(os.path.realpath(start or Path.cwd()))
-    home_dir = Path(os.path.realpath(home or Path.home()))
     trusted = list(trusted_dirs)
-    try:
-        device = os.stat(here).st_dev
-    except OSError:
-        return None
-    for directory in (here, *here.parents):
-        try:
-            if os.stat(directory).st_dev != device:
-                return None  # a mount point: do not cross file systems
-        except OSError:
-            return None
+    for directory in project_dirs(start, home):
         candidate = directory / file_name
         if os.path.lexists(candidate):
             reason = None if _is_trusted_dir(directory, trusted) else _untrusted_reason(candidate)
@@ -133,8 +123,6 @@ def find_trusted_project_file(
                 f'"{directory}" to core.trusted_dirs in your user config file '
                 f"(or SCI_EXT_CORE__TRUSTED_DIRS={directory})"
             )
-            return None
-        if directory == home_dir or (directory / ".git").exists():
             return None
     return None
 

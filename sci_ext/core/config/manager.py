@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config_sources import ENV_PREFIX, is_setting_variable
 from ..errors import ConfigError
 from .files import atomic_write_text, find_key_line, flatten_table, parse_toml, read_toml, update_toml_text
 from .model import Config, ConfigEvent, Source, Subscriber, suggest
@@ -59,7 +60,6 @@ RENAMED_KEYS: dict[int, dict[str, str]] = {
     }
 }
 LAYERS = ("default", "user", "project", "env", "runtime")
-ENV_PREFIX = "SCI_EXT_"
 
 
 @dataclass
@@ -239,7 +239,7 @@ class ConfigManager:
         values: dict[str, Any] = {}
         names: dict[str, str] = {}
         for var, raw in environ.items():
-            if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX) :]:
+            if not is_setting_variable(var):
                 continue  # SCI_EXT_VAULT_PASSPHRASE and the like are not config keys
             parts = [p.lower() for p in var[len(ENV_PREFIX) :].split("__")]
             dotted = ".".join(parts)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..config_sources import PROJECT_FILE, user_config_path
 from ..errors import ConfigError
 from .sections import BUILTIN_SECTIONS
 
 __all__ = ["PROJECT_FILE", "find_project_file", "register_section", "registered_sections", "user_config_path"]
-
-PROJECT_FILE = "sci_ext.toml"
 
 # Domain sections (rag, bfts) add themselves with register_section, as a third party does.
 _SECTIONS: dict[str, type] = dict(BUILTIN_SECTIONS)
@@ -41,20 +39,6 @@ def registered_sections() -> dict[str, type]:
     """A copy of the registry: section name -> dataclass."""
     with _SECTIONS_LOCK:
         return dict(_SECTIONS)
-
-
-def user_config_path() -> Path:
-    """``$XDG_CONFIG_HOME/sci_ext/config.toml`` (``~/.config/sci_ext/config.toml``).
-
-    ``SCI_EXT_CONFIG_FILE`` names another file: ``jupyter sci deploy`` starts its
-    candidate server on the new slot this way, without touching the live file.
-    """
-    explicit = os.environ.get("SCI_EXT_CONFIG_FILE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME")
-    root = Path(base) if base else Path.home() / ".config"
-    return root / "sci_ext" / "config.toml"
 
 
 def find_project_file(start: Path | None = None, trusted_dirs: Iterable[str] = ()) -> Path | None:

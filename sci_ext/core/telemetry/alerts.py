@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
 import threading
 import time
 from collections import deque
@@ -145,6 +144,7 @@ class AlertMonitor:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.on_tick: list[Callable[[], None]] = []
+        self.interval = 5.0  # seconds between ticks of the thread
 
     # ---------------------------------------------------------- cheap notes
     def note_run(self, duration: float) -> None:
@@ -203,6 +203,8 @@ class AlertMonitor:
     # ---------------------------------------------------------- evaluation
     def cell_overrun(self, now: float | None = None) -> tuple[float, float, float] | None:
         """The running cell furthest past its own history: ``(ratio, elapsed, median)``, or ``None``."""
+        import statistics  # in the monitor's thread: not on a kernel's first cell (it imports fractions)
+
         mon = self._config().monitoring
         now = self.clock() if now is None else now
         worst: tuple[float, float, float] | None = None
@@ -356,13 +358,18 @@ class AlertMonitor:
 
     # ---------------------------------------------------------- thread
     def start(self, interval: float = 5.0) -> None:
-        """Evaluate every ``interval`` seconds in a daemon thread (and run the ``on_tick`` callbacks)."""
+        """Evaluate every ``interval`` seconds in a daemon thread (and run the ``on_tick`` callbacks).
+
+        Called again while the thread runs, it only changes the interval (from the next wait on):
+        telemetry starts the thread before it has read the configured one.
+        """
+        self.interval = interval
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
 
         def loop() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.wait(self.interval):
                 for tick in list(self.on_tick):
                     try:
                         tick()

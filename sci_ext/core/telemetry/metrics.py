@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,15 @@ _log = logging.getLogger("sci_ext.telemetry")
 
 __all__ = [
     "HEALTH_VALUES",
+    "MAX_BACKLOG",
     "MAX_LABEL_VALUES",
     "LabelLimiter",
     "SciMetrics",
     "aggregate_metrics_text",
+    "drop_backlog",
     "generate_metrics_text",
     "get_metrics",
+    "later",
     "metrics_registry",
     "multiprocess_dir",
 ]
@@ -190,6 +194,10 @@ class SciMetrics:
 
 _metrics: SciMetrics | None = None
 _metrics_lock = threading.Lock()
+#: Updates made before the metrics existed (:func:`later`), applied in order when they are created.
+_backlog: list[Callable[[SciMetrics], None]] = []
+#: More updates than this waiting: the metrics are created (a bound, not a tuning knob).
+MAX_BACKLOG = 1000
 
 
 def get_metrics() -> SciMetrics:
@@ -199,10 +207,43 @@ def get_metrics() -> SciMetrics:
     if metrics is not None:
         return metrics
     with _metrics_lock:
-        if _metrics is None:
-            _ensure_multiprocess_dir()
-            _metrics = SciMetrics()
-        return _metrics
+        if _metrics is not None:
+            return _metrics
+        _ensure_multiprocess_dir()
+        metrics = SciMetrics()
+        waiting = list(_backlog)
+        _backlog.clear()
+        _metrics = metrics
+    for update in waiting:  # outside the lock: an update may read the configuration, which may log
+        try:
+            update(metrics)
+        except Exception:
+            _log.debug("early metric update failed", exc_info=True)
+    return metrics
+
+
+def later(update: Callable[[SciMetrics], None]) -> bool:
+    """Keep ``update`` for when the metrics are created, without importing ``prometheus_client`` now.
+
+    A kernel's first cells are recorded this way; the metrics are created at the monitor's
+    first tick or by the first reader in this process (:func:`get_metrics` applies the
+    updates first).  False, and nothing kept, when the caller must update now: the metrics
+    exist, :data:`MAX_BACKLOG` updates are waiting, or another process reads them
+    (``PROMETHEUS_MULTIPROC_DIR``: the server's scrape must see every cell at once).
+    """
+    if _metrics is not None or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return False
+    with _metrics_lock:
+        if _metrics is not None or len(_backlog) >= MAX_BACKLOG:
+            return False
+        _backlog.append(update)
+        return True
+
+
+def drop_backlog() -> None:
+    """Forget the waiting updates (``monitoring.metrics_enabled = false``: no metric is updated)."""
+    with _metrics_lock:
+        _backlog.clear()
 
 
 def metrics_registry() -> Any:

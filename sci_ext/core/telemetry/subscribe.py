@@ -21,6 +21,8 @@ samples CPU and memory, refreshes the cache-size gauge, runs the health checks e
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,8 @@ from .. import context
 __all__ = ["EXPECTS_ERRORS", "expects_errors", "install", "installed", "record_cell", "start", "started", "uninstall"]
 
 _log = logging.getLogger("sci_ext.telemetry")
+#: Longest wait between two ticks of the background monitor (``monitoring.check_interval_seconds`` if shorter).
+DEFAULT_INTERVAL = 5.0
 _lock = threading.Lock()
 _undo: list[Callable[[], None]] = []
 _installed = False
@@ -45,9 +49,17 @@ def installed() -> bool:
 _metrics_enabled: bool | None = None  # cached monitoring.metrics_enabled; refreshed on config changes
 
 
+#: ``monitoring.metrics_enabled``'s default (a unit test keeps them equal), without building the configuration.
+METRICS_DEFAULT = True
+
+
 def _metrics_on() -> bool:
     global _metrics_enabled
     if _metrics_enabled is None:
+        from ..config_sources import only_defaults
+
+        if only_defaults():  # a kernel's first cells: not worth building the configuration for (not kept)
+            return METRICS_DEFAULT
         try:
             from ..config import get_config
 
@@ -187,17 +199,31 @@ def record_cell(
     with its own history: the kernel hooks report starts and ends to the monitor).
     """
     if _pending is not None:
-        start()  # a deferred install: the first cell finishes it
-    if _metrics_on():
-        m = _metrics or _get_metrics()
-        m.cell_duration.observe(duration)
-        if error is not None and not expected:
-            m.cell_errors.inc()
+        _start_in_background()  # a deferred install: the first cell starts the monitor, its first tick the rest
+    failed = error is not None and not expected
+    # Before the metrics exist (a kernel's first cells) the update waits for them: no prometheus_client yet.
+    waits = _metrics is None and _metrics_module().later(lambda m: _observe_cell(m, duration, failed))
+    if not waits and _metrics_on():
+        _observe_cell(_metrics or _get_metrics(), duration, failed)
     if error is not None and not already_recorded:
         from ..resilience.handle import record_error
 
         # One path for every error: classified, logged, kept, shared (through _on_error).
         record_error(error, where, level=logging.INFO)
+
+
+def _observe_cell(m: Any, duration: float, failed: bool) -> None:
+    """``sci_cell_duration_seconds`` and ``sci_cell_errors_total`` of one cell (unless metrics are off)."""
+    if _metrics_on():
+        m.cell_duration.observe(duration)
+        if failed:
+            m.cell_errors.inc()
+
+
+def _metrics_module() -> Any:
+    from . import metrics  # light: prometheus_client is imported when the metrics are created
+
+    return metrics
 
 
 _monitor: Any = None
@@ -233,10 +259,14 @@ def _llm_budgets(cfg: Any) -> list[dict[str, Any]]:
 def _tick() -> None:
     """One round of the background monitor (sampling, cache size, budgets, health checks when due)."""
     global _last_check_run
+    if _pending is not None:
+        start()  # started by a cell (_start_in_background): config, log handlers, the configured interval
     from ..config import get_config
     from .alerts import get_monitor
     from .resources import cpu_percent, memory_info
 
+    if not _metrics_on():
+        _metrics_module().drop_backlog()
     cfg = get_config()
     monitor = get_monitor()
     mem = memory_info()
@@ -248,13 +278,12 @@ def _tick() -> None:
         rows = []
     monitor.note_budgets(rows)
     if _metrics_on():
-        from ..cache.stats import cache_size_bytes
         from .metrics import get_metrics
 
         m = get_metrics()
         m.cpu_percent.set(cpu_percent())
         m.memory_percent.set(float(mem["percent"]))
-        m.cache_size.set(cache_size_bytes())
+        m.cache_size.set(_cache_size(cfg))
         overrun = monitor.cell_overrun()
         m.cell_overrun.set(overrun[0] if overrun else 0.0)
         for row in rows:
@@ -265,6 +294,19 @@ def _tick() -> None:
         from .health import run_health_checks
 
         run_health_checks()
+
+
+def _cache_size(cfg: Any) -> int:
+    """``sci_cache_size_bytes``: 0 while the cache directory does not exist.
+
+    Asking the cache package would open (and create) a store and import diskcache for it,
+    in a kernel that has cached nothing yet.
+    """
+    if not os.path.isdir(os.path.expanduser(str(cfg.cache.dir))):
+        return 0
+    from ..cache.stats import cache_size_bytes
+
+    return cache_size_bytes()
 
 
 def _reconfigure_logging(event: Any) -> None:
@@ -333,8 +375,10 @@ def install(*, monitor: bool = True, interval: float | None = None, defer: bool 
     ``min(5, monitoring.check_interval_seconds)``).  With ``defer`` only the
     subscriptions are made (by channel name: no feature, no config, no
     prometheus_client is imported); the rest (config, log handlers, the monitor
-    thread) happens at :func:`start`, which the first event or recorded cell calls.
-    This is what ``%load_ext sci_ext`` does: loading stays cheap, the first cell pays.
+    thread) happens at :func:`start`, which the first event or log record calls.  A
+    recorded cell only starts the monitor thread, whose first tick calls :func:`start`
+    (:func:`_start_in_background`).  This is what ``%load_ext sci_ext`` does: loading
+    stays cheap, and so does the first cell.
     """
     global _installed, _pending
     # Channels by name: subscribing loads neither the cache, the resilience nor the security package.
@@ -397,8 +441,37 @@ def start() -> None:
         if interval is None:
             from ..config import get_config
 
-            interval = min(5.0, float(get_config().monitoring.check_interval_seconds))
+            interval = min(DEFAULT_INTERVAL, float(get_config().monitoring.check_interval_seconds))
         mon.start(interval)
+
+
+def _start_in_background() -> None:
+    """Start the monitor thread now and leave the rest of :func:`start` to its first tick.
+
+    What a deferred install still has to do (read the configuration, configure the
+    log, create the metrics) delays no cell there: a kernel's first cell only starts
+    the thread.  A record logged before that tick starts it at once
+    (:class:`_StartOnFirstRecord`), as does a feature's first event.
+    """
+    with _lock:
+        pending = _pending
+    if pending is None:
+        return
+    monitor, interval = pending
+    if not monitor:
+        start()  # no thread to leave it to
+        return
+    from .alerts import get_monitor
+
+    mon = get_monitor()
+    if _tick not in mon.on_tick:
+        mon.on_tick.append(_tick)
+    if interval is None:
+        config = sys.modules.get("sci_ext.core.config")  # read already: its interval; else the default's
+        manager = config.current_config_manager() if config is not None else None
+        seconds = manager.config.monitoring.check_interval_seconds if manager is not None else DEFAULT_INTERVAL
+        interval = min(DEFAULT_INTERVAL, float(seconds))
+    mon.start(interval)
 
 
 def started() -> bool:

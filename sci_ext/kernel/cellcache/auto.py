@@ -42,6 +42,9 @@ __all__ = ["REPORT_VAR", "AutoCache", "install", "register", "skip_reason"]
 
 
 _PLAIN_MAGIC = "%%nocache"
+#: ``cache.auto``'s default (``CacheConfig.auto``; a unit test keeps them equal), without importing the config.
+_AUTO_DEFAULT = False
+
 
 #: Set while auto mode is installed: the engine's one-line notices go here instead of stderr.
 notice_sink: Callable[[str], None] | None = None
@@ -121,7 +124,20 @@ class AutoCache:
 
     @staticmethod
     def enabled() -> bool:
-        """``cache.auto`` of the current configuration (runtime overrides included)."""
+        """``cache.auto`` of the current configuration (runtime overrides included).
+
+        Until something has built the configuration, a few ``stat`` calls tell whether
+        any layer could set it (:func:`~sci_ext.core.config_sources.only_defaults`): with
+        none, it is its default (off) and a kernel's first cells do not import and build
+        the configuration for this question.  ``%sci_cache auto on`` / ``%sci_config
+        cache.auto=true`` (they build it) count from the next cell on; a config file or
+        variable that appears, from the first cell that starts 2 s after the last look, as
+        the hot reload of config files sees a change (``kernel/config_watch.py``).
+        """
+        from ...core.config_sources import only_defaults
+
+        if only_defaults():
+            return _AUTO_DEFAULT
         from ...core.config import get_config
 
         try:
