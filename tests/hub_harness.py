@@ -75,6 +75,14 @@ def _settings(name):
         return {{}}
 
 
+def _zombie(pid):
+    try:
+        with open(f"/proc/{{pid}}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class SciSpawner(LocalProcessSpawner):
     """LocalProcessSpawner with per-user environment, arguments and umask from SETTINGS."""
 
@@ -100,6 +108,15 @@ class SciSpawner(LocalProcessSpawner):
                 writer.close()
                 break
         return ip, port
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.proc is None and self.pid and _zombie(self.pid):
+            # After a hub restart the server is no child of this hub: once it exits it stays a
+            # zombie until init reaps it (seconds later here), and kill(pid, 0) still finds it.
+            self.clear_state()
+            return 0
+        return status
 
     async def wait_for_death(self, timeout=10):
         # The same for stops: poll every 50 ms instead of backing off.
@@ -424,6 +441,8 @@ class Hub:
     admin_token: str
     proxy_token: str
     process: subprocess.Popen[bytes] | None = None
+    #: The next hub process, imported and waiting (:meth:`prepare_spare`).
+    spare: subprocess.Popen[bytes] | None = None
     proxy: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     #: 0: the hub takes activity only from what each server reports (the proxy counts every
@@ -509,15 +528,41 @@ class Hub:
         self.wait_up()
 
     def launch(self) -> None:
-        """Start the hub process (see :meth:`wait_up`)."""
+        """Start the hub process (the spare one when there is one; see :meth:`wait_up`)."""
+        if self.spare is not None:
+            self.process, self.spare = self.spare, None
+            assert self.process.stdin is not None
+            self.process.stdin.write(b"go\n")  # it has imported JupyterHub: now it starts
+            self.process.stdin.close()
+            return
+        self.process = self._popen_hub(subprocess.DEVNULL, [sys.executable, "-m", "jupyterhub"])
+
+    def prepare_spare(self) -> None:
+        """Start the next hub process up to its imports, for a restart: :meth:`launch` lets it go on.
+
+        JupyterHub's imports take seconds of CPU (``import jupyterhub.app`` ~2.7 s here). A
+        restart test is about what the new hub does once it runs, so the spare process
+        imports while the old hub still runs; everything after the imports (config, database,
+        finding the servers, routes) happens at the restart as in any restart.
+        """
+        if self.spare is None:
+            script = (
+                "import sys, jupyterhub.app as app\n"
+                "if sys.stdin.readline().strip() == 'go':\n"
+                "    sys.argv = ['jupyterhub', *sys.argv[1:]]\n"
+                "    app.main()\n"
+            )
+            self.spare = self._popen_hub(subprocess.PIPE, [sys.executable, "-c", script])
+
+    def _popen_hub(self, stdin: int, command: list[str]) -> subprocess.Popen[bytes]:
         log = (self.root / "hub.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.root / "jupyterhub_config.py")],
+        return subprocess.Popen(
+            [*command, "-f", str(self.root / "jupyterhub_config.py")],
             cwd=self.root,
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             start_new_session=True,
         )
 
@@ -549,11 +594,12 @@ class Hub:
 
     def close(self) -> None:
         """Kill the hub (nothing of it is kept), every process of the test users, and the proxy."""
-        if self.process is not None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, 9)
-            self.process.wait(10)
-            self.process = None
+        for process in (self.process, self.spare):
+            if process is not None:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, 9)
+                process.wait(10)
+        self.process = self.spare = None
         for user in UNIX_USERS:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         if self.proxy is not None:
@@ -689,6 +735,10 @@ def start_hub(wheel: Callable[[], Path]) -> Iterator[Hub]:
         yield hub
     finally:
         hub.close()
+        keep = os.environ.get("SCI_EXT_HUB_LOG")  # where to keep the hub's log (servers' included), if set
+        if keep:
+            with suppress(OSError):
+                shutil.copyfile(root / "hub.log", keep)
         shutil.rmtree(root, ignore_errors=True)
         lock.release()
 
