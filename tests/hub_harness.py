@@ -171,6 +171,54 @@ c.JupyterHub.load_roles = [{{
 '''
 
 
+#: A module the hub and the users' venv import at start (the venv by a ``.pth`` file): it stands
+#: in for ``rfc3987_syntax`` until its one function is first called, then imports the real one.
+#: Why: jsonschema imports ``rfc3987_syntax`` (reached through jupyter_events by JupyterHub and
+#: every Jupyter server), which compiles ~35 Earley grammars at import, about 1 s of CPU per
+#: process start (upstream: jupyter_server#1559, jsonschema#1428), and this module starts 5
+#: of them. Nothing is validated differently: the first IRI check imports it, as before.
+LAZY_RFC3987_MODULE = "sci_test_lazy_rfc3987"
+LAZY_RFC3987 = r'''
+"""rfc3987_syntax, imported when first used (sci_ext's hub tests only: tests/hub_harness.py)."""
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+
+NAME = "rfc3987_syntax"
+_lock = threading.Lock()
+_real = None
+
+
+def _load():
+    global _real
+    with _lock:
+        if _real is None:
+            if sys.modules.get(NAME) is _proxy:
+                del sys.modules[NAME]
+            _real = importlib.import_module(NAME)
+    return _real
+
+
+def is_valid_syntax(term, value):
+    return _load().is_valid_syntax(term, value)
+
+
+def _getattr(name):
+    if name.startswith("__"):  # the import system asks for __path__ etc.: not a reason to load
+        raise AttributeError(name)
+    return getattr(_load(), name)
+
+
+_proxy = types.ModuleType(NAME, "Loads the real rfc3987_syntax on first use.")
+_proxy.is_valid_syntax = is_valid_syntax
+_proxy.__getattr__ = _getattr
+if NAME not in sys.modules and importlib.util.find_spec(NAME) is not None:
+    sys.modules[NAME] = _proxy
+'''
+
+
 def skip_reason() -> str | None:
     """Why a real hub cannot run here, or ``None`` (CI has root, Node's proxy and ``useradd``)."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -242,7 +290,7 @@ def _not_sci_ext(directory: str, names: list[str]) -> list[str]:
 #: Where the users' venvs are kept between runs: root's, 0755 (both users execute them).
 VENV_CACHE = Path("/var/cache/sci_ext-tests")
 #: Part of the cache key: bump it when ``_build_venv`` makes a different venv from the same inputs.
-VENV_LAYOUT = "2"
+VENV_LAYOUT = "3"
 #: Cached venvs unused for this long are removed when another one is used.
 VENV_MAX_AGE = 7 * 24 * 3600
 
@@ -348,6 +396,9 @@ def _build_venv(root: Path, wheel: Path) -> None:
         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")},
     )
     (site / "zz_sci_test_deps.pth").write_text("\n".join(lines) + "\n")
+    # After the dependencies' .pth (alphabetical order): rfc3987_syntax must be on the path.
+    (site / f"{LAZY_RFC3987_MODULE}.py").write_text(LAZY_RFC3987)
+    (site / f"zzz_{LAZY_RFC3987_MODULE}.pth").write_text(f"import {LAZY_RFC3987_MODULE}\n")
     # Jupyter's own extensions (JupyterLab, widgets) as if installed in this venv: their
     # config and data files; sci_ext's come from its wheel above.
     for sub in ("etc/jupyter", "share/jupyter"):
@@ -535,7 +586,8 @@ class Hub:
             self.process.stdin.write(b"go\n")  # it has imported JupyterHub: now it starts
             self.process.stdin.close()
             return
-        self.process = self._popen_hub(subprocess.DEVNULL, [sys.executable, "-m", "jupyterhub"])
+        script = f"{self._lazy_rfc3987()}import sys, jupyterhub.app as app\nsys.argv[0] = 'jupyterhub'\napp.main()\n"
+        self.process = self._popen_hub(subprocess.DEVNULL, [sys.executable, "-c", script])
 
     def prepare_spare(self) -> None:
         """Start the next hub process up to its imports, for a restart: :meth:`launch` lets it go on.
@@ -546,13 +598,18 @@ class Hub:
         finding the servers, routes) happens at the restart as in any restart.
         """
         if self.spare is None:
-            script = (
+            script = self._lazy_rfc3987() + (
                 "import sys, jupyterhub.app as app\n"
                 "if sys.stdin.readline().strip() == 'go':\n"
                 "    sys.argv = ['jupyterhub', *sys.argv[1:]]\n"
                 "    app.main()\n"
             )
             self.spare = self._popen_hub(subprocess.PIPE, [sys.executable, "-c", script])
+
+    def _lazy_rfc3987(self) -> str:
+        """Code that makes the hub import ``rfc3987_syntax`` when first used (see ``LAZY_RFC3987``)."""
+        (self.root / f"{LAZY_RFC3987_MODULE}.py").write_text(LAZY_RFC3987)
+        return f"import sys\nsys.path.append({str(self.root)!r})\nimport {LAZY_RFC3987_MODULE}\n"
 
     def _popen_hub(self, stdin: int, command: list[str]) -> subprocess.Popen[bytes]:
         log = (self.root / "hub.log").open("ab")

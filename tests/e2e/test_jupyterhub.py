@@ -11,6 +11,7 @@ The answers pinned here are documented in docs/jupyterhub.md (who may read what)
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +195,7 @@ def test_the_other_user_can_list_or_read_nothing(hub: Hub, kernels: dict[str, Ke
     assert kernels[BOB].run(cell)["text"].strip() == "0"
 
 
-def test_who_may_read_what(hub: Hub, scrape_keys: dict[str, str]) -> None:
+def test_who_may_read_what(hub: Hub, scrape_keys: dict[str, str], team_prometheus: Any) -> None:
     key = scrape_keys[ALICE]
     expected = {
         # principal: (health, metrics, status) for alice's server
@@ -221,7 +223,7 @@ def test_who_may_read_what(hub: Hub, scrape_keys: dict[str, str]) -> None:
     assert hub.user_request(ALICE, "GET", "/sci/health").status_code == 401
 
 
-def test_lockouts_do_not_cross_users(hub: Hub, scrape_keys: dict[str, str]) -> None:
+def test_lockouts_do_not_cross_users(hub: Hub, scrape_keys: dict[str, str], team_prometheus: Any) -> None:
     key = scrape_keys[ALICE]
     bob = {"Authorization": f"token {hub.token(BOB)}"}
     bogus = {"Authorization": "Bearer sci_deadbeef_" + "x" * 43}
@@ -235,10 +237,19 @@ def test_lockouts_do_not_cross_users(hub: Hub, scrape_keys: dict[str, str]) -> N
         url = f"{hub.url}/user/{ALICE}/sci/metrics"
         return local.session.get(url, headers=headers, timeout=60, allow_redirects=False).status_code
 
+    audit = home(ALICE) / ".local" / "state" / "sci_ext" / "audit" / "audit.jsonl"
+    before = len(audit.read_text().splitlines())
     with ThreadPoolExecutor(8) as pool:
         codes = Counter(pool.map(send, kinds))
     assert set(codes) <= {401, 403}, codes
     assert codes[200] == 0
+    # Alice's audit log: each failure with a credential until its pair is locked out, the
+    # lockouts, and the anonymous ones bounded (the first per client and minute; the sum is
+    # written when the minute ends: tests/unit/test_security_anonymous_audit.py).
+    added = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
+    anonymous = [r for r in added if r["details"].get("reason") == "missing"]
+    assert len(anonymous) <= 2 and len(added) <= 2 * (10 + 2) + 2, Counter(r["event"] for r in added)
+    assert {r["event"] for r in added} >= {"auth.lockout"}
     good = hub.user_request(ALICE, "GET", "/sci/metrics", headers={"Authorization": f"Bearer {key}"})
     assert good.status_code == 200, good.text
     assert hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).status_code == 200
@@ -279,8 +290,11 @@ def team_prometheus(
 ) -> Iterator[tuple[subprocess.CompletedProcess[str], str, Any]]:
     """``jupyter sci hub scrape-config``'s result and config, and a real Prometheus started on it.
 
-    Started, not waited for: it comes up while the activity test waits (its scrapes of
-    ``/sci/metrics`` are ``/sci`` requests too), and the Prometheus test checks it.
+    Started, not waited for: Prometheus 2.42 scrapes first about 5 s after it starts (its
+    scrape manager applies targets on a 5 s tick), so earlier tests request this fixture and
+    that time passes while they run. Its scrapes are valid requests with each user's key
+    during the 1,000 bad ones, and ``/sci`` requests during the activity test; the
+    Prometheus test checks what it scraped.
     """
     from prometheus_server import PrometheusServer
 
@@ -295,7 +309,7 @@ def team_prometheus(
     res = subprocess.run(
         [sys.executable, "-m", "sci_ext", "hub", "scrape-config", "--hub-url", hub.url, "--keys-dir", str(keys),
          "--token-file", str(tmp / "hub_token"), "--hub-metrics-token-file", str(keys / "hub"),
-         "--interval", "1s", "-o", str(out)],
+         "--interval", "500ms", "-o", str(out)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     if res.returncode != 0 or not out.exists():
@@ -351,6 +365,19 @@ def test_sci_requests_are_not_user_activity(hub: Hub, team_prometheus: Any, spar
     assert after[0] > before[0] and after[1] > before[1], (before, after)
 
 
+def _prometheus_until(prometheus: Any, promql: str, predicate: Any, timeout: float = 60) -> list[dict[str, Any]]:
+    """Poll an instant query every 0.1 s until ``predicate(result)`` (Prometheus may still be starting)."""
+    deadline = time.monotonic() + timeout
+    result: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        with suppress(OSError, ValueError):  # not listening yet; 503 (not JSON) while it starts
+            result = prometheus.query(promql)["result"]
+            if predicate(result):
+                return result
+        time.sleep(0.1)
+    raise AssertionError(f"{promql}: last result {result}")
+
+
 def test_one_prometheus_scrapes_every_user_and_the_hub(
     hub: Hub, kernels: dict[str, Kernel], team_prometheus: tuple[subprocess.CompletedProcess[str], str, Any]
 ) -> None:
@@ -364,8 +391,9 @@ def test_one_prometheus_scrapes_every_user_and_the_hub(
     }
     assert hub.admin_token not in text  # keys stay in their files
     try:
-        prometheus.wait_up(3, timeout=60)
-        rows = prometheus.wait_for(
+        _prometheus_until(prometheus, "up", lambda r: sum(float(x["value"][1]) for x in r) >= 3)  # 3 targets up
+        rows = _prometheus_until(
+            prometheus,
             "sum by (user) (sci_cell_duration_seconds_count)",
             lambda r: {x["metric"].get("user") for x in r} >= {ALICE, BOB},
         )
@@ -374,7 +402,7 @@ def test_one_prometheus_scrapes_every_user_and_the_hub(
         # What the one Prometheus holds for each user is what that user's own server reports.
         assert by_user[ALICE] > 0 and by_user[BOB] > 0
         assert abs(by_user[ALICE] - direct[ALICE]) <= 1 and abs(by_user[BOB] - direct[BOB]) <= 1
-        assert prometheus.wait_for("jupyterhub_running_servers", lambda r: bool(r))
+        assert _prometheus_until(prometheus, "jupyterhub_running_servers", bool)
     finally:
         prometheus.stop()  # done scraping: the later tests restart servers
 
