@@ -21,8 +21,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,40 @@ def team_prometheus(
         prometheus.stop()
 
 
+@dataclass
+class Carol:
+    """Carol's first server, being started; alice's directories from before."""
+
+    spawn: Future[requests.Response]
+    alice_dirs: set[str]
+
+    def wait(self, hub: Hub) -> None:
+        """Wait until carol's server runs (the spawn answers 201, or 202 when it was slow)."""
+        assert self.spawn.result().status_code in (201, 202), self.spawn.result().text
+        hub.wait_running(CAROL)
+
+
+@pytest.fixture(scope="module")
+def carol(hub: Hub) -> Iterator[Carol]:
+    """Carol's first server, started and not waited for (the activity test's waits pass meanwhile).
+
+    Her home is world-writable and her ``XDG_STATE_HOME`` points into alice's home: two bad
+    inputs, each refused with its own reason (the last two tests). She is added to the hub here.
+    """
+    res = hub.api("POST", f"/users/{CAROL}")
+    assert res.status_code in (201, 409), res.text  # 409: already a hub user
+    alice_dirs = {str(p) for p in home(ALICE).rglob("*") if p.is_dir()}
+    env = {"JUPYTERHUB_ACTIVITY_INTERVAL": "1", "XDG_STATE_HOME": str(home(ALICE) / ".local" / "state")}
+    hub.settings(CAROL, umask=0o022, env=env)
+    home(CAROL).chmod(0o777)
+    pool = ThreadPoolExecutor(1)
+    try:
+        yield Carol(pool.submit(hub.api, "POST", f"/users/{CAROL}/server"), alice_dirs)
+    finally:
+        pool.shutdown()
+        home(CAROL).chmod(0o755)
+
+
 @pytest.fixture(scope="module")
 def spare_hub(hub: Hub) -> Hub:
     """The hub with its next process imported and waiting (for the restart test).
@@ -334,7 +369,9 @@ def spare_hub(hub: Hub) -> Hub:
     return hub
 
 
-def test_sci_requests_are_not_user_activity(hub: Hub, team_prometheus: Any, spare_hub: Hub) -> None:
+def test_sci_requests_are_not_user_activity(hub: Hub, team_prometheus: Any, spare_hub: Hub, carol: Carol) -> None:
+    """Scrapes are no activity. (Prometheus, the spare hub and carol's server start meanwhile: see their fixtures.)"""
+
     def last_activity() -> tuple[str, str]:
         model = hub.api("GET", f"/users/{ALICE}").json()
         server = hub.user_request(ALICE, "GET", "/api/status", token=hub.token(ALICE)).json()
@@ -415,7 +452,8 @@ def test_scrape_config_for_a_user_without_a_key_says_so(hub: Hub, tmp_path: Path
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert f"no key file for {ALICE}, {BOB}: not scraped" in res.stderr
+    users = sorted(user["name"] for user in hub.api("GET", "/users").json())  # carol too, once added
+    assert f"no key file for {', '.join(users)}: not scraped" in res.stderr
     assert yaml.safe_load(res.stdout)["scrape_configs"] == []
 
 
@@ -455,13 +493,14 @@ def test_shared_redis_per_user_keys_never_cross_and_a_team_key_shares(
             kernel.run("%sci_config --reset cache.redis_url\n%sci_config --reset cache.redis_signing_key")
 
 
-def test_hub_restart_while_kernels_run_loses_nothing(spare_hub: Hub, kernels: dict[str, Kernel]) -> None:
+def test_hub_restart_while_kernels_run_loses_nothing(spare_hub: Hub, kernels: dict[str, Kernel], carol: Carol) -> None:
     """The hub restarts as in a deployment (its own proxy, ``cleanup_servers = False``): users notice nothing.
 
     The new hub process has done its imports beforehand (``spare_hub``); what it does once it
-    runs (config, database, finding the servers and their routes) is what is checked here.
+    runs (config, database, finding the three servers and their routes) is what is checked here.
     """
     hub = spare_hub
+    carol.wait(hub)  # no spawn pending: the hub saves a server's state when its spawn ends
     alice = kernels[ALICE]
     assert alice.run("survivor = 'still here'")["error"] is None
     before = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
@@ -470,11 +509,11 @@ def test_hub_restart_while_kernels_run_loses_nothing(spare_hub: Hub, kernels: di
     # The hub is down: the proxy still routes alice's open websocket to her kernel.
     assert alice.run("print(survivor)")["text"].strip() == "still here"
     hub.start()
-    for user in (ALICE, BOB):
-        hub.wait_running(user)  # the new hub found both servers running (init_spawners polls them)
+    for user in (ALICE, BOB, CAROL):
+        hub.wait_running(user)  # the new hub found the servers running (init_spawners polls them)
     log = hub.log_tail(20_000)
-    assert f"{ALICE} still running" in log and f"{BOB} still running" in log, log[-3000:]
-    assert _hub_running_servers(hub) == 2
+    assert all(f"{user} still running" in log for user in (ALICE, BOB, CAROL)), log[-3000:]
+    assert _hub_running_servers(hub) == 3
     # The websocket opened before the restart still runs cells: nothing reconnects, nothing is lost.
     assert alice.run("print(survivor)")["text"].strip() == "still here"
     after = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
@@ -487,28 +526,15 @@ def test_hub_restart_while_kernels_run_loses_nothing(spare_hub: Hub, kernels: di
 
 
 @pytest.fixture(scope="module")
-def second_start(hub: Hub) -> Iterator[set[str]]:
-    """Two servers started together: alice's again as it was (her state stays), and a first one
-    for carol, whose home is world-writable and whose ``XDG_STATE_HOME`` points into alice's
-    home (two bad inputs, each refused with its own reason). Yields alice's directories before.
-    Alice's ``kernels`` are gone after this.
+def second_start(hub: Hub, carol: Carol) -> set[str]:
+    """Alice's server stopped and started again as it was (her state stays); carol's running.
+
+    Returns alice's directories from before carol's start. Alice's ``kernels`` are gone after this.
     """
-    res = hub.api("POST", f"/users/{CAROL}")
-    assert res.status_code in (201, 409), res.text  # 409: already a hub user
-    alice_dirs = {str(p) for p in home(ALICE).rglob("*") if p.is_dir()}
-    env = {"JUPYTERHUB_ACTIVITY_INTERVAL": "1", "XDG_STATE_HOME": str(home(ALICE) / ".local" / "state")}
-    hub.settings(CAROL, umask=0o022, env=env)
-    home(CAROL).chmod(0o777)
-    pool = ThreadPoolExecutor(1)
-    try:
-        carol = pool.submit(hub.api, "POST", f"/users/{CAROL}/server")  # starts while alice's stops
-        hub.stop_server(ALICE)
-        hub.start_servers(ALICE, CAROL)  # carol's: 202 while pending, 400 once running
-        assert carol.result().status_code in (201, 202), carol.result().text
-        yield alice_dirs
-    finally:
-        pool.shutdown()
-        home(CAROL).chmod(0o755)
+    hub.stop_server(ALICE)
+    hub.start_servers(ALICE)
+    carol.wait(hub)
+    return carol.alice_dirs
 
 
 def test_cache_survives_a_server_restart(hub: Hub, second_start: set[str]) -> None:
