@@ -239,17 +239,18 @@ def test_lockouts_do_not_cross_users(hub: Hub, scrape_keys: dict[str, str], team
         return local.session.get(url, headers=headers, timeout=60, allow_redirects=False).status_code
 
     audit = home(ALICE) / ".local" / "state" / "sci_ext" / "audit" / "audit.jsonl"
-    before = len(audit.read_text().splitlines())
+    before = len(audit.read_text().splitlines()) if audit.exists() else 0
     with ThreadPoolExecutor(8) as pool:
         codes = Counter(pool.map(send, kinds))
     assert set(codes) <= {401, 403}, codes
     assert codes[200] == 0
-    # Alice's audit log: each failure with a credential until its pair is locked out, the
-    # lockouts, and the anonymous ones bounded (the first per client and minute; the sum is
-    # written when the minute ends: tests/unit/test_security_anonymous_audit.py).
+    # Alice's audit log: each failure with a credential until its pair is locked out (two pairs:
+    # 11 records and a lockout each), a budget alert at most, and the anonymous ones bounded
+    # (the first per client and minute, and a sum if the minute ends meanwhile; the sums are
+    # checked in tests/unit/test_security_anonymous_audit.py). It was 524 records or more.
     added = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
     anonymous = [r for r in added if r["details"].get("reason") == "missing"]
-    assert len(anonymous) <= 2 and len(added) <= 2 * (10 + 2) + 2, Counter(r["event"] for r in added)
+    assert len(anonymous) <= 2 and len(added) <= 30, Counter(r["event"] for r in added)
     assert {r["event"] for r in added} >= {"auth.lockout"}
     good = hub.user_request(ALICE, "GET", "/sci/metrics", headers={"Authorization": f"Bearer {key}"})
     assert good.status_code == 200, good.text
