@@ -504,6 +504,7 @@ def test_hub_restart_while_kernels_run_loses_nothing(spare_hub: Hub, kernels: di
     carol.wait(hub)  # no spawn pending: the hub saves a server's state when its spawn ends
     alice = kernels[ALICE]
     assert alice.run("survivor = 'still here'")["error"] is None
+    assert alice.run(CACHED_CELL)["error"] is None  # stored (a hit already when the cache test ran)
     before = _cell_count(hub.user_request(ALICE, "GET", "/sci/metrics", token=hub.token(ALICE)).text)
     hub.stop()
     assert "Leaving single-user servers running" in hub.log_tail(20_000)
