@@ -528,11 +528,12 @@ def test_hub_restart_while_kernels_run_loses_nothing(spare_hub: Hub, kernels: di
 
 
 @pytest.fixture(scope="module")
-def second_start(hub: Hub, carol: Carol) -> set[str]:
+def second_start(hub: Hub, carol: Carol, kernels: dict[str, Kernel]) -> set[str]:
     """Alice's server stopped and started again as it was (her state stays); carol's running.
 
     Returns alice's directories from before carol's start. Alice's ``kernels`` are gone after this.
     """
+    assert kernels[ALICE].run(CACHED_CELL)["error"] is None  # stored (a hit when the cache test ran)
     hub.stop_server(ALICE)
     hub.start_servers(ALICE)
     carol.wait(hub)
