@@ -326,7 +326,7 @@ def team_prometheus(
     res = subprocess.run(
         [sys.executable, "-m", "sci_ext", "hub", "scrape-config", "--hub-url", hub.url, "--keys-dir", str(keys),
          "--token-file", str(tmp / "hub_token"), "--hub-metrics-token-file", str(keys / "hub"),
-         "--interval", "500ms", "-o", str(out)],
+         "--interval", "1s", "-o", str(out)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     if res.returncode != 0 or not out.exists():
