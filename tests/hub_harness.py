@@ -175,8 +175,8 @@ c.JupyterHub.load_roles = [{{
 #: in for ``rfc3987_syntax`` until its one function is first called, then imports the real one.
 #: Why: jsonschema imports ``rfc3987_syntax`` (reached through jupyter_events by JupyterHub and
 #: every Jupyter server), which compiles ~35 Earley grammars at import, about 1 s of CPU per
-#: process start (upstream: jupyter_server#1559, jsonschema#1428), and this module starts 5
-#: of them. Nothing is validated differently: the first IRI check imports it, as before.
+#: process start (upstream: jupyter_server#1559, jsonschema#1428), and the hub tests start six
+#: (two hubs, four servers). Nothing is validated differently: the first IRI check imports it.
 LAZY_RFC3987_MODULE = "sci_test_lazy_rfc3987"
 LAZY_RFC3987 = r'''
 """rfc3987_syntax, imported when first used (sci_ext's hub tests only: tests/hub_harness.py)."""
