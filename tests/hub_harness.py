@@ -75,6 +75,14 @@ def _settings(name):
         return {{}}
 
 
+def _zombie(pid):
+    try:
+        with open(f"/proc/{{pid}}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class SciSpawner(LocalProcessSpawner):
     """LocalProcessSpawner with per-user environment, arguments and umask from SETTINGS."""
 
@@ -100,6 +108,15 @@ class SciSpawner(LocalProcessSpawner):
                 writer.close()
                 break
         return ip, port
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.proc is None and self.pid and _zombie(self.pid):
+            # After a hub restart the server is no child of this hub: once it exits it stays a
+            # zombie until init reaps it (seconds later here), and kill(pid, 0) still finds it.
+            self.clear_state()
+            return 0
+        return status
 
     async def wait_for_death(self, timeout=10):
         # The same for stops: poll every 50 ms instead of backing off.
@@ -151,6 +168,54 @@ c.JupyterHub.load_roles = [{{
     "services": ["tester"],
     "scopes": ["admin:users", "admin:servers", "tokens", "read:metrics", "access:servers", "list:users"],
 }}]
+'''
+
+
+#: A module the hub and the users' venv import at start (the venv by a ``.pth`` file): it stands
+#: in for ``rfc3987_syntax`` until its one function is first called, then imports the real one.
+#: Why: jsonschema imports ``rfc3987_syntax`` (reached through jupyter_events by JupyterHub and
+#: every Jupyter server), which compiles ~35 Earley grammars at import, about 1 s of CPU per
+#: process start (upstream: jupyter_server#1559, jsonschema#1428), and the hub tests start six
+#: (two hubs, four servers). Nothing is validated differently: the first IRI check imports it.
+LAZY_RFC3987_MODULE = "sci_test_lazy_rfc3987"
+LAZY_RFC3987 = r'''
+"""rfc3987_syntax, imported when first used (sci_ext's hub tests only: tests/hub_harness.py)."""
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+
+NAME = "rfc3987_syntax"
+_lock = threading.Lock()
+_real = None
+
+
+def _load():
+    global _real
+    with _lock:
+        if _real is None:
+            if sys.modules.get(NAME) is _proxy:
+                del sys.modules[NAME]
+            _real = importlib.import_module(NAME)
+    return _real
+
+
+def is_valid_syntax(term, value):
+    return _load().is_valid_syntax(term, value)
+
+
+def _getattr(name):
+    if name.startswith("__"):  # the import system asks for __path__ etc.: not a reason to load
+        raise AttributeError(name)
+    return getattr(_load(), name)
+
+
+_proxy = types.ModuleType(NAME, "Loads the real rfc3987_syntax on first use.")
+_proxy.is_valid_syntax = is_valid_syntax
+_proxy.__getattr__ = _getattr
+if NAME not in sys.modules and importlib.util.find_spec(NAME) is not None:
+    sys.modules[NAME] = _proxy
 '''
 
 
@@ -225,7 +290,7 @@ def _not_sci_ext(directory: str, names: list[str]) -> list[str]:
 #: Where the users' venvs are kept between runs: root's, 0755 (both users execute them).
 VENV_CACHE = Path("/var/cache/sci_ext-tests")
 #: Part of the cache key: bump it when ``_build_venv`` makes a different venv from the same inputs.
-VENV_LAYOUT = "2"
+VENV_LAYOUT = "3"
 #: Cached venvs unused for this long are removed when another one is used.
 VENV_MAX_AGE = 7 * 24 * 3600
 
@@ -331,6 +396,9 @@ def _build_venv(root: Path, wheel: Path) -> None:
         env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")},
     )
     (site / "zz_sci_test_deps.pth").write_text("\n".join(lines) + "\n")
+    # After the dependencies' .pth (alphabetical order): rfc3987_syntax must be on the path.
+    (site / f"{LAZY_RFC3987_MODULE}.py").write_text(LAZY_RFC3987)
+    (site / f"zzz_{LAZY_RFC3987_MODULE}.pth").write_text(f"import {LAZY_RFC3987_MODULE}\n")
     # Jupyter's own extensions (JupyterLab, widgets) as if installed in this venv: their
     # config and data files; sci_ext's come from its wheel above.
     for sub in ("etc/jupyter", "share/jupyter"):
@@ -424,6 +492,8 @@ class Hub:
     admin_token: str
     proxy_token: str
     process: subprocess.Popen[bytes] | None = None
+    #: The next hub process, imported and waiting (:meth:`prepare_spare`).
+    spare: subprocess.Popen[bytes] | None = None
     proxy: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     #: 0: the hub takes activity only from what each server reports (the proxy counts every
@@ -509,15 +579,47 @@ class Hub:
         self.wait_up()
 
     def launch(self) -> None:
-        """Start the hub process (see :meth:`wait_up`)."""
+        """Start the hub process (the spare one when there is one; see :meth:`wait_up`)."""
+        if self.spare is not None:
+            self.process, self.spare = self.spare, None
+            assert self.process.stdin is not None
+            self.process.stdin.write(b"go\n")  # it has imported JupyterHub: now it starts
+            self.process.stdin.close()
+            return
+        script = f"{self._lazy_rfc3987()}import sys, jupyterhub.app as app\nsys.argv[0] = 'jupyterhub'\napp.main()\n"
+        self.process = self._popen_hub(subprocess.DEVNULL, [sys.executable, "-c", script])
+
+    def prepare_spare(self) -> None:
+        """Start the next hub process up to its imports, for a restart: :meth:`launch` lets it go on.
+
+        JupyterHub's imports take seconds of CPU (``import jupyterhub.app`` ~2.7 s here). A
+        restart test is about what the new hub does once it runs, so the spare process
+        imports while the old hub still runs; everything after the imports (config, database,
+        finding the servers, routes) happens at the restart as in any restart.
+        """
+        if self.spare is None:
+            script = self._lazy_rfc3987() + (
+                "import sys, jupyterhub.app as app\n"
+                "if sys.stdin.readline().strip() == 'go':\n"
+                "    sys.argv = ['jupyterhub', *sys.argv[1:]]\n"
+                "    app.main()\n"
+            )
+            self.spare = self._popen_hub(subprocess.PIPE, [sys.executable, "-c", script])
+
+    def _lazy_rfc3987(self) -> str:
+        """Code that makes the hub import ``rfc3987_syntax`` when first used (see ``LAZY_RFC3987``)."""
+        (self.root / f"{LAZY_RFC3987_MODULE}.py").write_text(LAZY_RFC3987)
+        return f"import sys\nsys.path.append({str(self.root)!r})\nimport {LAZY_RFC3987_MODULE}\n"
+
+    def _popen_hub(self, stdin: int, command: list[str]) -> subprocess.Popen[bytes]:
         log = (self.root / "hub.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.root / "jupyterhub_config.py")],
+        return subprocess.Popen(
+            [*command, "-f", str(self.root / "jupyterhub_config.py")],
             cwd=self.root,
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             start_new_session=True,
         )
 
@@ -549,11 +651,12 @@ class Hub:
 
     def close(self) -> None:
         """Kill the hub (nothing of it is kept), every process of the test users, and the proxy."""
-        if self.process is not None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, 9)
-            self.process.wait(10)
-            self.process = None
+        for process in (self.process, self.spare):
+            if process is not None:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, 9)
+                process.wait(10)
+        self.process = self.spare = None
         for user in UNIX_USERS:
             subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
         if self.proxy is not None:
@@ -689,6 +792,10 @@ def start_hub(wheel: Callable[[], Path]) -> Iterator[Hub]:
         yield hub
     finally:
         hub.close()
+        keep = os.environ.get("SCI_EXT_HUB_LOG")  # where to keep the hub's log (servers' included), if set
+        if keep:
+            with suppress(OSError):
+                shutil.copyfile(root / "hub.log", keep)
         shutil.rmtree(root, ignore_errors=True)
         lock.release()
 

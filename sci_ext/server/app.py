@@ -112,9 +112,15 @@ class SciExt(ExtensionApp):
         _time_requests(serverapp)
 
     async def stop_extension(self) -> None:
-        """Stop sampling and the worker threads."""
+        """Stop sampling and the worker threads; write the pending sums of anonymous auth failures."""
+        from ..core.security.manager import flush_pending_audit
+
         if self._periodic is not None:
             self._periodic.stop()
+        try:
+            await self.worker.run(flush_pending_audit)
+        except Exception as exc:  # an unusable audit dir must not stop the server from stopping
+            self.log.warning("sci_ext: pending audit records not written: %s", exc)
         self.worker.shutdown()
         if self._telemetry_installed:
             bridge.uninstall_server_telemetry()

@@ -189,6 +189,17 @@ def test_endpoints_refuse_without_auth(live: LiveServer) -> None:
     run = _sci("health", "--url", live.base, env={**os.environ, "JUPYTER_TOKEN": live.token})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "metrics_dir" in run.stdout
+    # An anonymous flood: counted, but not one audit record (three fsyncs) each. The server
+    # audits the first failure of the window at once and writes the sum when it stops.
+    audit = manager.audit_log
+    missing = [r for r in audit.records() if r["details"].get("reason") == "missing"]
+    assert len(missing) == 1 and missing[0]["event"] == "auth.failure", missing
+    assert {live.get("/sci/metrics", auth=False).status for _ in range(40)} == {401}
+    assert [r for r in audit.records() if r["details"].get("reason") == "missing"] == missing
+    live.stop()
+    (summary,) = [r["details"] for r in audit.records() if r["event"] == "auth.failure_summary"]
+    assert summary["count"] == 4 + 40 and summary["client"] == missing[0]["details"]["client"], summary
+    assert manager.verify_audit().ok
 
 
 @pytest.mark.skipif(not shutil.which("prometheus"), reason="needs /usr/bin/prometheus (Debian package prometheus)")

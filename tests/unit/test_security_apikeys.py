@@ -177,8 +177,12 @@ def test_anonymous_failures_are_counted_and_audited_but_never_strike(sm: Securit
     for _ in range(50):
         assert sm.record_auth_failure("127.0.0.1", "missing") is False
     assert sm.lockout.lockouts == 0 and sm.auth_failures_total == 50
+    # The first is audited at once, the other 49 in one sum (tests/unit/test_security_anonymous_audit.py).
     events = [r for r in sm.audit_log.records() if r["event"] == "auth.failure"]
-    assert len(events) == 50 and {e["details"]["reason"] for e in events} == {"missing"}
+    assert len(events) == 1 and {e["details"]["reason"] for e in events} == {"missing"}
+    assert sm.flush_audit() == 1
+    (summary,) = [r for r in sm.audit_log.records() if r["event"] == "auth.failure_summary"]
+    assert summary["details"]["count"] == 50 and summary["details"]["reason"] == "missing"
     assert sm.validate_api_key(good, client="127.0.0.1").name == "scraper"
     # a presented but malformed credential does strike (its own pair)
     locked = [sm.record_auth_failure("127.0.0.1", "malformed") for _ in range(11)]

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import AuthenticationError, RateLimitExceeded, SecurityError
 from ..events import hook_list
+from .anonymous import AnonymousFailureAudit
 from .apikeys import DEFAULT_SCOPES, ApiKeyInfo, ApiKeyStore
 from .audit import AuditLog, AuditVerification, verify_audit_log
 from .lockout import Lockout, lockout_slot, normalize_client, presented_key_id
@@ -29,6 +30,7 @@ __all__ = [
     "add_auth_failure_hook",
     "add_failure_budget_hook",
     "add_lockout_hook",
+    "flush_pending_audit",
     "get_security_manager",
     "set_security_manager",
 ]
@@ -79,9 +81,12 @@ class SecurityManager:
         redact_outputs: bool = True,
         prompt: Prompt | None = default_prompt,
         clock: Callable[[], float] = time.monotonic,
+        anonymous_audit_window: float = 60.0,
     ) -> None:
         self._lock = threading.RLock()
         self.audit_log = AuditLog(audit_path or Path(state_dir) / "audit" / "audit.jsonl", key_dir=key_dir)
+        # Failures without a credential: the first per client and window audited, the rest summed.
+        self.anonymous_audit = AnonymousFailureAudit(self.audit, window=anonymous_audit_window)
         self.vault = Vault(vault_path, kdf=kdf, key_source=key_source, key_dir=key_dir, prompt=prompt, audit=self.audit)
         self.apikeys = ApiKeyStore(Path(vault_path).expanduser().parent / "apikeys.json")
         self.lockout = Lockout(
@@ -126,6 +131,10 @@ class SecurityManager:
     def audit(self, event: str, **details: Any) -> None:
         """Append an audit record (names and facts only, never values)."""
         self.audit_log.append(event, **details)
+
+    def flush_audit(self) -> int:
+        """Write the pending sums of failures without a credential now (see :mod:`.anonymous`)."""
+        return self.anonymous_audit.flush()
 
     def verify_audit(self) -> AuditVerification:
         """Check the audit chain."""
@@ -261,14 +270,20 @@ class SecurityManager:
     def record_auth_failure(self, client: str, reason: str, key_id: str | None = None) -> bool:
         """Count, audit and (unless nothing was presented) strike a failure outside :meth:`validate_api_key`.
 
-        ``reason`` ``"missing"`` (no credential at all) is counted and audited but is no
-        strike (review R1: anonymous requests must not lock anybody out).  Other failures
-        strike the pair (client, ``key_id`` or the reason).  Returns True when that pair is
-        locked out (then the failure is counted but not audited again: the lockout was).
+        ``reason`` ``"missing"`` (no credential at all) is counted but is no strike (review
+        R1: anonymous requests must not lock anybody out), and its audit is bounded: each
+        client's first in a window is audited at once, the rest summed in one record per
+        client and window (:mod:`.anonymous`: otherwise every anonymous request would cost
+        three fsyncs).  Other failures are each audited and strike the pair (client,
+        ``key_id`` or the reason).  Returns True when that pair is locked out (then the
+        failure is counted but not audited again: the lockout was).
         """
         client = normalize_client(client)
         if reason == "missing":
-            self._count_failure(client, reason, None)
+            with self._lock:
+                self.auth_failures_total += 1
+            self.anonymous_audit.note(client)
+            self._call_failure_hooks(client, reason)
             return False
         try:
             self._refuse(client, reason, key_id or reason)
@@ -295,6 +310,9 @@ class SecurityManager:
         with self._lock:
             self.auth_failures_total += 1
         self.audit("auth.failure", client=client, reason=reason, key_id=key_id)
+        self._call_failure_hooks(client, reason)
+
+    def _call_failure_hooks(self, client: str, reason: str) -> None:
         for hook in [*_AUTH_FAILURE_HOOKS, *self._auth_failure_hooks]:
             hook(client, reason)
 
@@ -343,16 +361,35 @@ def get_security_manager() -> SecurityManager:
 
     config = get_config()
     key = _config_key(config)
+    old = None
     with _manager_lock:
         if _manager is not None and _manager_pinned:
             return _manager
         if _manager is None or key != _manager_key:
-            _manager, _manager_key = SecurityManager.from_config(config), key
-        return _manager
+            old, (_manager, _manager_key) = _manager, (SecurityManager.from_config(config), key)
+        current = _manager
+    _retire(old)
+    return current
 
 
 def set_security_manager(manager: SecurityManager | None) -> None:
     """Replace the process-wide manager (``None``: rebuild on next use)."""
     global _manager, _manager_key, _manager_pinned
     with _manager_lock:
+        old = _manager if _manager is not manager else None
         _manager, _manager_key, _manager_pinned = manager, None, manager is not None
+    _retire(old)
+
+
+def _retire(old: SecurityManager | None) -> None:
+    """A replaced manager writes its pending sums of anonymous failures (into its own log)."""
+    if old is not None:
+        old.anonymous_audit.close()
+
+
+def flush_pending_audit() -> None:
+    """Write the current manager's pending sums, if there is a manager (the server calls it when it stops)."""
+    with _manager_lock:
+        manager = _manager
+    if manager is not None:
+        manager.flush_audit()
