@@ -128,6 +128,30 @@ def test_a_repr_that_evaluates_names_is_keyed_on_the_names_it_evaluates(ip, caps
     assert (how, shown) == ("miss", "{'v': 2} 8") and "input other, which show.__repr__ evaluates" in err
 
 
+def test_a_cell_defining_a_helper_that_evaluates_names_is_cached_and_its_calls_keyed(ip, capsys):
+    """PDSH's ``display`` class is defined in a cell of its own: the ``eval`` in its methods runs only
+    when they are called, and then the safety net sees the strings (in this cell or a later one).
+    The defining cell ran every time ("eval() of a computed string"); the oracle is the plain cell."""
+    ip.run_cell("df = {'v': 1}").raise_error()
+    define = "%%cached\n" + SHOW
+    run(ip, define, capsys)[0].raise_error()
+    assert status() == "miss"
+    run(ip, define, capsys)[0].raise_error()
+    assert status() == "hit"
+    # Defined and called in one cell: the strings the call compiles are keyed, as in a later cell.
+    both = define + "shown = repr(show('df'))"
+    run(ip, both, capsys)[0].raise_error()
+    assert (status(), ip.user_ns["shown"]) == ("miss", "{'v': 1}")
+    run(ip, both, capsys)[0].raise_error()
+    assert (status(), ip.user_ns["shown"]) == ("hit", "{'v': 1}")
+    ip.run_cell("df = {'v': 2}").raise_error()
+    _, _, err = run(ip, both, capsys)
+    assert (status(), ip.user_ns["shown"]) == ("miss", "{'v': 2}") and "input df, which show.__repr__" in err
+    # A computed string the cell itself evaluates at its top level is still unknowable.
+    _, _, err = run(ip, "%%cached\nname = 'df'\nagain = eval(name)", capsys)
+    assert status() == "uncached" and "eval() of a computed string" in err
+
+
 def test_a_helper_evaluating_code_that_cannot_be_keyed_runs_every_time(ip, capsys):
     ip.run_cell(SHOW + "import threading\nlock = threading.Lock()").raise_error()
     _, _, err = run(ip, "%%cached\nshow('lock')", capsys)
