@@ -378,6 +378,30 @@ def test_reading_data_files_costs_the_net_no_frame_lookups(ip, capsys, tmp_path,
     assert frames == []
 
 
+def test_files_of_the_installation_cost_the_net_no_stat(ip, capsys, tmp_path, monkeypatch):
+    """A cell's reads of the Python installation (a library's data files, stdlib text) are never
+    inputs: the hook drops them on the path's prefix, before any ``stat`` (the net's per-file floor)."""
+    import sysconfig
+
+    from sci_ext.kernel.cellcache import safety
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.txt").write_text("7")
+    installed = os.path.join(sysconfig.get_paths()["stdlib"], "LICENSE.txt")
+    if not os.path.exists(installed):
+        installed = os.path.join(os.path.dirname(os.__file__), "this.py")
+    stats = []
+    real = safety._stat
+    monkeypatch.setattr(safety, "_stat", lambda path: stats.append(path) or real(path))
+    cell = f"%%cached\nn = len(open({installed!r}, 'rb').read()) + int(open('data.txt').read())"
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "miss"
+    assert stats == ["data.txt"]
+    from sci_ext.kernel.cellcache.session import SESSION
+
+    assert list(SESSION.last.files) == ["data.txt"]
+
+
 def test_a_file_changed_while_the_cell_ran_is_known_as_the_cell_read_it(ip, capsys, tmp_path, monkeypatch):
     """A file is fingerprinted as the cell opened it: a cell that reads a file and then rewrites it
     (or a file another process changes during the run) misses next time, as plain reads the new
