@@ -264,6 +264,43 @@ def test_a_lazy_file_object_keys_by_its_file(ip, capsys):
     assert status() in ("miss", "uncached") and len(ip.user_ns["x"]) == 12
 
 
+def test_an_npz_file_is_stored_as_its_file_and_opened_again_on_a_hit(ip, capsys, tmp_path, monkeypatch):
+    """numpy_save_load_arrays: ``load_xy = np.load('x.npz')`` ran every time (an NpzFile holds an open
+    file: "cannot pickle BufferedReader") and so did every cell reading it ("cannot hash input").
+    The entry keeps its path and options; the safety net's fingerprint of the file is checked before
+    the hit, so the file opened again holds what the stored run read. The oracle is the plain cell."""
+    monkeypatch.chdir(tmp_path)
+    ip.run_cell("import numpy as np\nnp.savez('xy.npz', x_axis=np.arange(10), y_axis=np.arange(10) ** 2)").raise_error()
+    load = "%%cached\nload_xy = np.load('xy.npz')\nprint(load_xy.files)"
+    read = "%%cached\nx = load_xy['x_axis']\ny = load_xy['y_axis']"
+
+    def both() -> list[str]:
+        seen, shown = [], []
+        for cell in (load, read):
+            _, out, err = run(ip, cell, capsys)
+            seen.append(status())
+            shown.append(out)
+            assert "not cached" not in err, err
+        assert type(ip.user_ns["load_xy"]).__name__ == "NpzFile"
+        assert "['x_axis', 'y_axis']" in shown[0]  # what the plain cell prints, also on a hit
+        return seen
+
+    assert both() == ["miss", "miss"]
+    for name in ("load_xy", "x", "y"):  # as after a restart
+        ip.user_ns.pop(name)
+    assert both() == ["hit", "hit"]
+    assert ip.user_ns["x"].tolist() == list(range(10)) and ip.user_ns["load_xy"]["y_axis"][3] == 9
+    ip.run_cell("np.savez('xy.npz', x_axis=np.arange(12), y_axis=np.arange(12) ** 2)").raise_error()
+    assert both() == ["miss", "miss"]
+    assert len(ip.user_ns["x"]) == 12 and len(ip.user_ns["load_xy"]["y_axis"]) == 12
+
+
+def test_an_npz_file_over_a_file_object_still_runs_uncached(ip, capsys):
+    ip.run_cell("import io, numpy as np\nbuf = io.BytesIO()\nnp.savez(buf, a=np.arange(3))\nbuf.seek(0)").raise_error()
+    _, _, err = run(ip, "%%cached\nz = np.load(buf)", capsys)
+    assert status() == "uncached" and "'z'" in err
+
+
 def test_a_pandas_query_reads_the_variables_it_names_with_at(ip, capsys):
     ip.run_cell("import pandas as pd\ndf = pd.DataFrame({'a': [1, 5, 9]})\nthr = 4").raise_error()
     cell = "%%cached\nbig = df.query('a > @thr')"

@@ -104,7 +104,8 @@ class _ChunkReader(io.RawIOBase):
 
 #: Reducer hooks: ``(module prefixes, hook)``; ``hook(obj)`` returns a pickle reduce tuple to store
 #: ``obj`` differently, or ``NotImplemented``; it is asked only for objects whose class's module starts
-#: with one of its prefixes.  Built in: SDK and HTTP clients stored as their settings (:mod:`.clients`).
+#: with one of its prefixes.  Built in: SDK and HTTP clients stored as their settings (:mod:`.clients`),
+#: ``np.load``'s NpzFile stored as its file (:mod:`.lazyfiles`).
 _REDUCERS: list[tuple[tuple[str, ...], Callable[[Any], Any]]] = []
 
 
@@ -118,9 +119,11 @@ def register_reducer(hook: Callable[[Any], Any], modules: tuple[str, ...] = ("",
 
 def _default_reducers() -> None:
     if not _REDUCERS:
+        from . import lazyfiles
         from .clients import MODULES, reduce_client
 
         _REDUCERS.append((MODULES, reduce_client))
+        _REDUCERS.append((lazyfiles.MODULES, lazyfiles.reduce_lazy_file))
 
 
 def _dumps(value: Any, buffer_callback: Callable[[pickle.PickleBuffer], bool]) -> bytes:
