@@ -180,6 +180,68 @@ def test_shell_commands_are_named_and_run_uncached(ip, capsys):
         assert status() == "uncached" and named in err
 
 
+def test_a_pure_file_reader_command_is_keyed_by_the_files_it_names(ip, capsys, tmp_path, monkeypatch):
+    """PDSH's ``!head -4 data/president_heights.csv`` ran every time. ``head``/``tail``/``cat``/``wc``
+    with known options on files that exist print what the files hold: keyed by the command and the
+    files' content, a hit shows what the plain cell shows; a changed file is a miss naming it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "h.csv").write_text("order,name,height\n1,A,189\n2,B,170\n3,C,189\n4,D,163\n")
+    cell = "%%cached\n!head -3 data/h.csv\nn = 1"
+
+    def shown(out: str) -> str:
+        return re.sub(r"\[sci_ext\][^\n]*\n?", "", out)  # the hit notice is sci_ext's, not the cell's
+
+    plain = run(ip, cell.removeprefix("%%cached\n"), capsys)[1]
+    assert "2,B,170" in plain
+    seen = []
+    for _ in range(2):
+        _, out, err = run(ip, cell, capsys)
+        seen.append(status())
+        assert shown(out) == plain, (out, err)
+    assert seen == ["miss", "hit"]
+    (tmp_path / "data" / "h.csv").write_text("order,name,height\n1,A,190\n")
+    _, out, err = run(ip, cell, capsys)
+    assert status() == "miss" and "1,A,190" in out and "data/h.csv" in out + err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "head -3 missing.csv",  # no such file: nothing to key
+        "head -3 data",  # a directory
+        "head -3 data/h.csv | sort",  # a pipeline
+        "head -3 data/h.csv > out.txt",  # a redirection writes
+        "head {name}",  # expanded at run time
+        "head $name",
+        "tail -f data/h.csv",  # follows the file
+        "head data/*.csv",  # a glob the shell expands
+        "rm data/h.csv",  # not a reader
+        "wc -m data/h.csv",  # depends on the locale
+        "cat",  # reads stdin
+        "head -n",  # an option without its value
+        "head 'data/h.csv'",  # quoting: left to the shell, so not read here
+        "cat data/h.csv; rm data/h.csv",
+    ],
+)
+def test_other_shell_commands_are_not_pure_file_readers(tmp_path, monkeypatch, command):
+    from sci_ext.kernel.cellcache.plan import shell_reader_parts
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "h.csv").write_text("a\n")
+    assert shell_reader_parts(command) is None
+    assert shell_reader_parts("head -n 2 data/h.csv") is not None  # the same directory, a reader
+
+
+def test_a_shell_command_that_is_not_a_pure_reader_runs_uncached_and_is_named(ip, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h.csv").write_text("a\n")
+    for command in ("head -1 h.csv | sort", "cp h.csv g.csv"):
+        _, _, err = run(ip, f"%%cached\n!{command}", capsys)
+        assert status() == "uncached" and f"!{command}"[:30] in err
+
+
 def test_a_run_script_is_keyed_by_its_content(ip, capsys):
     with open("script.py", "w") as handle:
         handle.write("value = 1\n")
