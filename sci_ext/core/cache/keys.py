@@ -273,7 +273,7 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
-        if kind.__name__ == "NpzFile" and kind.__module__.startswith("numpy.lib"):
+        if kind.__name__ == "NpzFile" and kind.__module__.startswith("numpy.lib"):  # np.load's lazy archive
             self._npz(value, label)
             return
         if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), (str, bytes)):

@@ -18,17 +18,15 @@ import os
 from typing import Any
 
 from ..errors import CacheError
+from .serialize import of_class
 
 __all__ = ["MODULES", "reduce_lazy_file", "reopen_npz"]
-
-#: The modules whose classes :func:`reduce_lazy_file` looks at.
-MODULES = ("numpy.lib",)
+MODULES = ("numpy.lib",)  # where the NpzFile class lives: the serializer asks the hook about no other
 
 
 def reduce_lazy_file(obj: Any) -> Any:
     """``(reopen_npz, args)`` for an ``NpzFile`` opened from a path, else ``NotImplemented``."""
-    kind = type(obj)
-    if kind.__name__ != "NpzFile" or not kind.__module__.startswith("numpy.lib"):
+    if not of_class(obj, MODULES[0], "NpzFile"):
         return NotImplemented
     fid = getattr(obj, "fid", None)
     name = getattr(fid, "name", None)
