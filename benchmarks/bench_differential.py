@@ -9,6 +9,9 @@ see ``tests/differential/harness.py``) and prints the issue's goal figures:
     errors introduced                                goal 0
     misses after restart explained by a line         goal 100 %
     hits after restart (deterministic cells)         goal >= 98 %
+                                                     (cells printing timings, or drawing other
+                                                     images, in two plain runs are compared but
+                                                     not counted: see the harness)
     miss run / plain run cell time                   (includes the engine's safety net)
 
 Usage::
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         flag = "ok " if not any(counts.values()) else "BAD"
         print(
             f"[{flag}] {case.name:28s} cells {report.cells:3d}  nondet {len(report.nondeterministic):2d}  "
+            f"vary {len(report.varying):2d}  "
             f"stale {counts['stale hits']}  miss!=plain {counts['misses differing from plain']}  "
             f"errors+ {counts['errors introduced']}  restart hits {report.restart_hits}/{report.restart_eligible}  "
             f"explained {report.restart_misses_explained}/{report.restart_misses}  ({report.wall_seconds:.0f}s)",
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                             "name": r.name,
                             "counts": r.counts,
                             "nondeterministic": r.nondeterministic,
+                            "varying": r.varying,
                             "findings": [f.format() for f in r.findings],
                         }
                         for r in reports

@@ -5,7 +5,10 @@ seed), :func:`run_case` runs real kernels:
 
 1. **plain, twice** (fresh working directories): cells whose normalised outputs or state
    differ between the two are *non-deterministic* and left out of every comparison (the
-   report lists them);
+   report lists them); cells whose outputs are the same only once durations and dates are
+   masked (``%timeit``, a printed time) or images reduced to their presence (a plot of
+   unseeded data) are *varying*: compared that way, but not counted in the restart-hit
+   figure, since two plain runs of them do not show the same thing (the report lists them);
 2. **cached miss run**: every code cell with ``%%cached`` prepended (a cell starting with
    another cell magic, ``%%bash``/``%%time``..., is left as it is, since ``%%cached`` must be
    the first line and cannot wrap another cell magic; the report counts them), in a fresh
@@ -156,9 +159,11 @@ class CaseReport:
     wrapped: int = 0
     not_wrapped: list[int] = field(default_factory=list)  # cells starting with another cell magic
     nondeterministic: list[int] = field(default_factory=list)
+    #: Same outputs only with durations/dates masked or images by presence: compared, not in the hit figure.
+    varying: list[int] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     restart_hits: int = 0
-    restart_eligible: int = 0  # deterministic, wrapped, plain run ok
+    restart_eligible: int = 0  # deterministic and not varying, wrapped, plain run ok
     restart_misses: int = 0
     restart_misses_explained: int = 0
     restart_uncacheable: int = 0  # deterministic cells the engine refused to cache ("not cached: ...")
@@ -190,6 +195,7 @@ class CaseReport:
             f"{self.name}: {self.cells} cells ({self.wrapped} under %%cached"
             + (f"; not wrapped (cell magic): {self.not_wrapped}" if self.not_wrapped else "")
             + f"); non-deterministic (excluded): {self.nondeterministic or 'none'}; "
+            + f"varying (compared, not counted): {self.varying or 'none'}; "
             f"restart hits {self.restart_hits}/{self.restart_eligible}; "
             f"restart misses explained {self.restart_misses_explained}/{self.restart_misses}"
         ]
@@ -355,10 +361,12 @@ class _Oracle:
     images: list[str]
     noisy: list[set[str]]
     deterministic: list[bool]
+    #: Identical outputs in the two plain runs, durations, dates and image bytes included.
+    exact: list[bool]
 
 
 def _oracle(p1: list[CellRun], p2: list[CellRun], paths: dict[str, str]) -> _Oracle:
-    images, noisy, det = [], [], []
+    images, noisy, det, exact = [], [], [], []
     seen: set[str] = set()
     prev: set[str] = set()
     for a, b in zip(p1, p2):
@@ -371,6 +379,7 @@ def _oracle(p1: list[CellRun], p2: list[CellRun], paths: dict[str, str]) -> _Ora
         if a.status == "not run" or b.status == "not run" or a.status == "timeout":
             images.append("presence")
             det.append(False)
+            exact.append(False)
             continue
         if normalise(a.outputs, paths) == normalise(b.outputs, paths):
             mode = "hash"
@@ -380,7 +389,10 @@ def _oracle(p1: list[CellRun], p2: list[CellRun], paths: dict[str, str]) -> _Ora
             mode = ""
         images.append(mode or "presence")
         det.append(bool(mode) and not new)
-    return _Oracle(images, noisy, det)
+        exact.append(
+            mode == "hash" and normalise(a.outputs, paths, times=False) == normalise(b.outputs, paths, times=False)
+        )
+    return _Oracle(images, noisy, det, exact)
 
 
 def _difference(plain: Any, cached: Any, context: int = 80) -> str:
@@ -465,6 +477,9 @@ def compare(
     report.not_wrapped = [i for i, (w, s) in enumerate(zip(wrapped, sources)) if w is None and s.strip()]
     oracle = _oracle(p1, p2, paths)
     report.nondeterministic = [i for i, d in enumerate(oracle.deterministic) if not d and sources[i].strip()]
+    report.varying = [
+        i for i, (d, e) in enumerate(zip(oracle.deterministic, oracle.exact)) if d and not e and sources[i].strip()
+    ]
     _compare_phase("miss run", sources, oracle, p1, miss, paths, report)
     _compare_phase("restart", sources, oracle, p1, restart, paths, report)
     _compare_phase("edited", sources, oracle, plain_edited, edited, paths, report)
@@ -472,7 +487,7 @@ def compare(
         if w is None or c.status == "not run":
             continue
         plain_failed = error_of(p.outputs) is not None
-        if oracle.deterministic[i] and not plain_failed:
+        if oracle.deterministic[i] and oracle.exact[i] and not plain_failed:
             report.restart_eligible += 1
             report.restart_hits += c.hit
             report.restart_uncacheable += any("not cached" in line for line in _explanation(c))
@@ -519,6 +534,9 @@ def summarise(reports: Iterable[CaseReport]) -> dict[str, Any]:
         "cells": sum(r.cells for r in reports),
         "cells under %%cached": sum(r.wrapped for r in reports),
         "non-deterministic cells (excluded)": sum(len(r.nondeterministic) for r in reports),
+        "cells with timings or images differing between plain runs (compared, not counted)": sum(
+            len(r.varying) for r in reports
+        ),
         "stale hits": sum(r.count("stale hit") for r in reports),
         "misses differing from plain": sum(r.count("miss differs") for r in reports),
         "errors introduced": sum(r.count("error introduced") for r in reports),

@@ -61,8 +61,12 @@ def split_engine_lines(text: str) -> tuple[str, list[str]]:
     return "".join(kept), engine
 
 
-def clean_text(text: str, paths: dict[str, str] | None = None) -> str:
-    """``text`` with volatile parts replaced (see the module docstring)."""
+def clean_text(text: str, paths: dict[str, str] | None = None, times: bool = True) -> str:
+    """``text`` with volatile parts replaced (see the module docstring).
+
+    ``times=False`` keeps durations and dates: what tells a cell that prints timings (``%timeit``)
+    or the time of day from one whose output is the same in every run.
+    """
     for path, label in sorted((paths or {}).items(), key=lambda kv: -len(kv[0])):
         if path:
             text = text.replace(path, label)
@@ -71,6 +75,8 @@ def clean_text(text: str, paths: dict[str, str] | None = None) -> str:
     text = _HEX.sub("0x?", text)
     text = _CELL_FILE.sub("<cell>", text)
     text = _COUNTER_IDS.sub(r"\g<1>N", text)
+    if not times:
+        return text
     text = _DATETIME.sub("<datetime>", text)
     text = _EPOCH.sub("<epoch>", text)
     return _DUR.sub("<dur>", text)
@@ -92,22 +98,25 @@ def _image_token(mime: str, value: Any, images: str) -> str:
     return f"<{mime} {hashlib.sha1(data.encode()).hexdigest()[:12]}>"
 
 
-def _bundle(data: dict[str, Any], paths: dict[str, str] | None, images: str) -> tuple[tuple[str, str], ...]:
+def _bundle(
+    data: dict[str, Any], paths: dict[str, str] | None, images: str, times: bool = True
+) -> tuple[tuple[str, str], ...]:
     items = []
     for mime, value in sorted(data.items()):
         if mime.startswith("image/") or mime in _PRESENCE_ONLY:
             items.append((mime, _image_token(mime, value, images)))
         elif isinstance(value, str):
-            items.append((mime, clean_text(value, paths)))
+            items.append((mime, clean_text(value, paths, times)))
         else:
-            items.append((mime, clean_text(json.dumps(value, sort_keys=True), paths)))
+            items.append((mime, clean_text(json.dumps(value, sort_keys=True), paths, times)))
     return tuple(items)
 
 
 def normalise(
-    outputs: Iterable[dict[str, Any]], paths: dict[str, str] | None = None, images: str = "hash"
+    outputs: Iterable[dict[str, Any]], paths: dict[str, str] | None = None, images: str = "hash", times: bool = True
 ) -> tuple[tuple[Any, ...], ...]:
-    """The comparable form of a cell's outputs (nbformat-shaped dicts, in order)."""
+    """The comparable form of a cell's outputs (nbformat-shaped dicts, in order); ``times=False``
+    keeps durations and dates (see :func:`clean_text`)."""
     result: list[tuple[Any, ...]] = []
     streams: dict[str, str] = {}
 
@@ -115,7 +124,7 @@ def normalise(
         for name in ("stdout", "stderr"):
             text = streams.pop(name, "")
             if text.strip():
-                result.append(("stream", name, clean_text(text, paths)))
+                result.append(("stream", name, clean_text(text, paths, times)))
 
     for out in outputs:
         kind = out.get("output_type")
@@ -126,9 +135,9 @@ def normalise(
             continue
         flush()
         if kind in ("display_data", "execute_result"):
-            result.append((kind, _bundle(out.get("data", {}), paths, images)))
+            result.append((kind, _bundle(out.get("data", {}), paths, images, times)))
         elif kind == "error":
-            result.append(("error", out.get("ename", ""), clean_text(out.get("evalue", ""), paths)))
+            result.append(("error", out.get("ename", ""), clean_text(out.get("evalue", ""), paths, times)))
     flush()
     return tuple(result)
 

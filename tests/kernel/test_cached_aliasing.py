@@ -91,12 +91,63 @@ def test_sharing_that_cannot_be_restored_runs_uncached(ip, capsys):  # noqa: F81
     assert ip.user_ns["big"][0] == 42
 
 
-def test_pandas_view_of_another_variable_runs_uncached(ip, capsys):  # noqa: F811
-    ip.user_ns["df"] = pd.DataFrame({"a": np.arange(4.0), "b": np.ones(4)})
-    run(ip, "%%cached\ncol = df['a']")
-    err = capsys.readouterr().err
+def test_pandas_objects_sharing_memory_are_cached_under_copy_on_write(ip, capsys):  # noqa: F811
+    """With Copy-on-Write (always on in pandas >= 3) a write to one pandas object never shows in
+    another that shares its memory, so restoring independent copies is what running the cell does.
+    The plain run is the oracle: the same writes after the hit leave the same values."""
+    assert int(pd.__version__.split(".")[0]) >= 3  # CoW cannot be switched off: what the engine relies on
+    ip.user_ns["pd"], ip.user_ns["np"] = pd, np
+    setup = "df = pd.DataFrame({'a': np.arange(4.0), 'b': np.arange(4) * 2, 'e': list('wxyz')})"
+    cell = "%%cached\ncol = df['a']\nidx = df.set_index('e')\nhead = df.iloc[:2]\nrest = df.drop('b', axis=1)"
+    writes = "col.iloc[0] = 99.0\nhead.iloc[1, 0] = -1.0\nidx.iloc[0, 0] = 7.0\ndf.iloc[3, 1] = 100"
+    probe = (
+        "state = (df.to_dict('list'), col.tolist(), idx.to_dict('list'), head.to_dict('list'), rest.to_dict('list'))"
+    )
+    run(ip, setup)
+    run(ip, cell[len("%%cached\n") :] + "\n" + writes + "\n" + probe)
+    plain = ip.user_ns["state"]
+    run(ip, setup)
+    run(ip, cell)
+    assert SESSION.last.status == "miss", capsys.readouterr().err
     assert np.shares_memory(ip.user_ns["col"].to_numpy(), ip.user_ns["df"]["a"].to_numpy())
-    assert SESSION.last.status == "uncached" and "'col' shares memory with 'df'" in err
+    run(ip, setup)
+    for name in ("col", "idx", "head", "rest"):
+        ip.user_ns.pop(name)
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    run(ip, writes + "\n" + probe)
+    assert ip.user_ns["state"] == plain
+
+
+def test_a_series_over_a_writable_array_runs_uncached(ip, capsys):  # noqa: F811
+    """numpy writes are not Copy-on-Write: a Series made over an array without a copy sees them."""
+    ip.user_ns["arr"] = np.arange(4.0)
+    ip.user_ns["pd"] = pd
+    run(ip, "%%cached\ns = pd.Series(arr, copy=False)")
+    err = capsys.readouterr().err
+    assert SESSION.last.status == "uncached" and "'s' shares memory with 'arr'" in err
+    ip.user_ns["arr"][0] = 9.0
+    assert ip.user_ns["s"].iloc[0] == 9.0  # why: the sharing is visible
+
+
+def test_disjoint_views_of_one_array_are_cached_and_overlapping_ones_are_not(ip, capsys):  # noqa: F811
+    """``x, y = points.T`` gives two views whose bytes interleave but never overlap: no write to
+    one shows in the other, so independent copies behave as the views do."""
+    ip.user_ns["np"] = np
+    cell = "%%cached\nx, y = np.random.default_rng(0).random((5, 2)).T"
+    run(ip, cell)
+    assert SESSION.last.status == "miss", capsys.readouterr().err
+    x, y = ip.user_ns["x"].copy(), ip.user_ns["y"].copy()
+    for name in ("x", "y"):
+        ip.user_ns.pop(name)
+    run(ip, cell)
+    assert SESSION.last.status == "hit"
+    assert (ip.user_ns["x"] == x).all() and (ip.user_ns["y"] == y).all()
+    ip.user_ns["x"][0] = -1.0
+    assert (ip.user_ns["y"] == y).all()
+    run(ip, "%%cached\nu, w = (lambda b: (b[::2][:3], b[4:]))(np.arange(10.0))")
+    err = capsys.readouterr().err
+    assert SESSION.last.status == "uncached" and "shares memory" in err
 
 
 def test_container_holding_another_variable_runs_uncached(ip, capsys):  # noqa: F811

@@ -128,6 +128,30 @@ def test_a_repr_that_evaluates_names_is_keyed_on_the_names_it_evaluates(ip, caps
     assert (how, shown) == ("miss", "{'v': 2} 8") and "input other, which show.__repr__ evaluates" in err
 
 
+def test_a_cell_defining_a_helper_that_evaluates_names_is_cached_and_its_calls_keyed(ip, capsys):
+    """PDSH's ``display`` class is defined in a cell of its own: the ``eval`` in its methods runs only
+    when they are called, and then the safety net sees the strings (in this cell or a later one).
+    The defining cell ran every time ("eval() of a computed string"); the oracle is the plain cell."""
+    ip.run_cell("df = {'v': 1}").raise_error()
+    define = "%%cached\n" + SHOW
+    run(ip, define, capsys)[0].raise_error()
+    assert status() == "miss"
+    run(ip, define, capsys)[0].raise_error()
+    assert status() == "hit"
+    # Defined and called in one cell: the strings the call compiles are keyed, as in a later cell.
+    both = define + "shown = repr(show('df'))"
+    run(ip, both, capsys)[0].raise_error()
+    assert (status(), ip.user_ns["shown"]) == ("miss", "{'v': 1}")
+    run(ip, both, capsys)[0].raise_error()
+    assert (status(), ip.user_ns["shown"]) == ("hit", "{'v': 1}")
+    ip.run_cell("df = {'v': 2}").raise_error()
+    _, _, err = run(ip, both, capsys)
+    assert (status(), ip.user_ns["shown"]) == ("miss", "{'v': 2}") and "input df, which show.__repr__" in err
+    # A computed string the cell itself evaluates at its top level is still unknowable.
+    _, _, err = run(ip, "%%cached\nname = 'df'\nagain = eval(name)", capsys)
+    assert status() == "uncached" and "eval() of a computed string" in err
+
+
 def test_a_helper_evaluating_code_that_cannot_be_keyed_runs_every_time(ip, capsys):
     ip.run_cell(SHOW + "import threading\nlock = threading.Lock()").raise_error()
     _, _, err = run(ip, "%%cached\nshow('lock')", capsys)
@@ -154,6 +178,68 @@ def test_shell_commands_are_named_and_run_uncached(ip, capsys):
     for cell, named in (("%%cached\n!echo hi", "!echo hi"), ("%%cached\nx = 1\n%sx echo hi", "%sx")):
         result, _, err = run(ip, cell, capsys)
         assert status() == "uncached" and named in err
+
+
+def test_a_pure_file_reader_command_is_keyed_by_the_files_it_names(ip, capsys, tmp_path, monkeypatch):
+    """PDSH's ``!head -4 data/president_heights.csv`` ran every time. ``head``/``tail``/``cat``/``wc``
+    with known options on files that exist print what the files hold: keyed by the command and the
+    files' content, a hit shows what the plain cell shows; a changed file is a miss naming it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "h.csv").write_text("order,name,height\n1,A,189\n2,B,170\n3,C,189\n4,D,163\n")
+    cell = "%%cached\n!head -3 data/h.csv\nn = 1"
+
+    def shown(out: str) -> str:
+        return re.sub(r"\[sci_ext\][^\n]*\n?", "", out)  # the hit notice is sci_ext's, not the cell's
+
+    plain = run(ip, cell.removeprefix("%%cached\n"), capsys)[1]
+    assert "2,B,170" in plain
+    seen = []
+    for _ in range(2):
+        _, out, err = run(ip, cell, capsys)
+        seen.append(status())
+        assert shown(out) == plain, (out, err)
+    assert seen == ["miss", "hit"]
+    (tmp_path / "data" / "h.csv").write_text("order,name,height\n1,A,190\n")
+    _, out, err = run(ip, cell, capsys)
+    assert status() == "miss" and "1,A,190" in out and "data/h.csv" in out + err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "head -3 missing.csv",  # no such file: nothing to key
+        "head -3 data",  # a directory
+        "head -3 data/h.csv | sort",  # a pipeline
+        "head -3 data/h.csv > out.txt",  # a redirection writes
+        "head {name}",  # expanded at run time
+        "head $name",
+        "tail -f data/h.csv",  # follows the file
+        "head data/*.csv",  # a glob the shell expands
+        "rm data/h.csv",  # not a reader
+        "wc -m data/h.csv",  # depends on the locale
+        "cat",  # reads stdin
+        "head -n",  # an option without its value
+        "head 'data/h.csv'",  # quoting: left to the shell, so not read here
+        "cat data/h.csv; rm data/h.csv",
+    ],
+)
+def test_other_shell_commands_are_not_pure_file_readers(tmp_path, monkeypatch, command):
+    from sci_ext.kernel.cellcache.plan import shell_reader_parts
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "h.csv").write_text("a\n")
+    assert shell_reader_parts(command) is None
+    assert shell_reader_parts("head -n 2 data/h.csv") is not None  # the same directory, a reader
+
+
+def test_a_shell_command_that_is_not_a_pure_reader_runs_uncached_and_is_named(ip, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h.csv").write_text("a\n")
+    for command in ("head -1 h.csv | sort", "cp h.csv g.csv"):
+        _, _, err = run(ip, f"%%cached\n!{command}", capsys)
+        assert status() == "uncached" and f"!{command}"[:30] in err
 
 
 def test_a_run_script_is_keyed_by_its_content(ip, capsys):
@@ -238,6 +324,43 @@ def test_a_lazy_file_object_keys_by_its_file(ip, capsys):
     run(ip, "%%cached\nx = load_xy['x_axis']", capsys)[0].raise_error()
     # Keyed by the file it reads, or not keyed at all (it holds objects that cannot be read): never stale.
     assert status() in ("miss", "uncached") and len(ip.user_ns["x"]) == 12
+
+
+def test_an_npz_file_is_stored_as_its_file_and_opened_again_on_a_hit(ip, capsys, tmp_path, monkeypatch):
+    """numpy_save_load_arrays: ``load_xy = np.load('x.npz')`` ran every time (an NpzFile holds an open
+    file: "cannot pickle BufferedReader") and so did every cell reading it ("cannot hash input").
+    The entry keeps its path and options; the safety net's fingerprint of the file is checked before
+    the hit, so the file opened again holds what the stored run read. The oracle is the plain cell."""
+    monkeypatch.chdir(tmp_path)
+    ip.run_cell("import numpy as np\nnp.savez('xy.npz', x_axis=np.arange(10), y_axis=np.arange(10) ** 2)").raise_error()
+    load = "%%cached\nload_xy = np.load('xy.npz')\nprint(load_xy.files)"
+    read = "%%cached\nx = load_xy['x_axis']\ny = load_xy['y_axis']"
+
+    def both() -> list[str]:
+        seen, shown = [], []
+        for cell in (load, read):
+            _, out, err = run(ip, cell, capsys)
+            seen.append(status())
+            shown.append(out)
+            assert "not cached" not in err, err
+        assert type(ip.user_ns["load_xy"]).__name__ == "NpzFile"
+        assert "['x_axis', 'y_axis']" in shown[0]  # what the plain cell prints, also on a hit
+        return seen
+
+    assert both() == ["miss", "miss"]
+    for name in ("load_xy", "x", "y"):  # as after a restart
+        ip.user_ns.pop(name)
+    assert both() == ["hit", "hit"]
+    assert ip.user_ns["x"].tolist() == list(range(10)) and ip.user_ns["load_xy"]["y_axis"][3] == 9
+    ip.run_cell("np.savez('xy.npz', x_axis=np.arange(12), y_axis=np.arange(12) ** 2)").raise_error()
+    assert both() == ["miss", "miss"]
+    assert len(ip.user_ns["x"]) == 12 and len(ip.user_ns["load_xy"]["y_axis"]) == 12
+
+
+def test_an_npz_file_over_a_file_object_still_runs_uncached(ip, capsys):
+    ip.run_cell("import io, numpy as np\nbuf = io.BytesIO()\nnp.savez(buf, a=np.arange(3))\nbuf.seek(0)").raise_error()
+    _, _, err = run(ip, "%%cached\nz = np.load(buf)", capsys)
+    assert status() == "uncached" and "'z'" in err
 
 
 def test_a_pandas_query_reads_the_variables_it_names_with_at(ip, capsys):
@@ -352,6 +475,30 @@ def test_reading_data_files_costs_the_net_no_frame_lookups(ip, capsys, tmp_path,
 
     assert len(SESSION.last.files) == 30
     assert frames == []
+
+
+def test_files_of_the_installation_cost_the_net_no_stat(ip, capsys, tmp_path, monkeypatch):
+    """A cell's reads of the Python installation (a library's data files, stdlib text) are never
+    inputs: the hook drops them on the path's prefix, before any ``stat`` (the net's per-file floor)."""
+    import sysconfig
+
+    from sci_ext.kernel.cellcache import safety
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.txt").write_text("7")
+    installed = os.path.join(sysconfig.get_paths()["stdlib"], "LICENSE.txt")
+    if not os.path.exists(installed):
+        installed = os.path.join(os.path.dirname(os.__file__), "this.py")
+    stats = []
+    real = safety._stat
+    monkeypatch.setattr(safety, "_stat", lambda path: stats.append(path) or real(path))
+    cell = f"%%cached\nn = len(open({installed!r}, 'rb').read()) + int(open('data.txt').read())"
+    run(ip, cell, capsys)[0].raise_error()
+    assert status() == "miss"
+    assert stats == ["data.txt"]
+    from sci_ext.kernel.cellcache.session import SESSION
+
+    assert list(SESSION.last.files) == ["data.txt"]
 
 
 def test_a_file_changed_while_the_cell_ran_is_known_as_the_cell_read_it(ip, capsys, tmp_path, monkeypatch):

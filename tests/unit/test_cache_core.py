@@ -578,3 +578,22 @@ def test_arrays_inside_objects_are_memory_mapped_too(tmp_path):
     columns = restored["frame"].columns
     assert np.array_equal(columns["a"], frame.columns["a"]) and columns["b"].dtype == np.int32
     assert all(not c.flags.owndata and c.flags.writeable for c in columns.values())
+
+
+def test_an_npz_file_is_packed_as_its_file_and_refuses_a_changed_file(tmp_path):
+    """An NpzFile (np.load) holds an open file: packed as its path and options, opened again on
+    unpack, and never opened again from a file that changed since (whatever checked it before)."""
+
+    from sci_ext.core.errors import CacheError
+
+    path = tmp_path / "xy.npz"
+    np.savez(path, x=np.arange(4))
+    with np.load(path) as handle:
+        packed = pack({"z": handle}).to_bytes()
+        value, _ = unpack(bytearray(packed))
+        assert value["z"].files == ["x"] and value["z"]["x"].tolist() == [0, 1, 2, 3]
+        value["z"].close()
+        np.savez(path, x=np.arange(5))
+        os.utime(path, ns=(1, 1))
+        with pytest.raises(CacheError, match="changed since"):
+            unpack(bytearray(packed))

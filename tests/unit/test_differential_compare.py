@@ -89,6 +89,29 @@ def test_cells_that_differ_between_two_plain_runs_are_excluded_and_named() -> No
     assert report.counts["unexplained misses after restart"] == 1
 
 
+def test_cells_whose_timings_or_images_differ_between_plain_runs_are_compared_but_not_counted_as_hits() -> None:
+    """``%timeit`` prints other timings in every plain run; a plot of unseeded data draws other pixels:
+    not deterministic in two plain runs, so not in the restart-hit figure (issue 25), yet still
+    compared (their durations masked, their images by presence): a wrong error or text is caught."""
+    timing = ["5.1 ms ± 0.2 ms per loop", "x"]
+    plain, plain2 = run(timing), run(["4.9 ms ± 0.3 ms per loop", "x"])
+    for r, png in ((plain, "AAAA"), (plain2, "BBBB")):
+        r[1].outputs = [{"output_type": "display_data", "data": {"image/png": png}}]
+    restart = run(["6.0 ms ± 0.1 ms per loop", "x"], events=[MISS, MISS])
+    restart[1].outputs = [{"output_type": "display_data", "data": {"image/png": "CCCC"}}]
+    for r in restart:
+        r.outputs.append({"output_type": "stream", "name": "stdout", "text": "[sci_ext] this cell ran: why\n"})
+    report = case(plain, plain2, restart, restart, plain, restart)
+    assert report.nondeterministic == [] and report.varying == [0, 1]
+    assert (report.restart_eligible, report.restart_hits) == (0, 0)
+    assert not [f for f in report.findings if f.kind != "unexplained miss"]
+    assert summarise([report])["cells with timings or images differing between plain runs (compared, not counted)"] == 2
+    wrong = run(["5.0 ms ± 0.2 ms per loop (other text)", "x"], events=[HIT, HIT])
+    wrong[1].outputs = plain[1].outputs
+    found = case(plain, plain2, wrong, wrong, plain, wrong).findings
+    assert [(f.phase, f.cell) for f in found] == [("miss run", 0), ("restart", 0), ("edited", 0)]
+
+
 def test_a_restart_miss_with_a_sci_ext_line_is_explained() -> None:
     plain = run(["1"])
     restart = run(["1"], events=[MISS])

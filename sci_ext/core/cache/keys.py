@@ -273,6 +273,9 @@ class ValueHasher:
         if isinstance(value, Path):
             self._tag(f"path:{value}")
             return
+        if kind.__name__ == "NpzFile" and kind.__module__.startswith("numpy.lib"):  # np.load's lazy archive
+            self._npz(value, label)
+            return
         if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), (str, bytes)):
             # An open file (inside a lazy loader such as np.load's NpzFile): its content is the file's.
             self._file_handle(value)
@@ -337,6 +340,16 @@ class ValueHasher:
                 self._value(item, f"{label}.{attr}", 1, helper_depth)
             except UnhashableInput:
                 self._tag("<unhashable>")
+
+    def _npz(self, value: Any, label: str) -> None:
+        """``np.load``'s lazy NpzFile: what it reads is its file (by path, size, mtime), its member
+        names and its options; its attributes (a zip reader, a bag whose attribute lookups read
+        arrays) say nothing more and cannot be walked."""
+        fid = getattr(value, "fid", None)
+        if fid is None or getattr(fid, "closed", True) or not isinstance(getattr(fid, "name", None), (str, bytes)):
+            raise UnhashableInput(label, "an NpzFile that is closed or reads a file object, not a file")
+        self._tag(f"npz:{sorted(value.files)}:{value.allow_pickle}:{sorted((value.pickle_kwargs or {}).items())}")
+        self._file_handle(fid)
 
     def _file_handle(self, handle: Any) -> None:
         """A file object by its file: path, size, mtime, and the bytes of a small, recently written one."""

@@ -104,8 +104,16 @@ class _ChunkReader(io.RawIOBase):
 
 #: Reducer hooks: ``(module prefixes, hook)``; ``hook(obj)`` returns a pickle reduce tuple to store
 #: ``obj`` differently, or ``NotImplemented``; it is asked only for objects whose class's module starts
-#: with one of its prefixes.  Built in: SDK and HTTP clients stored as their settings (:mod:`.clients`).
+#: with one of its prefixes.  Built in: SDK and HTTP clients stored as their settings (:mod:`.clients`),
+#: ``np.load``'s NpzFile stored as its file (:mod:`.lazyfiles`), finished SDK streams (:mod:`.streams`).
 _REDUCERS: list[tuple[tuple[str, ...], Callable[[Any], Any]]] = []
+
+
+def of_class(value: Any, module: str, name: str) -> bool:
+    """Is ``value``'s class called ``name`` and defined under ``module``?  (A reducer hook recognises
+    a library's objects this way, without importing the library.)"""
+    kind = type(value)
+    return kind.__name__ == name and kind.__module__.startswith(module)
 
 
 def register_reducer(hook: Callable[[Any], Any], modules: tuple[str, ...] = ("",)) -> Callable[[], None]:
@@ -118,9 +126,12 @@ def register_reducer(hook: Callable[[Any], Any], modules: tuple[str, ...] = ("",
 
 def _default_reducers() -> None:
     if not _REDUCERS:
+        from . import lazyfiles, streams
         from .clients import MODULES, reduce_client
 
         _REDUCERS.append((MODULES, reduce_client))
+        _REDUCERS.append((lazyfiles.MODULES, lazyfiles.reduce_lazy_file))
+        _REDUCERS.append((streams.MODULES, streams.reduce_stream))
 
 
 def _dumps(value: Any, buffer_callback: Callable[[pickle.PickleBuffer], bool]) -> bytes:

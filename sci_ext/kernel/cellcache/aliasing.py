@@ -67,10 +67,45 @@ def _arrays(value: Any) -> list[Any]:
     return []
 
 
+def _copy_on_write() -> bool:
+    """Is pandas Copy-on-Write on (always, from pandas 3)?  Then no write to one pandas object
+    shows in another that shares its memory: their sharing is invisible to the notebook."""
+    pandas = sys.modules.get("pandas")
+    if pandas is None:
+        return False
+    try:
+        if int(str(pandas.__version__).split(".")[0]) >= 3:
+            return True
+        return pandas.options.mode.copy_on_write is True  # pandas 2's opt-in ("warn" is not on)
+    except Exception:
+        return False
+
+
+def _is_pandas(value: Any) -> bool:
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series))
+
+
 def _share_memory(a: Any, b: Any) -> bool:
+    """Can a write through ``a`` change what ``b`` holds (or the reverse)?
+
+    Two pandas objects under Copy-on-Write cannot; two arrays can only if they share an element
+    (``x, y = points.T`` interleave in memory but never overlap): the bounds test first (cheap),
+    then the exact one, bounded (too hard to decide counts as sharing).
+    """
     import numpy
 
-    return any(numpy.may_share_memory(x, y) for x in _arrays(a) for y in _arrays(b) if x.size and y.size)
+    if _is_pandas(a) and _is_pandas(b) and _copy_on_write():
+        return False
+    for x in _arrays(a):
+        for y in _arrays(b):
+            if x.size and y.size and numpy.may_share_memory(x, y):
+                try:
+                    if numpy.shares_memory(x, y, max_work=100_000):  # type: ignore[arg-type]  # bounded effort (runtime accepts)
+                        return True
+                except Exception:  # TooHardError: cannot be decided cheaply, so assume they do
+                    return True
+    return False
 
 
 def can_restore_in_place(value: Any) -> bool:

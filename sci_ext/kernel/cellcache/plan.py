@@ -297,7 +297,75 @@ def _ipython_calls(tree: ast.Module) -> list[tuple[str, list[str]]]:
     return found
 
 
-def magic_parts(code: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+#: Shell commands that only print (part of) the files they name, with the options that keep them so:
+#: ``option -> takes a value``.  Their output is then a function of the files' content, which is keyed.
+_PURE_READERS: dict[str, dict[str, bool]] = {
+    "head": {"-n": True, "-c": True, "-q": False},
+    "tail": {"-n": True, "-c": True, "-q": False},
+    "cat": {"-n": False, "-b": False, "-s": False, "-E": False, "-T": False, "-A": False},
+    "wc": {"-l": False, "-w": False, "-c": False, "-L": False},
+}
+#: Characters the shell or IPython would interpret (pipes, redirections, expansions, quoting, globs).
+_SHELL_SPECIAL = frozenset("|&;<>()$`\\\"'*?[]{}~#=\n\r\t!")
+_COUNT = re.compile(r"^-?\d+$")
+
+
+def shell_reader_parts(command: str) -> dict[str, str] | None:
+    """Key parts of a shell command that only reads the files it names (``head -4 data.csv``), or None.
+
+    Strict on purpose: one of :data:`_PURE_READERS`, only its listed options (``-N`` counts for
+    ``head``/``tail``), no character the shell or IPython would interpret, and every other word
+    an existing regular file (at least one).  The key is the command and the files' content.
+    """
+    if not command or any(c in _SHELL_SPECIAL for c in command):
+        return None
+    words = command.split()
+    program, rest = words[0], words[1:]
+    allowed = _PURE_READERS.get(program)
+    if allowed is None:
+        return None
+    files: list[str] = []
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word.startswith("-") and word != "-":
+            if program in ("head", "tail") and _COUNT.match(word):
+                i += 1
+                continue
+            takes = allowed.get(word)
+            if takes is None:
+                return None
+            if takes:
+                if i + 1 >= len(rest) or not _COUNT.match(rest[i + 1]):
+                    return None
+                i += 1
+            i += 1
+            continue
+        if not os.path.isfile(word):
+            return None
+        files.append(word)
+        i += 1
+    if not files:
+        return None  # it would read stdin
+    import shutil
+
+    parts = {f"shell !{command}": _digest((command, shutil.which(program) or program), "shell")}
+    for path in files:
+        parts[f"file {path}"] = hash_files([os.path.abspath(path)])
+    return parts
+
+
+def _piped(shell: Any) -> bool:
+    """Does ``!cmd`` print through ``sys.stdout`` (a kernel), where the cell's capture sees it?
+
+    Terminal IPython runs it with the terminal as its output (``system_raw``): a hit could not show it.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+
+    return getattr(shell.system, "__func__", None) is not InteractiveShell.system_raw
+
+
+def magic_parts(code: str, shell: Any = None) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Key parts for the IPython commands inside a cell, and the magics a hit runs again.
 
     ``%run script.py`` is keyed by the script's content (what the script reads is then seen
@@ -309,10 +377,16 @@ def magic_parts(code: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     replayed: list[tuple[str, str]] = []
     for method, args in _ipython_calls(ast.parse(code)):
         if method in ("system", "getoutput"):
-            shown = (args[0] if args else "")[:40]
-            raise Uncacheable(
-                f"the cell runs the shell command !{shown}, whose reads cannot be seen; run it in a plain cell"
-            )
+            command = args[0] if args else ""
+            piped = method == "getoutput" or (shell is not None and _piped(shell))
+            reader = shell_reader_parts(command) if piped else None
+            if reader is None:
+                raise Uncacheable(
+                    f"the cell runs the shell command !{command[:40]}, whose reads cannot be seen (only head, "
+                    "tail, cat and wc of files it names are keyed); run it in a plain cell"
+                )
+            parts.update(reader)
+            continue
         if method not in ("run_line_magic", "run_cell_magic"):
             continue
         name = args[0] if args else ""
@@ -486,7 +560,7 @@ def make_plan(shell: Any, cell: str, opts: CellOptions) -> CellPlan:
         parts["code"] = _digest((parts["code"], "result hidden"), "code")
     replayed: list[tuple[str, str]] = []
     if "get_ipython" in code:
-        magic, replayed = magic_parts(code)
+        magic, replayed = magic_parts(code, shell)
         parts.update(magic)
     plan = CellPlan(code, cell, opts, analysis, inputs, hidden, parts, replayed=replayed)
     plan.state = _state_statements(code)

@@ -408,14 +408,12 @@ def _storable_result(value: Any, redactor: Any) -> bool:
 
 
 def _unpicklable(values: dict[str, Any]) -> list[str]:
-    import cloudpickle
-
     from ...core.security.redact import shorten
 
     bad = []
     for name, value in values.items():
         try:
-            cloudpickle.dumps(value, protocol=5, buffer_callback=lambda _buf: False)
+            pack(value)  # with the reducer hooks, as the entry was packed: a client is not named wrongly
         except Exception as exc:
             bad.append(f"{name!r} ({type(exc).__name__}: {shorten(str(exc), 120)})")
     return bad

@@ -56,10 +56,9 @@ class Recorder:
         #: The working directory the cell started in: relative paths are recorded relative to it.
         self.cwd = os.getcwd()
         self._below = os.path.join(self.cwd, "")
-        #: ``(raw path, directory it was used from) -> "file" | "dir" | "glob" | "write"``, first use only.
-        self.used: dict[tuple[Any, str], str] = {}
-        #: ``(size, mtime_ns)`` of each file read, taken as the cell opened it (None: it did not exist).
-        self.opened: dict[tuple[Any, str], tuple[int, int] | None] = {}
+        #: ``(raw path, directory it was used from) -> "dir" | "glob" | "write"``, or for a file read
+        #: its ``(size, mtime_ns)`` as the cell opened it (None: it did not exist); first use only.
+        self.used: dict[tuple[Any, str], Any] = {}
         self._stat_of: dict[str, tuple[int, int] | None] = {}
         #: Where notebook code compiled a string (``show.__repr__``), and the strings it compiled.
         self.compiled: list[str] = []
@@ -74,6 +73,8 @@ class Recorder:
         global _active
         if ENABLED:
             install()
+            if _roots is None:
+                _set_roots()  # before the hook runs: finding sci_ext's directories reads its config
             _active = self
         return self
 
@@ -103,8 +104,26 @@ class Recorder:
             return self._resolved
         reads: dict[str, str] = {}
         written: set[str] = set()
-        paths, ignored, opened, stat_of = self._paths, _ignored, self.opened, self._stat_of
+        paths, ignored, stat_of, below = self._paths, _ignored, self._stat_of, self._below
         for (raw, where), kind in self.used.items():
+            if (
+                kind.__class__ is not str
+                and raw.__class__ is str
+                and raw[:1] == "/"
+                and not _NOT_POSIX
+                and not raw.startswith(below)
+                and "/." not in raw
+                and "//" not in raw
+            ):
+                # The common case, per file a cell read: an absolute, normal path outside the start
+                # directory, recorded as it is; the hook tested it against the ignored roots already.
+                if raw in reads or raw in written or (raw.endswith(_MODULE_SUFFIXES) and ignored(raw)):
+                    continue
+                reads[raw] = "file"
+                stat_of[raw] = kind
+                if len(reads) > MAX_FILES:
+                    break
+                continue
             found = paths(raw, where)
             if found is None:
                 continue
@@ -116,10 +135,13 @@ class Recorder:
             if kind == "write":
                 written.update(forms)
                 continue
-            for form in forms:
-                reads[form] = kind
-                if kind == "file":
-                    stat_of[form] = opened.get((raw, where))
+            if kind.__class__ is str:
+                for form in forms:
+                    reads[form] = kind
+                continue
+            for form in forms:  # a file read, with its stat as opened
+                reads[form] = "file"
+                stat_of[form] = kind
             if len(reads) > MAX_FILES:
                 break  # overflow: the entry is not stored, no need to resolve the rest
         self._resolved = (reads, written)
@@ -189,39 +211,9 @@ class Recorder:
             self.used[key] = kind
 
     def event(self, name: str, args: tuple[Any, ...]) -> None:
-        """One audited event while the cell runs."""
+        """One audited event other than ``open`` (which :func:`_hook` handles inline) while the cell runs."""
         if name == "os.chdir":
             self._moved = True  # the directory is read again at the next event, after the change
-            return
-        if name == "open":  # raised per file by a file-reading loop: as little work as possible
-            raw = args[0]
-            if self._moved:
-                self._now, self._moved = os.getcwd(), False
-            key = (raw, self._now)
-            used = self.used
-            if key in used or isinstance(raw, int):
-                return  # noted already; an fd's path was noted when it was opened
-            # A file the import system could be opening (a module, its .pyc, a distribution's
-            # metadata): ask the frame; a data file (.csv, .npy) needs no frame.
-            maybe_import = not isinstance(raw, str) or raw.endswith(_IMPORTED_SUFFIXES) or "-info" in raw
-            if maybe_import and _import_machinery(sys._getframe(2)):
-                return
-            mode = args[1]
-            writes = _WRITE_MODES.get(mode) if isinstance(mode, str) else None
-            if writes is None:
-                writes = _writes(mode, args[2] if len(args) > 2 else 0)
-            if len(used) >= _MAX_USES:
-                self._full = True  # past any sensible cell: the entry is not stored
-                return
-            if writes:
-                used[key] = "write"
-                return
-            used[key] = "file"
-            try:  # the file as the cell reads it (raw resolves against the directory in use now)
-                st = _stat(raw)
-                self.opened[key] = (st.st_size, st.st_mtime_ns)
-            except (OSError, ValueError, TypeError):
-                self.opened[key] = None
             return
         frame = sys._getframe(2)
         if _import_machinery(frame):
@@ -249,8 +241,59 @@ class Recorder:
 
 
 def _hook(name: str, args: tuple[Any, ...]) -> None:
+    """The audit hook: runs for every audited event of the process, so the common cases return first.
+
+    No recorder (not in a miss): one global lookup.  ``open`` (per file a cell reads, thousands in
+    some cells) is handled here inline, without a method call, a re-entrancy flag or an
+    allocation beyond the path's key: nothing it calls raises an audited ``open``.
+    """
     recorder = _active
-    if recorder is None or name not in _EVENTS or recorder._busy or recorder.thread != _get_ident():
+    if recorder is None:
+        return
+    if name == "open":
+        if recorder.thread != _get_ident():
+            return  # another thread (sci_ext's background writer, a library's pool)
+        try:
+            raw = args[0]
+            if recorder._moved:  # the cell changed directory: relative paths move with it
+                recorder._now, recorder._moved = os.getcwd(), False
+            key = (raw, recorder._now)
+            used = recorder.used
+            if key in used:
+                return  # noted already: a path costs the net once per run, not once per open
+            if raw.__class__ is str:
+                if raw.startswith(_roots):  # type: ignore[arg-type]  # set before a recorder is active
+                    return  # the installation, tool caches, sci_ext's own files: never inputs
+                maybe_import = raw.endswith(_IMPORTED_SUFFIXES) or "-info" in raw
+            elif isinstance(raw, int):
+                return  # an fd: its path was noted when it was opened
+            else:
+                maybe_import = True
+            # A file the import system could be opening (a module, its .pyc, a distribution's
+            # metadata): ask the frame; a data file (.csv, .npy) needs no frame.
+            if maybe_import and _import_machinery(sys._getframe(1)):
+                return
+            if len(used) >= _MAX_USES:
+                recorder._full = True  # past any sensible cell: the entry is not stored
+                return
+            mode = args[1]
+            writes = _WRITE_MODES.get(mode) if mode.__class__ is str else None
+            if writes is None:
+                writes = _writes(mode, args[2] if len(args) > 2 else 0)
+            if writes:
+                used[key] = "write"
+                return
+            # The file as the cell reads it: the audit event comes before the open, so this is
+            # the content the cell is about to read (a rewrite later in the cell is a change).
+            try:
+                st = _stat(raw)
+                used[key] = (st.st_size, st.st_mtime_ns)
+            except (OSError, ValueError, TypeError):
+                used[key] = None
+        except Exception:  # noqa: S110  # nosec B110  # the net must never break the user's cell
+            pass
+        return
+    if name not in _EVENTS or recorder._busy or recorder.thread != _get_ident():
         return
     recorder._busy = True
     try:
@@ -268,6 +311,8 @@ _MAX_USES = 20 * MAX_FILES
 _IMPORT_MACHINERY = ("importlib.", "importlib_metadata", "importlib_resources", "pkgutil", "pkg_resources", "zipimport")
 
 
+#: A module's files: on sys.path, never inputs (keyed by the module's version or source).
+_MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pth")
 #: Files the import system opens: modules, their bytecode and extensions, path files, archives.
 _IMPORTED_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth", ".zip", ".egg", ".whl", ".typed")
 
@@ -341,15 +386,19 @@ def _sci_ext_roots() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.abspath(os.path.expanduser(d)), "") for d in dirs if d)
 
 
+def _set_roots() -> None:
+    global _roots
+    _roots = _ignored_roots() + _sci_ext_roots()
+
+
 def _ignored(path: str) -> bool:
     """Files of the installation, of tool caches and of sci_ext itself are never inputs."""
-    global _roots
     if _roots is None:
-        _roots = _ignored_roots() + _sci_ext_roots()
-    module_file = path.endswith((".py", ".pyc", ".so", ".pth"))
+        _set_roots()
+    module_file = path.endswith(_MODULE_SUFFIXES)
     if module_file and any(path.startswith(os.path.join(p, "")) for p in sys.path if p):
         return True  # a module's source: keyed by its version or its code
-    return path.startswith(_roots) or path in ("/etc/localtime",)
+    return path.startswith(_roots) or path in ("/etc/localtime",)  # type: ignore[arg-type]
 
 
 # -- fingerprints -----------------------------------------------------------------
