@@ -18,6 +18,11 @@ Usage::
 
     python benchmarks/bench_differential.py [--quick] [--code-root PATH] [--only NAME ...]
                                             [--json OUT] [--verbose] [--parallel]
+    python benchmarks/bench_differential.py --net-cost [PAIRS] [--quick] [--only NAME ...]
+
+``--net-cost``: instead of the comparison, what the dynamic safety net costs a miss on the
+corpus: each notebook's cached miss run with the net and without it, in interleaved pairs,
+by the kernel's CPU time summed over the cells (goal <= 1.05x).
 
 ``--code-root`` chooses the checkout whose ``sci_ext`` the kernels import (default: this one;
 e.g. another branch's worktree).  Exit status 1 when a goal is missed, so it can gate a run.
@@ -36,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from differential import load_corpus, run_case, summarise  # noqa: E402
-from differential.harness import default_code_root  # noqa: E402
+from differential.harness import default_code_root, net_cost  # noqa: E402
 
 GOALS = {
     "stale hits": lambda v: v == 0,
@@ -45,6 +50,7 @@ GOALS = {
     "misses after restart explained %": lambda v: v >= 100.0,
     "hits after restart (deterministic cells) %": lambda v: v >= 98.0,
 }
+NET_COST_GOAL = 1.05
 
 
 def _commit(root: Path) -> str:
@@ -55,6 +61,24 @@ def _commit(root: Path) -> str:
         return out.stdout.strip()[:90]
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def _net_cost(cases: list, root: Path, pairs: int) -> int:
+    """Print the safety net's cost on each notebook's miss run and on the corpus; 1 above the goal."""
+    print(f"sci_ext under test: {root} ({_commit(root)})")
+    print(f"{len(cases)} notebooks; cached miss run with and without the safety net, {pairs} interleaved pairs")
+    print("(kernel CPU seconds summed over the cells)\n")
+    with_net = without = 0.0
+    for case in cases:
+        on, off = net_cost(case, code_root=root, pairs=pairs)
+        with_net, without = with_net + on, without + off
+        # A notebook whose cells all fail has no CPU figures (the probe runs after successful cells only).
+        ratio = f"ratio {on / off:.3f}x" if off else "no cell timed"
+        print(f"  {case.name:28s} with {on:7.2f} s  without {off:7.2f} s  {ratio}", flush=True)
+    total = with_net / without if without else float("nan")
+    verdict = "goal met" if total <= NET_COST_GOAL else "GOAL MISSED"
+    print(f"\n  safety net on the corpus's misses: {total:.3f}x (goal <= {NET_COST_GOAL}x)  {verdict}")
+    return 0 if total <= NET_COST_GOAL else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,10 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parallel", action="store_true", help="run independent kernels side by side (faster; noisier cell times)"
     )
+    parser.add_argument(
+        "--net-cost",
+        type=int,
+        nargs="?",
+        const=2,
+        default=0,
+        metavar="PAIRS",
+        help="measure the safety net's cost on the corpus's miss runs instead (default 2 pairs)",
+    )
     args = parser.parse_args(argv)
 
     cases = load_corpus("quick" if args.quick else "all", names=args.only)
     root = args.code_root.resolve()
+    if args.net_cost:
+        return _net_cost(cases, root, args.net_cost)
     print(f"sci_ext under test: {root} ({_commit(root)})")
     print(f"{len(cases)} notebooks; per notebook: plain x2, cached miss, cached restart, plain+cached after an edit\n")
     reports = []

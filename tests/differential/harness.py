@@ -337,6 +337,38 @@ def run_case(
             shutil.rmtree(root, ignore_errors=True)
 
 
+def net_cost(case: Case, code_root: Path | None = None, pairs: int = 1) -> tuple[float, float]:
+    """``(CPU with the safety net, CPU without it)``: the kernel CPU seconds of ``case``'s cached
+    miss run, summed over its cells and over ``pairs`` interleaved pairs of runs.
+
+    Each run starts with an empty cache, so every cell the engine accepts is a miss; the run
+    without the net has the probe switch it off (``SCI_DIFF_SAFETY_NET=off``).  The order
+    alternates between pairs, so a trend in the machine's load falls on both sides.
+    """
+    totals = {"on": 0.0, "off": 0.0}
+    root = Path(tempfile.mkdtemp(prefix=f"sci-net-{case.name}-"))
+    servers: list[Any] = []
+    try:
+        extra = _llm_env(servers) if case.llm else {}
+        extra.setdefault("MPLCONFIGDIR", os.environ.get("MPLCONFIGDIR") or str(Path.home() / ".cache" / "matplotlib"))
+        sources = case.sources()
+        cached_sources = [w if w is not None else s for w, s in zip((wrap(s) for s in sources), sources)]
+        for pair in range(pairs):
+            for net in ("on", "off") if pair % 2 == 0 else ("off", "on"):
+                tag = f"{net}{pair}"
+                workdir = _fresh_workdir(case, root, tag)
+                env = _Env(code_root or default_code_root(), root, {**extra, "SCI_DIFF_SAFETY_NET": net}, True)
+                runs = run_cells(
+                    cached_sources, env.config(tag, workdir, root / f"cache-{tag}", case.cell_timeout, True)
+                )
+                totals[net] += sum(r.cpu or 0.0 for r in runs)
+        return totals["on"], totals["off"]
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- comparing
 
 

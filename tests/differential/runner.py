@@ -36,6 +36,8 @@ class CellRun:
     state: dict[str, str] | None = field(default_factory=dict)  # None: the probe failed after this cell
     events: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: The kernel's CPU seconds for this cell (the probe's snapshots around it); None: unknown.
+    cpu: float | None = None
     status: str = "ok"  # ok | error | timeout | not run
 
     @property
@@ -142,6 +144,7 @@ def run_cells(sources: list[str], config: KernelConfig) -> list[CellRun]:
             outputs, _, status = _execute(kc, setup, config.startup_timeout, probe=False)
             if status != "ok":
                 raise RuntimeError(f"kernel setup failed: {outputs}")
+        cpu_after: float | None = None  # the kernel's CPU time after the previous snapshot
         for run in runs:
             start = time.perf_counter()
             outputs, snapshot, status = _execute(kc, run.source, config.cell_timeout, probe=True)
@@ -149,6 +152,9 @@ def run_cells(sources: list[str], config: KernelConfig) -> list[CellRun]:
             run.outputs, run.status = outputs, status
             run.state = snapshot.get("state", {}) if snapshot else None
             run.events = snapshot.get("events", [])
+            if cpu_after is not None and isinstance(snapshot.get("cpu"), float):
+                run.cpu = snapshot["cpu"] - cpu_after
+            cpu_after = snapshot.get("cpu_after") if snapshot else None
             if status == "timeout":
                 # The notebook is stuck: what follows is not comparable.  Interrupt and stop.
                 km.interrupt_kernel()

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import time
 from typing import Any
 
 _events: list[dict[str, Any]] = []
@@ -37,6 +39,11 @@ def install() -> str:
         from sci_ext.core.events import channel
     except Exception as exc:  # the harness reports it; plain runs never call this
         return f"no sci_ext events: {exc}"
+    if os.environ.get("SCI_DIFF_SAFETY_NET") == "off":
+        # Only to measure what the net costs on the corpus (bench_differential.py --net-cost).
+        from sci_ext.kernel.cellcache import safety
+
+        safety.ENABLED = False
 
     def on_event(event: Any) -> None:
         _events.append(
@@ -164,7 +171,13 @@ def state() -> dict[str, str]:
 
 
 def snapshot() -> str:
-    """JSON of ``{"state": ..., "events": ...}``; the events are drained."""
+    """JSON of ``{"state": ..., "events": ..., "cpu": ..., "cpu_after": ...}``; the events are drained.
+
+    ``cpu`` is the kernel's process CPU time before the snapshot is taken, ``cpu_after`` after
+    it: a cell's CPU time is its ``cpu`` minus the previous cell's ``cpu_after``.
+    """
+    cpu = time.process_time()
     events = list(_events)
     del _events[: len(events)]
-    return json.dumps({"state": state(), "events": events})
+    found = state()
+    return json.dumps({"state": found, "events": events, "cpu": cpu, "cpu_after": time.process_time()})

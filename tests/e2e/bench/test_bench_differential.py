@@ -48,3 +48,28 @@ def test_bench_prints_the_goal_figures_and_writes_json(tmp_path: Path) -> None:
     assert data["figures"]["errors introduced"] == 0, proc.stdout
     missed = "GOAL MISSED" in proc.stdout
     assert proc.returncode == (1 if missed else 0), proc.stdout + proc.stderr
+
+
+def test_net_cost_prints_each_notebook_and_the_corpus_ratio() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_differential.py"),
+            "--net-cost",
+            "1",
+            "--only",
+            "pdsh_concat",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if "pdsh_concat" in ln and "with" in ln), "")
+    with_net, without = (float(part.split()[0]) for part in line.split("with ")[1].split("without "))
+    assert with_net > 0 and without > 0, proc.stdout + proc.stderr  # both runs timed their cells
+    assert "safety net on the corpus's misses:" in proc.stdout, proc.stdout + proc.stderr
+    met = "goal met" in proc.stdout
+    assert proc.returncode == (0 if met else 1), proc.stdout + proc.stderr
