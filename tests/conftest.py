@@ -63,11 +63,11 @@ _MODULE_SECONDS = {
     "tests/kernel/test_deploy.py": 32,
     "tests/kernel/test_breaker_shared_timeout.py": 32,
     "tests/kernel/test_llm_kernel.py": 30,
-    "tests/e2e/bench/test_bench_cached.py": 30,
+    "tests/e2e/bench/test_bench_cached.py": 20,
     "tests/server/test_grafana_dashboard.py": 25,
     "tests/unit/test_security_vault_tamper.py": 25,
     "tests/kernel/test_cached_chain_kernel.py": 22,
-    "tests/e2e/bench/test_bench_resilience.py": 20,
+    "tests/e2e/bench/test_bench_resilience.py": 12,
     "tests/server/test_quickstart_url.py": 18,
 }
 _SECONDS_PER_TEST = {"tests/e2e/": 5.0, "tests/server/": 4.0, "tests/kernel/": 0.6, "notebooks/": 1.0}
