@@ -225,11 +225,10 @@ def test_after_each_kind_of_edit_the_verdict_is_a_full_runs(warm: tuple[Path, Pa
 
 
 def test_sci_cache_without_nbval_is_a_usage_error(tmp_path: Path) -> None:
-    status, output = run_pytest(
-        ["-p", "no:cacheprovider", *_plugin_args(), "--sci-cache", str(tmp_path)], tmp_path, _env(tmp_path)
-    )
-    assert status == 4, output
-    assert "--sci-cache caches notebook cells run by nbval: add --nbval or --nbval-lax" in output
+    with as_a_new_process(_env(tmp_path), tmp_path) as (out, err):
+        status = pytest.main(["-p", "no:cacheprovider", *_plugin_args(), "--sci-cache", str(tmp_path)])
+    assert status == 4, out.getvalue() + err.getvalue()
+    assert "--sci-cache caches notebook cells run by nbval: add --nbval or --nbval-lax" in err.getvalue()
 
 
 def test_an_unusable_cache_dir_runs_every_cell_with_one_warning(warm: tuple[Path, Path, dict[str, str]]) -> None:
