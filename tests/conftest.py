@@ -88,7 +88,7 @@ _TEST_SECONDS = {
 #: timeouts): their CPU was under 40 % of their wall time in a profile of the full run
 #: (2026-12-07 23:18 UTC, CPU of each test's process tree).  Heaviest first alone starts the
 #: hub, the browsers and the servers together, and two cores then idle while all three
-#: workers wait; so at most (workers - 1) workers run such modules at once, and the others take
+#: workers wait; so at most two workers (one of two) run such modules at once, and the others take
 #: the heaviest module that computes.  SCI_EXT_TEST_SCHEDULE=heaviest turns this off (to compare).
 _WAITING = {
     "tests/e2e/test_jupyterhub.py",
@@ -142,7 +142,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _assign_work_unit(self, node: Any) -> None:
             order = sorted(self.workqueue, key=self._weight, reverse=True)
             choice = order[0]
-            if spread and choice.split("::", 1)[0] in _WAITING and self._waiting_elsewhere(node) >= len(self.nodes) - 1:
+            if (
+                spread
+                and choice.split("::", 1)[0] in _WAITING
+                and self._waiting_elsewhere(node) >= min(2, len(self.nodes) - 1)
+            ):
                 choice = next((scope for scope in order if scope.split("::", 1)[0] not in _WAITING), choice)
             self.workqueue.move_to_end(choice, last=False)
             super()._assign_work_unit(node)
