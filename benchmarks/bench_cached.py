@@ -21,7 +21,7 @@ Warm hits, in one long-lived shell:
 
 Method: an in-process IPython shell, an empty private cache directory, files in
 the page cache (every peer reads what it just wrote), best of N repeats.  Run
-``python benchmarks/bench_cached.py`` (``--quick``: small sizes, for smoke tests).
+``python benchmarks/bench_cached.py`` (``--quick``: small sizes; ``--smoke``: one pass at the smallest, for the smoke test).
 """
 
 from __future__ import annotations
@@ -201,10 +201,15 @@ def bench_safety_net(shell, work: Path, repeat: int, open_before: float) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
+    )
     parser.add_argument("--skip-first-hit", action="store_true", help="leave out [4] (it builds venvs)")
     args = parser.parse_args(argv)
-    restore_mb, hash_mb, repeat = (16, 64, 3) if args.quick else (200, 1024, 5)
+    restore_mb, hash_mb, repeat = (1, 1, 1) if args.smoke else (16, 64, 3) if args.quick else (200, 1024, 5)
 
     work = Path(tempfile.mkdtemp(prefix="sci_ext-bench-"))
     try:
@@ -247,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_first_hit:
             from first_hit import run as first_hit
 
-            extras, first_mb, first_repeat = ([0, 60], 8, 1) if args.quick else ([0, 150, 300, 600], 200, 3)
+            extras, first_mb, first_repeat = (
+                ([0, 1], 1, 1) if args.smoke else ([0, 60], 8, 1) if args.quick else ([0, 150, 300, 600], 200, 3)
+            )
             first_hit(work / "first", extras, first_mb, first_repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)

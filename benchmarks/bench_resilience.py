@@ -235,10 +235,15 @@ def bench_kernel(cells: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
+    )
     parser.add_argument("--no-kernel", action="store_true", help="skip the kernel benchmark")
     args = parser.parse_args(argv)
-    number = 2_000 if args.quick else 200_000
+    number = 20 if args.smoke else 2_000 if args.quick else 200_000
     with tempfile.TemporaryDirectory() as state:
         # The disk breaker writes under core.state_dir: keep the benchmark's out of the user's.
         os.environ["SCI_EXT_CORE__STATE_DIR"] = state
@@ -247,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_retry_path(number // 20 or 1)
         bench_breaker(number)
         if not args.no_kernel:
-            bench_kernel(50 if args.quick else 2_000)
+            bench_kernel(5 if args.smoke else 50 if args.quick else 2_000)
     return 0
 
 

@@ -53,9 +53,16 @@ def per_call(fn, calls: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
+    )
     args = parser.parse_args()
-    unlock_reps, get_calls, peer_calls, validate_calls = (1, 200, 2, 500) if args.quick else (5, 20000, 5, 20000)
+    unlock_reps, get_calls, peer_calls, validate_calls = (
+        (1, 5, 1, 5) if args.smoke else (1, 200, 2, 500) if args.quick else (5, 20000, 5, 20000)
+    )
 
     from cryptography.fernet import Fernet
 

@@ -147,10 +147,17 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--kernels", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=30, help="scrapes per scrape-time figure")
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests, args.concurrency, args.kernels, args.repeat = 60, 20, 4, 5
+    if args.smoke:  # five scrapes still: the server's CPU per scrape is read in 10 ms ticks
+        args.requests, args.concurrency, args.kernels, args.repeat = 4, 2, 1, 5
 
     from live_server import LiveServer
 

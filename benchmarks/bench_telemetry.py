@@ -147,9 +147,14 @@ def per_call(number: int, repeat: int) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cells and calls")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
+    )
     args = parser.parse_args()
-    cells = 100 if args.quick else 1000
-    number, repeat = (20_000, 3) if args.quick else (200_000, 7)
+    cells = 5 if args.smoke else 100 if args.quick else 1000
+    number, repeat = (100, 1) if args.smoke else (20_000, 3) if args.quick else (200_000, 7)
     bare, monitored, peer = per_call(number, repeat)
     on, off, hooks, spread, (all_hooks, plain) = per_cell(cells)
     print(f"cells per side                           : {cells}")

@@ -96,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.current_env = False
     config.option.nbval_kernel_name = state.kernel.name
     config.stash[_STASH] = state
+    config.pluginmanager.register(_Records(), "sci_ext-records")
 
 
 _STASH = pytest.StashKey[_SciCache]()
@@ -127,16 +128,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.user_properties.append((_KEY, json.dumps(record)))
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Gather the records (in the controller too, under xdist)."""
-    for name, value in getattr(report, "user_properties", []):
-        if name != _KEY:
-            continue
-        record = json.loads(value)
-        _RECORDS.setdefault(record["notebook"], []).append(record)
+class _Records:
+    """The records of one pytest session, per notebook (kept by the controller too, under xdist).
 
+    An object registered by :func:`pytest_configure`, not a module global: a process that runs
+    pytest twice (``pytest.main``, an IDE, pytester) reports each session's notebooks only.
+    """
 
-_RECORDS: dict[str, list[dict[str, Any]]] = {}
+    def __init__(self) -> None:
+        self.by_notebook: dict[str, list[dict[str, Any]]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Gather the records (in the controller too, under xdist)."""
+        for name, value in getattr(report, "user_properties", []):
+            if name != _KEY:
+                continue
+            record = json.loads(value)
+            self.by_notebook.setdefault(record["notebook"], []).append(record)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The per-notebook report."""
+        if not self.by_notebook:
+            return
+        terminalreporter.write_sep("-", "sci_ext cell cache")
+        for line in summary_lines(self.by_notebook):
+            terminalreporter.write_line(line)
 
 
 def summary_lines(records: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -158,15 +174,6 @@ def summary_lines(records: dict[str, list[dict[str, Any]]]) -> list[str]:
                 # Not cacheable by design (a magic, a shell command, only imports): say so, once per cell.
                 lines.append(f"  {where} left plain: {cell.get('reason') or 'not cached'}  [{cell['first_line']}]")
     return lines
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """The per-notebook report."""
-    if not config.getoption("sci_cache", default=False) or not _RECORDS:
-        return
-    terminalreporter.write_sep("-", "sci_ext cell cache")
-    for line in summary_lines(_RECORDS):
-        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,13 +10,16 @@ from pathlib import Path
 from kernel_harness import REPO
 
 
-def run_quick_benchmark(script: str, cwd: Path | None = None, timeout: float = 300) -> str:
-    """Run ``benchmarks/<script> --quick`` with this checkout importable; its stdout.
+def run_benchmark(script: str, size: str = "--smoke", cwd: Path | None = None, timeout: float = 300) -> str:
+    """Run ``benchmarks/<script> --smoke`` (or another ``size``) with this checkout importable; its stdout.
 
+    ``--smoke`` is one pass at the smallest sizes: the smoke tests check that each benchmark runs
+    and prints every figure and ratio line, not what the figures are (``--quick`` and the full
+    sizes measure; ``scripts/bench_regress.py`` records ``--quick``).
     Fails with the script's stderr if it exits non-zero.
     """
     res = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / script), "--quick"],
+        [sys.executable, str(REPO / "benchmarks" / script), size],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},

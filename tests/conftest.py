@@ -42,39 +42,80 @@ def sci_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
 
 # Under pytest-xdist (`scripts/dev.sh`: -n 3 --dist loadscope) a module runs whole on one worker,
 # so its module-scoped servers and browsers start once.  xdist hands out modules with the most
-# tests first; with a few modules that take minutes (the hub, the nbval plugin, the browser
-# tests), one of them handed out last decides the wall time.  Heaviest first instead (the
-# longest-processing-time rule): the modules below by their measured wall time (seconds, full
-# run of 2026-12-07 on 2 loaded cores; only the order matters, a stale figure costs balance,
+# tests first; with a few modules that take minutes (the hub, the browser tests, the deploy
+# server), one of them handed out last decides the wall time.  Heaviest first instead (the
+# longest-processing-time rule): the modules below by their measured wall time (seconds, from
+# the --durations of the full run of 2026-12-07 22:52 UTC on 2 loaded cores, and the modules
+# changed since then measured alone; only the order matters, a stale figure costs balance,
 # never a test), every other module by its tests times a figure per tier.
 _MODULE_SECONDS = {
     "tests/e2e/test_jupyterhub.py": 340,
-    "tests/e2e/test_nbval_plugin.py": 180,
     "tests/e2e/browser/test_labextension.py": 100,
-    "tests/server/test_server_integration.py": 70,
-    "tests/e2e/browser/test_goals.py": 60,
-    "tests/e2e/browser/test_dashboard_browser.py": 55,
-    "tests/e2e/test_notebooks_anywhere.py": 90,
+    "tests/server/test_server_integration.py": 100,
+    "tests/e2e/browser/test_dashboard_browser.py": 95,
+    "tests/server/test_deploy_server.py": 90,
+    "tests/e2e/test_notebooks_anywhere.py": 70,
+    "tests/e2e/browser/test_goals.py": 65,
+    "tests/e2e/test_nbval_plugin.py": 60,
+    "tests/server/test_scale_out.py": 50,
+    "tests/e2e/security/test_cross_user_attacks.py": 50,
+    "tests/unit/test_security_cli.py": 33,
     "tests/kernel/test_deploy.py": 32,
     "tests/kernel/test_breaker_shared_timeout.py": 32,
-    "tests/unit/test_security_cli.py": 33,
+    "tests/kernel/test_llm_kernel.py": 30,
+    "tests/e2e/bench/test_bench_cached.py": 20,
+    "tests/server/test_grafana_dashboard.py": 25,
     "tests/unit/test_security_vault_tamper.py": 25,
-    "tests/server/test_scale_out.py": 30,
-    "tests/server/test_deploy_server.py": 30,
+    "tests/kernel/test_cached_chain_kernel.py": 22,
+    "tests/e2e/bench/test_bench_resilience.py": 12,
+    "tests/server/test_quickstart_url.py": 18,
+    "tests/e2e/security/test_trust_boundary.py": 5,
 }
 _SECONDS_PER_TEST = {"tests/e2e/": 5.0, "tests/server/": 4.0, "tests/kernel/": 0.6, "notebooks/": 1.0}
 #: Modules whose tests share nothing expensive, with seconds per test: each test is its own
 #: unit of work, so their long tests spread over the workers (the differential notebooks take
-#: 10-60 s each).
-_SPLIT_MODULES = {"tests/e2e/test_differential.py": 30.0}
+#: 5-75 s each; the ones over 5 s by name).
+_SPLIT_MODULES = {"tests/e2e/test_differential.py": 5.0}
+_TEST_SECONDS = {
+    "tests/e2e/test_differential.py::test_cached_notebook_equals_plain_run[pdsh_hyperparameters]": 75.0,
+    "tests/e2e/test_differential.py::test_cached_notebook_equals_plain_run[pdsh_merge_join]": 17.0,
+    "tests/e2e/test_differential.py::test_cached_notebook_equals_plain_run[pandas_10min]": 16.0,
+    "tests/e2e/test_differential.py::test_cached_notebook_equals_plain_run[numpy_save_load_arrays]": 10.0,
+}
+
+
+#: Modules that mostly wait (on a browser, a hub, servers starting, Prometheus scrapes, breaker
+#: timeouts): their CPU was under 40 % of their wall time in a profile of the full run
+#: (2026-12-07 23:18 UTC, CPU of each test's process tree).  Heaviest first alone starts the
+#: hub, the browsers and the servers together, and two cores then idle while all three
+#: workers wait; so at most two workers (one of two) run such modules at once, and the others take
+#: the heaviest module that computes.  SCI_EXT_TEST_SCHEDULE=heaviest turns this off (to compare).
+_WAITING = {
+    "tests/e2e/test_jupyterhub.py",
+    "tests/e2e/browser/test_labextension.py",
+    "tests/e2e/browser/test_dashboard_browser.py",
+    "tests/e2e/browser/test_goals.py",
+    "tests/server/test_server_integration.py",
+    "tests/server/test_deploy_server.py",
+    "tests/server/test_scale_out.py",
+    "tests/server/test_grafana_dashboard.py",
+    "tests/server/test_quickstart_url.py",
+    "tests/e2e/test_notebooks_anywhere.py",
+    "tests/kernel/test_breaker_shared_timeout.py",
+    "tests/kernel/test_security_channels.py",
+    "tests/e2e/bench/test_bench_import.py",
+    "tests/e2e/bench/test_bench_server.py",
+}
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadscope`` handing out the heaviest modules first (see above)."""
+    """``--dist loadscope`` handing out the heaviest modules first, waiting ones spread (see above)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
+
+    spread = os.environ.get("SCI_EXT_TEST_SCHEDULE") != "heaviest"
 
     class HeaviestFirst(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -84,15 +125,30 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _weight(self, scope: str) -> float:
             module = scope.split("::", 1)[0]
             if module in _SPLIT_MODULES:
-                return _SPLIT_MODULES[module]
+                return _TEST_SECONDS.get(scope, _SPLIT_MODULES[module])
             if module in _MODULE_SECONDS:
                 return float(_MODULE_SECONDS[module])
             per_test = next((v for k, v in _SECONDS_PER_TEST.items() if module.startswith(k)), 0.1)
             return per_test * len(self.workqueue[scope])
 
+        def _waiting_elsewhere(self, node: Any) -> int:
+            """How many other workers have a waiting module not finished."""
+            return sum(
+                any(scope.split("::", 1)[0] in _WAITING and not all(done.values()) for scope, done in work.items())
+                for other, work in self.assigned_work.items()
+                if other is not node
+            )
+
         def _assign_work_unit(self, node: Any) -> None:
-            heaviest = max(self.workqueue, key=self._weight)
-            self.workqueue.move_to_end(heaviest, last=False)
+            order = sorted(self.workqueue, key=self._weight, reverse=True)
+            choice = order[0]
+            if (
+                spread
+                and choice.split("::", 1)[0] in _WAITING
+                and self._waiting_elsewhere(node) >= min(2, len(self.nodes) - 1)
+            ):
+                choice = next((scope for scope in order if scope.split("::", 1)[0] not in _WAITING), choice)
+            self.workqueue.move_to_end(choice, last=False)
             super()._assign_work_unit(node)
 
     return HeaviestFirst(config, log)

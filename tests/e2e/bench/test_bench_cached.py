@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from bench_support import run_quick_benchmark
+from bench_support import run_benchmark
 
 
 def test_bench_cached_quick_prints_the_ratios():
-    out = run_quick_benchmark("bench_cached.py")
+    out = run_benchmark("bench_cached.py")
     assert re.search(r"ratio sci_ext/joblib = \d+\.\d+x", out)
     assert re.search(r"hit overhead = -?\d+\.\d+ ms", out)
     assert re.search(r"ratio sci_ext/xxh3 = \d+\.\d+x", out)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench_support import run_quick_benchmark
+from bench_support import run_benchmark
 
 
 def test_bench_llm_quick_prints_ratios() -> None:
-    text = run_quick_benchmark("bench_llm.py")
+    text = run_benchmark("bench_llm.py")
     for label in ("openai chat", "openai chat stream", "anthropic messages"):
         assert f"ratio {label} instrumented/uninstrumented:" in text, text
     assert "[accounting alone]" in text, text

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from bench_support import run_quick_benchmark
+from bench_support import run_benchmark
 
 pytestmark = pytest.mark.kernel
 
 
 def test_bench_resilience_quick_prints_ratios():
-    text = run_quick_benchmark("bench_resilience.py")
+    text = run_benchmark("bench_resilience.py")
     for line in (
         "ratio success-path overhead retry_with_backoff/tenacity:",
         "ratio retry-path time retry_with_backoff/tenacity:",

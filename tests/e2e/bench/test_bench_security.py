@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench_support import run_quick_benchmark
+from bench_support import run_benchmark
 
 
 def test_bench_security_quick_prints_ratios(tmp_path: Path) -> None:
-    output = run_quick_benchmark("bench_security.py", cwd=tmp_path)
+    output = run_benchmark("bench_security.py", cwd=tmp_path)
     lines = output.splitlines()
     for prefix in ("unlock (default KDF):", "get after unlock (sci_ext):", "validate_api_key (sci_ext, HMAC):"):
         assert any(line.startswith(prefix) for line in lines), output

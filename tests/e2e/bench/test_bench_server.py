@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench_support import run_quick_benchmark
+from bench_support import run_benchmark
 
 
 @pytest.mark.slow
 def test_bench_server_quick_prints_ratios(tmp_path: Path) -> None:
-    output = run_quick_benchmark("bench_server.py", cwd=tmp_path, timeout=600)
+    output = run_benchmark("bench_server.py", cwd=tmp_path, timeout=600)
     lines = output.splitlines()
     for prefix in ("/metrics (jupyter_server, peer):", "/sci/metrics:", "/sci/health:"):
         line = next((x for x in lines if x.startswith(prefix)), None)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from bench_support import run_quick_benchmark
+from bench_support import run_benchmark
 
 pytestmark = pytest.mark.kernel
 
 
 def test_bench_telemetry_quick_prints_ratios():
-    text = run_quick_benchmark("bench_telemetry.py")
+    text = run_benchmark("bench_telemetry.py")
     for line in (
         "added per cell (hooks timed in-kernel)",
         "ratio performance_monitor/Histogram.time :",
