@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -84,13 +85,26 @@ def get_config_manager() -> ConfigManager:
     """The process-wide :class:`ConfigManager`, created on first use."""
     global _manager
     if _manager is None:
+        if building():
+            # Waiting would be waiting for this thread: fail loudly instead of hanging the kernel.
+            raise RuntimeError(
+                "sci_ext: the configuration was read while this thread is building it "
+                "(a log listener or finalizer running inside the build); read it after the build"
+            )
         with _manager_lock:
             if _manager is None:
                 _building.active = True
+                # No garbage collection during the build: a collection runs finalizers in this
+                # thread, and an abandoned LLM stream's finalizer records its usage, which reads
+                # the configuration (a kernel hung so in the test suite).  They run after it.
+                collecting = gc.isenabled()
+                gc.disable()
                 try:
                     _manager = ConfigManager()
                 finally:
                     _building.active = False
+                    if collecting:
+                        gc.enable()
     return _manager
 
 
