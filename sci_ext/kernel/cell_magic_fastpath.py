@@ -69,7 +69,9 @@ def transform_body(shell: Any, body: str) -> str:
     does, to run ``%magics`` and ``!commands`` inside it): a second full pass in the same
     cell.  The same steps in the same order as ``InteractiveShell.transform_cell`` (the
     oracle in ``tests/kernel/test_cell_magic_fastpath.py``); only the token transforms are
-    skipped when the text holds nothing they look for (see :data:`TRANSFORMABLE`).
+    skipped when the text holds nothing they look for (see :data:`TRANSFORMABLE`).  Then a
+    body IPython's tokenizer refuses (an unindent to no outer level) is returned as it is and
+    fails where it is compiled; ``%%guarded`` then asks IPython, so the user sees its error.
     """
     from IPython.core.inputtransformer2 import TransformerManager
     from IPython.core.interactiveshell import InteractiveShell

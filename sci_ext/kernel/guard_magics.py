@@ -306,6 +306,9 @@ class GuardMagics(Magics):
                         self._code.clear()
                     self._code[code_key] = code
         except SyntaxError as exc:
+            # The body skipped IPython's token transforms (cell_magic_fastpath): where their
+            # tokenizer would have refused it first, raise IPython's own error, as without sci_ext.
+            shell.transform_cell(cell)
             if "await" in str(exc.msg):
                 raise UsageError(
                     "%%guarded cannot re-run top-level await; put the awaits in an async function "

@@ -225,3 +225,16 @@ def test_a_syntax_error_names_the_line_as_typed(ip):
     error = guarded.error_in_exec or guarded.error_before_exec
     assert isinstance(error, SyntaxError) and isinstance(plain, SyntaxError)
     assert (error.lineno, error.text.strip()) == (plain.lineno + 1, plain.text.strip()) == (3, "y = (")
+
+
+def test_a_body_ipythons_tokenizer_refuses_fails_with_ipythons_error(ip):
+    """A body the token-transform shortcut skipped, which IPython's tokenizer refuses: IPython's error."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    body = "x = 1\n    pass\n  2)"
+    with pytest.raises(SyntaxError) as expected:
+        InteractiveShell.transform_cell(ip, body)
+    guarded = ip.run_cell("%%guarded\n" + body)
+    error = guarded.error_in_exec or guarded.error_before_exec
+    assert isinstance(error, SyntaxError)
+    assert (type(error), error.msg) == (type(expected.value), expected.value.msg)
