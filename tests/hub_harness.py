@@ -178,45 +178,7 @@ c.JupyterHub.load_roles = [{{
 #: process start (upstream: jupyter_server#1559, jsonschema#1428), and the hub tests start six
 #: (two hubs, four servers). Nothing is validated differently: the first IRI check imports it.
 LAZY_RFC3987_MODULE = "sci_test_lazy_rfc3987"
-LAZY_RFC3987 = r'''
-"""rfc3987_syntax, imported when first used (sci_ext's hub tests only: tests/hub_harness.py)."""
-import importlib
-import importlib.util
-import sys
-import threading
-import types
-
-NAME = "rfc3987_syntax"
-_lock = threading.Lock()
-_real = None
-
-
-def _load():
-    global _real
-    with _lock:
-        if _real is None:
-            if sys.modules.get(NAME) is _proxy:
-                del sys.modules[NAME]
-            _real = importlib.import_module(NAME)
-    return _real
-
-
-def is_valid_syntax(term, value):
-    return _load().is_valid_syntax(term, value)
-
-
-def _getattr(name):
-    if name.startswith("__"):  # the import system asks for __path__ etc.: not a reason to load
-        raise AttributeError(name)
-    return getattr(_load(), name)
-
-
-_proxy = types.ModuleType(NAME, "Loads the real rfc3987_syntax on first use.")
-_proxy.is_valid_syntax = is_valid_syntax
-_proxy.__getattr__ = _getattr
-if NAME not in sys.modules and importlib.util.find_spec(NAME) is not None:
-    sys.modules[NAME] = _proxy
-'''
+LAZY_RFC3987 = (Path(__file__).parent / f"{LAZY_RFC3987_MODULE}.py").read_text()
 
 
 def skip_reason() -> str | None:
