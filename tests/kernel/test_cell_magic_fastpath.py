@@ -7,21 +7,16 @@ import ast
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inprocess_shell import freshly_loaded_shell
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.interactiveshell import InteractiveShell
+
+from sci_ext.kernel import KernelState
 
 
 @pytest.fixture
 def ip():
-    from IPython.testing.globalipapp import get_ipython as start_ipython
-
-    from sci_ext.kernel import KernelState
-
-    # The process's one shell (another in-process test file may have made it), freshly loaded.
-    shell = InteractiveShell.instance() if InteractiveShell.initialized() else start_ipython()
-    if KernelState.get(shell).loaded:
-        shell.run_line_magic("unload_ext", "sci_ext")
-    shell.run_line_magic("load_ext", "sci_ext")
+    shell = freshly_loaded_shell()
     yield shell
     if KernelState.get(shell).loaded:
         shell.run_line_magic("unload_ext", "sci_ext")

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from inprocess_shell import freshly_loaded_shell
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
+from sci_ext.kernel import KernelState
 from sci_ext.kernel.guard_magics import resolve_on, split_fallback
 
 
 @pytest.fixture
 def ip():
-    from IPython.testing.globalipapp import get_ipython as start_ipython
-
-    from sci_ext.kernel import KernelState
-
-    # The process's one shell (another in-process test file may have made it), freshly loaded.
-    shell = InteractiveShell.instance() if InteractiveShell.initialized() else start_ipython()
-    if KernelState.get(shell).loaded:
-        shell.run_line_magic("unload_ext", "sci_ext")
-    shell.run_line_magic("load_ext", "sci_ext")
+    shell = freshly_loaded_shell()
     shell.user_ns.pop("_sci_error", None)
     yield shell
     if KernelState.get(shell).loaded:
@@ -229,7 +223,6 @@ def test_a_syntax_error_names_the_line_as_typed(ip):
 
 def test_a_body_ipythons_tokenizer_refuses_fails_with_ipythons_error(ip):
     """A body the token-transform shortcut skipped, which IPython's tokenizer refuses: IPython's error."""
-    from IPython.core.interactiveshell import InteractiveShell
 
     body = "x = 1\n    pass\n  2)"
     with pytest.raises(SyntaxError) as expected:

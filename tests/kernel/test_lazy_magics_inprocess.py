@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from inprocess_shell import freshly_loaded_shell
 from IPython.core import oinspect
 
 from sci_ext.kernel import KernelState
@@ -13,15 +14,7 @@ from sci_ext.kernel.lazy import LAZY_MAGICS, LazyMagic
 
 @pytest.fixture
 def ip():
-    from IPython.core.interactiveshell import InteractiveShell
-    from IPython.testing.globalipapp import get_ipython as start_ipython
-
-    # The process's one shell: another in-process test file may have made a plain InteractiveShell.
-    shell = InteractiveShell.instance() if InteractiveShell.initialized() else start_ipython()
-    # A fresh load: every sci_ext magic is a stand-in again.
-    if KernelState.get(shell).loaded:
-        shell.run_line_magic("unload_ext", "sci_ext")
-    shell.run_line_magic("load_ext", "sci_ext")
+    shell = freshly_loaded_shell()
     yield shell
     if not KernelState.get(shell).loaded:
         shell.run_line_magic("load_ext", "sci_ext")
