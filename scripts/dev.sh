@@ -107,17 +107,21 @@ case "$cmd" in
         if ! command -v redis-server >/dev/null; then
             echo "warning: redis-server not found; Redis tests will fail (apt-get install redis-server)" >&2
         fi
-        # -p no:cacheprovider keeps the tree clean; -n 3 --dist loadscope: three workers, each module
+        # -p no:cacheprovider keeps the tree clean; -n 4 --dist loadscope: four workers, each module
         # (and each notebook: nbval's cells share its kernel) whole in one, so module-scoped servers
-        # and browsers start once; heaviest modules first (tests/conftest.py). Three on two cores:
-        # the tests wait a lot (kernels, servers, browsers), and a third worker fills those waits
-        # (tests/e2e 346 s -> 248 s wall, tests/kernel 204 s -> 143 s, CPU not higher).
+        # and browsers start once; heaviest modules first (tests/conftest.py). Four on two cores:
+        # the tests wait a lot (kernels, servers, browsers), and the extra workers fill those waits
+        # (the whole run, same code: 3 workers 5:42 and 5:50, 4 workers 5:07, 5:08 and 5:27; with
+        # four, both cores are 95-100 % busy from the first second to the last).
         # (loadgroup's xdist_group marks do nothing under pytest 9.)
         # --reruns 1: a test that fails is run once more (shown as R in the summary): real kernels,
         # servers and browsers on a loaded 2-core machine occasionally miss a timeout; a real
         # failure fails twice.
-        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCI_EXT_TEST_WORKERS:-3}" --dist loadscope
-            --reruns 1)
+        # -p tests.sci_test_lazy_rfc3987: nbval's plugin imports nbformat, whose jsonschema builds
+        # rfc3987_syntax's grammar (1 s of CPU in every pytest process); the stand-in imports it
+        # at first use.  It has to be a -p plugin: those load before the installed plugins.
+        pytest=("$VENV/bin/python" -m pytest -p no:cacheprovider -p tests.sci_test_lazy_rfc3987
+            -n "${SCI_EXT_TEST_WORKERS:-4}" --dist loadscope --reruns 1)
         # The run starts a few hundred Python processes (kernels, servers, CLI runs, nested
         # pytest): let them keep compiled bytecode (__pycache__/, git-ignored), as a user's
         # Python does, even where the shell sets PYTHONDONTWRITEBYTECODE.

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,7 +41,16 @@ def sci_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     set_config_manager(None)
 
 
-# Under pytest-xdist (`scripts/dev.sh`: -n 3 --dist loadscope) a module runs whole on one worker,
+def pytest_configure(config: pytest.Config) -> None:
+    """Where the Jupyter servers of this run share JupyterLab's yarn configuration
+    (tests/sci_test_server_main.py).  Set once, before xdist starts its workers: they inherit it."""
+    if "SCI_TEST_YARN_CONFIG" not in os.environ:
+        folder = Path(tempfile.mkdtemp(prefix="sci_ext-test-yarn-"))
+        os.environ["SCI_TEST_YARN_CONFIG"] = str(folder / "yarn-config.json")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# Under pytest-xdist (`scripts/dev.sh`: -n 4 --dist loadscope) a module runs whole on one worker,
 # so its module-scoped servers and browsers start once.  xdist hands out modules with the most
 # tests first; with a few modules that take minutes (the hub, the browser tests, the deploy
 # server), one of them handed out last decides the wall time.  Heaviest first instead (the
@@ -87,7 +97,7 @@ _TEST_SECONDS = {
 #: Modules that mostly wait (on a browser, a hub, servers starting, Prometheus scrapes, breaker
 #: timeouts): their CPU was under 40 % of their wall time in a profile of the full run
 #: (2026-12-07 23:18 UTC, CPU of each test's process tree).  Heaviest first alone starts the
-#: hub, the browsers and the servers together, and two cores then idle while all three
+#: hub, the browsers and the servers together, and two cores then idle while the
 #: workers wait; so at most two workers (one of two) run such modules at once, and the others take
 #: the heaviest module that computes.  SCI_EXT_TEST_SCHEDULE=heaviest turns this off (to compare).
 _WAITING = {

@@ -1,5 +1,5 @@
 """rfc3987_syntax, imported when first used (sci_ext's tests only: the hub, tests/hub_harness.py,
-and the Jupyter servers of tests/live_server.py).
+the Jupyter servers, tests/sci_test_server_main.py, and pytest itself, ``-p`` in scripts/dev.sh).
 
 jsonschema imports ``rfc3987_syntax`` (reached through jupyter_events by every Jupyter server
 and JupyterHub); its import builds an Earley grammar, about 1 s of CPU per process start, for

@@ -7,15 +7,17 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import anthropic
-import openai
 import pytest
+from lazy_module import LazyModule
 
 from sci_ext.cli import main
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.llm import get_llm_usage, history, instrument, uninstrument, usage
 from sci_ext.core.llm.patch import _endpoint, _status
 from sci_ext.testing import FakeLLMServer
+
+anthropic = LazyModule("anthropic")  # imported by the first test that uses it
+openai = LazyModule("openai")
 
 MSGS = [{"role": "user", "content": "hi"}]
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
 import httpx
 import httpx2
-import openai
 import pytest
+from lazy_module import LazyModule
 
 from sci_ext.core.cache.clients import ClientSpec, credential_header, spec_of
 from sci_ext.core.cache.serialize import open_buffer, pack, register_reducer, unpack
 from sci_ext.testing import FakeLLMServer
+
+anthropic = LazyModule("anthropic")  # imported by the first test that uses it
+openai = LazyModule("openai")
 
 SECRETS = ("sk-live-SECRET-openai-0123456789", "sk-ant-SECRET-anthropic-987654", "AKIASECRETACCESSKEY",
            "aws-SECRET-secret-key", "vertex-SECRET-token", "azure-SECRET-key", "Bearer SECRET-header")  # fmt: skip

@@ -7,6 +7,7 @@ cached cell downstream of it would miss once after each kernel restart.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import numpy as np
@@ -45,7 +46,10 @@ class Frozen:
     weight: float
 
 
-def _estimators():
+@functools.cache
+def estimators() -> tuple:
+    """Unfitted and fitted scikit-learn estimators, built at first use: fitting them at import
+    would cost every pytest worker's collection about a second."""
     from sklearn.cluster import KMeans
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
@@ -77,15 +81,24 @@ def _estimators():
                 LogisticRegression(),
             ).fit(pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": list("xy") * 20}), y),
         ]
-    return unfitted + fitted
+    return tuple(unfitted + fitted)
 
 
-ESTIMATORS = _estimators()
+#: The classes of ``estimators()`` in order, for the cases' ids (collection does not fit them).
+ESTIMATOR_IDS = (
+    *("LogisticRegression", "Ridge", "Pipeline"),
+    *("LogisticRegression", "StandardScaler", "Ridge", "Pipeline", "RandomForestClassifier", "KMeans"),
+    *("OneHotEncoder", "KNeighborsClassifier", "KNeighborsClassifier", "KNeighborsClassifier", "Pipeline"),
+)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
-def test_estimators_fitted_and_unfitted(estimator):
-    assert_stable(estimator)
+def test_estimator_ids_name_the_estimators():
+    assert tuple(type(e).__name__ for e in estimators()) == ESTIMATOR_IDS
+
+
+@pytest.mark.parametrize("index", range(len(ESTIMATOR_IDS)), ids=ESTIMATOR_IDS)
+def test_estimators_fitted_and_unfitted(index):
+    assert_stable(estimators()[index])
 
 
 def _frames():
@@ -175,7 +188,7 @@ leaves = st.one_of(
     arrays.map(lambda a: a.T),  # non-contiguous views
     frames,
     dataclass_values,
-    st.sampled_from(ESTIMATORS),
+    st.deferred(lambda: st.sampled_from(estimators())),
     st.sets(hashable, max_size=4),
     st.frozensets(hashable, max_size=4),
 )
@@ -199,7 +212,7 @@ def test_key_of_restored_equals_key_of_original(value):
 def test_estimators_and_frames_nested_in_containers():
     """A dict of lists holding fitted estimators and frames keys the same once restored (issue 25)."""
     frames = _frames()
-    nested = {"models": ESTIMATORS[-4:], "data": [frames["every_dtype"], {"deep": [frames["nullable"]]}]}
+    nested = {"models": list(estimators()[-4:]), "data": [frames["every_dtype"], {"deep": [frames["nullable"]]}]}
     assert_stable(nested)
 
 

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import anthropic
 import backoff
-import openai
 import pytest
+from lazy_module import LazyModule
 
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.errors import CircuitOpenError, SciExtError
@@ -25,15 +24,26 @@ from sci_ext.core.llm import attempts, get_llm_usage, instrument, uninstrument, 
 from sci_ext.core.llm.attempts import RetryBoundReached
 from sci_ext.testing import FakeLLMServer
 
+anthropic = LazyModule("anthropic")  # imported by the first test that uses it
+openai = LazyModule("openai")
+
 MSGS = [{"role": "user", "content": "hi"}]
-RETRYABLE = (openai.RateLimitError, openai.APITimeoutError, openai.InternalServerError, anthropic.RateLimitError)
-ANTHROPIC_ERRORS = (
-    anthropic.RateLimitError,
-    anthropic.APIConnectionError,
-    anthropic.APITimeoutError,
-    anthropic.InternalServerError,
-    anthropic.APIStatusError,
-)
+
+
+def retryable() -> tuple[type[Exception], ...]:
+    """The errors AI-Scientist's get_response_from_llm retries."""
+    return (openai.RateLimitError, openai.APITimeoutError, openai.InternalServerError, anthropic.RateLimitError)
+
+
+def anthropic_errors() -> tuple[type[Exception], ...]:
+    """The errors the tree-search backend's backoff_create retries."""
+    return (
+        anthropic.RateLimitError,
+        anthropic.APIConnectionError,
+        anthropic.APITimeoutError,
+        anthropic.InternalServerError,
+        anthropic.APIStatusError,
+    )
 
 
 @pytest.fixture
@@ -57,7 +67,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
 def get_response(client: openai.OpenAI, model: str) -> str:
     """AI-Scientist's get_response_from_llm shape: an unbounded backoff over the SDK's own retries."""
 
-    @backoff.on_exception(backoff.expo, RETRYABLE)
+    @backoff.on_exception(backoff.expo, retryable())
     def call() -> str:
         reply = client.chat.completions.create(model=model, messages=MSGS)
         return str(reply.choices[0].message.content)
@@ -107,7 +117,7 @@ def test_on_predicate_loop_retrying_400_stopped_at_max_attempts(server: FakeLLMS
     server.fail_always = 400  # a bad request: the tree-search loop retries it (APIStatusError) forever
     client = anthropic.Anthropic(base_url=server.anthropic_url, api_key="sk", max_retries=0)
     with pytest.raises(RetryBoundReached, match=r"llm.max_attempts = 4.*4 failed attempts") as info:
-        backoff_create(client.messages.create, ANTHROPIC_ERRORS, model="claude-haiku-4-5", max_tokens=5,
+        backoff_create(client.messages.create, anthropic_errors(), model="claude-haiku-4-5", max_tokens=5,
                        messages=MSGS)  # fmt: skip
     assert len(server.requests) == 4 and info.value.attempts == 4
     row = get_llm_usage()["models"][0]
@@ -129,7 +139,7 @@ def test_anthropic_rate_limits_in_the_openai_style_decorator(server: FakeLLMServ
     server.fail_always = 429
     client = anthropic.Anthropic(base_url=server.anthropic_url, api_key="sk")
 
-    @backoff.on_exception(backoff.expo, RETRYABLE, factor=0.01)
+    @backoff.on_exception(backoff.expo, retryable(), factor=0.01)
     def claude() -> Any:
         return client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MSGS)
 
@@ -190,7 +200,7 @@ def test_async_clients_are_bounded_too(server: FakeLLMServer) -> None:
     server.fail_always = 503
     client = openai.AsyncOpenAI(base_url=server.openai_url, api_key="sk")
 
-    @backoff.on_exception(backoff.expo, RETRYABLE, factor=0.01)
+    @backoff.on_exception(backoff.expo, retryable(), factor=0.01)
     async def call() -> Any:
         return await client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
 

@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import anthropic
-import openai
 import pytest
+from lazy_module import LazyModule
 
 from sci_ext.core.config import get_config_manager
 from sci_ext.core.llm import attempts, budgets, get_llm_usage, instrument, settings, uninstrument, usage
 from sci_ext.core.llm.providers import billing_provider, provider_for_url
 from sci_ext.testing import FakeLLMServer
+
+anthropic = LazyModule("anthropic")  # imported by the first test that uses it
+openai = LazyModule("openai")
 
 MSGS = [{"role": "user", "content": "hi"}]
 BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"  # AI-Scientist-v2's tree-search default

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+SERVER_MAIN = REPO / "tests" / "sci_test_server_main.py"
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("SCI_EXT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -139,7 +140,7 @@ class LabServer:
         self.env = env
         self.args = [
             sys.executable,
-            "-m",
+            str(SERVER_MAIN),  # python -m jupyterlab, without start-up costs no test needs
             "jupyterlab",
             "--no-browser",
             "--ip=127.0.0.1",
