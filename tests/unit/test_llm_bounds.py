@@ -51,6 +51,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
     from sci_ext.core.llm import hints
 
     monkeypatch.setattr(hints, "in_kernel", lambda: False)  # messages for a script, whatever ran before
+    retryable()  # imports both SDKs here, not inside a test's timed window
     usage.BOOK.reset()
     attempts.reset()
     instrument()
