@@ -19,6 +19,7 @@ from cpu_oracle import Oracle, assert_one_busy_core, one_core_busy
 from sci_ext.core.telemetry import resources
 
 
+@pytest.mark.slow  # five seconds with one core kept busy: the full run, not the fast tier
 def test_busy_loop_on_one_core_reads_100_over_n_from_any_thread() -> None:
     """Five polls a second apart from two executor threads (as the server polls) read one core busy."""
     sampler = resources.CpuSampler()
@@ -36,6 +37,7 @@ def test_busy_loop_on_one_core_reads_100_over_n_from_any_thread() -> None:
     assert sampler.samples >= 5
 
 
+@pytest.mark.slow  # five seconds with one core kept busy: the full run, not the fast tier
 def test_dashboard_reads_the_same_figure() -> None:
     """``%sci_dashboard``'s updater samples the status collector: its CPU series reads one busy core."""
     from sci_ext.kernel.dashboard_magics import Dashboard
