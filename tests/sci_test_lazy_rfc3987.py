@@ -34,7 +34,7 @@ def is_valid_syntax(term, value):
 
 
 def _getattr(name):
-    if name.startswith("__"):  # the import system asks for __path__ etc.: not a reason to load
+    if name.startswith("_"):  # the import system (__path__) and pytest's fixture scan probe: not a use
         raise AttributeError(name)
     return getattr(_load(), name)
 
