@@ -98,7 +98,7 @@ _TEST_SECONDS = {
 #: timeouts): their CPU was under 40 % of their wall time in a profile of the full run
 #: (2026-12-07 23:18 UTC, CPU of each test's process tree).  Heaviest first alone starts the
 #: hub, the browsers and the servers together, and two cores then idle while the
-#: workers wait; so at most two workers (one of two) run such modules at once, and the others take
+#: workers wait; so at most two workers run such modules at once, and the others take
 #: the heaviest module that computes.  SCI_EXT_TEST_SCHEDULE=heaviest turns this off (to compare).
 _WAITING = {
     "tests/e2e/test_jupyterhub.py",

@@ -60,8 +60,9 @@ def http(
         return HttpResult(exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()})
 
 
-#: ``python -m jupyter_server`` without start-up costs no test needs (see the module).
-_SERVER_MAIN = str(Path(__file__).with_name("sci_test_server_main.py"))
+#: ``python SERVER_MAIN jupyter_server ...`` (or ``jupyterlab``) is ``python -m jupyter_server ...``
+#: without start-up costs no test needs (see the module): every test Jupyter server starts so.
+SERVER_MAIN = str(Path(__file__).with_name("sci_test_server_main.py"))
 
 
 class LiveServer:
@@ -98,7 +99,7 @@ class LiveServer:
         """Start the server and wait until ``/api/status`` answers."""
         cmd = [
             sys.executable,
-            _SERVER_MAIN,
+            SERVER_MAIN,
             "jupyter_server",
             "--no-browser",
             "--allow-root",

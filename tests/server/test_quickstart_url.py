@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from kernel_harness import REPO
+from live_server import SERVER_MAIN
 
 DEV = REPO / "scripts" / "dev.sh"
 
@@ -45,7 +46,7 @@ def test_printed_url_opens_the_quickstart(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
     env.update({"JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")})
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "sci_test_server_main.py"), "jupyterlab", "--no-browser", f"--port={port}", "--port-retries=0",
+        [sys.executable, SERVER_MAIN, "jupyterlab", "--no-browser", f"--port={port}", "--port-retries=0",
          "--ip=127.0.0.1", f"--ServerApp.root_dir={root}", "--IdentityProvider.token=t0k",
          *args, *(["--allow-root"] if os.geteuid() == 0 else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

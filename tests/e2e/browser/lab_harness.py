@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import SERVER_MAIN
 
 REPO = Path(__file__).resolve().parents[3]
-SERVER_MAIN = REPO / "tests" / "sci_test_server_main.py"
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("SCI_EXT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -140,7 +140,7 @@ class LabServer:
         self.env = env
         self.args = [
             sys.executable,
-            str(SERVER_MAIN),  # python -m jupyterlab, without start-up costs no test needs
+            SERVER_MAIN,  # python -m jupyterlab, without start-up costs no test needs
             "jupyterlab",
             "--no-browser",
             "--ip=127.0.0.1",
