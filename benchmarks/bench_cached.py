@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sizes import add_size_options, by_size
 
 
 def best_of(repeat: int, func: Callable[[], object]) -> float:
@@ -201,15 +202,10 @@ def bench_safety_net(shell, work: Path, repeat: int, open_before: float) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser)
     parser.add_argument("--skip-first-hit", action="store_true", help="leave out [4] (it builds venvs)")
     args = parser.parse_args(argv)
-    restore_mb, hash_mb, repeat = (1, 1, 1) if args.smoke else (16, 64, 3) if args.quick else (200, 1024, 5)
+    restore_mb, hash_mb, repeat = by_size(args, smoke=(1, 1, 1), quick=(16, 64, 3), full=(200, 1024, 5))
 
     work = Path(tempfile.mkdtemp(prefix="sci_ext-bench-"))
     try:
@@ -252,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_first_hit:
             from first_hit import run as first_hit
 
-            extras, first_mb, first_repeat = (
-                ([0, 1], 1, 1) if args.smoke else ([0, 60], 8, 1) if args.quick else ([0, 150, 300, 600], 200, 3)
+            extras, first_mb, first_repeat = by_size(
+                args, smoke=([0, 1], 1, 1), quick=([0, 60], 8, 1), full=([0, 150, 300, 600], 200, 3)
             )
             first_hit(work / "first", extras, first_mb, first_repeat)
     finally:

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sizes import add_size_options, by_size
+
 REPO = Path(__file__).resolve().parents[1]
 
 IMPORT_IPYTHON = "import time; t=time.perf_counter(); import IPython; print(time.perf_counter()-t)"
@@ -125,19 +127,14 @@ def kernel_added_cost(repeat: int) -> float:
 def main() -> None:
     """Measure and print the figures and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser, "fewer repetitions")
     parser.add_argument("--instructions", action="store_true", help="also count instructions with valgrind")
     args = parser.parse_args()
-    repeat = 1 if args.smoke else 5 if args.quick else 15
+    repeat = by_size(args, smoke=1, quick=5, full=15)
     ipython = in_fresh_process(IMPORT_IPYTHON, repeat)
     sci = in_fresh_process(IMPORT_SCI_EXT, repeat)
     shell = in_fresh_process(LOAD_EXT, repeat)
-    kernel = kernel_added_cost(1 if args.smoke else 2 if args.quick else 7)
+    kernel = kernel_added_cost(by_size(args, smoke=1, quick=2, full=7))
     print(f"import IPython (peer)               : {ipython * 1000:7.1f} ms (best of {repeat})")
     print(f"import sci_ext (after IPython)      : {sci * 1000:7.1f} ms")
     print(f"%load_ext sci_ext in an IPython shell: {shell * 1000:7.1f} ms")

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sizes import add_size_options, by_size
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
@@ -153,14 +155,9 @@ def _server_process() -> Iterator[_Remote]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few calls")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser, "few calls")
     args = parser.parse_args()
-    pairs = 2 if args.smoke else 20 if args.quick else int(os.environ.get("BENCH_PAIRS", 600))
+    pairs = by_size(args, smoke=2, quick=20, full=int(os.environ.get("BENCH_PAIRS", 600)))
     tmp = tempfile.mkdtemp(prefix="sci_bench_llm_")
     for var in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
         os.environ[var] = os.path.join(tmp, var.lower())
@@ -189,7 +186,7 @@ def main() -> None:
             lambda: ac.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=msgs),
             pairs,
         )
-    wrapper_only(10 if args.smoke else 200 if args.quick else 5000)
+    wrapper_only(by_size(args, smoke=10, quick=200, full=5000))
     history.flush()
 
 

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sizes import add_size_options, by_size, size_name
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -235,24 +237,19 @@ def bench_kernel(cells: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser)
     parser.add_argument("--no-kernel", action="store_true", help="skip the kernel benchmark")
     args = parser.parse_args(argv)
-    number = 20 if args.smoke else 2_000 if args.quick else 200_000
+    number = by_size(args, smoke=20, quick=2_000, full=200_000)
     with tempfile.TemporaryDirectory() as state:
         # The disk breaker writes under core.state_dir: keep the benchmark's out of the user's.
         os.environ["SCI_EXT_CORE__STATE_DIR"] = state
-        print(f"sci_ext resilience benchmark ({'quick' if args.quick else 'full'}), Python {sys.version.split()[0]}")
+        print(f"sci_ext resilience benchmark ({size_name(args)}), Python {sys.version.split()[0]}")
         bench_success_path(number)
         bench_retry_path(number // 20 or 1)
         bench_breaker(number)
         if not args.no_kernel:
-            bench_kernel(5 if args.smoke else 50 if args.quick else 2_000)
+            bench_kernel(by_size(args, smoke=5, quick=50, full=2_000))
     return 0
 
 

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sizes import add_size_options, by_size, size_name
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -53,15 +55,10 @@ def per_call(fn, calls: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser)
     args = parser.parse_args()
-    unlock_reps, get_calls, peer_calls, validate_calls = (
-        (1, 5, 1, 5) if args.smoke else (1, 200, 2, 500) if args.quick else (5, 20000, 5, 20000)
+    unlock_reps, get_calls, peer_calls, validate_calls = by_size(
+        args, smoke=(1, 5, 1, 5), quick=(1, 200, 2, 500), full=(5, 20000, 5, 20000)
     )
 
     from cryptography.fernet import Fernet
@@ -77,7 +74,7 @@ def main() -> int:
     value = "sk-bench-" + "x" * 40
     vault.set("OPENAI_API_KEY", value)
 
-    print(f"sci_ext security benchmark ({'quick' if args.quick else 'full'}), scrypt n=2**17 r=8 p=1")
+    print(f"sci_ext security benchmark ({size_name(args)}), scrypt n=2**17 r=8 p=1")
     unlock = timed(lambda: Vault(path, kdf=kdf).unlock(), unlock_reps)
     print(f"unlock (default KDF):                  {unlock * 1e3:9.1f} ms")
 

@@ -30,6 +30,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from sizes import add_size_options
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -147,12 +149,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--kernels", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=30, help="scrapes per scrape-time figure")
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser)
     args = parser.parse_args()
     if args.quick:
         args.requests, args.concurrency, args.kernels, args.repeat = 60, 20, 4, 5

@@ -28,6 +28,8 @@ import time
 import timeit
 from pathlib import Path
 
+from sizes import add_size_options, by_size
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -146,15 +148,10 @@ def per_call(number: int, repeat: int) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer cells and calls")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="one pass at the smallest sizes: checks the script runs and prints every line (figures mean nothing)",
-    )
+    add_size_options(parser, "fewer cells and calls")
     args = parser.parse_args()
-    cells = 5 if args.smoke else 100 if args.quick else 1000
-    number, repeat = (100, 1) if args.smoke else (20_000, 3) if args.quick else (200_000, 7)
+    cells = by_size(args, smoke=5, quick=100, full=1000)
+    number, repeat = by_size(args, smoke=(100, 1), quick=(20_000, 3), full=(200_000, 7))
     bare, monitored, peer = per_call(number, repeat)
     on, off, hooks, spread, (all_hooks, plain) = per_cell(cells)
     print(f"cells per side                           : {cells}")
