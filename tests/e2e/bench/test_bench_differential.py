@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import benchmark_process
 
-REPO = Path(__file__).resolve().parents[3]
+SCRIPT = "bench_differential.py"
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 
-def _bench(*args: str) -> subprocess.CompletedProcess[str]:
-    """``benchmarks/bench_differential.py ARGS`` with this checkout's sci_ext."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_differential.py"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
-
-
 def test_bench_prints_the_goal_figures_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
-    proc = _bench("--only", "pdsh_errors", "--parallel", "--json", str(out))
+    proc = benchmark_process(SCRIPT, "--only", "pdsh_errors", "--parallel", "--json", str(out), timeout=240)
     for figure in (
         "stale hits",
         "misses differing from plain",
@@ -48,7 +33,7 @@ def test_bench_prints_the_goal_figures_and_writes_json(tmp_path: Path) -> None:
 
 
 def test_net_cost_prints_each_notebook_and_the_corpus_ratio() -> None:
-    proc = _bench("--net-cost", "1", "--only", "pdsh_concat")
+    proc = benchmark_process(SCRIPT, "--net-cost", "1", "--only", "pdsh_concat", timeout=240)
     line = next((ln for ln in proc.stdout.splitlines() if "pdsh_concat" in ln and "with" in ln), "")
     with_net, without = (float(part.split()[0]) for part in line.split("with ")[1].split("without "))
     assert with_net > 0 and without > 0, proc.stdout + proc.stderr  # both runs timed their cells
