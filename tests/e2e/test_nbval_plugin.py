@@ -137,15 +137,23 @@ def run_pytest(args: list[str], cwd: Path, env: dict[str, str], *, new_process: 
     return int(status), out.getvalue() + err.getvalue()
 
 
+def verdicts(junit: Path) -> dict[str, dict[int, bool]]:
+    """``{first part of the test's class name: {cell number: passed}}`` from a run's JUnit XML
+    (``edit_seed`` for ``edit_seed/research.ipynb`` below the rootdir)."""
+    found: dict[str, dict[int, bool]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("classname", "").split(".", 1)[0]
+        number = int(case.get("name", "").rsplit(" ", 1)[-1])
+        found.setdefault(name, {})[number] = case.find("failure") is None and case.find("error") is None
+    return found
+
+
 def nbval(directory: Path, env: dict[str, str], *extra: str, new_process: bool = False) -> tuple[dict[int, bool], str]:
     """``{cell number: passed}`` and the output of one pytest --nbval run (see :func:`run_pytest`)."""
     junit = directory / "junit.xml"
     args = ["-p", "no:cacheprovider", "--nbval", "-q", f"--junitxml={junit}"]
     _, output = run_pytest([*args, *extra, "research.ipynb"], directory, env, new_process=new_process)
-    outcomes = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        number = int(case.get("name", "").rsplit(" ", 1)[-1])
-        outcomes[number] = case.find("failure") is None and case.find("error") is None
+    (outcomes,) = verdicts(junit).values() or [{}]  # one notebook, whatever the rootdir makes its name
     return outcomes, output
 
 
@@ -186,12 +194,8 @@ def nbval_many(
     args = ["-p", "no:cacheprovider", "--nbval", "-q", f"--junitxml={junit}"]
     paths = [f"{name}/research.ipynb" for name in names]
     _, output = run_pytest([*args, *extra, *paths], base, env)
-    outcomes: dict[str, dict[int, bool]] = {name: {} for name in names}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        name = case.get("classname", "").split(".", 1)[0]
-        number = int(case.get("name", "").rsplit(" ", 1)[-1])
-        outcomes[name][number] = case.find("failure") is None and case.find("error") is None
-    return outcomes, output
+    found = verdicts(junit)
+    return {name: found.get(name, {}) for name in names}, output
 
 
 def test_after_each_kind_of_edit_the_verdict_is_a_full_runs(warm: tuple[Path, Path, dict[str, str]]) -> None:
