@@ -245,6 +245,12 @@ class LabPage:
         self.status_requests: list[float] = []
         page.on("request", self._on_request)
 
+    def release(self) -> None:
+        """Leave the tab as the next test expects it: blank, with no listener or route of this test."""
+        self.page.remove_listener("request", self._on_request)
+        self.page.unroute_all(behavior="ignoreErrors")
+        self.page.goto("about:blank")
+
     def _on_request(self, request: Any) -> None:
         if "/sci/api/status" in request.url:
             self.status_requests.append(time.monotonic())
