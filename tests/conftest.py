@@ -93,6 +93,13 @@ _MODULE_SECONDS = {
     "tests/e2e/bench/test_bench_resilience.py": 12,
     "tests/server/test_quickstart_url.py": 18,
     "tests/e2e/security/test_trust_boundary.py": 5,
+    # unit modules whose few tests take long (LLM SDK clients, retry bounds, a busy core): weighed
+    # by their test count alone they came last and ran alone at the end (full run of 2026-12-08)
+    "tests/unit/test_llm_providers.py": 15,
+    "tests/unit/test_llm_bounds.py": 14,
+    "tests/unit/test_cpu_sampler.py": 8,
+    "tests/unit/test_security_vault.py": 6,
+    "tests/unit/test_cli_config.py": 6,
 }
 _SECONDS_PER_TEST = {"tests/e2e/": 5.0, "tests/server/": 4.0, "tests/kernel/": 0.6, "notebooks/": 1.0}
 #: Modules whose tests share nothing expensive, with seconds per test: each test is its own
