@@ -206,12 +206,13 @@ class KernelSession:
         """Send SIGINT, as the notebook's stop button does."""
         self.km.interrupt_kernel()
 
-    def close(self) -> None:
-        """Stop the kernel and its channels."""
+    def close(self, graceful: bool = True) -> None:
+        """Stop the kernel and its channels: asked to shut down (its exit handlers run), or
+        killed at once (``graceful=False``)."""
         try:
             self.kc.stop_channels()
         finally:
-            self.km.shutdown_kernel(now=False)
+            self.km.shutdown_kernel(now=not graceful)
 
 
 def kernel_env(base: dict[str, str]) -> dict[str, str]:
