@@ -9,6 +9,7 @@ window; a failure that presents a credential is still audited on its own.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -35,12 +36,17 @@ def _events(sm: SecurityManager, event: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every ``os.fsync`` call (the audit log's, its head's and its anchor's), counted."""
+    """Every ``os.fsync`` call of the test's thread (the audit log's, its head's and its
+    anchor's), counted.  Only that thread's: a background thread an earlier test in the same
+    worker left running (an audit window's timer, a history writer) may fsync meanwhile, which
+    made the counts flaky in the full run."""
     calls: list[int] = []
     real = os.fsync
+    test_thread = threading.get_ident()
 
     def counting(fd: int) -> None:
-        calls.append(fd)
+        if threading.get_ident() == test_thread:
+            calls.append(fd)
         real(fd)
 
     monkeypatch.setattr(os, "fsync", counting)
