@@ -1,6 +1,7 @@
 """A candidate Jupyter server started on a new config slot, probed, then stopped.
 
-The candidate runs ``python -m jupyter_server`` on a free loopback port with
+The candidate runs ``python -m jupyter_server`` on a loopback port the system picks (port 0:
+a port chosen beforehand can be taken by another process before the server binds it) with
 ``SCI_EXT_CONFIG_FILE`` pointing at the slot (so it reads the new config as its user
 file), its own runtime directory and a one-time token.  It passes when
 ``/sci/health`` answers 200 (``ok`` or ``degraded``; ``failing`` answers 503) and
@@ -16,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess  # nosec B404  # the candidate server and promtool: fixed argv, no shell
 import sys
 import time
@@ -29,7 +29,7 @@ from typing import Any
 
 from ..core.trust import create_private_file, private_temp_dir
 
-__all__ = ["CandidateError", "CandidateResult", "free_port", "probe_candidate", "running_candidate"]
+__all__ = ["CandidateError", "CandidateResult", "probe_candidate", "running_candidate"]
 
 
 class CandidateError(Exception):
@@ -48,11 +48,13 @@ class CandidateResult:
     notes: list[str] = field(default_factory=list)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _bound_port(runtime: Path, pid: int) -> int | None:
+    """The port the candidate listens on, from the server file it writes once listening
+    (``jpserver-<pid>.json`` in its runtime directory, our private one); None until then."""
+    try:
+        return int(json.loads((runtime / f"jpserver-{pid}.json").read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _get(url: str, token: str, timeout: float = 10.0) -> tuple[int, bytes]:
@@ -67,7 +69,6 @@ def _get(url: str, token: str, timeout: float = 10.0) -> tuple[int, bytes]:
 @contextlib.contextmanager
 def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[tuple[str, str]]:
     """Start a candidate server on ``slot``; yields ``(base_url, token)``; always stops it."""
-    port = free_port()
     token = secrets.token_hex(16)
     workdir = private_temp_dir("sci_ext-candidate-")
     env = dict(os.environ)
@@ -82,7 +83,7 @@ def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[
         "jupyter_server",
         "--no-browser",
         "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
+        "--ServerApp.port=0",
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={workdir}",
@@ -93,19 +94,23 @@ def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[
     log_path = workdir / "server.log"
     with os.fdopen(create_private_file(log_path, what="candidate server log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)  # nosec B603  # our own argv
-    base = f"http://127.0.0.1:{port}"
+    base = ""
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
                 raise CandidateError(f"candidate server exited with status {proc.returncode}: {' | '.join(tail)}")
-            try:
-                status, _ = _get(f"{base}/api/status", token, timeout=2)
-                if status == 200:
-                    break
-            except OSError:
-                pass
+            port = _bound_port(workdir / "runtime", proc.pid) if not base else None
+            if port:
+                base = f"http://127.0.0.1:{port}"
+            if base:
+                try:
+                    status, _ = _get(f"{base}/api/status", token, timeout=2)
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
             if time.monotonic() > deadline:
                 raise CandidateError(f"candidate server did not answer within {startup_timeout:.0f} s")
             time.sleep(0.2)
