@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -191,8 +192,6 @@ _STARTUP_VARS = ("PYTHON", "IPYTHON", "JUPYTER", "COVERAGE", "LD_", "HOME", "MPL
 
 def _coverage_measuring() -> bool:
     """Whether coverage measures this test process (and so the kernels it starts)."""
-    import sys
-
     coverage = sys.modules.get("coverage")
     return coverage is not None and coverage.Coverage.current() is not None
 
@@ -204,7 +203,8 @@ class KernelPool:
     rest is waiting.  Every test still gets a kernel nobody has used: the spare has not
     imported sci_ext yet, takes the test's environment and working directory
     (:meth:`KernelSession.adopt`), then runs ``%load_ext sci_ext`` as its first cell.
-    Used kernels are shut down (cleanly, so coverage is written) in the background.
+    Used kernels are stopped in the background (killed, or shut down cleanly when coverage
+    measures them, so their data is written).
     """
 
     def __init__(self) -> None:
