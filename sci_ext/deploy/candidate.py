@@ -101,8 +101,7 @@ def running_candidate(slot: Path, *, startup_timeout: float = 90.0) -> Iterator[
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
                 raise CandidateError(f"candidate server exited with status {proc.returncode}: {' | '.join(tail)}")
-            port = _bound_port(workdir / "runtime", proc.pid) if not base else None
-            if port:
+            if not base and (port := _bound_port(workdir / "runtime", proc.pid)):
                 base = f"http://127.0.0.1:{port}"
             if base:
                 try:
